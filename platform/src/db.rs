@@ -1,0 +1,321 @@
+//! The PostgreSQL pool every service uses.
+//!
+//! A service must start while its database is down (Kubernetes restarts them in any order),
+//! report NOT_SERVING until the database answers, and fail requests fast with UNAVAILABLE
+//! rather than hang. So the pool is built lazily ([`connect_lazy`] never touches the
+//! network) and every acquire is bounded by `acquire_timeout`.
+//!
+//! # pgbouncer transaction pooling
+//!
+//! In transaction mode pgbouncer hands each *transaction* (or each statement outside one) to
+//! whichever server connection is free, so per-session state — named prepared statements,
+//! `SET`, startup parameters it does not know — cannot be relied on. What sqlx 0.9 does, as
+//! read in `sqlx-postgres-0.9.0/src/connection/{executor,establish}.rs`:
+//!
+//! - A query built with `sqlx::query*` is *persistent* by default: sqlx sends a `Parse` for a
+//!   **named** statement (`sqlx_s_<n>`, numbered per client connection) whether or not the
+//!   statement cache is enabled. `statement_cache_capacity(0)` only stops sqlx from keeping
+//!   and re-executing it; the named statement stays on the server until the connection
+//!   closes. Two client connections can therefore both create `sqlx_s_1` on one server
+//!   connection behind pgbouncer ("prepared statement already exists").
+//! - `.persistent(false)` makes sqlx `Parse` the **unnamed** statement instead, then `Bind`
+//!   and `Execute` it after a second `Sync`. Inside a transaction pgbouncer keeps the same
+//!   server connection for both, so this is safe; outside one it is not.
+//! - Queries without bound arguments (`sqlx::raw_sql`) use the simple query protocol: one
+//!   message, no statement, safe anywhere.
+//! - At connect, sqlx sends the startup parameters `DateStyle`, `client_encoding`,
+//!   `TimeZone`, `extra_float_digits` and optionally `application_name` and `options`.
+//!   pgbouncer rejects startup parameters it does not track unless listed in its
+//!   `ignore_startup_parameters`; `extra_float_digits` and `options` are such parameters.
+//!
+//! Hence, with `pgbouncer_transaction_mode`: the statement cache is disabled, neither
+//! `extra_float_digits` nor `options` is sent (the statement timeout is set per transaction
+//! by [`crate::tenant::begin`] instead), the platform's own statements are unnamed or use the
+//! simple protocol, and services must run their queries inside a transaction (normally
+//! [`crate::tenant::begin`]) with `.persistent(config.persistent_statements())`.
+//! pgbouncer ≥ 1.21 with `max_prepared_statements` set also copes with named statements;
+//! the rules above do not depend on it.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::PgPool;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+
+use crate::config::{ConfigError, Env, Secret};
+
+/// Where the server-side default database URL points when nothing is configured.
+pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@localhost:5432";
+
+/// Database pool settings for one service.
+#[derive(Clone)]
+pub struct DatabaseConfig {
+    /// Full connection URL including the database name (may hold a password).
+    pub url: Secret,
+    /// `DB_MAX_CONNECTIONS` (10): pool size per process.
+    pub max_connections: u32,
+    /// `DB_CONNECT_TIMEOUT_MS` (5000): how long [`connect`] waits for a first connection.
+    /// sqlx 0.9 has no per-attempt connect timeout for pooled connections: the pool keeps
+    /// retrying refused connections until the acquire deadline, so inside the pool
+    /// `acquire_timeout` is the bound that applies.
+    pub connect_timeout: Duration,
+    /// `DB_ACQUIRE_TIMEOUT_MS` (3000): the longest a query waits for a connection, including
+    /// opening one. A dead database fails requests after this long.
+    pub acquire_timeout: Duration,
+    /// `DB_STATEMENT_TIMEOUT_MS` (15000): PostgreSQL `statement_timeout`.
+    pub statement_timeout: Duration,
+    /// `application_name` shown in `pg_stat_activity`: `director-<service>`.
+    pub application_name: String,
+    /// `DB_PGBOUNCER_TRANSACTION_MODE` (false): see the module docs.
+    pub pgbouncer_transaction_mode: bool,
+    /// `DB_APP_ROLE` (`director_app`): the non-superuser role each tenant transaction
+    /// switches to so row-level security applies.
+    pub app_role: String,
+}
+
+impl fmt::Debug for DatabaseConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DatabaseConfig")
+            .field("url", &self.url)
+            .field("max_connections", &self.max_connections)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("acquire_timeout", &self.acquire_timeout)
+            .field("statement_timeout", &self.statement_timeout)
+            .field("application_name", &self.application_name)
+            .field(
+                "pgbouncer_transaction_mode",
+                &self.pgbouncer_transaction_mode,
+            )
+            .field("app_role", &self.app_role)
+            .finish()
+    }
+}
+
+impl DatabaseConfig {
+    /// Reads the settings for `service` (e.g. `companies`).
+    ///
+    /// The URL is `<SERVICE>_DATABASE_URL` when set (used verbatim), else `DATABASE_URL`
+    /// (default [`DEFAULT_DATABASE_URL`]) pointed at database `director_<service>`.
+    pub fn from_env(env: &Env, service: &str) -> Result<Self, ConfigError> {
+        let service_var = format!(
+            "{}_DATABASE_URL",
+            service.to_ascii_uppercase().replace('-', "_")
+        );
+        let url = match env.string(&service_var) {
+            Some(url) => {
+                validate_url(&service_var, &url)?;
+                url
+            }
+            None => {
+                let server = env
+                    .string("DATABASE_URL")
+                    .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned());
+                let database = format!("director_{}", service.replace('-', "_"));
+                database_url_for(&server, &database)
+                    .map_err(|e| ConfigError::new("DATABASE_URL", e.reason))?
+            }
+        };
+
+        let max_connections = match env.string("DB_MAX_CONNECTIONS") {
+            None => 10,
+            Some(raw) => raw
+                .trim()
+                .parse::<u32>()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| {
+                    ConfigError::invalid("DB_MAX_CONNECTIONS", "a positive integer", &raw)
+                })?,
+        };
+
+        Ok(Self {
+            url: Secret::new(url),
+            max_connections,
+            connect_timeout: env.millis_or("DB_CONNECT_TIMEOUT_MS", 5_000)?,
+            acquire_timeout: env.millis_or("DB_ACQUIRE_TIMEOUT_MS", 3_000)?,
+            statement_timeout: env.millis_or("DB_STATEMENT_TIMEOUT_MS", 15_000)?,
+            application_name: format!("director-{service}"),
+            pgbouncer_transaction_mode: env.bool_or("DB_PGBOUNCER_TRANSACTION_MODE", false)?,
+            app_role: env
+                .string("DB_APP_ROLE")
+                .unwrap_or_else(|| "director_app".to_owned()),
+        })
+    }
+
+    /// What to pass to `.persistent(..)` on a query: false behind pgbouncer in transaction
+    /// mode (unnamed statements), true otherwise (named, cached statements).
+    pub fn persistent_statements(&self) -> bool {
+        !self.pgbouncer_transaction_mode
+    }
+
+    /// The URL with any password replaced by `***`, for logs.
+    pub fn redacted_url(&self) -> String {
+        redact_password(self.url.expose())
+    }
+
+    /// The database name in the URL, if any.
+    pub fn database_name(&self) -> Option<String> {
+        let (_, path, _) = split_url(self.url.expose())?;
+        let name = path.trim_start_matches('/');
+        (!name.is_empty()).then(|| name.to_owned())
+    }
+}
+
+fn validate_url(variable: &str, url: &str) -> Result<(), ConfigError> {
+    if split_url(url).is_none() {
+        let scheme = url.split("://").next().unwrap_or_default();
+        let shown = if url.contains("://") { scheme } else { url };
+        return Err(ConfigError::new(
+            variable,
+            format!("expected a postgres:// or postgresql:// URL, got {shown:?}"),
+        ));
+    }
+    Ok(())
+}
+
+/// `server_url` with its database replaced by `database` (query parameters kept), e.g.
+/// `database_url_for("postgres://u@h:5432/postgres?sslmode=require", "director_companies")`
+/// is `postgres://u@h:5432/director_companies?sslmode=require`.
+pub fn database_url_for(server_url: &str, database: &str) -> Result<String, ConfigError> {
+    validate_url("DATABASE_URL", server_url)?;
+    if database.is_empty() || database.contains(['/', '?', '#', '@']) {
+        return Err(ConfigError::new(
+            "DATABASE_URL",
+            format!("invalid database name {database:?}"),
+        ));
+    }
+    let (base, _, query) =
+        split_url(server_url).ok_or_else(|| ConfigError::new("DATABASE_URL", "invalid URL"))?;
+    Ok(format!("{base}/{database}{query}"))
+}
+
+/// Splits a postgres URL into (scheme + authority, path, `?query` or empty).
+fn split_url(url: &str) -> Option<(&str, &str, &str)> {
+    let rest = url
+        .strip_prefix("postgres://")
+        .or_else(|| url.strip_prefix("postgresql://"))?;
+    let scheme_len = url.len() - rest.len();
+    let (before_query, query) = match url.find('?') {
+        Some(i) if i >= scheme_len => url.split_at(i),
+        _ => (url, ""),
+    };
+    let after_scheme = &before_query[scheme_len..];
+    // A password may hold an unescaped '@', never an unescaped '/': the authority ends at the
+    // first '/' after the last '@'.
+    let host_start = after_scheme.rfind('@').map_or(0, |i| i + 1);
+    let authority_len = after_scheme[host_start..]
+        .find('/')
+        .map_or(after_scheme.len(), |i| host_start + i);
+    if authority_len == 0 {
+        return None;
+    }
+    let base = &before_query[..scheme_len + authority_len];
+    let path = &before_query[scheme_len + authority_len..];
+    Some((base, path, query))
+}
+
+fn redact_password(url: &str) -> String {
+    let Some((base, path, query)) = split_url(url) else {
+        return "[unparseable url]".to_owned();
+    };
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let authority = &base[scheme_end..];
+    let redacted = match authority.rfind('@') {
+        Some(at) => {
+            let userinfo = &authority[..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{user}:***@{}", &authority[at + 1..]),
+                None => authority.to_owned(),
+            }
+        }
+        None => authority.to_owned(),
+    };
+    format!("{}{redacted}{path}{query}", &base[..scheme_end])
+}
+
+/// The connect options for `config`; see the module docs for the pgbouncer differences.
+pub fn connect_options(config: &DatabaseConfig) -> Result<PgConnectOptions, sqlx::Error> {
+    let options =
+        PgConnectOptions::from_str(config.url.expose())?.application_name(&config.application_name);
+    if config.pgbouncer_transaction_mode {
+        Ok(options.statement_cache_capacity(0).extra_float_digits(None))
+    } else {
+        let timeout_ms = config.statement_timeout.as_millis().to_string();
+        Ok(options.options([("statement_timeout", timeout_ms.as_str())]))
+    }
+}
+
+fn pool_options(config: &DatabaseConfig) -> PgPoolOptions {
+    PgPoolOptions::new()
+        .max_connections(config.max_connections)
+        .min_connections(0)
+        .acquire_timeout(config.acquire_timeout)
+}
+
+/// A pool that opens connections on demand: building it never touches the network, so a
+/// service starts while its database is down. A query then fails after `acquire_timeout`
+/// with `PoolTimedOut` (UNAVAILABLE via [`crate::error::status_from_sqlx`]).
+pub fn connect_lazy(config: &DatabaseConfig) -> Result<PgPool, sqlx::Error> {
+    Ok(pool_options(config).connect_lazy_with(connect_options(config)?))
+}
+
+/// A pool with one connection already open, or an error after `connect_timeout`: for tools
+/// such as `director migrate` that should fail at once when the database is unreachable.
+pub async fn connect(config: &DatabaseConfig) -> Result<PgPool, sqlx::Error> {
+    let options = pool_options(config).acquire_timeout(config.connect_timeout);
+    let pool = options.connect_lazy_with(connect_options(config)?);
+    drop(pool.acquire().await?);
+    Ok(pool)
+}
+
+/// Whether the database answers a trivial query (within the pool's acquire timeout). Uses
+/// the simple query protocol, so it is safe behind pgbouncer.
+pub async fn ping(pool: &PgPool) -> bool {
+    match sqlx::raw_sql("SELECT 1").execute(pool).await {
+        Ok(_) => true,
+        Err(error) => {
+            tracing::debug!(%error, "database ping failed");
+            false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_url_for_replaces_the_path_and_keeps_the_query() {
+        assert_eq!(
+            database_url_for("postgres://postgres@localhost:5432", "director_x").ok(),
+            Some("postgres://postgres@localhost:5432/director_x".to_owned())
+        );
+        assert_eq!(
+            database_url_for(
+                "postgresql://u:p@w/rd@db:5432/postgres?sslmode=require",
+                "d"
+            )
+            .ok(),
+            Some("postgresql://u:p@w/rd@db:5432/d?sslmode=require".to_owned())
+        );
+        assert_eq!(
+            database_url_for("postgres://h/", "d").ok(),
+            Some("postgres://h/d".to_owned())
+        );
+        assert!(database_url_for("mysql://h/x", "d").is_err());
+        assert!(database_url_for("postgres://h", "a/b").is_err());
+    }
+
+    #[test]
+    fn redacted_url_hides_only_the_password() {
+        assert_eq!(
+            redact_password("postgres://app:s3cret@db:5432/director_companies?sslmode=require"),
+            "postgres://app:***@db:5432/director_companies?sslmode=require"
+        );
+        assert_eq!(
+            redact_password("postgres://postgres@localhost/x"),
+            "postgres://postgres@localhost/x"
+        );
+    }
+}

@@ -1,0 +1,40 @@
+//! What every Director binary shares.
+//!
+//! Each service, the gateway and the `director` CLI are thin: they parse their own settings,
+//! then lean on this crate for the parts that must behave the same everywhere.
+//!
+//! - [`config`]: typed, validated environment variables (`.env` files for local work) with
+//!   errors that name the offending variable, and [`Secret`]s that never print.
+//! - [`telemetry`]: one entry point for logs (pretty or JSON), OpenTelemetry traces over
+//!   OTLP, and W3C trace-context propagation across gRPC hops.
+//! - [`db`]: a lazily connecting PostgreSQL pool that fails fast when the database is down,
+//!   with a pgbouncer transaction-pooling mode.
+//! - [`tenant`]: transactions scoped to the caller's tenant so row-level security applies.
+//! - [`identity`]: the internal token the gateway forwards to services, the tower layer that
+//!   checks it, and Supabase-shaped user tokens for tools and tests.
+//! - [`error`]: database errors mapped to gRPC statuses without leaking SQL, and
+//!   `INVALID_ARGUMENT` answers with `google.rpc.BadRequest` details.
+//! - [`server`]: the gRPC server bootstrap (auth, tracing, health, reflection, graceful
+//!   shutdown) every service uses.
+//! - [`validate`], [`time`]: input rules and timestamp conversions shared by services.
+//! - [`migrate`]: database creation and migrations, a deploy step (`director migrate`).
+
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod identity;
+pub mod migrate;
+pub mod server;
+pub mod telemetry;
+pub mod tenant;
+pub mod time;
+pub mod validate;
+
+pub use config::{CommonConfig, ConfigError, Env, Environment, Secret, load_env_files};
+pub use db::{DatabaseConfig, connect_lazy, ping};
+pub use error::{DbFailure, FieldViolation, classify, invalid_argument, status_from_sqlx};
+pub use identity::{
+    Caller, InternalAuthLayer, InternalTokenConfig, InternalTokens, Role, TokenError, caller,
+};
+pub use server::{ServeOptions, serve, shutdown_on_signals};
+pub use telemetry::{LogFormat, TelemetryConfig, TelemetryGuard};

@@ -1,0 +1,104 @@
+//! Database creation and schema migrations: a deploy step (`director migrate`, or a service's
+//! own `migrate` subcommand), never a side effect of a service starting.
+//!
+//! Each service owns one database on the server and one folder of sqlx migrations,
+//! `migrations/<service>/`. The folder is read at run time: from `MIGRATIONS_DIR` when set (the
+//! container images ship it at `/app/migrations`), else from the source checkout.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use sqlx::Postgres;
+use sqlx::migrate::{MigrateDatabase, Migrator};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+
+use crate::config::Env;
+
+/// The folder holding `migrations/<service>/` folders.
+pub fn migrations_root(env: &Env) -> PathBuf {
+    env.string("MIGRATIONS_DIR").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations"),
+        PathBuf::from,
+    )
+}
+
+/// What one migration run did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MigrationReport {
+    /// The database migrated.
+    pub database: String,
+    /// Whether this run created it.
+    pub created: bool,
+    /// Migrations known in the folder.
+    pub known: usize,
+    /// Migrations applied by this run (0 when already up to date).
+    pub applied: usize,
+}
+
+/// Creates the database named by `database_url` when it does not exist, then applies every
+/// migration of `dir` not yet applied. Safe to run again and concurrently: a database created
+/// by someone else in the meantime counts as existing, and sqlx serialises migrators with an
+/// advisory lock.
+pub async fn create_and_migrate(database_url: &str, dir: &Path) -> anyhow::Result<MigrationReport> {
+    let options: PgConnectOptions = database_url
+        .parse()
+        .context("the database URL is not a valid PostgreSQL URL")?;
+    let database = options
+        .get_database()
+        .context("the database URL names no database")?
+        .to_owned();
+
+    let created = create_if_missing(database_url)
+        .await
+        .with_context(|| format!("could not create database {database}"))?;
+
+    let migrator = Migrator::new(dir)
+        .await
+        .with_context(|| format!("could not read migrations from {}", dir.display()))?;
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .connect_with(options)
+        .await
+        .with_context(|| format!("could not connect to database {database}"))?;
+    let applied_before = applied_versions(&pool).await?;
+    migrator
+        .run(&pool)
+        .await
+        .with_context(|| format!("migrating database {database} failed"))?;
+    let applied_after = applied_versions(&pool).await?;
+    pool.close().await;
+
+    Ok(MigrationReport {
+        database,
+        created,
+        known: migrator.iter().count(),
+        applied: applied_after.saturating_sub(applied_before),
+    })
+}
+
+async fn create_if_missing(database_url: &str) -> Result<bool, sqlx::Error> {
+    if Postgres::database_exists(database_url).await? {
+        return Ok(false);
+    }
+    match Postgres::create_database(database_url).await {
+        Ok(()) => Ok(true),
+        // Another migrator created it between our check and our create.
+        Err(_) if Postgres::database_exists(database_url).await? => Ok(false),
+        Err(error) => Err(error),
+    }
+}
+
+/// How many migrations the database records as applied (0 before the first run).
+async fn applied_versions(pool: &sqlx::PgPool) -> anyhow::Result<usize> {
+    let table_exists: bool =
+        sqlx::query_scalar("SELECT to_regclass('public._sqlx_migrations') IS NOT NULL")
+            .fetch_one(pool)
+            .await?;
+    if !table_exists {
+        return Ok(0);
+    }
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations WHERE success")
+        .fetch_one(pool)
+        .await?;
+    Ok(usize::try_from(count).unwrap_or(0))
+}

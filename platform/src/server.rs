@@ -1,0 +1,214 @@
+//! The gRPC server every service runs: one call, [`serve`].
+//!
+//! It adds what each service would otherwise repeat: a request span continuing the caller's
+//! trace, internal-token authentication, `grpc.health.v1` driven by the database, reflection
+//! (v1 and v1alpha) for `grpcurl`, and graceful shutdown bounded by a deadline.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use sqlx::PgPool;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::server::TcpIncoming;
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
+
+use crate::db::ping;
+use crate::identity::{InternalAuthLayer, InternalTokens};
+use crate::telemetry::TraceContextLayer;
+
+/// What [`serve`] needs besides the listener and the service routes.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// Fully-qualified gRPC service names (`director.companies.v1.CompaniesService`) whose
+    /// health is reported, alongside the server-wide `""`.
+    pub service_names: Vec<&'static str>,
+    /// Encoded `FileDescriptorSet` served by reflection (with dependencies included).
+    pub descriptor_set: &'static [u8],
+    /// The database whose reachability is the service's health.
+    pub pool: PgPool,
+    /// Verifies internal tokens on every non-exempt request.
+    pub tokens: Arc<InternalTokens>,
+    /// Cancelled to stop: health turns NOT_SERVING, the listener closes, in-flight requests
+    /// drain.
+    pub shutdown: CancellationToken,
+    /// How long draining may take before remaining connections are dropped.
+    pub drain_deadline: Duration,
+    /// How often the database is pinged to update health.
+    pub health_interval: Duration,
+}
+
+/// Serves `routes` on `listener` (HTTP/2 cleartext gRPC) until `opts.shutdown` is
+/// cancelled, then drains for at most `opts.drain_deadline`.
+///
+/// Health reports NOT_SERVING for `""` and every name in `opts.service_names` until the
+/// database answers, follows it every `health_interval`, and returns to NOT_SERVING as soon
+/// as shutdown begins. Health and reflection need no token; everything else does.
+pub async fn serve(
+    listener: TcpListener,
+    routes: tonic::service::Routes,
+    opts: ServeOptions,
+) -> anyhow::Result<()> {
+    let ServeOptions {
+        service_names,
+        descriptor_set,
+        pool,
+        tokens,
+        shutdown,
+        drain_deadline,
+        health_interval,
+    } = opts;
+    let local_addr = listener.local_addr().ok();
+
+    let (reporter, health_service) = tonic_health::server::health_reporter();
+    let mut health_names: Vec<&'static str> = vec![""];
+    health_names.extend(service_names);
+    set_all(&reporter, &health_names, ServingStatus::NotServing).await;
+
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(descriptor_set)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .context("invalid descriptor set for reflection")?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(descriptor_set)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()
+        .context("invalid descriptor set for reflection")?;
+    let routes = routes
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha);
+
+    let health_task = tokio::spawn(track_database_health(
+        reporter.clone(),
+        health_names.clone(),
+        pool,
+        health_interval,
+        shutdown.clone(),
+    ));
+
+    let layers = tower::ServiceBuilder::new()
+        .layer(TraceContextLayer::new())
+        .layer(InternalAuthLayer::new(tokens))
+        .into_inner();
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    let stop_accepting = {
+        let shutdown = shutdown.clone();
+        let reporter = reporter.clone();
+        let names = health_names.clone();
+        async move {
+            shutdown.cancelled().await;
+            // Probes see NOT_SERVING before connections start closing.
+            set_all(&reporter, &names, ServingStatus::NotServing).await;
+            tracing::info!("shutting down: draining in-flight requests");
+        }
+    };
+    let server = tonic::transport::Server::builder()
+        .layer(layers)
+        .add_routes(routes)
+        .serve_with_incoming_shutdown(incoming, stop_accepting);
+
+    tracing::info!(addr = ?local_addr, "grpc server listening");
+    let drain_expired = async {
+        shutdown.cancelled().await;
+        tokio::time::sleep(drain_deadline).await;
+    };
+    let result = tokio::select! {
+        result = server => result.context("grpc server failed"),
+        () = drain_expired => {
+            tracing::warn!(
+                deadline_ms = drain_deadline.as_millis(),
+                "drain deadline passed; dropping remaining connections"
+            );
+            Ok(())
+        }
+    };
+
+    health_task.abort();
+    set_all(&reporter, &health_names, ServingStatus::NotServing).await;
+    if result.is_ok() {
+        tracing::info!("grpc server stopped");
+    }
+    result
+}
+
+/// Pings the database now and every `interval`, reporting SERVING while it answers, until
+/// `shutdown` is cancelled.
+async fn track_database_health(
+    reporter: HealthReporter,
+    names: Vec<&'static str>,
+    pool: PgPool,
+    interval: Duration,
+    shutdown: CancellationToken,
+) {
+    let mut serving = false;
+    loop {
+        let reachable = tokio::select! {
+            () = shutdown.cancelled() => break,
+            reachable = ping(&pool) => reachable,
+        };
+        if reachable != serving {
+            serving = reachable;
+            if serving {
+                tracing::info!("database reachable: serving");
+            } else {
+                tracing::warn!("database unreachable: not serving");
+            }
+        }
+        if shutdown.is_cancelled() {
+            break;
+        }
+        let status = if serving {
+            ServingStatus::Serving
+        } else {
+            ServingStatus::NotServing
+        };
+        set_all(&reporter, &names, status).await;
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            () = tokio::time::sleep(interval) => {}
+        }
+    }
+    set_all(&reporter, &names, ServingStatus::NotServing).await;
+}
+
+async fn set_all(reporter: &HealthReporter, names: &[&'static str], status: ServingStatus) {
+    for name in names {
+        reporter.set_service_status(name, status).await;
+    }
+}
+
+/// Cancels `token` on SIGTERM (Kubernetes) or SIGINT (Ctrl-C). Must be called inside a
+/// Tokio runtime.
+pub fn shutdown_on_signals(token: CancellationToken) {
+    tokio::spawn(async move {
+        let signal = wait_for_signal().await;
+        tracing::info!(signal, "shutdown signal received");
+        token.cancel();
+    });
+}
+
+#[cfg(unix)]
+async fn wait_for_signal() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut sigterm) => tokio::select! {
+            _ = sigterm.recv() => "SIGTERM",
+            _ = tokio::signal::ctrl_c() => "SIGINT",
+        },
+        Err(error) => {
+            tracing::warn!(%error, "cannot listen for SIGTERM; only SIGINT stops the server");
+            let _ = tokio::signal::ctrl_c().await;
+            "SIGINT"
+        }
+    }
+}
+
+#[cfg(not(unix))]
+async fn wait_for_signal() -> &'static str {
+    let _ = tokio::signal::ctrl_c().await;
+    "SIGINT"
+}

@@ -1,0 +1,322 @@
+//! Logs, traces and trace-context propagation: one entry point, [`init`].
+//!
+//! Logs go to stdout, pretty on a developer machine and JSON elsewhere, filtered by
+//! `RUST_LOG` (default `info`). Spans always carry OpenTelemetry context, so a W3C
+//! `traceparent` received by one process is passed on by the next even when no collector is
+//! configured; when `OTEL_EXPORTER_OTLP_ENDPOINT` is set, spans are also exported over OTLP
+//! (gRPC).
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Mutex;
+use std::task::{Context as TaskContext, Poll};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_otlp::WithExportConfig as _;
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing::Instrument as _;
+use tracing::instrument::Instrumented;
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
+
+use crate::config::{ConfigError, Env, Environment};
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines with span context, for a terminal.
+    Pretty,
+    /// One JSON object per line with the current span's fields (request id, rpc, tenant), for
+    /// log collectors.
+    Json,
+}
+
+impl FromStr for LogFormat {
+    type Err = ConfigError;
+
+    fn from_str(raw: &str) -> Result<Self, Self::Err> {
+        match raw.trim().to_ascii_lowercase().as_str() {
+            "pretty" | "text" => Ok(Self::Pretty),
+            "json" => Ok(Self::Json),
+            _ => Err(ConfigError::invalid("LOG_FORMAT", "pretty or json", raw)),
+        }
+    }
+}
+
+/// Logging and tracing settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TelemetryConfig {
+    /// `service.name` of exported spans, e.g. `director-companies`.
+    pub service_name: String,
+    /// `LOG_FORMAT`: `pretty` (default in dev) or `json` (default elsewhere).
+    pub log_format: LogFormat,
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT`, e.g. `http://otel-collector:4317`; traces are exported
+    /// only when set.
+    pub otlp_endpoint: Option<String>,
+}
+
+impl TelemetryConfig {
+    /// Reads `LOG_FORMAT` and `OTEL_EXPORTER_OTLP_ENDPOINT`.
+    pub fn from_env(
+        env: &Env,
+        service_name: &str,
+        environment: Environment,
+    ) -> Result<Self, ConfigError> {
+        let log_format = match env.string("LOG_FORMAT") {
+            Some(raw) => raw.parse()?,
+            None if environment.is_dev() => LogFormat::Pretty,
+            None => LogFormat::Json,
+        };
+        let otlp_endpoint = env.string("OTEL_EXPORTER_OTLP_ENDPOINT");
+        if let Some(endpoint) = &otlp_endpoint
+            && !(endpoint.starts_with("http://") || endpoint.starts_with("https://"))
+        {
+            return Err(ConfigError::invalid(
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+                "an http:// or https:// URL",
+                endpoint,
+            ));
+        }
+        Ok(Self {
+            service_name: service_name.to_owned(),
+            log_format,
+            otlp_endpoint,
+        })
+    }
+}
+
+/// Flushes and stops trace export when dropped (waiting at most 5 s): keep it alive for the
+/// life of `main`. Exporting needs the Tokio runtime that was current at [`init`] to keep
+/// running, so drop it on a multi-thread runtime or from `spawn_blocking`, not while blocking
+/// the only thread of a current-thread runtime.
+pub struct TelemetryGuard {
+    provider: Option<SdkTracerProvider>,
+}
+
+impl fmt::Debug for TelemetryGuard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TelemetryGuard")
+            .field("active", &self.provider.is_some())
+            .finish()
+    }
+}
+
+impl Drop for TelemetryGuard {
+    fn drop(&mut self) {
+        if let Some(provider) = self.provider.take()
+            && let Err(error) = provider.shutdown_with_timeout(Duration::from_secs(5))
+        {
+            tracing::warn!(%error, "trace exporter did not shut down cleanly");
+        }
+    }
+}
+
+/// Whether [`init`] has installed the global subscriber in this process.
+static INSTALLED: Mutex<bool> = Mutex::new(false);
+
+/// Installs the global tracing subscriber and the W3C trace-context propagator.
+///
+/// Safe to call more than once (tests, `director up` running several services in one
+/// process): only the first call installs anything; later calls, or a call made after some
+/// other code installed a global subscriber, return an inert guard.
+///
+/// With `otlp_endpoint` set this must run inside a Tokio runtime (the OTLP exporter is a
+/// tonic client). An invalid `RUST_LOG` is an error.
+pub fn init(config: &TelemetryConfig) -> anyhow::Result<TelemetryGuard> {
+    let mut installed = INSTALLED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if *installed {
+        return Ok(TelemetryGuard { provider: None });
+    }
+
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(directives) if !directives.trim().is_empty() => EnvFilter::try_new(&directives)
+            .with_context(|| format!("RUST_LOG: invalid filter {directives:?}"))?,
+        _ => EnvFilter::new("info"),
+    };
+
+    let resource = Resource::builder()
+        .with_service_name(config.service_name.clone())
+        .build();
+    let mut provider = SdkTracerProvider::builder().with_resource(resource);
+    if let Some(endpoint) = &config.otlp_endpoint {
+        tokio::runtime::Handle::try_current().map_err(|_| {
+            anyhow::anyhow!("telemetry::init must run inside a Tokio runtime to export over OTLP")
+        })?;
+        let exporter = opentelemetry_otlp::SpanExporter::builder()
+            .with_tonic()
+            .with_endpoint(endpoint.clone())
+            .build()
+            .context("OTEL_EXPORTER_OTLP_ENDPOINT: cannot build the OTLP exporter")?;
+        provider = provider.with_batch_exporter(exporter);
+    }
+    let provider = provider.build();
+    let tracer = provider.tracer(config.service_name.clone());
+
+    let (pretty, json) = match config.log_format {
+        LogFormat::Pretty => (Some(tracing_subscriber::fmt::layer()), None),
+        LogFormat::Json => (
+            None,
+            Some(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .flatten_event(true)
+                    .with_current_span(true)
+                    .with_span_list(true),
+            ),
+        ),
+    };
+
+    let installed_now = tracing_subscriber::registry()
+        .with(filter)
+        .with(pretty)
+        .with(json)
+        .with(tracing_opentelemetry::layer().with_tracer(tracer))
+        .try_init()
+        .is_ok();
+    if !installed_now {
+        // Someone else owns the global subscriber; ours would never see a span.
+        let _ = provider.shutdown();
+        *installed = true;
+        return Ok(TelemetryGuard { provider: None });
+    }
+
+    opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+    opentelemetry::global::set_tracer_provider(provider.clone());
+    *installed = true;
+    tracing::debug!(
+        service = %config.service_name,
+        otlp = config.otlp_endpoint.is_some(),
+        "telemetry initialised"
+    );
+    Ok(TelemetryGuard {
+        provider: Some(provider),
+    })
+}
+
+/// Writes the current span's trace context into `headers` as W3C `traceparent` (and
+/// `tracestate`), for an outgoing HTTP or gRPC call. Does nothing outside a traced span.
+pub fn inject_context(headers: &mut http::HeaderMap) {
+    let cx = tracing::Span::current().context();
+    TraceContextPropagator::new().inject_context(&cx, &mut HeaderInjector(headers));
+}
+
+/// [`inject_context`] for a tonic request's metadata (service-to-service calls).
+pub fn inject_metadata(metadata: &mut tonic::metadata::MetadataMap) {
+    let mut headers = http::HeaderMap::new();
+    inject_context(&mut headers);
+    for (name, value) in &headers {
+        if let (Ok(key), Ok(value)) = (
+            tonic::metadata::MetadataKey::from_bytes(name.as_str().as_bytes()),
+            value.to_str().map(tonic::metadata::MetadataValue::try_from),
+        ) && let Ok(value) = value
+        {
+            metadata.insert(key, value);
+        }
+    }
+}
+
+/// The remote trace context carried by W3C `traceparent`/`tracestate` headers; an empty
+/// context when they are absent or malformed.
+pub fn extract_context(headers: &http::HeaderMap) -> opentelemetry::Context {
+    TraceContextPropagator::new().extract(&HeaderExtractor(headers))
+}
+
+struct HeaderInjector<'a>(&'a mut http::HeaderMap);
+
+impl Injector for HeaderInjector<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        if let (Ok(name), Ok(value)) = (
+            http::HeaderName::from_bytes(key.as_bytes()),
+            http::HeaderValue::from_str(&value),
+        ) {
+            self.0.insert(name, value);
+        }
+    }
+}
+
+struct HeaderExtractor<'a>(&'a http::HeaderMap);
+
+impl Extractor for HeaderExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|value| value.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(http::HeaderName::as_str).collect()
+    }
+}
+
+/// A tower layer for gRPC servers: one `info` span per request, named after the RPC path,
+/// continuing the caller's trace from its `traceparent` header and carrying its
+/// `x-request-id`. Inner layers (such as the internal auth layer) record `tenant_id` and
+/// `user_id` on it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TraceContextLayer;
+
+impl TraceContextLayer {
+    /// The layer.
+    pub fn new() -> Self {
+        Self
+    }
+}
+
+impl<S> tower::Layer<S> for TraceContextLayer {
+    type Service = TraceContextService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        TraceContextService { inner }
+    }
+}
+
+/// The service made by [`TraceContextLayer`].
+#[derive(Debug, Clone)]
+pub struct TraceContextService<S> {
+    inner: S,
+}
+
+impl<S, B> tower::Service<http::Request<B>> for TraceContextService<S>
+where
+    S: tower::Service<http::Request<B>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = Instrumented<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let path = request.uri().path();
+        let span = tracing::info_span!(
+            "rpc",
+            rpc = %path,
+            otel.name = %path,
+            otel.kind = "server",
+            request_id = tracing::field::Empty,
+            tenant_id = tracing::field::Empty,
+            user_id = tracing::field::Empty,
+        );
+        if let Some(request_id) = request
+            .headers()
+            .get("x-request-id")
+            .and_then(|value| value.to_str().ok())
+        {
+            span.record("request_id", request_id);
+        }
+        // Fails only when the OpenTelemetry layer is not installed (telemetry not
+        // initialised), in which case there is nothing to continue.
+        let _ = span.set_parent(extract_context(request.headers()));
+        let future = span.in_scope(|| self.inner.call(request));
+        future.instrument(span)
+    }
+}

@@ -1,0 +1,225 @@
+//! Input rules every service applies the same way: trimmed text with a length limit, e-mail
+//! addresses, E.164 phone numbers, UUIDs and skip/limit pagination. Each rule answers the
+//! normalised value or a sentence saying what is wrong; `Violations` gathers the sentences per
+//! field so one answer names every bad field at once.
+
+use uuid::Uuid;
+
+use crate::error::{FieldViolation, invalid_argument};
+
+/// Default page size of list RPCs when `limit` is not given.
+pub const DEFAULT_PAGE_LIMIT: i64 = 100;
+/// Largest page size; larger requests are capped to it.
+pub const MAX_PAGE_LIMIT: i64 = 500;
+
+/// The field violations found while validating one request.
+#[derive(Debug, Default)]
+pub struct Violations(Vec<FieldViolation>);
+
+impl Violations {
+    /// No violations yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records that `field` is wrong.
+    pub fn add(&mut self, field: &str, description: impl Into<String>) {
+        self.0.push(FieldViolation {
+            field: field.to_owned(),
+            description: description.into(),
+        });
+    }
+
+    /// Keeps the value of a passed rule, or records the failure under `field`.
+    pub fn check<T>(&mut self, field: &str, outcome: Result<T, String>) -> Option<T> {
+        match outcome {
+            Ok(value) => Some(value),
+            Err(description) => {
+                self.add(field, description);
+                None
+            }
+        }
+    }
+
+    /// Whether nothing was wrong.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// `Ok` when nothing was wrong, else INVALID_ARGUMENT naming every bad field.
+    pub fn into_result(self) -> Result<(), tonic::Status> {
+        if self.0.is_empty() {
+            return Ok(());
+        }
+        let fields: Vec<&str> = self.0.iter().map(|v| v.field.as_str()).collect();
+        let message = format!("Invalid {}", fields.join(", "));
+        Err(invalid_argument(&message, self.0))
+    }
+}
+
+/// Required text: trimmed, 1 to `max_chars` characters.
+pub fn required_text(value: &str, max_chars: usize) -> Result<String, String> {
+    let trimmed = value.trim();
+    if trimmed.is_empty() {
+        return Err("must not be empty".to_owned());
+    }
+    within_length(trimmed, max_chars)
+}
+
+/// Optional text: trimmed; blank means absent; at most `max_chars` characters.
+pub fn optional_text(value: Option<&str>, max_chars: usize) -> Result<Option<String>, String> {
+    match value.map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(trimmed) => within_length(trimmed, max_chars).map(Some),
+    }
+}
+
+fn within_length(value: &str, max_chars: usize) -> Result<String, String> {
+    if value.chars().count() > max_chars {
+        Err(format!("must be at most {max_chars} characters"))
+    } else {
+        Ok(value.to_owned())
+    }
+}
+
+/// An e-mail address (RFC 5321/5322 syntax), trimmed, at most 320 characters.
+pub fn email(value: &str) -> Result<String, String> {
+    let trimmed = value.trim();
+    if trimmed.chars().count() > 320 || !email_address::EmailAddress::is_valid(trimmed) {
+        return Err("must be a valid e-mail address".to_owned());
+    }
+    Ok(trimmed.to_owned())
+}
+
+/// A phone number in E.164 form. Spaces, dots, dashes and parentheses are tolerated on input
+/// and removed; the answer is `+` followed by 7 to 15 digits.
+pub fn phone_e164(value: &str) -> Result<String, String> {
+    const RULE: &str = "must be an E.164 phone number: '+' and 7 to 15 digits";
+    let trimmed = value.trim();
+    let Some(rest) = trimmed.strip_prefix('+') else {
+        return Err(RULE.to_owned());
+    };
+    let mut digits = String::with_capacity(rest.len() + 1);
+    digits.push('+');
+    for c in rest.chars() {
+        match c {
+            '0'..='9' => digits.push(c),
+            ' ' | '.' | '-' | '(' | ')' => {}
+            _ => return Err(RULE.to_owned()),
+        }
+    }
+    if (8..=16).contains(&digits.len()) {
+        Ok(digits)
+    } else {
+        Err(RULE.to_owned())
+    }
+}
+
+/// A UUID in its canonical hyphenated form (any case).
+pub fn uuid(value: &str) -> Result<Uuid, String> {
+    Uuid::try_parse(value.trim()).map_err(|_| "must be a UUID".to_owned())
+}
+
+/// One page of a list: rows to skip and rows to return.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Page {
+    /// Rows skipped, 0 or more.
+    pub offset: i64,
+    /// Rows returned, 1 to [`MAX_PAGE_LIMIT`].
+    pub limit: i64,
+}
+
+/// Reads `skip` (default 0, not negative) and `limit` (default 100, at least 1, capped at 500).
+pub fn page(skip: Option<i32>, limit: Option<i32>, violations: &mut Violations) -> Page {
+    let offset = match skip {
+        None => 0,
+        Some(skip) if skip >= 0 => i64::from(skip),
+        Some(_) => {
+            violations.add("skip", "must be 0 or more");
+            0
+        }
+    };
+    let limit = match limit {
+        None => DEFAULT_PAGE_LIMIT,
+        Some(limit) if limit >= 1 => i64::from(limit).min(MAX_PAGE_LIMIT),
+        Some(_) => {
+            violations.add("limit", "must be 1 or more");
+            DEFAULT_PAGE_LIMIT
+        }
+    };
+    Page { offset, limit }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phone_numbers_are_normalised_to_e164() {
+        assert_eq!(
+            phone_e164("+1 (555) 012-3456").as_deref(),
+            Ok("+15550123456")
+        );
+        assert_eq!(
+            phone_e164(" +44.20.7946.0958 ").as_deref(),
+            Ok("+442079460958")
+        );
+    }
+
+    #[test]
+    fn phone_numbers_without_plus_or_with_letters_or_wrong_length_are_rejected() {
+        for bad in [
+            "5550123456",
+            "+1555abc1234",
+            "+123456",
+            "+1234567890123456",
+            "+",
+        ] {
+            assert!(phone_e164(bad).is_err(), "{bad} was accepted");
+        }
+    }
+
+    #[test]
+    fn names_are_trimmed_and_bounded() {
+        assert_eq!(required_text("  Acme  ", 255).as_deref(), Ok("Acme"));
+        assert!(required_text("   ", 255).is_err());
+        assert!(required_text(&"x".repeat(256), 255).is_err());
+        assert!(required_text(&"é".repeat(255), 255).is_ok());
+    }
+
+    #[test]
+    fn emails_must_be_addresses() {
+        assert_eq!(email(" a@b.example ").as_deref(), Ok("a@b.example"));
+        assert!(email("not-an-email").is_err());
+        assert!(email("a@").is_err());
+    }
+
+    #[test]
+    fn pages_default_cap_and_reject_negative_values() {
+        let mut violations = Violations::new();
+        assert_eq!(
+            page(None, None, &mut violations),
+            Page {
+                offset: 0,
+                limit: 100
+            }
+        );
+        assert_eq!(
+            page(Some(5), Some(10_000), &mut violations),
+            Page {
+                offset: 5,
+                limit: 500
+            }
+        );
+        assert!(violations.is_empty());
+        page(Some(-1), Some(0), &mut violations);
+        assert!(violations.into_result().is_err());
+    }
+
+    #[test]
+    fn blank_optional_text_means_absent() {
+        assert_eq!(optional_text(Some("  "), 10), Ok(None));
+        assert_eq!(optional_text(None, 10), Ok(None));
+        assert!(optional_text(Some("12345678901"), 10).is_err());
+    }
+}

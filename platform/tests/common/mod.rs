@@ -1,0 +1,86 @@
+//! A fresh PostgreSQL database per test, on the server at `DATABASE_URL`
+//! (default `postgres://postgres@localhost:5432`, a superuser with trust auth).
+#![allow(dead_code, clippy::unwrap_used)]
+
+use director_platform::config::Env;
+use director_platform::db::{DEFAULT_DATABASE_URL, DatabaseConfig, database_url_for};
+use sqlx::{AssertSqlSafe, PgPool};
+
+/// A randomly named database, dropped by [`TestDb::drop`].
+pub struct TestDb {
+    pub name: String,
+    pub url: String,
+    server: String,
+}
+
+pub fn server_url() -> String {
+    std::env::var("DATABASE_URL")
+        .ok()
+        .filter(|url| !url.is_empty())
+        .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned())
+}
+
+async fn admin_pool(server: &str) -> PgPool {
+    PgPool::connect(&database_url_for(server, "postgres").unwrap())
+        .await
+        .expect("the test PostgreSQL server must be reachable at DATABASE_URL")
+}
+
+impl TestDb {
+    pub async fn create() -> Self {
+        let server = server_url();
+        let name = format!("platform_test_{}", uuid::Uuid::new_v4().simple());
+        let admin = admin_pool(&server).await;
+        sqlx::raw_sql(AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+            .execute(&admin)
+            .await
+            .unwrap();
+        admin.close().await;
+        let url = database_url_for(&server, &name).unwrap();
+        Self { name, url, server }
+    }
+
+    /// A pool logged in as the (superuser) test user.
+    pub async fn superuser_pool(&self) -> PgPool {
+        PgPool::connect(&self.url).await.unwrap()
+    }
+
+    /// Platform settings pointing at this database, plus `extra` variables.
+    pub fn config_with(&self, extra: &[(&str, &str)]) -> DatabaseConfig {
+        let mut pairs = vec![("PLATFORM_TEST_DATABASE_URL", self.url.as_str())];
+        pairs.extend_from_slice(extra);
+        DatabaseConfig::from_env(&Env::from_pairs(pairs), "platform-test").unwrap()
+    }
+
+    pub fn config(&self) -> DatabaseConfig {
+        self.config_with(&[])
+    }
+
+    pub async fn drop(self) {
+        let admin = admin_pool(&self.server).await;
+        sqlx::raw_sql(AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+            self.name
+        )))
+        .execute(&admin)
+        .await
+        .unwrap();
+        admin.close().await;
+    }
+}
+
+/// Settings for a pool aimed at a port where nothing listens.
+pub fn dead_database_config(acquire_timeout_ms: &str) -> DatabaseConfig {
+    DatabaseConfig::from_env(
+        &Env::from_pairs([
+            (
+                "DEAD_DATABASE_URL",
+                "postgres://postgres@127.0.0.1:1/nothing",
+            ),
+            ("DB_ACQUIRE_TIMEOUT_MS", acquire_timeout_ms),
+            ("DB_CONNECT_TIMEOUT_MS", acquire_timeout_ms),
+        ]),
+        "dead",
+    )
+    .unwrap()
+}

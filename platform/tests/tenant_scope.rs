@@ -1,0 +1,137 @@
+//! A tenant transaction sees only its tenant's rows through row-level security, even when
+//! the pool logs in as a superuser and the query forgets the tenant filter.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::TestDb;
+use director_platform::db::connect_lazy;
+use director_platform::identity::{Caller, Role};
+use director_platform::tenant;
+
+/// Roles are cluster-wide and other tests create the same one concurrently.
+const CREATE_APP_ROLE: &str = "DO $$
+BEGIN
+    CREATE ROLE director_app NOLOGIN;
+EXCEPTION
+    WHEN duplicate_object OR unique_violation THEN NULL;
+END
+$$;";
+
+const SCHEMA: &str = "
+CREATE TABLE notes (
+    id serial PRIMARY KEY,
+    tenant_id text NOT NULL,
+    body text NOT NULL
+);
+ALTER TABLE notes ENABLE ROW LEVEL SECURITY;
+ALTER TABLE notes FORCE ROW LEVEL SECURITY;
+CREATE POLICY notes_tenant ON notes
+    USING (tenant_id = current_setting('app.tenant_id', true))
+    WITH CHECK (tenant_id = current_setting('app.tenant_id', true));
+GRANT SELECT, INSERT, UPDATE, DELETE ON notes TO director_app;
+GRANT USAGE ON SEQUENCE notes_id_seq TO director_app;
+INSERT INTO notes (tenant_id, body) VALUES ('A', 'a1'), ('A', 'a2'), ('B', 'b1');
+";
+
+#[tokio::test]
+async fn a_tenant_transaction_counts_only_its_own_rows_without_a_tenant_filter() {
+    let db = TestDb::create().await;
+    let superuser = db.superuser_pool().await;
+    sqlx::raw_sql(CREATE_APP_ROLE)
+        .execute(&superuser)
+        .await
+        .unwrap();
+    sqlx::raw_sql(SCHEMA).execute(&superuser).await.unwrap();
+    let (all,): (i64,) = sqlx::query_as("SELECT count(*) FROM notes")
+        .fetch_one(&superuser)
+        .await
+        .unwrap();
+    assert_eq!(
+        all, 3,
+        "the superuser outside a tenant transaction sees every row"
+    );
+
+    let config = db.config_with(&[("DB_STATEMENT_TIMEOUT_MS", "4321")]);
+    let pool = connect_lazy(&config).unwrap();
+    let tenant_a = Caller::new("user-1", "A", Role::Admin);
+
+    let mut tx = tenant::begin(&pool, &tenant_a, &config).await.unwrap();
+    let (visible,): (i64,) = sqlx::query_as("SELECT count(*) FROM notes")
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    assert_eq!(visible, 2);
+    let (role, tenant, timeout): (String, String, String) = sqlx::query_as(
+        "SELECT current_user::text, current_setting('app.tenant_id'), \
+                current_setting('statement_timeout')",
+    )
+    .fetch_one(&mut *tx)
+    .await
+    .unwrap();
+    assert_eq!(
+        (role.as_str(), tenant.as_str(), timeout.as_str()),
+        ("director_app", "A", "4321ms")
+    );
+
+    // Writing a row for another tenant is refused by the policy's WITH CHECK.
+    let cross_tenant = sqlx::query("INSERT INTO notes (tenant_id, body) VALUES ('B', 'sneaky')")
+        .execute(&mut *tx)
+        .await;
+    assert!(cross_tenant.is_err());
+    tx.rollback().await.unwrap();
+
+    // The settings were transaction-local: the pooled connection is a superuser again.
+    let (after,): (String,) = sqlx::query_as("SELECT current_user::text")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_ne!(after, "director_app");
+
+    let tenant_b = Caller::new("user-2", "B", Role::Driver);
+    let mut tx = tenant::begin(&pool, &tenant_b, &config).await.unwrap();
+    let bodies: Vec<(String,)> = sqlx::query_as("SELECT body FROM notes ORDER BY id")
+        .fetch_all(&mut *tx)
+        .await
+        .unwrap();
+    assert_eq!(bodies, vec![("b1".to_owned(),)]);
+    tx.commit().await.unwrap();
+
+    pool.close().await;
+    superuser.close().await;
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn a_tenant_transaction_in_pgbouncer_mode_leaves_no_named_statement() {
+    let db = TestDb::create().await;
+    let superuser = db.superuser_pool().await;
+    sqlx::raw_sql(CREATE_APP_ROLE)
+        .execute(&superuser)
+        .await
+        .unwrap();
+    let config = db.config_with(&[
+        ("DB_PGBOUNCER_TRANSACTION_MODE", "yes"),
+        ("DB_MAX_CONNECTIONS", "1"),
+    ]);
+    let pool = connect_lazy(&config).unwrap();
+
+    let caller = Caller::new("user-1", "A", Role::Admin);
+    let mut tx = tenant::begin(&pool, &caller, &config).await.unwrap();
+    let rows = sqlx::raw_sql(
+        "SELECT current_setting('app.tenant_id'), current_setting('statement_timeout'), \
+                (SELECT count(*) FROM pg_prepared_statements)",
+    )
+    .fetch_all(&mut *tx)
+    .await
+    .unwrap();
+    use sqlx::Row as _;
+    assert_eq!(rows[0].get::<String, _>(0), "A");
+    assert_eq!(rows[0].get::<String, _>(1), "15s");
+    assert_eq!(rows[0].get::<i64, _>(2), 0);
+    tx.commit().await.unwrap();
+
+    pool.close().await;
+    superuser.close().await;
+    db.drop().await;
+}

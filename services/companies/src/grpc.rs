@@ -1,0 +1,272 @@
+//! The `director.companies.v1.CompaniesService` gRPC API: checks the caller's role, validates
+//! the input, calls the store, and turns rows into messages.
+
+use director_platform::identity::{Caller, caller};
+use director_platform::time::to_timestamp;
+use director_platform::validate::{self, Violations};
+use director_proto::companies::companies_service_server::CompaniesService;
+use director_proto::companies::{
+    Company, CreateCompanyRequest, CreateCompanyResponse, DeleteCompanyRequest,
+    DeleteCompanyResponse, GetCompanyRequest, GetCompanyResponse, ListCompaniesRequest,
+    ListCompaniesResponse, UpdateCompanyRequest, UpdateCompanyResponse,
+};
+use tonic::{Request, Response, Status};
+use uuid::Uuid;
+
+use crate::error::CompaniesError;
+use crate::store::{CompanyChanges, CompanyRow, CompanyStore, NewCompany};
+
+/// Longest company name, in characters.
+const NAME_MAX: usize = 255;
+/// Longest postal address, in characters.
+const ADDRESS_MAX: usize = 1000;
+/// Longest Vessey farm id, in characters.
+const EXTERNAL_ID_MAX: usize = 255;
+
+/// The Companies gRPC service.
+#[derive(Debug, Clone)]
+pub struct CompaniesApi {
+    store: CompanyStore,
+}
+
+impl CompaniesApi {
+    pub fn new(store: CompanyStore) -> Self {
+        Self { store }
+    }
+}
+
+#[tonic::async_trait]
+impl CompaniesService for CompaniesApi {
+    async fn list_companies(
+        &self,
+        request: Request<ListCompaniesRequest>,
+    ) -> Result<Response<ListCompaniesResponse>, Status> {
+        let caller = caller(&request)?;
+        let request = request.into_inner();
+        let mut violations = Violations::new();
+        let page = validate::page(request.skip, request.limit, &mut violations);
+        violations.into_result()?;
+        let rows = self
+            .store
+            .list(&caller, page)
+            .await
+            .map_err(CompaniesError::from)?;
+        Ok(Response::new(ListCompaniesResponse {
+            companies: rows.into_iter().map(company).collect(),
+        }))
+    }
+
+    async fn create_company(
+        &self,
+        request: Request<CreateCompanyRequest>,
+    ) -> Result<Response<CreateCompanyResponse>, Status> {
+        let caller = writer(&request)?;
+        let new = new_company(request.into_inner())?;
+        let row = self
+            .store
+            .create(&caller, new)
+            .await
+            .map_err(CompaniesError::from)?;
+        Ok(Response::new(CreateCompanyResponse {
+            company: Some(company(row)),
+        }))
+    }
+
+    async fn get_company(
+        &self,
+        request: Request<GetCompanyRequest>,
+    ) -> Result<Response<GetCompanyResponse>, Status> {
+        let caller = caller(&request)?;
+        let id = company_id(&request.get_ref().id)?;
+        let row = self
+            .store
+            .get(&caller, id)
+            .await
+            .map_err(CompaniesError::from)?
+            .ok_or(CompaniesError::NotFound)?;
+        Ok(Response::new(GetCompanyResponse {
+            company: Some(company(row)),
+        }))
+    }
+
+    async fn update_company(
+        &self,
+        request: Request<UpdateCompanyRequest>,
+    ) -> Result<Response<UpdateCompanyResponse>, Status> {
+        let caller = writer(&request)?;
+        let request = request.into_inner();
+        let id = company_id(&request.id)?;
+        let changes = company_changes(request)?;
+        let row = self
+            .store
+            .update(&caller, id, changes)
+            .await
+            .map_err(CompaniesError::from)?
+            .ok_or(CompaniesError::NotFound)?;
+        Ok(Response::new(UpdateCompanyResponse {
+            company: Some(company(row)),
+        }))
+    }
+
+    async fn delete_company(
+        &self,
+        request: Request<DeleteCompanyRequest>,
+    ) -> Result<Response<DeleteCompanyResponse>, Status> {
+        let caller = writer(&request)?;
+        let id = company_id(&request.get_ref().id)?;
+        if !self
+            .store
+            .soft_delete(&caller, id)
+            .await
+            .map_err(CompaniesError::from)?
+        {
+            return Err(CompaniesError::NotFound.into());
+        }
+        Ok(Response::new(DeleteCompanyResponse {
+            message: "Company deleted successfully".to_owned(),
+        }))
+    }
+}
+
+/// The caller, if their role may change companies (drivers only read).
+fn writer<T>(request: &Request<T>) -> Result<Caller, Status> {
+    let caller = caller(request)?;
+    if caller.can_write() {
+        Ok(caller)
+    } else {
+        Err(CompaniesError::Forbidden("Drivers cannot modify companies").into())
+    }
+}
+
+fn company_id(id: &str) -> Result<Uuid, Status> {
+    let mut violations = Violations::new();
+    let id = violations.check("id", validate::uuid(id));
+    violations.into_result()?;
+    id.ok_or_else(|| Status::internal("validated id missing"))
+}
+
+fn new_company(request: CreateCompanyRequest) -> Result<NewCompany, Status> {
+    let mut violations = Violations::new();
+    let name = violations.check("name", validate::required_text(&request.name, NAME_MAX));
+    let new = NewCompany {
+        name: name.unwrap_or_default(),
+        email: optional(&mut violations, "email", request.email, validate::email),
+        phone: optional(
+            &mut violations,
+            "phone",
+            request.phone,
+            validate::phone_e164,
+        ),
+        address: violations
+            .check(
+                "address",
+                validate::optional_text(request.address.as_deref(), ADDRESS_MAX),
+            )
+            .flatten(),
+        external_id: violations
+            .check(
+                "external_id",
+                validate::optional_text(request.external_id.as_deref(), EXTERNAL_ID_MAX),
+            )
+            .flatten(),
+    };
+    violations.into_result()?;
+    Ok(new)
+}
+
+/// The changes an update asks for. With an `update_mask`, exactly the named fields change (an
+/// unset optional one is cleared); without one, every field set in `company` changes.
+fn company_changes(request: UpdateCompanyRequest) -> Result<CompanyChanges, Status> {
+    let values = request.company.unwrap_or_default();
+    let mut violations = Violations::new();
+    let paths: Vec<String> = match request.update_mask {
+        Some(mask) => mask.paths,
+        None => populated_fields(&values),
+    };
+    let mut changes = CompanyChanges::default();
+    for path in paths {
+        match path.as_str() {
+            "name" => {
+                changes.name =
+                    violations.check("name", validate::required_text(&values.name, NAME_MAX));
+            }
+            "email" => {
+                changes.email = Some(optional(
+                    &mut violations,
+                    "email",
+                    values.email.clone(),
+                    validate::email,
+                ))
+            }
+            "phone" => {
+                changes.phone = Some(optional(
+                    &mut violations,
+                    "phone",
+                    values.phone.clone(),
+                    validate::phone_e164,
+                ));
+            }
+            "address" => {
+                changes.address = violations.check(
+                    "address",
+                    validate::optional_text(values.address.as_deref(), ADDRESS_MAX),
+                );
+            }
+            "external_id" => {
+                changes.external_id = violations.check(
+                    "external_id",
+                    validate::optional_text(values.external_id.as_deref(), EXTERNAL_ID_MAX),
+                );
+            }
+            other => violations.add(
+                "update_mask",
+                format!(
+                    "{other:?} cannot be changed; use name, email, phone, address or external_id"
+                ),
+            ),
+        }
+    }
+    violations.into_result()?;
+    Ok(changes)
+}
+
+/// The fields a mask-less update sets: the non-empty name and every present optional field.
+fn populated_fields(values: &Company) -> Vec<String> {
+    let present = [
+        ("name", !values.name.is_empty()),
+        ("email", values.email.is_some()),
+        ("phone", values.phone.is_some()),
+        ("address", values.address.is_some()),
+        ("external_id", values.external_id.is_some()),
+    ];
+    present
+        .into_iter()
+        .filter(|(_, set)| *set)
+        .map(|(field, _)| field.to_owned())
+        .collect()
+}
+
+/// Validates an optional value with `rule`; absent or blank means `None`.
+fn optional(
+    violations: &mut Violations,
+    field: &str,
+    value: Option<String>,
+    rule: fn(&str) -> Result<String, String>,
+) -> Option<String> {
+    let value = value.filter(|value| !value.trim().is_empty())?;
+    violations.check(field, rule(&value))
+}
+
+fn company(row: CompanyRow) -> Company {
+    Company {
+        id: row.id.to_string(),
+        name: row.name,
+        email: row.email,
+        phone: row.phone,
+        address: row.address,
+        external_id: row.external_id,
+        created_at: Some(to_timestamp(row.created_at)),
+        updated_at: Some(to_timestamp(row.updated_at)),
+        deleted_at: row.deleted_at.map(to_timestamp),
+    }
+}
