@@ -13,7 +13,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let mut compiler = protox::Compiler::new([proto_root])?;
     compiler.include_imports(true).include_source_info(true);
-    compiler.open_files(contracts.iter().map(|path| path.strip_prefix(proto_root).unwrap_or(path)))?;
+    compiler.open_files(
+        contracts
+            .iter()
+            .map(|path| path.strip_prefix(proto_root).unwrap_or(path)),
+    )?;
 
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
     std::fs::write(

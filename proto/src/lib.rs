@@ -8,7 +8,12 @@ pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/director_descriptor.bin"));
 
 /// Generated code is exempt from house lints.
-#[allow(clippy::all, clippy::pedantic, missing_debug_implementations, missing_docs)]
+#[allow(
+    clippy::all,
+    clippy::pedantic,
+    missing_debug_implementations,
+    missing_docs
+)]
 pub mod director {
     pub mod companies {
         pub mod v1 {
@@ -28,7 +33,12 @@ pub mod director {
 }
 
 /// The `google.api` annotation types (`HttpRule`), generated from `proto/google/api`.
-#[allow(clippy::all, clippy::pedantic, missing_debug_implementations, missing_docs)]
+#[allow(
+    clippy::all,
+    clippy::pedantic,
+    missing_debug_implementations,
+    missing_docs
+)]
 pub mod google {
     pub mod api {
         tonic::include_proto!("google.api");
