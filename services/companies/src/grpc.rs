@@ -218,10 +218,13 @@ fn company_changes(request: UpdateCompanyRequest) -> Result<CompanyChanges, Stat
                     validate::optional_text(values.external_id.as_deref(), EXTERNAL_ID_MAX),
                 );
             }
+            // Output-only fields (AIP-203): a client echoing a whole company back changes
+            // nothing by sending them.
+            "id" | "created_at" | "updated_at" | "deleted_at" => {}
             other => violations.add(
                 "update_mask",
                 format!(
-                    "{other:?} cannot be changed; use name, email, phone, address or external_id"
+                    "{other:?} is not a field of Company; use name, email, phone, address or external_id"
                 ),
             ),
         }

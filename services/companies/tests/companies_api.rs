@@ -241,7 +241,7 @@ async fn an_update_changes_only_the_masked_fields_and_clears_unset_optional_ones
                 id: created.id.clone(),
                 company: Some(Company::default()),
                 update_mask: Some(prost_types::FieldMask {
-                    paths: vec!["name".into(), "created_at".into()],
+                    paths: vec!["name".into(), "created_at".into(), "colour".into()],
                 }),
             },
         ))
