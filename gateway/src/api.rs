@@ -1,0 +1,208 @@
+//! The HTTP (non-gRPC) side of the gateway: its own public routes (`/api`, health, OpenAPI
+//! and documentation pages), then, for everything else under `/api/`, the edge checks in
+//! order (client-IP rate limit, body size, content type, authentication, caller rate limit,
+//! route lookup) before the request is handed to the REST transcoder.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::response::{Html, IntoResponse, Response};
+use http::{HeaderValue, Method, Request, StatusCode, header};
+use tonic::metadata::MetadataMap;
+use tower::service_fn;
+use tower::util::BoxCloneSyncService;
+
+use crate::error::ApiError;
+use crate::limits::{body_too_large, declared_length_exceeds};
+use crate::openapi;
+use crate::proxy::GrpcService;
+use crate::request_id::RequestId;
+use crate::rest::RouteMatch;
+use crate::state::AppState;
+use crate::upstream::Outbound;
+use crate::{forward, health};
+
+/// Routes the gateway answers itself, without authentication.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum GatewayRoute {
+    Banner,
+    Liveness,
+    Readiness,
+    OpenApi,
+    Docs,
+    Redoc,
+}
+
+impl GatewayRoute {
+    fn of(path: &str) -> Option<Self> {
+        Some(match path {
+            "/api" | "/api/" => Self::Banner,
+            "/api/health" => Self::Liveness,
+            "/api/health/ready" => Self::Readiness,
+            "/api/openapi.json" => Self::OpenApi,
+            "/api/docs" => Self::Docs,
+            "/api/redoc" => Self::Redoc,
+            _ => return None,
+        })
+    }
+
+    /// Probes are exempt from the client-IP rate limit: a kubelet polls from one address.
+    fn is_probe(self) -> bool {
+        matches!(self, Self::Liveness | Self::Readiness)
+    }
+}
+
+/// The HTTP side as a service.
+pub(crate) fn http_service(state: Arc<AppState>) -> GrpcService {
+    BoxCloneSyncService::new(service_fn(move |request: Request<Body>| {
+        let state = state.clone();
+        async move { Ok::<_, Infallible>(handle(state, request).await) }
+    }))
+}
+
+async fn handle(state: Arc<AppState>, request: Request<Body>) -> Response {
+    match respond(&state, request).await {
+        Ok(response) => response,
+        Err(error) => error.into_response(),
+    }
+}
+
+async fn respond(state: &AppState, request: Request<Body>) -> Result<Response, ApiError> {
+    let path = request.uri().path().to_owned();
+    let route = GatewayRoute::of(&path);
+    if !route.is_some_and(GatewayRoute::is_probe) {
+        state
+            .rate_limits
+            .check_client(&request)
+            .map_err(|limited| limited.to_api_error())?;
+    }
+    if let Some(route) = route {
+        return gateway_route(state, route, request.method()).await;
+    }
+    if !path.starts_with("/api/") {
+        return Err(not_found());
+    }
+    if declared_length_exceeds(&request, state.limits.max_body_bytes) {
+        return Err(body_too_large(state.limits.max_body_bytes));
+    }
+    check_content_type(&request)?;
+    let caller = state.authenticator.authenticate(request.headers()).await?;
+    state
+        .rate_limits
+        .check_caller(&caller.tenant_id, &caller.user_id)
+        .map_err(|limited| limited.to_api_error())?;
+    match state.rest.matches(request.method(), &path) {
+        RouteMatch::Found(_) => {}
+        RouteMatch::NotFound => return Err(not_found()),
+        RouteMatch::MethodNotAllowed(allowed) => return Ok(method_not_allowed(&allowed)),
+    }
+    let request_id = request
+        .extensions()
+        .get::<RequestId>()
+        .cloned()
+        .unwrap_or_else(|| RequestId::from_headers(request.headers()));
+    let headers = forward::upstream_headers(&state.tokens, &caller, &request_id)?;
+    let outbound = Outbound {
+        metadata: MetadataMap::from_headers(headers),
+        timeout: state.limits.upstream_timeout,
+        max_body_bytes: state.limits.max_body_bytes,
+        expose_internal_errors: state.expose_internal_errors,
+    };
+    state.rest.handle(request, &state.upstreams, outbound).await
+}
+
+async fn gateway_route(
+    state: &AppState,
+    route: GatewayRoute,
+    method: &Method,
+) -> Result<Response, ApiError> {
+    if method != Method::GET && method != Method::HEAD {
+        return Ok(method_not_allowed(&[Method::GET, Method::HEAD]));
+    }
+    Ok(match route {
+        GatewayRoute::Banner => axum::Json(serde_json::json!({
+            "message": "IntegrationDirector API",
+            "docs": "/api/docs",
+        }))
+        .into_response(),
+        GatewayRoute::Liveness => axum::Json(health::liveness()).into_response(),
+        GatewayRoute::Readiness => {
+            let readiness =
+                health::readiness(&state.upstreams, state.limits.readiness_timeout).await;
+            let status = if readiness.is_ready() {
+                StatusCode::OK
+            } else {
+                StatusCode::SERVICE_UNAVAILABLE
+            };
+            (status, axum::Json(readiness)).into_response()
+        }
+        GatewayRoute::OpenApi => (
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            state.openapi_json.clone(),
+        )
+            .into_response(),
+        GatewayRoute::Docs => Html(openapi::docs_html()).into_response(),
+        GatewayRoute::Redoc => Html(openapi::redoc_html()).into_response(),
+    })
+}
+
+/// Bodies must be JSON. A missing content type is read as JSON (curl, simple clients); any
+/// other type is refused, which also stops cross-site form posts that skip CORS preflight.
+fn check_content_type(request: &Request<Body>) -> Result<(), ApiError> {
+    if !has_body(request) {
+        return Ok(());
+    }
+    let Some(content_type) = request.headers().get(header::CONTENT_TYPE) else {
+        return Ok(());
+    };
+    let essence = content_type
+        .to_str()
+        .unwrap_or_default()
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    if essence == "application/json" || essence.ends_with("+json") {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            tonic::Code::InvalidArgument,
+            "Unsupported Media Type: send application/json",
+        )
+        .with_http_status(StatusCode::UNSUPPORTED_MEDIA_TYPE))
+    }
+}
+
+fn has_body(request: &Request<Body>) -> bool {
+    let headers = request.headers();
+    headers.contains_key(header::TRANSFER_ENCODING)
+        || headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|value| value.to_str().ok())
+            .is_some_and(|length| length.trim() != "0")
+}
+
+fn not_found() -> ApiError {
+    ApiError::new(tonic::Code::NotFound, "Not Found")
+}
+
+/// 405 with the `Allow` header naming the methods the path has.
+fn method_not_allowed(allowed: &[Method]) -> Response {
+    let mut response = ApiError::new(tonic::Code::Unimplemented, "Method Not Allowed")
+        .with_http_status(StatusCode::METHOD_NOT_ALLOWED)
+        .into_response();
+    let allow = allowed
+        .iter()
+        .map(Method::as_str)
+        .collect::<Vec<_>>()
+        .join(", ");
+    if let Ok(value) = HeaderValue::from_str(&allow) {
+        response.headers_mut().insert(header::ALLOW, value);
+    }
+    response
+}

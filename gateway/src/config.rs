@@ -1,0 +1,302 @@
+//! The gateway's settings, read once at start-up from the environment and validated there, so
+//! a bad value stops the process with a message naming the variable instead of failing later
+//! on a request.
+
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+use director_platform::config::{CommonConfig, ConfigError, Env, Secret};
+use director_platform::identity::InternalTokenConfig;
+use regex::Regex;
+
+const DEFAULT_RATE_PER_SECOND: NonZeroU32 = NonZeroU32::MIN.saturating_add(19);
+const DEFAULT_RATE_BURST: NonZeroU32 = NonZeroU32::MIN.saturating_add(39);
+
+/// Everything the gateway reads from the environment.
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    /// `GATEWAY_ADDR`: where the one listener binds (default `0.0.0.0:8080`).
+    pub addr: SocketAddr,
+    /// `COMPANIES_URL`: the companies service (default `http://127.0.0.1:50051`).
+    pub companies_url: http::Uri,
+    /// `DISPATCH_URL`: the dispatch service (default `http://127.0.0.1:50052`).
+    pub dispatch_url: http::Uri,
+    /// `INTEGRATIONS_URL`: the integrations service (default `http://127.0.0.1:50053`).
+    pub integrations_url: http::Uri,
+    /// How callers are authenticated.
+    pub auth: AuthConfig,
+    /// Which browser origins may call the gateway.
+    pub cors: CorsConfig,
+    /// Body, rate, time and concurrency limits.
+    pub limits: LimitsConfig,
+    /// Environment, debug flag and telemetry.
+    pub common: CommonConfig,
+    /// The cluster secret the verified caller is forwarded with.
+    pub internal_token: InternalTokenConfig,
+}
+
+/// How Supabase bearer tokens are verified and turned into a caller.
+#[derive(Debug, Clone)]
+pub struct AuthConfig {
+    /// `SUPABASE_JWT_SECRET`: the legacy HS256 secret; HS256 tokens are refused without it.
+    pub jwt_secret: Option<Secret>,
+    /// `SUPABASE_JWKS_URL`, else `{SUPABASE_URL}/auth/v1/.well-known/jwks.json`; asymmetric
+    /// tokens (ES256, RS256) are refused without it.
+    pub jwks_url: Option<String>,
+    /// `JWT_AUDIENCE` (default `authenticated`).
+    pub audience: String,
+    /// `JWT_ISSUER` (default `{SUPABASE_URL}/auth/v1` when `SUPABASE_URL` is set); checked
+    /// only when present.
+    pub issuer: Option<String>,
+    /// `TENANT_CLAIM`: dotted path of the tenant id claim (default `app_metadata.tenant_id`);
+    /// `sub` is used when the claim is absent.
+    pub tenant_claim: String,
+    /// `ROLE_CLAIM`: dotted path of the role claim (default `app_metadata.role`); absent means
+    /// admin.
+    pub role_claim: String,
+    /// Clock skew tolerated on `exp` (30 s).
+    pub leeway: Duration,
+    /// How often the JWKS is refreshed in the background (10 min).
+    pub jwks_refresh_interval: Duration,
+    /// Minimum time between two refreshes caused by an unknown `kid` (30 s).
+    pub jwks_min_refresh_interval: Duration,
+    /// Time limit of one JWKS download (5 s).
+    pub jwks_timeout: Duration,
+}
+
+/// Allowed browser origins.
+#[derive(Debug, Clone)]
+pub struct CorsConfig {
+    /// `CORS_ORIGINS`: exact origins, a comma list or a JSON array (default
+    /// `http://localhost:3000`).
+    pub origins: Vec<String>,
+    /// `ALLOWED_ORIGIN_REGEX`: origins matching this pattern as a whole are allowed too.
+    pub origin_regex: Option<Regex>,
+}
+
+/// Protective limits.
+#[derive(Debug, Clone)]
+pub struct LimitsConfig {
+    /// `MAX_BODY_BYTES`: largest REST request body (default 1 MiB).
+    pub max_body_bytes: usize,
+    /// `RATE_LIMIT_PER_SECOND`: sustained requests per second per caller and per client IP
+    /// (default 20).
+    pub rate_per_second: NonZeroU32,
+    /// `RATE_LIMIT_BURST`: requests allowed at once before the rate applies (default 40).
+    pub rate_burst: NonZeroU32,
+    /// `UPSTREAM_TIMEOUT_MS`: deadline of a unary upstream call made for a REST request
+    /// (default 15 s).
+    pub upstream_timeout: Duration,
+    /// `MAX_CONCURRENT_REQUESTS`: requests in flight before new ones are shed with 503
+    /// (default 1024).
+    pub max_concurrent_requests: usize,
+    /// `TRUST_FORWARDED_FOR`: take the client address for the IP rate limit from the last
+    /// `X-Forwarded-For` entry (the one the nearest proxy added) instead of the TCP peer.
+    /// Enable it only behind exactly one trusted proxy or ingress (default false): without a
+    /// proxy, clients could choose their own address.
+    pub trust_forwarded_for: bool,
+    /// Time limit of each upstream health check behind `/api/health/ready` (2 s).
+    pub readiness_timeout: Duration,
+    /// Time limit of connecting to an upstream (5 s).
+    pub connect_timeout: Duration,
+}
+
+impl GatewayConfig {
+    /// Reads and validates every gateway setting.
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let common = CommonConfig::from_env(env, "gateway")?;
+        let internal_token = InternalTokenConfig::from_env(env, common.environment)?;
+        Ok(Self {
+            addr: env.parse_or("GATEWAY_ADDR", SocketAddr::from(([0, 0, 0, 0], 8080)))?,
+            companies_url: uri_or(env, "COMPANIES_URL", "http://127.0.0.1:50051")?,
+            dispatch_url: uri_or(env, "DISPATCH_URL", "http://127.0.0.1:50052")?,
+            integrations_url: uri_or(env, "INTEGRATIONS_URL", "http://127.0.0.1:50053")?,
+            auth: AuthConfig::from_env(env)?,
+            cors: CorsConfig::from_env(env)?,
+            limits: LimitsConfig::from_env(env)?,
+            common,
+            internal_token,
+        })
+    }
+
+    /// The Director services and their URLs, keyed by the service names of
+    /// `director_proto::SERVICE_PACKAGES`.
+    pub fn service_urls(&self) -> [(&'static str, &http::Uri); 3] {
+        [
+            ("companies", &self.companies_url),
+            ("dispatch", &self.dispatch_url),
+            ("integrations", &self.integrations_url),
+        ]
+    }
+}
+
+impl AuthConfig {
+    /// Reads the authentication settings.
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let supabase_url = env
+            .string("SUPABASE_URL")
+            .map(|url| url.trim_end_matches('/').to_owned());
+        if let Some(url) = &supabase_url {
+            check_http_url("SUPABASE_URL", url)?;
+        }
+        let jwks_url = match env.string("SUPABASE_JWKS_URL") {
+            Some(url) => Some(url),
+            None => supabase_url
+                .as_ref()
+                .map(|base| format!("{base}/auth/v1/.well-known/jwks.json")),
+        };
+        if let Some(url) = &jwks_url {
+            check_http_url("SUPABASE_JWKS_URL", url)?;
+        }
+        let issuer = env
+            .string("JWT_ISSUER")
+            .or_else(|| supabase_url.as_ref().map(|base| format!("{base}/auth/v1")));
+        Ok(Self {
+            jwt_secret: env.secret("SUPABASE_JWT_SECRET"),
+            jwks_url,
+            audience: env
+                .string("JWT_AUDIENCE")
+                .unwrap_or_else(|| "authenticated".to_owned()),
+            issuer,
+            tenant_claim: claim_path(env, "TENANT_CLAIM", "app_metadata.tenant_id")?,
+            role_claim: claim_path(env, "ROLE_CLAIM", "app_metadata.role")?,
+            leeway: Duration::from_secs(30),
+            jwks_refresh_interval: Duration::from_secs(600),
+            jwks_min_refresh_interval: Duration::from_secs(30),
+            jwks_timeout: Duration::from_secs(5),
+        })
+    }
+}
+
+impl CorsConfig {
+    /// Reads the allowed origins.
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let origins = match env.string("CORS_ORIGINS") {
+            Some(raw) => parse_origins(&raw).map_err(|reason| ConfigError {
+                variable: "CORS_ORIGINS".to_owned(),
+                reason,
+            })?,
+            None => vec!["http://localhost:3000".to_owned()],
+        };
+        let origin_regex = env
+            .string("ALLOWED_ORIGIN_REGEX")
+            .map(|pattern| {
+                // Anchored so `https://.*\.example\.com` cannot match
+                // `https://evil.example.com.attacker.net`.
+                Regex::new(&format!("^(?:{pattern})$")).map_err(|error| ConfigError {
+                    variable: "ALLOWED_ORIGIN_REGEX".to_owned(),
+                    reason: format!("not a valid regular expression: {error}"),
+                })
+            })
+            .transpose()?;
+        Ok(Self {
+            origins,
+            origin_regex,
+        })
+    }
+}
+
+impl LimitsConfig {
+    /// Reads the limits.
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let max_concurrent_requests: usize = env.parse_or("MAX_CONCURRENT_REQUESTS", 1024)?;
+        if max_concurrent_requests == 0 {
+            return Err(ConfigError {
+                variable: "MAX_CONCURRENT_REQUESTS".to_owned(),
+                reason: "expected a positive integer, got \"0\"".to_owned(),
+            });
+        }
+        Ok(Self {
+            max_body_bytes: env.parse_or("MAX_BODY_BYTES", 1_048_576)?,
+            rate_per_second: env.parse_or("RATE_LIMIT_PER_SECOND", DEFAULT_RATE_PER_SECOND)?,
+            rate_burst: env.parse_or("RATE_LIMIT_BURST", DEFAULT_RATE_BURST)?,
+            upstream_timeout: env.millis_or("UPSTREAM_TIMEOUT_MS", 15_000)?,
+            max_concurrent_requests,
+            trust_forwarded_for: env.bool_or("TRUST_FORWARDED_FOR", false)?,
+            readiness_timeout: Duration::from_secs(2),
+            connect_timeout: Duration::from_secs(5),
+        })
+    }
+}
+
+/// Parses `CORS_ORIGINS`: a JSON array of strings or a comma-separated list.
+fn parse_origins(raw: &str) -> Result<Vec<String>, String> {
+    let trimmed = raw.trim();
+    let origins: Vec<String> = if trimmed.starts_with('[') {
+        serde_json::from_str::<Vec<String>>(trimmed)
+            .map_err(|error| format!("expected a JSON array of strings: {error}"))?
+    } else {
+        trimmed.split(',').map(str::to_owned).collect()
+    };
+    let origins: Vec<String> = origins
+        .into_iter()
+        .map(|origin| origin.trim().trim_end_matches('/').to_owned())
+        .filter(|origin| !origin.is_empty())
+        .collect();
+    if let Some(bad) = origins
+        .iter()
+        .find(|origin| http::HeaderValue::from_str(origin).is_err() || origin.as_str() == "*")
+    {
+        return Err(format!("not an origin: {bad:?}"));
+    }
+    Ok(origins)
+}
+
+fn uri_or(env: &Env, name: &str, default: &str) -> Result<http::Uri, ConfigError> {
+    let raw = env.string(name).unwrap_or_else(|| default.to_owned());
+    check_http_url(name, &raw)?;
+    raw.parse().map_err(|error| ConfigError {
+        variable: name.to_owned(),
+        reason: format!("not a valid URL: {error}"),
+    })
+}
+
+fn check_http_url(name: &str, url: &str) -> Result<(), ConfigError> {
+    if url.starts_with("http://") || url.starts_with("https://") {
+        Ok(())
+    } else {
+        Err(ConfigError {
+            variable: name.to_owned(),
+            reason: format!("expected an http:// or https:// URL, got {url:?}"),
+        })
+    }
+}
+
+fn claim_path(env: &Env, name: &str, default: &str) -> Result<String, ConfigError> {
+    let path = env.string(name).unwrap_or_else(|| default.to_owned());
+    if path.split('.').any(str::is_empty) {
+        return Err(ConfigError {
+            variable: name.to_owned(),
+            reason: format!(
+                "expected a dotted claim path like \"app_metadata.role\", got {path:?}"
+            ),
+        });
+    }
+    Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origins_are_read_from_a_comma_list_or_a_json_array() {
+        assert_eq!(
+            parse_origins("http://a.test, https://b.test/").ok(),
+            Some(vec![
+                "http://a.test".to_owned(),
+                "https://b.test".to_owned()
+            ])
+        );
+        assert_eq!(
+            parse_origins(r#"["http://a.test","https://b.test"]"#).ok(),
+            Some(vec![
+                "http://a.test".to_owned(),
+                "https://b.test".to_owned()
+            ])
+        );
+        assert!(parse_origins("*").is_err());
+        assert!(parse_origins("[1, 2]").is_err());
+    }
+}

@@ -1,0 +1,35 @@
+//! Director's gateway: the one public entry point of the system.
+//!
+//! One listener speaks, per request, REST/JSON (transcoded from the `google.api.http`
+//! annotations of the descriptor pool), gRPC-Web and native gRPC (proxied by package to the
+//! owning service). In front of all of them: Supabase token authentication, CORS, body, rate
+//! and concurrency limits, request ids and security headers. See [`Gateway`].
+//!
+//! Module map: [`server`] (listener, layering), [`api`] (HTTP side), [`proxy`] (gRPC and
+//! gRPC-Web), [`local_grpc`] (reflection, health), [`auth`], [`forward`] (identity sent
+//! upstream), [`cors`], [`limits`], [`edge`], [`security`], [`health`], [`rest`] and
+//! [`openapi`] (transcoding and documentation).
+
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod cors;
+pub mod edge;
+pub mod error;
+pub mod forward;
+pub mod health;
+pub mod limits;
+pub mod local_grpc;
+pub mod openapi;
+pub mod protocol;
+pub mod proxy;
+pub mod request_id;
+pub mod rest;
+pub mod security;
+pub mod server;
+pub mod state;
+pub mod upstream;
+
+pub use config::GatewayConfig;
+pub use error::ApiError;
+pub use server::Gateway;

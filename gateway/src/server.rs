@@ -1,0 +1,220 @@
+//! The gateway process: built once from its configuration, the descriptor pool and the
+//! upstream map, then serving one listener that speaks HTTP/1.1 and h2c (prior knowledge),
+//! choosing per request between native gRPC, gRPC-Web and REST by content type.
+//!
+//! Layers, outermost first: [`Edge`] (request id, span, security headers, access log) →
+//! CORS → [`Shed`] (concurrency cap) → protocol dispatch.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use axum::body::Body;
+use director_platform::config::Environment;
+use director_platform::identity::InternalTokens;
+use http::{Request, Response};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use prost_reflect::DescriptorPool;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
+use tower::util::BoxCloneSyncService;
+use tower::{Layer, ServiceExt, service_fn};
+use tracing::{debug, info, warn};
+
+use crate::api::http_service;
+use crate::auth::Authenticator;
+use crate::config::GatewayConfig;
+use crate::cors;
+use crate::edge::Edge;
+use crate::limits::{RateLimits, Shed};
+use crate::local_grpc::local_services;
+use crate::openapi::openapi_document;
+use crate::protocol::Protocol;
+use crate::proxy::{GrpcService, grpc_service, grpc_web_service};
+use crate::rest::RestApi;
+use crate::state::{AppState, ClientAddr};
+use crate::upstream::Upstreams;
+
+/// How long open connections may take to finish after shutdown begins.
+const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
+
+/// The whole HTTP stack as one cloneable service.
+type GatewayService = BoxCloneSyncService<Request<Body>, Response<Body>, Infallible>;
+
+/// A gateway ready to serve.
+#[derive(Debug)]
+pub struct Gateway {
+    state: Arc<AppState>,
+    config: GatewayConfig,
+    health: HealthReporter,
+}
+
+impl Gateway {
+    /// Builds everything a request needs, once: REST routes and the OpenAPI document from
+    /// `descriptors`, the gRPC routing table (service → the channel of its package's upstream),
+    /// reflection, the token verifier and the rate limiters.
+    ///
+    /// `upstreams` maps protobuf packages to upstream base URIs
+    /// (e.g. `("director.companies.v1", "http://127.0.0.1:50051")`). A service whose package has
+    /// no upstream answers UNIMPLEMENTED. Call it within a Tokio runtime (the upstream
+    /// channels connect lazily but need the runtime to exist).
+    pub fn build(
+        config: GatewayConfig,
+        descriptors: DescriptorPool,
+        upstreams: Vec<(String, http::Uri)>,
+    ) -> anyhow::Result<Self> {
+        let upstreams = Upstreams::new(upstreams, config.limits.connect_timeout);
+        let mut grpc_services = HashMap::new();
+        for service in descriptors.services() {
+            match upstreams.channel_for_package(service.package_name()) {
+                Some(channel) => {
+                    grpc_services.insert(service.full_name().to_owned(), channel);
+                }
+                None => debug!(
+                    service = service.full_name(),
+                    "no upstream serves this package"
+                ),
+            }
+        }
+        let rest = RestApi::new(&descriptors).context("building the REST routes")?;
+        let openapi_json = serde_json::to_vec(&openapi_document(&rest, &descriptors))
+            .context("serializing the OpenAPI document")?;
+        let (local_grpc, health) =
+            local_services(&descriptors).context("building gRPC reflection")?;
+        let state = AppState {
+            authenticator: Authenticator::new(&config.auth)?,
+            rate_limits: Arc::new(RateLimits::new(&config.limits)),
+            tokens: InternalTokens::new(&config.internal_token.secret, config.internal_token.ttl),
+            upstreams,
+            grpc_services,
+            local_grpc,
+            rest,
+            openapi_json: openapi_json.into(),
+            limits: config.limits.clone(),
+            expose_internal_errors: config.common.debug,
+        };
+        Ok(Self {
+            state: Arc::new(state),
+            config,
+            health,
+        })
+    }
+
+    /// Serves `listener` until `shutdown` is cancelled, then stops accepting, reports
+    /// NOT_SERVING on its own health service and lets open connections finish (10 s at most).
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<()> {
+        self.state
+            .authenticator
+            .spawn_refresh(shutdown.child_token());
+        self.state
+            .rate_limits
+            .clone()
+            .spawn_cleanup(shutdown.child_token());
+        let service = self.service();
+        let builder = auto::Builder::new(TokioExecutor::new());
+        let graceful = GracefulShutdown::new();
+        if let Ok(addr) = listener.local_addr() {
+            info!(%addr, "gateway listening");
+        }
+        loop {
+            let (stream, peer) = tokio::select! {
+                () = shutdown.cancelled() => break,
+                accepted = listener.accept() => match accepted {
+                    Ok(accepted) => accepted,
+                    Err(error) => {
+                        // Typically too many open files: back off instead of spinning.
+                        warn!(%error, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+            };
+            let _ = stream.set_nodelay(true);
+            let service = service.clone();
+            let per_connection = service_fn(move |mut request: Request<hyper::body::Incoming>| {
+                request.extensions_mut().insert(ClientAddr(peer));
+                service.clone().oneshot(request.map(Body::new))
+            });
+            let connection = builder
+                .serve_connection(
+                    TokioIo::new(stream),
+                    TowerToHyperService::new(per_connection),
+                )
+                .into_owned();
+            let connection = graceful.watch(connection);
+            tokio::spawn(async move {
+                if let Err(error) = connection.await {
+                    debug!(%error, %peer, "connection ended with an error");
+                }
+            });
+        }
+        drop(listener);
+        self.health
+            .set_service_status("", ServingStatus::NotServing)
+            .await;
+        info!("gateway draining connections");
+        tokio::select! {
+            () = graceful.shutdown() => info!("gateway stopped"),
+            () = tokio::time::sleep(DRAIN_DEADLINE) => warn!("drain deadline reached, closing connections"),
+        }
+        Ok(())
+    }
+
+    /// The configuration the gateway was built with.
+    pub fn config(&self) -> &GatewayConfig {
+        &self.config
+    }
+
+    fn service(&self) -> GatewayService {
+        let dispatch = Dispatch {
+            grpc: grpc_service(self.state.clone()),
+            grpc_web: grpc_web_service(self.state.clone()),
+            http: http_service(self.state.clone()),
+        };
+        let shed = Shed::new(dispatch, self.state.limits.max_concurrent_requests);
+        let cors = cors::layer(&self.config.cors).layer(shed);
+        let edge = Edge::new(cors, self.config.common.environment == Environment::Prod);
+        BoxCloneSyncService::new(edge)
+    }
+}
+
+/// Chooses the handler by the request's protocol.
+#[derive(Clone)]
+struct Dispatch {
+    grpc: GrpcService,
+    grpc_web: GrpcService,
+    http: GrpcService,
+}
+
+impl tower::Service<Request<Body>> for Dispatch {
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = tower::util::Oneshot<GrpcService, Request<Body>>;
+
+    fn poll_ready(
+        &mut self,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<Body>) -> Self::Future {
+        let handler = match Protocol::of(&request) {
+            Protocol::Grpc => self.grpc.clone(),
+            Protocol::GrpcWeb => self.grpc_web.clone(),
+            Protocol::Rest => self.http.clone(),
+        };
+        handler.oneshot(request)
+    }
+}

@@ -1,0 +1,46 @@
+//! What every request handler shares, built once by `Gateway::build`.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use director_platform::identity::InternalTokens;
+use tonic::service::Routes;
+use tonic::transport::Channel;
+
+use crate::auth::Authenticator;
+use crate::config::LimitsConfig;
+use crate::limits::RateLimits;
+use crate::rest::RestApi;
+use crate::upstream::Upstreams;
+
+/// The peer address of the connection a request arrived on (request extension).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAddr(pub SocketAddr);
+
+/// Shared, immutable state of a running gateway.
+#[derive(Debug)]
+pub(crate) struct AppState {
+    /// Verifies Supabase tokens.
+    pub authenticator: Authenticator,
+    /// Per-IP and per-caller rate limits.
+    pub rate_limits: Arc<RateLimits>,
+    /// Mints the internal tokens forwarded upstream.
+    pub tokens: InternalTokens,
+    /// One channel per upstream.
+    pub upstreams: Upstreams,
+    /// gRPC routing: fully-qualified service name → the channel of the package's upstream,
+    /// computed once from the descriptor pool.
+    pub grpc_services: HashMap<String, Channel>,
+    /// Reflection and health, answered by the gateway.
+    pub local_grpc: Routes,
+    /// REST/JSON transcoding.
+    pub rest: RestApi,
+    /// The OpenAPI document, serialized once.
+    pub openapi_json: Bytes,
+    /// Body, rate, time and concurrency limits.
+    pub limits: LimitsConfig,
+    /// Whether internal error messages reach clients (`DEBUG` outside prod).
+    pub expose_internal_errors: bool,
+}

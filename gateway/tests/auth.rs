@@ -1,0 +1,452 @@
+//! Authentication at the edge: the reference's 401 messages for every kind of bad token, HS256
+//! only with the secret, ES256 through a JWKS served by a real HTTP server, one shared JWKS
+//! refresh for an unknown `kid`, and gRPC-shaped failures for gRPC callers.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::{Duration, SystemTime};
+
+use common::*;
+use director_platform::identity::Role;
+use director_platform::identity::user_token::{UserTokenClaims, mint_hs256, mint_hs256_at};
+use serde_json::Value;
+
+/// A route that exists only behind authentication: a 404 from it means the token passed.
+const PROTECTED_UNKNOWN: &str = "/api/no-such-route";
+
+async fn get_with(gateway: &TestGateway, path: &str, authorization: Option<&str>) -> (u16, Value) {
+    let mut request = http().get(gateway.at(path));
+    if let Some(value) = authorization {
+        request = request.header("authorization", value);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+async fn gateway(overrides: &[(&str, &str)]) -> TestGateway {
+    spawn_gateway(config(overrides), echo_pool(), vec![]).await
+}
+
+#[tokio::test]
+async fn a_request_without_authorization_header_is_refused_with_the_reference_message() {
+    let gateway = gateway(&[]).await;
+    let (status, body) = get_with(&gateway, PROTECTED_UNKNOWN, None).await;
+    assert_eq!(status, 401);
+    assert_eq!(body["error"], "Missing or invalid authorization header");
+    assert_eq!(body["code"], "UNAUTHENTICATED");
+    assert!(
+        body["request_id"].is_string(),
+        "request id in the body: {body}"
+    );
+}
+
+#[tokio::test]
+async fn a_non_bearer_authorization_header_is_refused() {
+    let gateway = gateway(&[]).await;
+    for header in ["Basic dXNlcjpwYXNz", "Token abc", "Bearer ", "bearer abc"] {
+        let (status, body) = get_with(&gateway, PROTECTED_UNKNOWN, Some(header)).await;
+        assert_eq!(status, 401, "{header}");
+        assert_eq!(
+            body["error"], "Missing or invalid authorization header",
+            "{header}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_expired_token_is_refused_as_expired() {
+    let gateway = gateway(&[]).await;
+    let two_hours_ago = SystemTime::now() - Duration::from_secs(7200);
+    let expired = mint_hs256_at(JWT_SECRET, &UserTokenClaims::new("u1"), two_hours_ago).unwrap();
+    let (status, body) = get_with(
+        &gateway,
+        PROTECTED_UNKNOWN,
+        Some(&format!("Bearer {expired}")),
+    )
+    .await;
+    assert_eq!(status, 401);
+    assert_eq!(body["error"], "Token has expired");
+}
+
+#[tokio::test]
+async fn a_token_expired_within_the_leeway_is_accepted() {
+    let gateway = gateway(&[]).await;
+    // Issued an hour and ten seconds ago with a one-hour lifetime: 10 s past `exp`.
+    let issued = SystemTime::now() - Duration::from_secs(3610);
+    let token = mint_hs256_at(JWT_SECRET, &UserTokenClaims::new("u1"), issued).unwrap();
+    let (status, _) = get_with(
+        &gateway,
+        PROTECTED_UNKNOWN,
+        Some(&format!("Bearer {token}")),
+    )
+    .await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn a_token_signed_with_another_secret_is_invalid() {
+    let gateway = gateway(&[]).await;
+    let forged = mint_hs256(
+        "some-other-secret-0123456789abcdef",
+        &UserTokenClaims::new("u1"),
+    )
+    .unwrap();
+    let (status, body) = get_with(
+        &gateway,
+        PROTECTED_UNKNOWN,
+        Some(&format!("Bearer {forged}")),
+    )
+    .await;
+    assert_eq!(status, 401);
+    assert_eq!(
+        body["error"],
+        "Invalid token: Signature verification failed"
+    );
+}
+
+#[tokio::test]
+async fn a_token_for_another_audience_is_invalid() {
+    let gateway = gateway(&[]).await;
+    let mut claims = UserTokenClaims::new("u1");
+    claims.audience = "anon".to_owned();
+    let token = mint_hs256(JWT_SECRET, &claims).unwrap();
+    let (status, body) = get_with(
+        &gateway,
+        PROTECTED_UNKNOWN,
+        Some(&format!("Bearer {token}")),
+    )
+    .await;
+    assert_eq!(status, 401);
+    assert_eq!(body["error"], "Invalid token: Audience doesn't match");
+}
+
+#[tokio::test]
+async fn an_unsigned_alg_none_token_is_refused() {
+    let gateway = gateway(&[]).await;
+    let header = base64_url(br#"{"alg":"none","typ":"JWT"}"#);
+    let exp = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 3600;
+    let payload =
+        base64_url(format!(r#"{{"sub":"u1","aud":"authenticated","exp":{exp}}}"#).as_bytes());
+    for token in [
+        format!("{header}.{payload}."),
+        format!("{header}.{payload}.c2ln"),
+    ] {
+        let (status, body) = get_with(
+            &gateway,
+            PROTECTED_UNKNOWN,
+            Some(&format!("Bearer {token}")),
+        )
+        .await;
+        assert_eq!(status, 401);
+        assert_eq!(
+            body["error"],
+            "Invalid token: The specified alg value is not allowed"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_malformed_token_is_invalid() {
+    let gateway = gateway(&[]).await;
+    let (status, body) = get_with(&gateway, PROTECTED_UNKNOWN, Some("Bearer not-a-jwt")).await;
+    assert_eq!(status, 401);
+    assert_eq!(body["error"], "Invalid token: Not enough segments");
+}
+
+#[tokio::test]
+async fn a_valid_token_passes_and_an_unknown_route_then_answers_404_in_the_error_shape() {
+    let gateway = gateway(&[]).await;
+    let (status, body) = get_with(
+        &gateway,
+        PROTECTED_UNKNOWN,
+        Some(&format!("Bearer {}", token("u1"))),
+    )
+    .await;
+    assert_eq!(status, 404);
+    assert_eq!(body["detail"], "Not Found");
+    assert_eq!(body["code"], "NOT_FOUND");
+}
+
+#[tokio::test]
+async fn an_unknown_role_is_forbidden() {
+    let gateway = gateway(&[]).await;
+    let token = jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &serde_json::json!({
+            "sub": "u1", "aud": "authenticated",
+            "exp": SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs() + 600,
+            "app_metadata": {"role": "superuser"},
+        }),
+        &jsonwebtoken::EncodingKey::from_secret(JWT_SECRET.as_bytes()),
+    )
+    .unwrap();
+    let (status, body) = get_with(
+        &gateway,
+        PROTECTED_UNKNOWN,
+        Some(&format!("Bearer {token}")),
+    )
+    .await;
+    assert_eq!(status, 403);
+    assert_eq!(body["code"], "PERMISSION_DENIED");
+}
+
+#[tokio::test]
+async fn the_issuer_is_checked_when_configured() {
+    let gateway = gateway(&[("JWT_ISSUER", "https://project.supabase.co/auth/v1")]).await;
+    let mut claims = UserTokenClaims::new("u1");
+    claims.issuer = Some("https://elsewhere.example/auth/v1".to_owned());
+    let wrong = mint_hs256(JWT_SECRET, &claims).unwrap();
+    let (status, body) = get_with(
+        &gateway,
+        PROTECTED_UNKNOWN,
+        Some(&format!("Bearer {wrong}")),
+    )
+    .await;
+    assert_eq!(status, 401);
+    assert_eq!(body["error"], "Invalid token: Invalid issuer");
+
+    claims.issuer = Some("https://project.supabase.co/auth/v1".to_owned());
+    let right = mint_hs256(JWT_SECRET, &claims).unwrap();
+    let (status, _) = get_with(
+        &gateway,
+        PROTECTED_UNKNOWN,
+        Some(&format!("Bearer {right}")),
+    )
+    .await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn hs256_tokens_are_refused_when_no_secret_is_configured() {
+    let jwks = FakeJwks::start(vec![ec_jwk("key-a", EC_KEY_A_XY)]).await;
+    let url = format!("{}/auth/v1/.well-known/jwks.json", jwks.url);
+    let mut config = config(&[("SUPABASE_JWKS_URL", &url)]);
+    config.auth.jwt_secret = None;
+    let gateway = spawn_gateway(config, echo_pool(), vec![]).await;
+    let (status, body) = get_with(
+        &gateway,
+        PROTECTED_UNKNOWN,
+        Some(&format!("Bearer {}", token("u1"))),
+    )
+    .await;
+    assert_eq!(status, 401);
+    assert_eq!(
+        body["error"],
+        "Invalid token: The specified alg value is not allowed"
+    );
+}
+
+#[tokio::test]
+async fn an_es256_token_is_verified_with_the_key_from_the_jwks() {
+    let jwks = FakeJwks::start(vec![ec_jwk("key-a", EC_KEY_A_XY)]).await;
+    let url = format!("{}/auth/v1/.well-known/jwks.json", jwks.url);
+    let gateway = gateway(&[("SUPABASE_JWKS_URL", &url)]).await;
+    jwks.wait_for_hits(1).await;
+
+    let good = es256_token(EC_KEY_A_PEM, "key-a", "u-es");
+    let (status, _) = get_with(&gateway, PROTECTED_UNKNOWN, Some(&format!("Bearer {good}"))).await;
+    assert_eq!(status, 404, "a valid ES256 token passes authentication");
+
+    // Signed by another key but claiming key-a's id.
+    let forged = es256_token(EC_KEY_B_PEM, "key-a", "u-es");
+    let (status, body) = get_with(
+        &gateway,
+        PROTECTED_UNKNOWN,
+        Some(&format!("Bearer {forged}")),
+    )
+    .await;
+    assert_eq!(status, 401);
+    assert_eq!(
+        body["error"],
+        "Invalid token: Signature verification failed"
+    );
+}
+
+#[tokio::test]
+async fn a_token_cannot_choose_another_algorithm_than_its_key() {
+    let jwks = FakeJwks::start(vec![ec_jwk("key-a", EC_KEY_A_XY)]).await;
+    let url = format!("{}/auth/v1/.well-known/jwks.json", jwks.url);
+    let gateway = gateway(&[("SUPABASE_JWKS_URL", &url)]).await;
+    jwks.wait_for_hits(1).await;
+
+    // Classic key confusion: an HS256 token "signed" with the public key, naming the EC key.
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+    header.kid = Some("key-a".to_owned());
+    let exp = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 600;
+    let confused = jsonwebtoken::encode(
+        &header,
+        &serde_json::json!({"sub": "u1", "aud": "authenticated", "exp": exp}),
+        &jsonwebtoken::EncodingKey::from_secret(EC_KEY_A_XY.0.as_bytes()),
+    )
+    .unwrap();
+    let (status, body) = get_with(
+        &gateway,
+        PROTECTED_UNKNOWN,
+        Some(&format!("Bearer {confused}")),
+    )
+    .await;
+    assert_eq!(status, 401);
+    assert_eq!(
+        body["error"],
+        "Invalid token: Signature verification failed"
+    );
+
+    // An RS256 header naming the EC key is refused before any verification.
+    let header = base64_url(br#"{"alg":"RS256","typ":"JWT","kid":"key-a"}"#);
+    let payload =
+        base64_url(format!(r#"{{"sub":"u1","aud":"authenticated","exp":{exp}}}"#).as_bytes());
+    let (status, body) = get_with(
+        &gateway,
+        PROTECTED_UNKNOWN,
+        Some(&format!("Bearer {header}.{payload}.c2ln")),
+    )
+    .await;
+    assert_eq!(status, 401);
+    assert_eq!(
+        body["error"],
+        "Invalid token: The specified alg value is not allowed"
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_kid_triggers_exactly_one_jwks_refresh_shared_by_concurrent_requests() {
+    let jwks = FakeJwks::start(vec![ec_jwk("key-a", EC_KEY_A_XY)]).await;
+    let url = format!("{}/auth/v1/.well-known/jwks.json", jwks.url);
+    let gateway = gateway(&[("SUPABASE_JWKS_URL", &url)]).await;
+    jwks.wait_for_hits(1).await;
+    assert_eq!(jwks.hits(), 1, "one start-up fetch");
+
+    // The project rotates to key-b; tokens signed with it start arriving all at once.
+    jwks.set_keys(vec![
+        ec_jwk("key-a", EC_KEY_A_XY),
+        ec_jwk("key-b", EC_KEY_B_XY),
+    ]);
+    let rotated = es256_token(EC_KEY_B_PEM, "key-b", "u-rotated");
+    let requests = (0..20).map(|_| {
+        let url = gateway.at(PROTECTED_UNKNOWN);
+        let authorization = format!("Bearer {rotated}");
+        async move {
+            http()
+                .get(url)
+                .header("authorization", authorization)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    });
+    let statuses = futures::future::join_all(requests).await;
+    assert!(statuses.iter().all(|status| *status == 404), "{statuses:?}");
+    assert_eq!(jwks.hits(), 2, "one refresh for twenty requests");
+
+    // A kid that really is unknown does not cause another refresh within the rate limit.
+    let unknown = es256_token(EC_KEY_B_PEM, "key-z", "u1");
+    for _ in 0..5 {
+        let (status, body) = get_with(
+            &gateway,
+            PROTECTED_UNKNOWN,
+            Some(&format!("Bearer {unknown}")),
+        )
+        .await;
+        assert_eq!(status, 401);
+        assert_eq!(
+            body["error"],
+            "Invalid token: Unable to find a signing key that matches: \"key-z\""
+        );
+    }
+    assert_eq!(jwks.hits(), 2);
+}
+
+#[tokio::test]
+async fn tenant_and_role_claims_reach_the_upstream_in_the_internal_token() {
+    let (gateway, _upstream) = spawn_echo_stack(&[]).await;
+    let pool = echo_pool();
+    let channel = tonic::transport::Endpoint::from_shared(gateway.url.clone())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut client = tonic::client::Grpc::new(channel);
+    client.ready().await.unwrap();
+    let mut request = tonic::Request::new(echo_request(&pool, "n", 1, 0));
+    request.metadata_mut().insert(
+        "authorization",
+        format!(
+            "Bearer {}",
+            token_for("user-7", "tenant-3", Role::Dispatcher)
+        )
+        .parse()
+        .unwrap(),
+    );
+    let response: tonic::Response<prost_reflect::DynamicMessage> = client
+        .unary(
+            request,
+            http::uri::PathAndQuery::from_static("/director.testing.v1.EchoService/Echo"),
+            DynamicCodec::new(echo_response_descriptor(&pool)),
+        )
+        .await
+        .unwrap();
+    let echo = response.into_inner();
+    assert_eq!(text(&echo, "user_id"), "user-7");
+    assert_eq!(text(&echo, "tenant_id"), "tenant-3");
+    assert_eq!(text(&echo, "role"), "dispatcher");
+}
+
+#[tokio::test]
+async fn grpc_callers_without_a_token_get_unauthenticated_with_the_reference_message() {
+    let (gateway, _upstream) = spawn_echo_stack(&[]).await;
+    let pool = echo_pool();
+    let channel = tonic::transport::Endpoint::from_shared(gateway.url.clone())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut client = tonic::client::Grpc::new(channel);
+    client.ready().await.unwrap();
+    let status = client
+        .unary::<_, prost_reflect::DynamicMessage, _>(
+            tonic::Request::new(echo_request(&pool, "n", 1, 0)),
+            http::uri::PathAndQuery::from_static("/director.testing.v1.EchoService/Echo"),
+            DynamicCodec::new(echo_response_descriptor(&pool)),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::Unauthenticated);
+    assert_eq!(status.message(), "Missing or invalid authorization header");
+
+    // An expired token over gRPC-Web: the failure is gRPC-shaped, not JSON.
+    let expired = mint_hs256_at(
+        JWT_SECRET,
+        &UserTokenClaims::new("u1"),
+        SystemTime::now() - Duration::from_secs(7200),
+    )
+    .unwrap();
+    let response = http()
+        .post(gateway.at("/director.testing.v1.EchoService/Echo"))
+        .header("content-type", "application/grpc-web+proto")
+        .header("x-grpc-web", "1")
+        .header("authorization", format!("Bearer {expired}"))
+        .body(grpc_web_frame(&[]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["grpc-status"], "16");
+    assert_eq!(response.headers()["grpc-message"], "Token%20has%20expired");
+}
+
+fn base64_url(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}

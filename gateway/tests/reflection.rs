@@ -1,0 +1,93 @@
+//! gRPC reflection and health served by the gateway itself, without a token: what
+//! `grpcurl -plaintext localhost:8080 list` relies on.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::*;
+use tonic_reflection::pb::v1::ServerReflectionRequest;
+use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+
+async fn list_services(gateway: &TestGateway) -> Vec<String> {
+    let channel = tonic::transport::Endpoint::from_shared(gateway.url.clone())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut client = ServerReflectionClient::new(channel);
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut responses = client
+        .server_reflection_info(futures::stream::iter([request]))
+        .await
+        .unwrap()
+        .into_inner();
+    let response = responses.message().await.unwrap().unwrap();
+    match response.message_response.unwrap() {
+        MessageResponse::ListServicesResponse(list) => list
+            .service
+            .into_iter()
+            .map(|service| service.name)
+            .collect(),
+        other => panic!("unexpected reflection answer {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn reflection_lists_the_services_behind_the_gateway_and_health() {
+    let (gateway, _upstream) = spawn_echo_stack(&[]).await;
+    let services = list_services(&gateway).await;
+    assert!(services.contains(&ECHO_SERVICE.to_owned()), "{services:?}");
+    assert!(
+        services.contains(&"grpc.health.v1.Health".to_owned()),
+        "{services:?}"
+    );
+}
+
+#[tokio::test]
+async fn reflection_lists_every_director_service() {
+    let gateway = spawn_gateway(
+        config(&[]),
+        prost_reflect::DescriptorPool::decode(director_proto::FILE_DESCRIPTOR_SET).unwrap(),
+        vec![],
+    )
+    .await;
+    let services = list_services(&gateway).await;
+    for service in [
+        "director.companies.v1.CompaniesService",
+        "director.dispatch.v1.DriversService",
+        "director.dispatch.v1.TasksService",
+        "director.integrations.v1.IntegrationsService",
+    ] {
+        assert!(
+            services.contains(&service.to_owned()),
+            "{service} in {services:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_gateway_answers_grpc_health_checks_itself_without_a_token() {
+    let gateway = spawn_gateway(config(&[]), echo_pool(), vec![]).await;
+    let channel = tonic::transport::Endpoint::from_shared(gateway.url.clone())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut client = tonic_health::pb::health_client::HealthClient::new(channel);
+    let response = client
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        response.status(),
+        tonic_health::pb::health_check_response::ServingStatus::Serving
+    );
+}
