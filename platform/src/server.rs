@@ -60,7 +60,9 @@ pub async fn serve(
         drain_deadline,
         health_interval,
     } = opts;
-    let local_addr = listener.local_addr().ok();
+    let local_addr = listener
+        .local_addr()
+        .context("the listener has no local address")?;
 
     let (reporter, health_service) = tonic_health::server::health_reporter();
     let mut health_names: Vec<&'static str> = vec![""];
@@ -111,7 +113,7 @@ pub async fn serve(
         .add_routes(routes)
         .serve_with_incoming_shutdown(incoming, stop_accepting);
 
-    tracing::info!(addr = ?local_addr, "grpc server listening");
+    tracing::info!(addr = %local_addr, "grpc server listening");
     let drain_expired = async {
         shutdown.cancelled().await;
         tokio::time::sleep(drain_deadline).await;

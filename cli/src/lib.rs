@@ -1,0 +1,7 @@
+//! The `director` command's library: the development stack (`director up`) that the end-to-end
+//! tests start too, database migrations for every service, and token minting.
+
+pub mod migrate;
+pub mod openapi;
+pub mod stack;
+pub mod token;

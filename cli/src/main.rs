@@ -1,0 +1,203 @@
+//! `director`: run the whole stack for development, migrate the databases, mint tokens.
+
+// A command-line tool: printing the URLs, the token and reports is its job.
+#![allow(clippy::print_stdout)]
+
+use std::time::Duration;
+
+use anyhow::Context;
+use base64::Engine;
+use clap::{Args, Parser, Subcommand};
+use director::token::{self, TokenRequest};
+use director::{migrate, stack};
+use director_platform::config::{Env, load_env_files};
+use director_platform::identity::Role;
+use director_platform::server::shutdown_on_signals;
+use director_platform::telemetry;
+use tokio_util::sync::CancellationToken;
+
+/// Director: companies, drivers, collection tasks and their integrations, as gRPC services
+/// behind one gateway.
+///
+/// Settings are read from the environment and from `.env` / `.env.<ENVIRONMENT>`; see the
+/// README's configuration table.
+#[derive(Debug, Parser)]
+#[command(version, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the whole stack locally: migrate the databases, start every service and the
+    /// gateway, print the URLs and a dev token; Ctrl-C stops it.
+    ///
+    /// Needs only PostgreSQL at DATABASE_URL (default postgres://postgres@localhost:5432).
+    /// Generates SUPABASE_JWT_SECRET and INTERNAL_TOKEN_SECRET when unset, and says so.
+    Up,
+    /// Create each service's database if missing and apply migrations/<service>/.
+    /// Safe to run repeatedly.
+    Migrate(MigrateArgs),
+    /// Mint a bearer token: for the gateway (HS256 with SUPABASE_JWT_SECRET), or with
+    /// --internal for calling one service directly (INTERNAL_TOKEN_SECRET).
+    Token(TokenArgs),
+    /// Print the OpenAPI 3.1 document the gateway serves at /api/openapi.json.
+    Openapi,
+}
+
+#[derive(Debug, Args)]
+struct MigrateArgs {
+    /// Only these services (companies, dispatch, integrations); all when omitted.
+    #[arg(long = "service", value_name = "SERVICE")]
+    services: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+struct TokenArgs {
+    /// The user id (`sub` claim).
+    #[arg(long, default_value = "00000000-0000-4000-8000-000000000001")]
+    sub: String,
+    /// The tenant (`app_metadata.tenant_id`); without it the tenant is the user.
+    #[arg(long)]
+    tenant: Option<String>,
+    /// admin, dispatcher or driver (`app_metadata.role`); without it the caller is admin.
+    #[arg(long, value_parser = parse_role)]
+    role: Option<Role>,
+    /// Lifetime in seconds.
+    #[arg(long, default_value_t = 3600)]
+    ttl: u64,
+    /// Mint an internal token (what the gateway forwards to services) instead.
+    #[arg(long)]
+    internal: bool,
+}
+
+fn parse_role(value: &str) -> Result<Role, String> {
+    value
+        .parse()
+        .map_err(|_| format!("unknown role {value:?}; expected admin, dispatcher or driver"))
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    load_env_files();
+    let env = Env::from_process();
+    match cli.command {
+        Command::Up => up(env).await,
+        Command::Migrate(args) => {
+            init_cli_logging();
+            for report in migrate::migrate_services(&env, &args.services).await? {
+                let state = if report.created { "created" } else { "exists" };
+                println!(
+                    "{}: {state}, {} of {} migrations applied now",
+                    report.database, report.applied, report.known
+                );
+            }
+            Ok(())
+        }
+        Command::Openapi => {
+            let document = director::openapi::document()?;
+            println!("{}", serde_json::to_string_pretty(&document)?);
+            Ok(())
+        }
+        Command::Token(args) => {
+            let request = TokenRequest {
+                subject: args.sub,
+                tenant: args.tenant,
+                role: args.role,
+                ttl: Duration::from_secs(args.ttl),
+            };
+            let token = if args.internal {
+                token::internal_token(&env, &request)?
+            } else {
+                token::gateway_token(&env, &request)?
+            };
+            println!("{token}");
+            Ok(())
+        }
+    }
+}
+
+/// Logs for one-shot commands: to stderr (stdout carries the command's output), warnings
+/// only unless `RUST_LOG` says otherwise.
+fn init_cli_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    // Fails only if a subscriber is already installed, which then keeps logging.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+async fn up(process_env: Env) -> anyhow::Result<()> {
+    let (env, generated) = with_dev_defaults(process_env);
+    let common = director_platform::config::CommonConfig::from_env(&env, "director")?;
+    let _telemetry = telemetry::init(&common.telemetry)?;
+    for variable in &generated {
+        println!(
+            "{variable} was not set: generated a random one for this run \
+             (set it to keep tokens valid across restarts)"
+        );
+    }
+
+    for report in migrate::migrate_services(&env, &[]).await.context(
+        "could not migrate the databases; is PostgreSQL running at DATABASE_URL \
+         (default postgres://postgres@localhost:5432)?",
+    )? {
+        tracing::info!(database = %report.database, applied = report.applied, "database ready");
+    }
+
+    let shutdown = CancellationToken::new();
+    shutdown_on_signals(shutdown.clone());
+    let mut running = stack::start(&env, shutdown).await?;
+
+    let dev_token = token::gateway_token(
+        &env,
+        &TokenRequest {
+            subject: "00000000-0000-4000-8000-000000000001".to_owned(),
+            tenant: Some("dev-tenant".to_owned()),
+            role: Some(Role::Admin),
+            ttl: Duration::from_secs(12 * 3600),
+        },
+    )?;
+    let url = running.gateway_url();
+    println!("\nDirector is up.");
+    println!("  REST API      {url}/api");
+    println!("  API docs      {url}/api/docs");
+    println!("  OpenAPI       {url}/api/openapi.json");
+    println!("  gRPC/gRPC-Web {}", running.gateway_addr);
+    for (service, addr) in &running.services {
+        println!("  {service:<13} {addr} (gRPC, internal token)");
+    }
+    println!("\nDev token (admin of tenant dev-tenant, 12 h):\n  {dev_token}");
+    println!("\nTry: curl -H 'authorization: Bearer {dev_token}' {url}/api/companies");
+    println!("Ctrl-C stops everything.");
+
+    running.wait().await?;
+    running.stop().await
+}
+
+/// The process environment, plus random secrets for the ones a developer has not set and
+/// loopback listen addresses (a dev stack is not meant to be reachable from the network).
+/// Returns which secrets were generated.
+fn with_dev_defaults(process_env: Env) -> (Env, Vec<&'static str>) {
+    let mut generated = Vec::new();
+    let mut pairs: Vec<(String, String)> = vec![
+        ("GATEWAY_ADDR".to_owned(), "127.0.0.1:8080".to_owned()),
+        ("COMPANIES_ADDR".to_owned(), "127.0.0.1:50051".to_owned()),
+    ];
+    for variable in ["SUPABASE_JWT_SECRET", "INTERNAL_TOKEN_SECRET"] {
+        if process_env.string(variable).is_none() {
+            pairs.push((variable.to_owned(), random_secret()));
+            generated.push(variable);
+        }
+    }
+    (process_env.with_defaults(pairs), generated)
+}
+
+fn random_secret() -> String {
+    let bytes: [u8; 32] = rand::random();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}

@@ -1,0 +1,139 @@
+//! `spawn_stack`: the whole development stack (what `director up` runs) on random ports with a
+//! fresh companies database, plus tokens and an HTTP client to drive it.
+
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::path::Path;
+use std::time::Duration;
+
+use director::stack::{self, RunningStack};
+use director_platform::config::Env;
+use director_platform::db::database_url_for;
+use director_platform::identity::Role;
+use director_platform::identity::user_token::{UserTokenClaims, mint_hs256};
+use director_platform::migrate::create_and_migrate;
+use tokio_util::sync::CancellationToken;
+
+pub const JWT_SECRET: &str = "e2e-supabase-jwt-secret-0123456789abcdef";
+pub const INTERNAL_SECRET: &str = "e2e-internal-token-secret-0123456789abcdef";
+
+#[derive(Debug)]
+pub struct TestStack {
+    pub stack: RunningStack,
+    pub base: String,
+    pub http: reqwest::Client,
+    pub env: Vec<(String, String)>,
+}
+
+pub fn server_url() -> String {
+    std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@localhost:5432".into())
+}
+
+pub async fn spawn_stack() -> TestStack {
+    spawn_stack_with(&[]).await
+}
+
+/// Starts the stack; `extra` settings override the defaults below.
+pub async fn spawn_stack_with(extra: &[(&str, &str)]) -> TestStack {
+    let name = format!("test_e2e_{}", uuid::Uuid::new_v4().simple());
+    let database_url = database_url_for(&server_url(), &name).unwrap();
+    let migrations = Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations/companies");
+    create_and_migrate(&database_url, &migrations)
+        .await
+        .unwrap();
+
+    let mut env: Vec<(String, String)> = [
+        ("COMPANIES_DATABASE_URL", database_url.as_str()),
+        ("COMPANIES_ADDR", "127.0.0.1:0"),
+        ("GATEWAY_ADDR", "127.0.0.1:0"),
+        ("SUPABASE_JWT_SECRET", JWT_SECRET),
+        ("INTERNAL_TOKEN_SECRET", INTERNAL_SECRET),
+        ("RATE_LIMIT_PER_SECOND", "10000"),
+        ("RATE_LIMIT_BURST", "10000"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    for (key, value) in extra {
+        env.retain(|(k, _)| k != key);
+        env.push(((*key).to_owned(), (*value).to_owned()));
+    }
+    let stack = stack::start(&Env::from_pairs(env.clone()), CancellationToken::new())
+        .await
+        .unwrap();
+    let base = stack.gateway_url();
+    TestStack {
+        stack,
+        base,
+        http: reqwest::Client::builder()
+            .timeout(Duration::from_secs(20))
+            .build()
+            .unwrap(),
+        env,
+    }
+}
+
+/// A gateway token for a user of `tenant` (admin unless `role` says otherwise).
+pub fn token(tenant: &str, role: Option<Role>) -> String {
+    mint_hs256(
+        JWT_SECRET,
+        &UserTokenClaims {
+            sub: format!("user-of-{tenant}"),
+            tenant_id: Some(tenant.to_owned()),
+            role,
+            audience: "authenticated".to_owned(),
+            ttl: Duration::from_secs(600),
+            issuer: None,
+        },
+    )
+    .unwrap()
+}
+
+impl TestStack {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub fn get(&self, path: &str, token: &str) -> reqwest::RequestBuilder {
+        self.http.get(self.url(path)).bearer_auth(token)
+    }
+
+    pub fn post(
+        &self,
+        path: &str,
+        token: &str,
+        body: serde_json::Value,
+    ) -> reqwest::RequestBuilder {
+        self.http
+            .post(self.url(path))
+            .bearer_auth(token)
+            .json(&body)
+    }
+
+    pub fn patch(
+        &self,
+        path: &str,
+        token: &str,
+        body: serde_json::Value,
+    ) -> reqwest::RequestBuilder {
+        self.http
+            .patch(self.url(path))
+            .bearer_auth(token)
+            .json(&body)
+    }
+
+    pub fn delete(&self, path: &str, token: &str) -> reqwest::RequestBuilder {
+        self.http.delete(self.url(path)).bearer_auth(token)
+    }
+
+    /// Creates a company over REST and returns its JSON.
+    pub async fn create_company(&self, token: &str, body: serde_json::Value) -> serde_json::Value {
+        let response = self
+            .post("/api/companies", token, body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "create failed");
+        response.json().await.unwrap()
+    }
+}
