@@ -354,3 +354,66 @@ async fn the_echo_service_is_reachable_next_to_directors_own_contracts() {
     let body: Json = response.json().await.unwrap();
     assert_eq!(body["code"], "UNAVAILABLE");
 }
+
+#[tokio::test]
+async fn every_protocol_shares_one_http2_connection_to_the_upstream() {
+    let (gateway, upstream) = spawn_echo_stack(&[]).await;
+    let pool = echo_pool();
+    let grpc_web_body = grpc_web_frame(&echo_request(&pool, "dora", 1, 1).encode_to_vec());
+
+    // Many callers at once, each on its own client connection to the gateway.
+    let calls = (0..24).map(|i| {
+        let gateway_url = gateway.url.clone();
+        let grpc_web_body = grpc_web_body.clone();
+        async move {
+            let client = http();
+            let response = if i % 2 == 0 {
+                client
+                    .get(format!("{gateway_url}/api/testing/echo/n{i}?count={i}"))
+                    .header("authorization", bearer())
+                    .send()
+                    .await
+            } else {
+                client
+                    .post(format!("{gateway_url}{ECHO_PATH}"))
+                    .header("content-type", "application/grpc-web+proto")
+                    .header("authorization", bearer())
+                    .body(grpc_web_body)
+                    .send()
+                    .await
+            };
+            assert_eq!(response.unwrap().status(), 200);
+        }
+    });
+    futures::future::join_all(calls).await;
+
+    let channel = tonic::transport::Endpoint::from_shared(gateway.url.clone())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut client = tonic::client::Grpc::new(channel);
+    for _ in 0..8 {
+        client.ready().await.unwrap();
+        let mut request = tonic::Request::new(echo_request(&pool, "eve", 3, 0));
+        request
+            .metadata_mut()
+            .insert("authorization", bearer().parse().unwrap());
+        client
+            .unary(
+                request,
+                http::uri::PathAndQuery::from_static(ECHO_PATH),
+                DynamicCodec::new(echo_response_descriptor(&pool)),
+            )
+            .await
+            .unwrap();
+    }
+
+    assert_eq!(
+        upstream
+            .connections
+            .load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "the gateway opened more than one connection to its upstream"
+    );
+}

@@ -348,6 +348,8 @@ impl tonic::server::ServerStreamingService<DynamicMessage> for EchoHandler {
 pub struct EchoUpstream {
     pub uri: http::Uri,
     pub health: tonic_health::server::HealthReporter,
+    /// TCP connections the upstream has accepted so far.
+    pub connections: Arc<std::sync::atomic::AtomicUsize>,
     shutdown: CancellationToken,
 }
 
@@ -372,19 +374,26 @@ pub async fn spawn_echo_upstream() -> EchoUpstream {
     let routes = tonic::service::Routes::new(echo).add_service(health_service);
     let shutdown = CancellationToken::new();
     let token = shutdown.clone();
+    let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = connections.clone();
+    let incoming = tokio_stream::StreamExt::map(
+        tokio_stream::wrappers::TcpListenerStream::new(listener),
+        move |stream| {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            stream
+        },
+    );
     tokio::spawn(async move {
         tonic::transport::Server::builder()
             .add_routes(routes)
-            .serve_with_incoming_shutdown(
-                tokio_stream::wrappers::TcpListenerStream::new(listener),
-                token.cancelled_owned(),
-            )
+            .serve_with_incoming_shutdown(incoming, token.cancelled_owned())
             .await
             .unwrap();
     });
     EchoUpstream {
         uri: format!("http://{addr}").parse().unwrap(),
         health,
+        connections,
         shutdown,
     }
 }
