@@ -1,0 +1,609 @@
+//! The pgbouncer transaction mode (`DB_PGBOUNCER_TRANSACTION_MODE`) behind a real pgbouncer
+//! in `pool_mode = transaction`, started by each test on a random port with fewer server
+//! connections than the pool has client connections, so server connections are shared.
+//!
+//! Needs the `pgbouncer` binary (Debian: `apt-get install -y pgbouncer`; `.ci/run` installs
+//! it); without it the tests fail rather than skip. pgbouncer logs in to the test server as
+//! the `DATABASE_URL` user with no password (trust auth, as `common` assumes).
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::TcpListener;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use common::TestDb;
+use director_platform::db::{DatabaseConfig, connect_lazy};
+use director_platform::identity::{Caller, Role};
+use director_platform::tenant;
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{Acquire as _, PgPool, Row as _};
+
+/// Roles are cluster-wide and other tests create the same one concurrently.
+const CREATE_APP_ROLE: &str = "DO $$
+BEGIN
+    CREATE ROLE director_app NOLOGIN;
+EXCEPTION
+    WHEN duplicate_object OR unique_violation THEN NULL;
+END
+$$;";
+
+const SCHEMA: &str = "
+CREATE TABLE notes (
+    id serial PRIMARY KEY,
+    tenant_id text NOT NULL,
+    body text NOT NULL
+);
+ALTER TABLE notes ENABLE ROW LEVEL SECURITY;
+ALTER TABLE notes FORCE ROW LEVEL SECURITY;
+CREATE POLICY notes_tenant ON notes
+    USING (tenant_id = current_setting('app.tenant_id', true))
+    WITH CHECK (tenant_id = current_setting('app.tenant_id', true));
+GRANT SELECT, INSERT, UPDATE, DELETE ON notes TO director_app;
+GRANT USAGE ON SEQUENCE notes_id_seq TO director_app;
+INSERT INTO notes (tenant_id, body) VALUES ('A', 'seed-a'), ('B', 'seed-b'), ('C', 'seed-c');
+";
+
+const TENANTS: [&str; 3] = ["A", "B", "C"];
+
+/// pgbouncer settings that differ between the tests.
+struct BouncerSettings {
+    default_pool_size: u32,
+    /// `ignore_startup_parameters`, empty for none.
+    ignore_startup_parameters: &'static str,
+}
+
+/// A pgbouncer child process in front of one test database, killed on drop.
+struct PgBouncer {
+    child: Child,
+    port: u16,
+    dir: PathBuf,
+}
+
+fn pgbouncer_binary() -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/usr/local/sbin")])
+        .map(|dir| dir.join("pgbouncer"))
+        .find(|candidate| candidate.is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "the pgbouncer binary is missing (not on PATH nor in /usr/sbin): \
+                 install it with `apt-get install -y pgbouncer` — these tests need a real \
+                 pgbouncer and do not skip"
+            )
+        })
+}
+
+fn running_as_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).trim() == "0")
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn write_world_readable(path: &Path, contents: &str) {
+    std::fs::write(path, contents).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644)).unwrap();
+}
+
+impl PgBouncer {
+    /// Starts pgbouncer for `db` and waits until it accepts connections. Tries a few ports:
+    /// another process may take the free port before pgbouncer binds it.
+    async fn start(db: &TestDb, settings: &BouncerSettings) -> Self {
+        let mut failures = Vec::new();
+        for _ in 0..5 {
+            match Self::try_start(db, settings).await {
+                Ok(bouncer) => return bouncer,
+                Err(failure) => failures.push(failure),
+            }
+        }
+        panic!("pgbouncer did not start:\n{}", failures.join("\n"))
+    }
+
+    async fn try_start(db: &TestDb, settings: &BouncerSettings) -> Result<Self, String> {
+        let binary = pgbouncer_binary();
+        let server = PgConnectOptions::from_str(&db.url).unwrap();
+        let user = server.get_username().to_owned();
+        let port = free_port();
+        let dir = std::env::temp_dir().join(format!(
+            "director-pgbouncer-{}",
+            uuid::Uuid::new_v4().simple()
+        ));
+        std::fs::create_dir(&dir).unwrap();
+        // pgbouncer refuses to run as root, so as root it switches to `postgres` (`-u`), which
+        // must be able to read the files and write the log and pid files.
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+
+        let auth_file = dir.join("userlist.txt");
+        write_world_readable(&auth_file, &format!("\"{user}\" \"\"\n"));
+        let config = dir.join("pgbouncer.ini");
+        let ignore = match settings.ignore_startup_parameters {
+            "" => String::new(),
+            list => format!("ignore_startup_parameters = {list}\n"),
+        };
+        write_world_readable(
+            &config,
+            &format!(
+                "[databases]\n\
+                 {name} = host={host} port={server_port} dbname={name} user={user}\n\
+                 \n\
+                 [pgbouncer]\n\
+                 listen_addr = 127.0.0.1\n\
+                 listen_port = {port}\n\
+                 unix_socket_dir =\n\
+                 auth_type = trust\n\
+                 auth_file = {auth_file}\n\
+                 pool_mode = transaction\n\
+                 default_pool_size = {pool_size}\n\
+                 min_pool_size = 0\n\
+                 reserve_pool_size = 0\n\
+                 max_client_conn = 100\n\
+                 {ignore}\
+                 logfile = {log}\n\
+                 pidfile = {pid}\n",
+                name = db.name,
+                host = server.get_host(),
+                server_port = server.get_port(),
+                auth_file = auth_file.display(),
+                pool_size = settings.default_pool_size,
+                log = dir.join("pgbouncer.log").display(),
+                pid = dir.join("pgbouncer.pid").display(),
+            ),
+        );
+
+        let mut command = Command::new(&binary);
+        if running_as_root() {
+            command.args(["-u", "postgres"]);
+        }
+        let child = command
+            .arg(&config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("could not start {}: {e}", binary.display()));
+        // From here on, dropping `bouncer` kills the child and removes the directory.
+        let mut bouncer = Self { child, port, dir };
+        bouncer.wait_until_listening().await?;
+        Ok(bouncer)
+    }
+
+    async fn wait_until_listening(&mut self) -> Result<(), String> {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Err(format!(
+                    "pgbouncer exited at startup ({status}); its log:\n{}",
+                    self.log()
+                ));
+            }
+            // Its log, not a successful connect, says the port is pgbouncer's: a connect
+            // could reach another process that took the port.
+            let listening = format!("listening on 127.0.0.1:{}", self.port);
+            if self.log().contains(&listening)
+                && tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+                    .await
+                    .is_ok()
+            {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "pgbouncer did not listen on port {} within 15 s; its log:\n{}",
+                    self.port,
+                    self.log()
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("pgbouncer.log")).unwrap_or_default()
+    }
+
+    /// Platform settings for a pool that reaches `db` through this pgbouncer.
+    fn config(&self, db: &TestDb, extra: &[(&str, &str)]) -> DatabaseConfig {
+        let server = PgConnectOptions::from_str(&db.url).unwrap();
+        let url = format!(
+            "postgres://{}@127.0.0.1:{}/{}",
+            server.get_username(),
+            self.port,
+            db.name
+        );
+        let mut pairs = vec![("PLATFORM_TEST_DATABASE_URL", url.as_str())];
+        pairs.extend_from_slice(extra);
+        DatabaseConfig::from_env(
+            &director_platform::config::Env::from_pairs(pairs),
+            "platform-test",
+        )
+        .unwrap()
+    }
+}
+
+impl Drop for PgBouncer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+async fn database_with_notes() -> (TestDb, PgPool) {
+    pgbouncer_binary();
+    let db = TestDb::create().await;
+    let superuser = db.superuser_pool().await;
+    sqlx::raw_sql(CREATE_APP_ROLE)
+        .execute(&superuser)
+        .await
+        .unwrap();
+    sqlx::raw_sql(SCHEMA).execute(&superuser).await.unwrap();
+    (db, superuser)
+}
+
+fn sqlstate(error: &sqlx::Error) -> Option<String> {
+    error
+        .as_database_error()
+        .and_then(|e| e.code())
+        .map(|code| code.into_owned())
+}
+
+/// What one tenant transaction saw.
+#[derive(Debug)]
+struct Observed {
+    tenant: String,
+    echoed: i32,
+    role: String,
+    tenant_setting: String,
+    statement_timeout: String,
+    other_tenants_rows: i64,
+    own_row_found: i64,
+    named_statements: i64,
+    backend_pid: i32,
+}
+
+async fn one_tenant_transaction(
+    pool: &PgPool,
+    config: &DatabaseConfig,
+    n: i32,
+) -> Result<Observed, sqlx::Error> {
+    let tenant_id = TENANTS[usize::try_from(n).unwrap() % TENANTS.len()];
+    let caller = Caller::new(format!("user-{n}"), tenant_id, Role::Admin);
+    let body = format!("note-{n}");
+    let mut tx = tenant::begin(pool, &caller, config).await?;
+    sqlx::query("INSERT INTO notes (tenant_id, body) VALUES ($1, $2)")
+        .bind(tenant_id)
+        .bind(&body)
+        .persistent(config.persistent_statements())
+        .execute(&mut *tx)
+        .await?;
+    // A little work inside the transaction so clients queue for pgbouncer's server
+    // connections and transactions from different clients interleave on them.
+    let row = sqlx::query(
+        "SELECT $1::int4, current_user::text, current_setting('app.tenant_id'), \
+                current_setting('statement_timeout'), \
+                (SELECT count(*) FROM notes WHERE tenant_id <> $2), \
+                (SELECT count(*) FROM notes WHERE body = $3), \
+                (SELECT count(*) FROM pg_prepared_statements), \
+                pg_backend_pid(), pg_sleep(0.002)::text",
+    )
+    .bind(n)
+    .bind(tenant_id)
+    .bind(&body)
+    .persistent(config.persistent_statements())
+    .fetch_one(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(Observed {
+        tenant: tenant_id.to_owned(),
+        echoed: row.get(0),
+        role: row.get(1),
+        tenant_setting: row.get(2),
+        statement_timeout: row.get(3),
+        other_tenants_rows: row.get(4),
+        own_row_found: row.get(5),
+        named_statements: row.get(6),
+        backend_pid: row.get(7),
+    })
+}
+
+const TRANSACTIONS: i32 = 200;
+const CLIENT_CONNECTIONS: u32 = 8;
+const SERVER_CONNECTIONS: u32 = 2;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_tenant_transactions_share_two_server_connections_in_pgbouncer_mode() {
+    pgbouncer_binary();
+    let (db, superuser) = database_with_notes().await;
+    let bouncer = PgBouncer::start(
+        &db,
+        &BouncerSettings {
+            default_pool_size: SERVER_CONNECTIONS,
+            ignore_startup_parameters: "",
+        },
+    )
+    .await;
+    let max_connections = CLIENT_CONNECTIONS.to_string();
+    let config = bouncer.config(
+        &db,
+        &[
+            ("DB_PGBOUNCER_TRANSACTION_MODE", "true"),
+            ("DB_MAX_CONNECTIONS", &max_connections),
+            ("DB_STATEMENT_TIMEOUT_MS", "4321"),
+            ("DB_ACQUIRE_TIMEOUT_MS", "30000"),
+        ],
+    );
+    let pool = connect_lazy(&config).unwrap();
+
+    // Open every client connection up front (pgbouncer takes a server connection only per
+    // transaction), so 8 clients really do share 2 server connections.
+    let held = futures::future::try_join_all((0..CLIENT_CONNECTIONS).map(|_| pool.acquire()))
+        .await
+        .unwrap();
+    drop(held);
+    assert_eq!(pool.size(), CLIENT_CONNECTIONS);
+
+    let tasks: Vec<_> = (0..TRANSACTIONS)
+        .map(|n| {
+            let (pool, config) = (pool.clone(), config.clone());
+            tokio::spawn(async move { one_tenant_transaction(&pool, &config, n).await })
+        })
+        .collect();
+    let mut backend_pids = BTreeSet::new();
+    let mut inserted: BTreeMap<String, i64> = BTreeMap::new();
+    for (n, task) in (0..TRANSACTIONS).zip(tasks) {
+        let seen = task
+            .await
+            .unwrap()
+            .unwrap_or_else(|e| panic!("transaction {n} failed behind pgbouncer: {e:?}"));
+        assert_eq!(seen.echoed, n);
+        assert_eq!(seen.role, "director_app", "{seen:?}");
+        assert_eq!(seen.tenant_setting, seen.tenant, "{seen:?}");
+        assert_eq!(seen.statement_timeout, "4321ms", "{seen:?}");
+        assert_eq!(
+            seen.other_tenants_rows, 0,
+            "RLS let another tenant's rows through: {seen:?}"
+        );
+        assert_eq!(seen.own_row_found, 1, "{seen:?}");
+        assert_eq!(
+            seen.named_statements, 0,
+            "a named prepared statement was left on a server connection: {seen:?}"
+        );
+        backend_pids.insert(seen.backend_pid);
+        *inserted.entry(seen.tenant).or_default() += 1;
+    }
+    assert_eq!(pool.size(), CLIENT_CONNECTIONS);
+    assert!(
+        !backend_pids.is_empty() && backend_pids.len() <= SERVER_CONNECTIONS as usize,
+        "expected at most {SERVER_CONNECTIONS} server backends, saw {backend_pids:?}"
+    );
+
+    // Every insert landed under its own tenant, and a tenant transaction still sees only
+    // its own rows when it does not filter.
+    for tenant_id in TENANTS {
+        let expected = inserted[tenant_id] + 1; // plus the seed row
+        let (all,): (i64,) = sqlx::query_as("SELECT count(*) FROM notes WHERE tenant_id = $1")
+            .bind(tenant_id)
+            .fetch_one(&superuser)
+            .await
+            .unwrap();
+        assert_eq!(all, expected, "tenant {tenant_id}");
+        let caller = Caller::new("auditor", tenant_id, Role::Admin);
+        let mut tx = tenant::begin(&pool, &caller, &config).await.unwrap();
+        let (visible,): (i64,) = sqlx::query_as("SELECT count(*) FROM notes")
+            .persistent(config.persistent_statements())
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(visible, expected, "tenant {tenant_id} sees only its rows");
+    }
+
+    pool.close().await;
+    superuser.close().await;
+    drop(bouncer);
+    db.drop().await;
+}
+
+/// `statement_timeout` is set per transaction (no startup `options` behind pgbouncer): it
+/// fires inside a tenant transaction and does not outlive it on the shared server connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_statement_timeout_applies_per_transaction_and_does_not_leak_in_pgbouncer_mode() {
+    pgbouncer_binary();
+    let (db, superuser) = database_with_notes().await;
+    let (server_default,): (String,) =
+        sqlx::query_as("SELECT current_setting('statement_timeout')")
+            .fetch_one(&superuser)
+            .await
+            .unwrap();
+    let bouncer = PgBouncer::start(
+        &db,
+        &BouncerSettings {
+            default_pool_size: 1,
+            ignore_startup_parameters: "",
+        },
+    )
+    .await;
+    let config = bouncer.config(
+        &db,
+        &[
+            ("DB_PGBOUNCER_TRANSACTION_MODE", "true"),
+            ("DB_MAX_CONNECTIONS", "2"),
+            ("DB_STATEMENT_TIMEOUT_MS", "200"),
+        ],
+    );
+    let pool = connect_lazy(&config).unwrap();
+    let caller = Caller::new("user-1", "A", Role::Admin);
+
+    let mut tx = tenant::begin(&pool, &caller, &config).await.unwrap();
+    let started = Instant::now();
+    let error = sqlx::query("SELECT pg_sleep($1)")
+        .bind(5.0_f64)
+        .persistent(config.persistent_statements())
+        .execute(&mut *tx)
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&error).as_deref(), Some("57014"), "{error:?}");
+    assert!(started.elapsed() < Duration::from_secs(3));
+    tx.rollback().await.unwrap();
+
+    // Outside a tenant transaction (simple protocol, so safe anywhere) the one server
+    // connection is back to the server's defaults: neither the timeout nor the role leaked.
+    let mut conns = vec![pool.acquire().await.unwrap(), pool.acquire().await.unwrap()];
+    for conn in &mut conns {
+        let rows = sqlx::raw_sql(
+            "SELECT current_setting('statement_timeout'), current_user::text, \
+                    coalesce(current_setting('app.tenant_id', true), '')",
+        )
+        .fetch_all(&mut **conn)
+        .await
+        .unwrap();
+        assert_eq!(rows[0].get::<String, _>(0), server_default);
+        assert_ne!(rows[0].get::<String, _>(1), "director_app");
+        assert_eq!(rows[0].get::<String, _>(2), "");
+    }
+    drop(conns);
+
+    pool.close().await;
+    superuser.close().await;
+    drop(bouncer);
+    db.drop().await;
+}
+
+/// Without the mode, the pool sends startup parameters pgbouncer does not track: every
+/// connection is refused unless pgbouncer is told to ignore them. The pgbouncer-mode pool
+/// above works through the same configuration (no `ignore_startup_parameters`).
+#[tokio::test]
+async fn a_normal_mode_pool_is_refused_by_pgbouncer_for_its_startup_parameters() {
+    pgbouncer_binary();
+    let db = TestDb::create().await;
+    let bouncer = PgBouncer::start(
+        &db,
+        &BouncerSettings {
+            default_pool_size: SERVER_CONNECTIONS,
+            ignore_startup_parameters: "",
+        },
+    )
+    .await;
+    let normal = connect_lazy(&bouncer.config(&db, &[])).unwrap();
+    let error = sqlx::raw_sql("SELECT 1")
+        .execute(&normal)
+        .await
+        .unwrap_err();
+    assert!(
+        error.to_string().contains("unsupported startup parameter"),
+        "{error:?}"
+    );
+    normal.close().await;
+
+    let bouncer_mode =
+        connect_lazy(&bouncer.config(&db, &[("DB_PGBOUNCER_TRANSACTION_MODE", "true")])).unwrap();
+    assert!(director_platform::db::ping(&bouncer_mode).await);
+    bouncer_mode.close().await;
+
+    drop(bouncer);
+    db.drop().await;
+}
+
+/// Why the mode exists: with one pgbouncer server connection shared by two client
+/// connections, a named prepared statement created by one client is in the way of the
+/// other, which numbers its statements from `sqlx_s_1` too (and prepared statements outlive
+/// transactions). This happens in normal mode (once pgbouncer is told to ignore its startup
+/// parameters) and in pgbouncer mode when a query forgets
+/// `.persistent(config.persistent_statements())`; not when it does not forget.
+#[tokio::test]
+async fn named_prepared_statements_collide_on_a_shared_server_connection() {
+    pgbouncer_binary();
+    let db = TestDb::create().await;
+    // One server connection; the normal-mode pool's startup parameters ignored so that it
+    // gets as far as preparing statements.
+    let settings = BouncerSettings {
+        default_pool_size: 1,
+        ignore_startup_parameters: "extra_float_digits,options",
+    };
+
+    // Runs `SELECT $1` in a transaction on one client connection, then in a transaction on
+    // a second client connection of the same pool (both on the one server connection), and
+    // returns the second client's result.
+    async fn second_client(config: &DatabaseConfig, persistent: bool) -> Result<i32, sqlx::Error> {
+        let pool = connect_lazy(config).unwrap();
+        let mut first = pool.acquire().await.unwrap();
+        let mut second = pool.acquire().await.unwrap();
+        let mut tx = first.begin().await.unwrap();
+        let one: i32 = sqlx::query_scalar("SELECT $1::int4")
+            .bind(1)
+            .persistent(persistent)
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(one, 1);
+        let mut tx = second.begin().await.unwrap();
+        let result = sqlx::query_scalar("SELECT $1::int4")
+            .bind(2)
+            .persistent(persistent)
+            .fetch_one(&mut *tx)
+            .await;
+        if result.is_ok() {
+            tx.commit().await.unwrap();
+        } else {
+            tx.rollback().await.unwrap();
+        }
+        drop((first, second));
+        pool.close().await;
+        result
+    }
+
+    // Normal mode: named, cached statements.
+    let bouncer = PgBouncer::start(&db, &settings).await;
+    let normal = bouncer.config(&db, &[("DB_MAX_CONNECTIONS", "2")]);
+    assert!(normal.persistent_statements());
+    let error = second_client(&normal, normal.persistent_statements())
+        .await
+        .unwrap_err();
+    // 42P05 duplicate_prepared_statement: prepared statement "sqlx_s_1" already exists.
+    assert_eq!(sqlstate(&error).as_deref(), Some("42P05"), "{error:?}");
+    assert!(error.to_string().contains("already exists"), "{error:?}");
+    drop(bouncer);
+
+    // pgbouncer mode, but a query without `.persistent(false)`: the statement cache is off,
+    // yet sqlx still names the statement.
+    let bouncer = PgBouncer::start(&db, &settings).await;
+    let bouncer_mode = bouncer.config(
+        &db,
+        &[
+            ("DB_MAX_CONNECTIONS", "2"),
+            ("DB_PGBOUNCER_TRANSACTION_MODE", "true"),
+        ],
+    );
+    let forgot = second_client(&bouncer_mode, true).await.unwrap_err();
+    assert_eq!(sqlstate(&forgot).as_deref(), Some("42P05"), "{forgot:?}");
+
+    // pgbouncer mode as meant: unnamed statements, unaffected even by the `sqlx_s_1` the
+    // collision above left on the server connection.
+    for _ in 0..2 {
+        assert_eq!(
+            second_client(&bouncer_mode, bouncer_mode.persistent_statements())
+                .await
+                .unwrap(),
+            2
+        );
+    }
+    drop(bouncer);
+
+    db.drop().await;
+}
