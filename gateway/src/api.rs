@@ -18,7 +18,7 @@ use crate::limits::{body_too_large, declared_length_exceeds};
 use crate::openapi;
 use crate::proxy::GrpcService;
 use crate::request_id::RequestId;
-use crate::rest::RouteMatch;
+use crate::rest::{self, RouteMatch, method_not_allowed, not_found};
 use crate::state::AppState;
 use crate::upstream::Outbound;
 use crate::{forward, health};
@@ -150,31 +150,13 @@ async fn gateway_route(
     })
 }
 
-/// Bodies must be JSON. A missing content type is read as JSON (curl, simple clients); any
-/// other type is refused, which also stops cross-site form posts that skip CORS preflight.
+/// Bodies must be JSON (checked before authentication so a cross-site form post that skips
+/// the CORS preflight is refused cheaply); the rule itself is the transcoder's.
 fn check_content_type(request: &Request<Body>) -> Result<(), ApiError> {
-    if !has_body(request) {
-        return Ok(());
-    }
-    let Some(content_type) = request.headers().get(header::CONTENT_TYPE) else {
-        return Ok(());
-    };
-    let essence = content_type
-        .to_str()
-        .unwrap_or_default()
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
-    if essence == "application/json" || essence.ends_with("+json") {
-        Ok(())
+    if has_body(request) {
+        rest::check_json_content_type(request.headers())
     } else {
-        Err(ApiError::new(
-            tonic::Code::InvalidArgument,
-            "Unsupported Media Type: send application/json",
-        )
-        .with_http_status(StatusCode::UNSUPPORTED_MEDIA_TYPE))
+        Ok(())
     }
 }
 
@@ -185,24 +167,4 @@ fn has_body(request: &Request<Body>) -> bool {
             .get(header::CONTENT_LENGTH)
             .and_then(|value| value.to_str().ok())
             .is_some_and(|length| length.trim() != "0")
-}
-
-fn not_found() -> ApiError {
-    ApiError::new(tonic::Code::NotFound, "Not Found")
-}
-
-/// 405 with the `Allow` header naming the methods the path has.
-fn method_not_allowed(allowed: &[Method]) -> Response {
-    let mut response = ApiError::new(tonic::Code::Unimplemented, "Method Not Allowed")
-        .with_http_status(StatusCode::METHOD_NOT_ALLOWED)
-        .into_response();
-    let allow = allowed
-        .iter()
-        .map(Method::as_str)
-        .collect::<Vec<_>>()
-        .join(", ");
-    if let Ok(value) = HeaderValue::from_str(&allow) {
-        response.headers_mut().insert(header::ALLOW, value);
-    }
-    response
 }

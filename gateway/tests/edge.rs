@@ -111,7 +111,7 @@ async fn each_caller_has_its_own_rate_limit_whatever_its_address() {
 
 #[tokio::test]
 async fn a_non_json_body_is_refused_with_415() {
-    let gateway = spawn_gateway(config(&[]), echo_pool(), vec![]).await;
+    let gateway = spawn_gateway(config(&[]), director_pool_with_echo(), vec![]).await;
     let response = http()
         .post(gateway.at("/api/companies"))
         .header("authorization", format!("Bearer {}", token("u1")))

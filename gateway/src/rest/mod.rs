@@ -208,7 +208,7 @@ async fn read_body(headers: &http::HeaderMap, body: Body, limit: usize) -> Resul
 }
 
 /// `application/json`, `application/<x>+json` (any parameters), or no `Content-Type` at all.
-fn check_json_content_type(headers: &http::HeaderMap) -> Result<(), ApiError> {
+pub(crate) fn check_json_content_type(headers: &http::HeaderMap) -> Result<(), ApiError> {
     let Some(value) = headers.get(header::CONTENT_TYPE) else {
         return Ok(());
     };
