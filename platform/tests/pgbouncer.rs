@@ -24,31 +24,6 @@ use director_platform::tenant;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{Acquire as _, PgPool, Row as _};
 
-/// Roles are cluster-wide and other tests create the same one concurrently.
-const CREATE_APP_ROLE: &str = "DO $$
-BEGIN
-    CREATE ROLE director_app NOLOGIN;
-EXCEPTION
-    WHEN duplicate_object OR unique_violation THEN NULL;
-END
-$$;";
-
-const SCHEMA: &str = "
-CREATE TABLE notes (
-    id serial PRIMARY KEY,
-    tenant_id text NOT NULL,
-    body text NOT NULL
-);
-ALTER TABLE notes ENABLE ROW LEVEL SECURITY;
-ALTER TABLE notes FORCE ROW LEVEL SECURITY;
-CREATE POLICY notes_tenant ON notes
-    USING (tenant_id = current_setting('app.tenant_id', true))
-    WITH CHECK (tenant_id = current_setting('app.tenant_id', true));
-GRANT SELECT, INSERT, UPDATE, DELETE ON notes TO director_app;
-GRANT USAGE ON SEQUENCE notes_id_seq TO director_app;
-INSERT INTO notes (tenant_id, body) VALUES ('A', 'seed-a'), ('B', 'seed-b'), ('C', 'seed-c');
-";
-
 const TENANTS: [&str; 3] = ["A", "B", "C"];
 
 /// pgbouncer settings that differ between the tests.
@@ -246,12 +221,9 @@ impl Drop for PgBouncer {
 async fn database_with_notes() -> (TestDb, PgPool) {
     pgbouncer_binary();
     let db = TestDb::create().await;
-    let superuser = db.superuser_pool().await;
-    sqlx::raw_sql(CREATE_APP_ROLE)
-        .execute(&superuser)
-        .await
-        .unwrap();
-    sqlx::raw_sql(SCHEMA).execute(&superuser).await.unwrap();
+    let superuser = db
+        .with_notes(&[("A", "seed-a"), ("B", "seed-b"), ("C", "seed-c")])
+        .await;
     (db, superuser)
 }
 

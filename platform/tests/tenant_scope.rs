@@ -9,40 +9,12 @@ use director_platform::db::connect_lazy;
 use director_platform::identity::{Caller, Role};
 use director_platform::tenant;
 
-/// Roles are cluster-wide and other tests create the same one concurrently.
-const CREATE_APP_ROLE: &str = "DO $$
-BEGIN
-    CREATE ROLE director_app NOLOGIN;
-EXCEPTION
-    WHEN duplicate_object OR unique_violation THEN NULL;
-END
-$$;";
-
-const SCHEMA: &str = "
-CREATE TABLE notes (
-    id serial PRIMARY KEY,
-    tenant_id text NOT NULL,
-    body text NOT NULL
-);
-ALTER TABLE notes ENABLE ROW LEVEL SECURITY;
-ALTER TABLE notes FORCE ROW LEVEL SECURITY;
-CREATE POLICY notes_tenant ON notes
-    USING (tenant_id = current_setting('app.tenant_id', true))
-    WITH CHECK (tenant_id = current_setting('app.tenant_id', true));
-GRANT SELECT, INSERT, UPDATE, DELETE ON notes TO director_app;
-GRANT USAGE ON SEQUENCE notes_id_seq TO director_app;
-INSERT INTO notes (tenant_id, body) VALUES ('A', 'a1'), ('A', 'a2'), ('B', 'b1');
-";
-
 #[tokio::test]
 async fn a_tenant_transaction_counts_only_its_own_rows_without_a_tenant_filter() {
     let db = TestDb::create().await;
-    let superuser = db.superuser_pool().await;
-    sqlx::raw_sql(CREATE_APP_ROLE)
-        .execute(&superuser)
-        .await
-        .unwrap();
-    sqlx::raw_sql(SCHEMA).execute(&superuser).await.unwrap();
+    let superuser = db
+        .with_notes(&[("A", "a1"), ("A", "a2"), ("B", "b1")])
+        .await;
     let (all,): (i64,) = sqlx::query_as("SELECT count(*) FROM notes")
         .fetch_one(&superuser)
         .await
@@ -106,7 +78,7 @@ async fn a_tenant_transaction_counts_only_its_own_rows_without_a_tenant_filter()
 async fn a_tenant_transaction_in_pgbouncer_mode_leaves_no_named_statement() {
     let db = TestDb::create().await;
     let superuser = db.superuser_pool().await;
-    sqlx::raw_sql(CREATE_APP_ROLE)
+    sqlx::raw_sql(common::CREATE_APP_ROLE)
         .execute(&superuser)
         .await
         .unwrap();

@@ -84,3 +84,54 @@ pub fn dead_database_config(acquire_timeout_ms: &str) -> DatabaseConfig {
     )
     .unwrap()
 }
+
+/// Creates the application role; roles are cluster-wide and other tests create it
+/// concurrently, so a creation race counts as success.
+pub const CREATE_APP_ROLE: &str = "DO $$
+BEGIN
+    CREATE ROLE director_app NOLOGIN;
+EXCEPTION
+    WHEN duplicate_object OR unique_violation THEN NULL;
+END
+$$;";
+
+/// A tenant-owned table under row-level security, the shape every service table has.
+pub const NOTES_SCHEMA: &str = "
+CREATE TABLE notes (
+    id serial PRIMARY KEY,
+    tenant_id text NOT NULL,
+    body text NOT NULL
+);
+ALTER TABLE notes ENABLE ROW LEVEL SECURITY;
+ALTER TABLE notes FORCE ROW LEVEL SECURITY;
+CREATE POLICY notes_tenant ON notes
+    USING (tenant_id = current_setting('app.tenant_id', true))
+    WITH CHECK (tenant_id = current_setting('app.tenant_id', true));
+GRANT SELECT, INSERT, UPDATE, DELETE ON notes TO director_app;
+GRANT USAGE ON SEQUENCE notes_id_seq TO director_app;
+";
+
+impl TestDb {
+    /// The application role and the `notes` table with `seed` rows (tenant, body), created as
+    /// the superuser, whose pool is returned.
+    pub async fn with_notes(&self, seed: &[(&str, &str)]) -> PgPool {
+        let superuser = self.superuser_pool().await;
+        sqlx::raw_sql(CREATE_APP_ROLE)
+            .execute(&superuser)
+            .await
+            .unwrap();
+        sqlx::raw_sql(NOTES_SCHEMA)
+            .execute(&superuser)
+            .await
+            .unwrap();
+        for (tenant, body) in seed {
+            sqlx::query("INSERT INTO notes (tenant_id, body) VALUES ($1, $2)")
+                .bind(tenant)
+                .bind(body)
+                .execute(&superuser)
+                .await
+                .unwrap();
+        }
+        superuser
+    }
+}
