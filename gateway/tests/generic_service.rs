@@ -417,3 +417,49 @@ async fn every_protocol_shares_one_http2_connection_to_the_upstream() {
         "the gateway opened more than one connection to its upstream"
     );
 }
+
+#[tokio::test]
+async fn the_callers_grpc_timeout_reaches_the_upstream_over_grpc_and_grpc_web() {
+    let (gateway, _upstream) = spawn_echo_stack(&[]).await;
+    let pool = echo_pool();
+
+    let response = http()
+        .post(gateway.at(ECHO_PATH))
+        .header("content-type", "application/grpc-web+proto")
+        .header("authorization", bearer())
+        .header("grpc-timeout", "3S")
+        .body(grpc_web_frame(
+            &echo_request(&pool, "web", 1, 1).encode_to_vec(),
+        ))
+        .send()
+        .await
+        .unwrap();
+    let (messages, _) = parse_grpc_web(&response.bytes().await.unwrap());
+    let echo =
+        DynamicMessage::decode(echo_response_descriptor(&pool), messages[0].clone()).unwrap();
+    assert_eq!(text(&echo, "grpc_timeout"), "3S");
+
+    let channel = tonic::transport::Endpoint::from_shared(gateway.url.clone())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut client = tonic::client::Grpc::new(channel);
+    client.ready().await.unwrap();
+    let mut request = tonic::Request::new(echo_request(&pool, "native", 1, 1));
+    request.set_timeout(std::time::Duration::from_secs(7));
+    request
+        .metadata_mut()
+        .insert("authorization", bearer().parse().unwrap());
+    let echo = client
+        .unary(
+            request,
+            http::uri::PathAndQuery::from_static(ECHO_PATH),
+            DynamicCodec::new(echo_response_descriptor(&pool)),
+        )
+        .await
+        .unwrap()
+        .into_inner();
+    // tonic writes 7 s as microseconds, the most precise unit within eight digits.
+    assert_eq!(text(&echo, "grpc_timeout"), "7000000u");
+}

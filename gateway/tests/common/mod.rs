@@ -296,6 +296,12 @@ impl EchoHandler {
             .and_then(|value| value.to_str().ok())
             .unwrap_or_default()
             .to_owned();
+        let grpc_timeout = request
+            .metadata()
+            .get("grpc-timeout")
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
         let input = request.get_ref();
         let mut output = DynamicMessage::new(self.method.output());
         for field in ["name", "count", "mood"] {
@@ -306,6 +312,7 @@ impl EchoHandler {
         output.set_field_by_name("tenant_id", Value::String(caller.tenant_id));
         output.set_field_by_name("role", Value::String(caller.role.as_str().to_owned()));
         output.set_field_by_name("request_id", Value::String(request_id));
+        output.set_field_by_name("grpc_timeout", Value::String(grpc_timeout));
         Ok(output)
     }
 }
