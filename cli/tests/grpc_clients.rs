@@ -117,6 +117,16 @@ async fn grpcurl_straight_at_the_companies_service_works_with_director_token_int
     let internal = stdout(&minted).trim().to_owned();
 
     let companies = app.stack.service_addr("companies").unwrap().to_string();
+    let list = run("grpcurl", &["-plaintext", &companies, "list"], &[]).await;
+    let listed = stdout(&list);
+    assert!(
+        listed.contains("director.companies.v1.CompaniesService"),
+        "{listed}"
+    );
+    assert!(
+        !listed.contains("director.dispatch"),
+        "lists services it does not run: {listed}"
+    );
     let created = grpcurl_call(
         &companies,
         Some(&internal),

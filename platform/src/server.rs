@@ -40,6 +40,25 @@ pub struct ServeOptions {
     pub health_interval: Duration,
 }
 
+/// Reflection over `descriptor_set`, advertising only the services this server runs (the set
+/// describes every Director service), health and reflection itself.
+fn reflection_builder(
+    descriptor_set: &'static [u8],
+    health_names: &[&'static str],
+) -> tonic_reflection::server::Builder<'static> {
+    health_names
+        .iter()
+        .filter(|name| !name.is_empty())
+        .fold(
+            tonic_reflection::server::Builder::configure(),
+            |builder, name| builder.with_service_name(*name),
+        )
+        .register_encoded_file_descriptor_set(descriptor_set)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .with_service_name("grpc.health.v1.Health")
+        .with_service_name("grpc.reflection.v1.ServerReflection")
+}
+
 /// Serves `routes` on `listener` (HTTP/2 cleartext gRPC) until `opts.shutdown` is
 /// cancelled, then drains for at most `opts.drain_deadline`.
 ///
@@ -69,14 +88,10 @@ pub async fn serve(
     health_names.extend(service_names);
     set_all(&reporter, &health_names, ServingStatus::NotServing).await;
 
-    let reflection_v1 = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(descriptor_set)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    let reflection_v1 = reflection_builder(descriptor_set, &health_names)
         .build_v1()
         .context("invalid descriptor set for reflection")?;
-    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(descriptor_set)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    let reflection_v1alpha = reflection_builder(descriptor_set, &health_names)
         .build_v1alpha()
         .context("invalid descriptor set for reflection")?;
     let routes = routes

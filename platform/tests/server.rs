@@ -71,7 +71,8 @@ impl tower::Service<http::Request<tonic::body::Body>> for Whoami {
     }
 }
 
-/// An encoded descriptor set declaring `test.Whoami` (reflection only needs the shape).
+/// An encoded descriptor set declaring `test.Whoami`, which the test server runs, and
+/// `test.Elsewhere`, which it does not (reflection only needs the shape).
 fn descriptor_set() -> &'static [u8] {
     use prost_types::{
         DescriptorProto, FileDescriptorProto, FileDescriptorSet, MethodDescriptorProto,
@@ -84,16 +85,18 @@ fn descriptor_set() -> &'static [u8] {
             name: Some("Nothing".to_owned()),
             ..Default::default()
         }],
-        service: vec![ServiceDescriptorProto {
-            name: Some("Whoami".to_owned()),
-            method: vec![MethodDescriptorProto {
-                name: Some("Call".to_owned()),
-                input_type: Some(".test.Nothing".to_owned()),
-                output_type: Some(".test.Nothing".to_owned()),
+        service: ["Whoami", "Elsewhere"]
+            .map(|name| ServiceDescriptorProto {
+                name: Some(name.to_owned()),
+                method: vec![MethodDescriptorProto {
+                    name: Some("Call".to_owned()),
+                    input_type: Some(".test.Nothing".to_owned()),
+                    output_type: Some(".test.Nothing".to_owned()),
+                    ..Default::default()
+                }],
                 ..Default::default()
-            }],
-            ..Default::default()
-        }],
+            })
+            .to_vec(),
         syntax: Some("proto3".to_owned()),
         ..Default::default()
     };
@@ -288,7 +291,7 @@ async fn services_need_an_internal_token_and_see_its_caller() {
 }
 
 #[tokio::test]
-async fn reflection_lists_the_services_of_the_descriptor_set() {
+async fn reflection_lists_only_the_services_this_server_runs() {
     use tonic_reflection::pb::v1::ServerReflectionRequest;
     use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
     use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
