@@ -62,7 +62,8 @@ pub fn classify(error: &sqlx::Error) -> DbFailure {
 /// The default gRPC answer for a database error: ALREADY_EXISTS for a unique violation,
 /// FAILED_PRECONDITION for foreign-key and check violations, UNAVAILABLE when the database
 /// is unreachable, DEADLINE_EXCEEDED when a statement hit `statement_timeout`, ABORTED for a
-/// serialization failure or deadlock (safe to retry), INTERNAL otherwise. Messages are fixed
+/// serialization failure or deadlock (safe to retry), INVALID_ARGUMENT for a value the
+/// column cannot hold (SQLSTATE class 22), INTERNAL otherwise. Messages are fixed
 /// texts; the error itself is logged.
 pub fn status_from_sqlx(error: &sqlx::Error) -> Status {
     let sqlstate = match error {
@@ -97,6 +98,12 @@ pub fn status_from_sqlx(error: &sqlx::Error) -> Status {
             Some("40001" | "40P01") => {
                 tracing::warn!(%error, "transaction conflict");
                 Status::aborted("the change conflicted with a concurrent one; retry")
+            }
+            // Class 22, data exception: a value the client sent that the column type cannot
+            // hold (a NUL character in text, a timestamp or number out of range).
+            Some(code) if code.starts_with("22") => {
+                tracing::info!(%error, "value refused by the database");
+                Status::invalid_argument("a value is not allowed or out of range")
             }
             _ => {
                 tracing::error!(%error, "database error");

@@ -170,3 +170,40 @@ async fn a_statement_timeout_is_deadline_exceeded_and_a_syntax_error_is_internal
     pool.close().await;
     db.drop().await;
 }
+
+#[tokio::test]
+async fn a_value_the_database_cannot_store_is_invalid_argument_not_internal() {
+    let db = TestDb::create().await;
+    let pool = db.superuser_pool().await;
+    schema(&pool).await;
+
+    // "\u0000" is a valid JSON and protobuf string, but Postgres text cannot hold it.
+    let nul = sqlx::query("INSERT INTO companies (id, email, name) VALUES (1, 'n@x.io', $1)")
+        .bind("Acme\u{0}Farm")
+        .execute(&pool)
+        .await
+        .unwrap_err();
+    let status = status_from_sqlx(&nul);
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert_no_internals(status.message());
+    assert!(!status.message().to_lowercase().contains("0x00"));
+
+    // A Timestamp chrono accepts but timestamptz cannot hold (year 200000 BC).
+    let ancient = chrono::DateTime::from_timestamp(-6_400_000_000_000, 0).unwrap();
+    let out_of_range = sqlx::query("SELECT $1::timestamptz")
+        .bind(ancient)
+        .execute(&pool)
+        .await
+        .unwrap_err();
+    let status = status_from_sqlx(&out_of_range);
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert!(
+        !status
+            .message()
+            .to_lowercase()
+            .contains("out of range for type")
+    );
+
+    pool.close().await;
+    db.drop().await;
+}
