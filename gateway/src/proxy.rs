@@ -9,7 +9,7 @@
 
 use std::convert::Infallible;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use http::{Request, Response, Version, header};
@@ -17,7 +17,7 @@ use tonic::Status;
 use tonic::body::Body;
 use tower::util::BoxCloneSyncService;
 use tower::{Layer, ServiceExt, service_fn};
-use tracing::warn;
+use tracing::{debug, warn};
 
 use crate::forward;
 use crate::local_grpc;
@@ -92,10 +92,22 @@ async fn forward_call(state: Arc<AppState>, mut request: Request<Body>) -> Respo
         headers.insert(name, value.clone());
     }
     *request.version_mut() = Version::HTTP_2;
-    let request = request.map(|body| Body::new(UnknownLength(body)));
+    let body_failure = Arc::new(Mutex::new(None));
+    let request = request.map(|body| {
+        Body::new(UnknownLength {
+            body,
+            failure: body_failure.clone(),
+        })
+    });
     match channel.oneshot(request).await {
         Ok(response) => response,
         Err(error) => {
+            // The request body failing (gRPC-Web text that is not base64, a client that went
+            // away mid-body) is the client's problem, not an outage: answer its own status.
+            if let Some(status) = body_failure.lock().ok().and_then(|mut slot| slot.take()) {
+                debug!(%error, service, "request body failed");
+                return status.into_http();
+            }
             warn!(%error, service, "upstream call failed");
             Status::unavailable(format!("{service} is unavailable")).into_http()
         }
@@ -106,7 +118,13 @@ async fn forward_call(state: Arc<AppState>, mut request: Request<Body>) -> Respo
 /// tonic-web decodes them but keep the size hint of the base64 text, and hyper would send
 /// that hint upstream as `content-length`, which the upstream rightly rejects as a protocol
 /// error. gRPC is length-prefixed per message, so nothing needs the total.
-struct UnknownLength(Body);
+///
+/// It also keeps the status the body failed with: the upstream connection only reports a
+/// reset stream, and the client must hear why its request was refused.
+struct UnknownLength {
+    body: Body,
+    failure: Arc<Mutex<Option<Status>>>,
+}
 
 impl http_body::Body for UnknownLength {
     type Data = bytes::Bytes;
@@ -116,11 +134,18 @@ impl http_body::Body for UnknownLength {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
-        Pin::new(&mut self.get_mut().0).poll_frame(cx)
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.body).poll_frame(cx);
+        if let Poll::Ready(Some(Err(status))) = &polled
+            && let Ok(mut failure) = this.failure.lock()
+        {
+            *failure = Some(status.clone());
+        }
+        polled
     }
 
     fn is_end_stream(&self) -> bool {
-        self.0.is_end_stream()
+        self.body.is_end_stream()
     }
 }
 

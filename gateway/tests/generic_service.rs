@@ -192,6 +192,29 @@ async fn the_server_stream_is_served_over_grpc_web_text() {
 }
 
 #[tokio::test]
+async fn a_grpc_web_text_body_that_is_not_base64_is_a_client_error_not_an_outage() {
+    let (gateway, _upstream) = spawn_echo_stack(&[]).await;
+    let response = http()
+        .post(gateway.at(ECHO_PATH))
+        .header("content-type", "application/grpc-web-text")
+        .header("x-grpc-web", "1")
+        .header("authorization", bearer())
+        .body("!!!!****")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let status = response.headers()["grpc-status"].to_str().unwrap();
+    let message = response.headers()["grpc-message"].to_str().unwrap();
+    assert_ne!(
+        status, "14",
+        "a malformed body is not UNAVAILABLE (clients retry that): {message}"
+    );
+    assert_eq!(status, "13", "{message}");
+    assert!(!message.contains("unavailable"), "{message}");
+}
+
+#[tokio::test]
 async fn the_unary_rpc_is_served_over_grpc_web_text() {
     use base64::Engine as _;
     let (gateway, _upstream) = spawn_echo_stack(&[]).await;
