@@ -470,6 +470,11 @@ async fn an_unreachable_or_unknown_upstream_is_503() {
     )
     .await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    let error: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        error["error"], "Service unavailable",
+        "transport details stay in the logs"
+    );
     let (status, _, _) = call(
         &harness,
         request(Method::GET, "/api/drivers/d-1", ""),

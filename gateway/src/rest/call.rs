@@ -98,6 +98,14 @@ pub fn upstream_error(rpc: &str, outbound: &Outbound, status: &tonic::Status) ->
             "upstream call failed"
         );
     }
+    // A status tonic made from a transport failure ("tcp connect error", a reset) carries its
+    // cause as a source; its text describes our network, not the request.
+    if status.code() == Code::Unavailable
+        && std::error::Error::source(status).is_some()
+        && !outbound.expose_internal_errors
+    {
+        return ApiError::new(Code::Unavailable, "Service unavailable");
+    }
     ApiError::from_status(status, outbound.expose_internal_errors)
 }
 
