@@ -163,6 +163,7 @@ async fn each_validation_failure_is_a_400_naming_the_field() {
         (json!({"name": "ok", "email": "nope"}), vec!["email"]),
         (json!({"name": "ok", "phone": "12345"}), vec!["phone"]),
         (json!({"name": "ok", "phone": "+1 555 abc"}), vec!["phone"]),
+        (json!({"name": "Acme\u{0}Farm"}), vec!["name"]),
         (
             json!({"email": "nope", "phone": "1"}),
             vec!["email", "name", "phone"],

@@ -75,7 +75,10 @@ pub fn optional_text(value: Option<&str>, max_chars: usize) -> Result<Option<Str
 }
 
 fn within_length(value: &str, max_chars: usize) -> Result<String, String> {
-    if value.chars().count() > max_chars {
+    // PostgreSQL text cannot hold NUL; refuse it here so the field is named in the answer.
+    if value.contains('\0') {
+        Err("must not contain NUL characters".to_owned())
+    } else if value.chars().count() > max_chars {
         Err(format!("must be at most {max_chars} characters"))
     } else {
         Ok(value.to_owned())
@@ -214,6 +217,12 @@ mod tests {
         assert!(violations.is_empty());
         page(Some(-1), Some(0), &mut violations);
         assert!(violations.into_result().is_err());
+    }
+
+    #[test]
+    fn text_with_a_nul_character_is_rejected() {
+        assert!(required_text("Acme\0Farm", 255).is_err());
+        assert!(optional_text(Some("a\0"), 10).is_err());
     }
 
     #[test]
