@@ -25,8 +25,29 @@ async fn get_with(gateway: &TestGateway, path: &str, authorization: Option<&str>
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
+/// GETs the protected route with `Bearer {token}`.
+async fn get_bearer(gateway: &TestGateway, token: &str) -> (u16, Value) {
+    get_with(gateway, PROTECTED_UNKNOWN, Some(&format!("Bearer {token}"))).await
+}
+
+/// Asserts that `Bearer {token}` is refused with a 401 carrying `error`.
+async fn assert_refused(gateway: &TestGateway, token: &str, error: &str) {
+    let (status, body) = get_bearer(gateway, token).await;
+    assert_eq!(status, 401);
+    assert_eq!(body["error"], error);
+}
+
 async fn gateway(overrides: &[(&str, &str)]) -> TestGateway {
     spawn_gateway(config(overrides), echo_pool(), vec![]).await
+}
+
+/// A JWKS serving key-a, and a gateway configured with it that has made its start-up fetch.
+async fn gateway_with_jwks() -> (FakeJwks, TestGateway) {
+    let jwks = FakeJwks::start(vec![ec_jwk("key-a", EC_KEY_A_XY)]).await;
+    let url = format!("{}/auth/v1/.well-known/jwks.json", jwks.url);
+    let gateway = gateway(&[("SUPABASE_JWKS_URL", &url)]).await;
+    jwks.wait_for_hits(1).await;
+    (jwks, gateway)
 }
 
 #[tokio::test]
@@ -60,14 +81,7 @@ async fn an_expired_token_is_refused_as_expired() {
     let gateway = gateway(&[]).await;
     let two_hours_ago = SystemTime::now() - Duration::from_secs(7200);
     let expired = mint_hs256_at(JWT_SECRET, &UserTokenClaims::new("u1"), two_hours_ago).unwrap();
-    let (status, body) = get_with(
-        &gateway,
-        PROTECTED_UNKNOWN,
-        Some(&format!("Bearer {expired}")),
-    )
-    .await;
-    assert_eq!(status, 401);
-    assert_eq!(body["error"], "Token has expired");
+    assert_refused(&gateway, &expired, "Token has expired").await;
 }
 
 #[tokio::test]
@@ -76,12 +90,7 @@ async fn a_token_expired_within_the_leeway_is_accepted() {
     // Issued an hour and ten seconds ago with a one-hour lifetime: 10 s past `exp`.
     let issued = SystemTime::now() - Duration::from_secs(3610);
     let token = mint_hs256_at(JWT_SECRET, &UserTokenClaims::new("u1"), issued).unwrap();
-    let (status, _) = get_with(
-        &gateway,
-        PROTECTED_UNKNOWN,
-        Some(&format!("Bearer {token}")),
-    )
-    .await;
+    let (status, _) = get_bearer(&gateway, &token).await;
     assert_eq!(status, 404);
 }
 
@@ -93,17 +102,12 @@ async fn a_token_signed_with_another_secret_is_invalid() {
         &UserTokenClaims::new("u1"),
     )
     .unwrap();
-    let (status, body) = get_with(
+    assert_refused(
         &gateway,
-        PROTECTED_UNKNOWN,
-        Some(&format!("Bearer {forged}")),
+        &forged,
+        "Invalid token: Signature verification failed",
     )
     .await;
-    assert_eq!(status, 401);
-    assert_eq!(
-        body["error"],
-        "Invalid token: Signature verification failed"
-    );
 }
 
 #[tokio::test]
@@ -112,14 +116,7 @@ async fn a_token_for_another_audience_is_invalid() {
     let mut claims = UserTokenClaims::new("u1");
     claims.audience = "anon".to_owned();
     let token = mint_hs256(JWT_SECRET, &claims).unwrap();
-    let (status, body) = get_with(
-        &gateway,
-        PROTECTED_UNKNOWN,
-        Some(&format!("Bearer {token}")),
-    )
-    .await;
-    assert_eq!(status, 401);
-    assert_eq!(body["error"], "Invalid token: Audience doesn't match");
+    assert_refused(&gateway, &token, "Invalid token: Audience doesn't match").await;
 }
 
 #[tokio::test]
@@ -137,37 +134,25 @@ async fn an_unsigned_alg_none_token_is_refused() {
         format!("{header}.{payload}."),
         format!("{header}.{payload}.c2ln"),
     ] {
-        let (status, body) = get_with(
+        assert_refused(
             &gateway,
-            PROTECTED_UNKNOWN,
-            Some(&format!("Bearer {token}")),
+            &token,
+            "Invalid token: The specified alg value is not allowed",
         )
         .await;
-        assert_eq!(status, 401);
-        assert_eq!(
-            body["error"],
-            "Invalid token: The specified alg value is not allowed"
-        );
     }
 }
 
 #[tokio::test]
 async fn a_malformed_token_is_invalid() {
     let gateway = gateway(&[]).await;
-    let (status, body) = get_with(&gateway, PROTECTED_UNKNOWN, Some("Bearer not-a-jwt")).await;
-    assert_eq!(status, 401);
-    assert_eq!(body["error"], "Invalid token: Not enough segments");
+    assert_refused(&gateway, "not-a-jwt", "Invalid token: Not enough segments").await;
 }
 
 #[tokio::test]
 async fn a_valid_token_passes_and_an_unknown_route_then_answers_404_in_the_error_shape() {
     let gateway = gateway(&[]).await;
-    let (status, body) = get_with(
-        &gateway,
-        PROTECTED_UNKNOWN,
-        Some(&format!("Bearer {}", token("u1"))),
-    )
-    .await;
+    let (status, body) = get_bearer(&gateway, &token("u1")).await;
     assert_eq!(status, 404);
     assert_eq!(body["detail"], "Not Found");
     assert_eq!(body["code"], "NOT_FOUND");
@@ -186,12 +171,7 @@ async fn an_unknown_role_is_forbidden() {
         &jsonwebtoken::EncodingKey::from_secret(JWT_SECRET.as_bytes()),
     )
     .unwrap();
-    let (status, body) = get_with(
-        &gateway,
-        PROTECTED_UNKNOWN,
-        Some(&format!("Bearer {token}")),
-    )
-    .await;
+    let (status, body) = get_bearer(&gateway, &token).await;
     assert_eq!(status, 403);
     assert_eq!(body["code"], "PERMISSION_DENIED");
 }
@@ -202,23 +182,11 @@ async fn the_issuer_is_checked_when_configured() {
     let mut claims = UserTokenClaims::new("u1");
     claims.issuer = Some("https://elsewhere.example/auth/v1".to_owned());
     let wrong = mint_hs256(JWT_SECRET, &claims).unwrap();
-    let (status, body) = get_with(
-        &gateway,
-        PROTECTED_UNKNOWN,
-        Some(&format!("Bearer {wrong}")),
-    )
-    .await;
-    assert_eq!(status, 401);
-    assert_eq!(body["error"], "Invalid token: Invalid issuer");
+    assert_refused(&gateway, &wrong, "Invalid token: Invalid issuer").await;
 
     claims.issuer = Some("https://project.supabase.co/auth/v1".to_owned());
     let right = mint_hs256(JWT_SECRET, &claims).unwrap();
-    let (status, _) = get_with(
-        &gateway,
-        PROTECTED_UNKNOWN,
-        Some(&format!("Bearer {right}")),
-    )
-    .await;
+    let (status, _) = get_bearer(&gateway, &right).await;
     assert_eq!(status, 404);
 }
 
@@ -229,51 +197,35 @@ async fn hs256_tokens_are_refused_when_no_secret_is_configured() {
     let mut config = config(&[("SUPABASE_JWKS_URL", &url)]);
     config.auth.jwt_secret = None;
     let gateway = spawn_gateway(config, echo_pool(), vec![]).await;
-    let (status, body) = get_with(
+    assert_refused(
         &gateway,
-        PROTECTED_UNKNOWN,
-        Some(&format!("Bearer {}", token("u1"))),
+        &token("u1"),
+        "Invalid token: The specified alg value is not allowed",
     )
     .await;
-    assert_eq!(status, 401);
-    assert_eq!(
-        body["error"],
-        "Invalid token: The specified alg value is not allowed"
-    );
 }
 
 #[tokio::test]
 async fn an_es256_token_is_verified_with_the_key_from_the_jwks() {
-    let jwks = FakeJwks::start(vec![ec_jwk("key-a", EC_KEY_A_XY)]).await;
-    let url = format!("{}/auth/v1/.well-known/jwks.json", jwks.url);
-    let gateway = gateway(&[("SUPABASE_JWKS_URL", &url)]).await;
-    jwks.wait_for_hits(1).await;
+    let (_jwks, gateway) = gateway_with_jwks().await;
 
     let good = es256_token(EC_KEY_A_PEM, "key-a", "u-es");
-    let (status, _) = get_with(&gateway, PROTECTED_UNKNOWN, Some(&format!("Bearer {good}"))).await;
+    let (status, _) = get_bearer(&gateway, &good).await;
     assert_eq!(status, 404, "a valid ES256 token passes authentication");
 
     // Signed by another key but claiming key-a's id.
     let forged = es256_token(EC_KEY_B_PEM, "key-a", "u-es");
-    let (status, body) = get_with(
+    assert_refused(
         &gateway,
-        PROTECTED_UNKNOWN,
-        Some(&format!("Bearer {forged}")),
+        &forged,
+        "Invalid token: Signature verification failed",
     )
     .await;
-    assert_eq!(status, 401);
-    assert_eq!(
-        body["error"],
-        "Invalid token: Signature verification failed"
-    );
 }
 
 #[tokio::test]
 async fn a_token_cannot_choose_another_algorithm_than_its_key() {
-    let jwks = FakeJwks::start(vec![ec_jwk("key-a", EC_KEY_A_XY)]).await;
-    let url = format!("{}/auth/v1/.well-known/jwks.json", jwks.url);
-    let gateway = gateway(&[("SUPABASE_JWKS_URL", &url)]).await;
-    jwks.wait_for_hits(1).await;
+    let (_jwks, gateway) = gateway_with_jwks().await;
 
     // Classic key confusion: an HS256 token "signed" with the public key, naming the EC key.
     let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
@@ -289,41 +241,28 @@ async fn a_token_cannot_choose_another_algorithm_than_its_key() {
         &jsonwebtoken::EncodingKey::from_secret(EC_KEY_A_XY.0.as_bytes()),
     )
     .unwrap();
-    let (status, body) = get_with(
+    assert_refused(
         &gateway,
-        PROTECTED_UNKNOWN,
-        Some(&format!("Bearer {confused}")),
+        &confused,
+        "Invalid token: Signature verification failed",
     )
     .await;
-    assert_eq!(status, 401);
-    assert_eq!(
-        body["error"],
-        "Invalid token: Signature verification failed"
-    );
 
     // An RS256 header naming the EC key is refused before any verification.
     let header = base64_url(br#"{"alg":"RS256","typ":"JWT","kid":"key-a"}"#);
     let payload =
         base64_url(format!(r#"{{"sub":"u1","aud":"authenticated","exp":{exp}}}"#).as_bytes());
-    let (status, body) = get_with(
+    assert_refused(
         &gateway,
-        PROTECTED_UNKNOWN,
-        Some(&format!("Bearer {header}.{payload}.c2ln")),
+        &format!("{header}.{payload}.c2ln"),
+        "Invalid token: The specified alg value is not allowed",
     )
     .await;
-    assert_eq!(status, 401);
-    assert_eq!(
-        body["error"],
-        "Invalid token: The specified alg value is not allowed"
-    );
 }
 
 #[tokio::test]
 async fn an_unknown_kid_triggers_exactly_one_jwks_refresh_shared_by_concurrent_requests() {
-    let jwks = FakeJwks::start(vec![ec_jwk("key-a", EC_KEY_A_XY)]).await;
-    let url = format!("{}/auth/v1/.well-known/jwks.json", jwks.url);
-    let gateway = gateway(&[("SUPABASE_JWKS_URL", &url)]).await;
-    jwks.wait_for_hits(1).await;
+    let (jwks, gateway) = gateway_with_jwks().await;
     assert_eq!(jwks.hits(), 1, "one start-up fetch");
 
     // The project rotates to key-b; tokens signed with it start arriving all at once.
@@ -353,17 +292,12 @@ async fn an_unknown_kid_triggers_exactly_one_jwks_refresh_shared_by_concurrent_r
     // A kid that really is unknown does not cause another refresh within the rate limit.
     let unknown = es256_token(EC_KEY_B_PEM, "key-z", "u1");
     for _ in 0..5 {
-        let (status, body) = get_with(
+        assert_refused(
             &gateway,
-            PROTECTED_UNKNOWN,
-            Some(&format!("Bearer {unknown}")),
+            &unknown,
+            "Invalid token: Unable to find a signing key that matches: \"key-z\"",
         )
         .await;
-        assert_eq!(status, 401);
-        assert_eq!(
-            body["error"],
-            "Invalid token: Unable to find a signing key that matches: \"key-z\""
-        );
     }
     assert_eq!(jwks.hits(), 2);
 }
@@ -372,32 +306,15 @@ async fn an_unknown_kid_triggers_exactly_one_jwks_refresh_shared_by_concurrent_r
 async fn tenant_and_role_claims_reach_the_upstream_in_the_internal_token() {
     let (gateway, _upstream) = spawn_echo_stack(&[]).await;
     let pool = echo_pool();
-    let channel = tonic::transport::Endpoint::from_shared(gateway.url.clone())
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let mut client = tonic::client::Grpc::new(channel);
-    client.ready().await.unwrap();
-    let mut request = tonic::Request::new(echo_request(&pool, "n", 1, 0));
-    request.metadata_mut().insert(
-        "authorization",
-        format!(
-            "Bearer {}",
-            token_for("user-7", "tenant-3", Role::Dispatcher)
-        )
-        .parse()
-        .unwrap(),
+    let mut client = tonic::client::Grpc::new(grpc_channel(&gateway).await);
+    let bearer = format!(
+        "Bearer {}",
+        token_for("user-7", "tenant-3", Role::Dispatcher)
     );
-    let response: tonic::Response<prost_reflect::DynamicMessage> = client
-        .unary(
-            request,
-            http::uri::PathAndQuery::from_static("/director.testing.v1.EchoService/Echo"),
-            DynamicCodec::new(echo_response_descriptor(&pool)),
-        )
+    let request = authorized(echo_request(&pool, "n", 1, 0), &bearer);
+    let echo = echo_unary(&mut client, &pool, ECHO_PATH, request)
         .await
         .unwrap();
-    let echo = response.into_inner();
     assert_eq!(text(&echo, "user_id"), "user-7");
     assert_eq!(text(&echo, "tenant_id"), "tenant-3");
     assert_eq!(text(&echo, "role"), "dispatcher");
@@ -407,21 +324,15 @@ async fn tenant_and_role_claims_reach_the_upstream_in_the_internal_token() {
 async fn grpc_callers_without_a_token_get_unauthenticated_with_the_reference_message() {
     let (gateway, _upstream) = spawn_echo_stack(&[]).await;
     let pool = echo_pool();
-    let channel = tonic::transport::Endpoint::from_shared(gateway.url.clone())
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let mut client = tonic::client::Grpc::new(channel);
-    client.ready().await.unwrap();
-    let status = client
-        .unary::<_, prost_reflect::DynamicMessage, _>(
-            tonic::Request::new(echo_request(&pool, "n", 1, 0)),
-            http::uri::PathAndQuery::from_static("/director.testing.v1.EchoService/Echo"),
-            DynamicCodec::new(echo_response_descriptor(&pool)),
-        )
-        .await
-        .unwrap_err();
+    let mut client = tonic::client::Grpc::new(grpc_channel(&gateway).await);
+    let status = echo_unary(
+        &mut client,
+        &pool,
+        ECHO_PATH,
+        tonic::Request::new(echo_request(&pool, "n", 1, 0)),
+    )
+    .await
+    .unwrap_err();
     assert_eq!(status.code(), tonic::Code::Unauthenticated);
     assert_eq!(status.message(), "Missing or invalid authorization header");
 
@@ -433,7 +344,7 @@ async fn grpc_callers_without_a_token_get_unauthenticated_with_the_reference_mes
     )
     .unwrap();
     let response = http()
-        .post(gateway.at("/director.testing.v1.EchoService/Echo"))
+        .post(gateway.at(ECHO_PATH))
         .header("content-type", "application/grpc-web+proto")
         .header("x-grpc-web", "1")
         .header("authorization", format!("Bearer {expired}"))

@@ -13,11 +13,57 @@ use prost::Message as _;
 use prost_reflect::DynamicMessage;
 use serde_json::Value as Json;
 
-const ECHO_PATH: &str = "/director.testing.v1.EchoService/Echo";
-const STREAM_PATH: &str = "/director.testing.v1.EchoService/EchoStream";
-
 fn bearer() -> String {
     format!("Bearer {}", token_for("user-1", "tenant-1", Role::Admin))
+}
+
+/// A GET of `path` carrying [`bearer`].
+async fn get_authorized(gateway: &TestGateway, path: &str) -> reqwest::Response {
+    http()
+        .get(gateway.at(path))
+        .header("authorization", bearer())
+        .send()
+        .await
+        .unwrap()
+}
+
+/// A gRPC-Web POST of `path` with `content_type` and [`bearer`], to be finished by the caller.
+fn grpc_web_post(gateway: &TestGateway, path: &str, content_type: &str) -> reqwest::RequestBuilder {
+    http()
+        .post(gateway.at(path))
+        .header("content-type", content_type)
+        .header("authorization", bearer())
+}
+
+/// `message` framed and base64-encoded, as a grpc-web-text body.
+fn grpc_web_text_body(message: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(grpc_web_frame(message))
+}
+
+/// The body of a gRPC-Web answer after checking it is a 200 whose content type starts with
+/// `content_type`.
+async fn grpc_web_body(response: reqwest::Response, content_type: &str) -> bytes::Bytes {
+    assert_eq!(response.status(), 200);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with(content_type)
+    );
+    response.bytes().await.unwrap()
+}
+
+/// The data messages of a gRPC-Web body after checking its trailers say `grpc-status: 0`.
+fn ok_messages(body: &[u8]) -> Vec<bytes::Bytes> {
+    let (messages, trailers) = parse_grpc_web(body);
+    assert_eq!(trailers.get("grpc-status").map(String::as_str), Some("0"));
+    messages
+}
+
+/// An `EchoResponse` of `pool` from its encoding.
+fn decode_echo(pool: &prost_reflect::DescriptorPool, bytes: bytes::Bytes) -> DynamicMessage {
+    DynamicMessage::decode(echo_response_descriptor(pool), bytes).unwrap()
 }
 
 #[tokio::test]
@@ -48,12 +94,7 @@ async fn the_unary_rpc_is_served_over_rest_with_path_query_int64_and_enum() {
 #[tokio::test]
 async fn an_unknown_enum_name_in_the_query_is_a_400_in_the_error_shape() {
     let (gateway, _upstream) = spawn_echo_stack(&[]).await;
-    let response = http()
-        .get(gateway.at("/api/testing/echo/alice?mood=ecstatic"))
-        .header("authorization", bearer())
-        .send()
-        .await
-        .unwrap();
+    let response = get_authorized(&gateway, "/api/testing/echo/alice?mood=ecstatic").await;
     assert_eq!(response.status(), 400);
     let body: Json = response.json().await.unwrap();
     assert_eq!(body["code"], "INVALID_ARGUMENT");
@@ -63,12 +104,8 @@ async fn an_unknown_enum_name_in_the_query_is_a_400_in_the_error_shape() {
 #[tokio::test]
 async fn the_server_stream_is_served_over_rest_as_server_sent_events() {
     let (gateway, _upstream) = spawn_echo_stack(&[]).await;
-    let response = http()
-        .get(gateway.at("/api/testing/echo/bob/stream?count=3&mood=grumpy"))
-        .header("authorization", bearer())
-        .send()
-        .await
-        .unwrap();
+    let response =
+        get_authorized(&gateway, "/api/testing/echo/bob/stream?count=3&mood=grumpy").await;
     assert_eq!(response.status(), 200);
     assert!(
         response.headers()["content-type"]
@@ -117,29 +154,16 @@ async fn the_unary_rpc_is_served_over_grpc_web_binary() {
     let (gateway, _upstream) = spawn_echo_stack(&[]).await;
     let pool = echo_pool();
     let request = echo_request(&pool, "carol", 42, 1).encode_to_vec();
-    let response = http()
-        .post(gateway.at(ECHO_PATH))
-        .header("content-type", "application/grpc-web+proto")
+    let response = grpc_web_post(&gateway, ECHO_PATH, "application/grpc-web+proto")
         .header("x-grpc-web", "1")
-        .header("authorization", bearer())
         .header("x-request-id", "req-web-1")
         .body(grpc_web_frame(&request))
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), 200);
-    assert!(
-        response.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("application/grpc-web")
-    );
-    let body = response.bytes().await.unwrap();
-    let (messages, trailers) = parse_grpc_web(&body);
-    assert_eq!(trailers.get("grpc-status").map(String::as_str), Some("0"));
+    let messages = ok_messages(&grpc_web_body(response, "application/grpc-web").await);
     assert_eq!(messages.len(), 1);
-    let echo =
-        DynamicMessage::decode(echo_response_descriptor(&pool), messages[0].clone()).unwrap();
+    let echo = decode_echo(&pool, messages[0].clone());
     assert_eq!(text(&echo, "name"), "carol");
     assert_eq!(echo.get_field_by_name("count").unwrap().as_i64(), Some(42));
     assert_eq!(
@@ -152,35 +176,21 @@ async fn the_unary_rpc_is_served_over_grpc_web_binary() {
 
 #[tokio::test]
 async fn the_server_stream_is_served_over_grpc_web_text() {
-    use base64::Engine as _;
     let (gateway, _upstream) = spawn_echo_stack(&[]).await;
     let pool = echo_pool();
     let request = echo_request(&pool, "dave", 4, 2).encode_to_vec();
-    let encoded = base64::engine::general_purpose::STANDARD.encode(grpc_web_frame(&request));
-    let response = http()
-        .post(gateway.at(STREAM_PATH))
-        .header("content-type", "application/grpc-web-text")
+    let response = grpc_web_post(&gateway, STREAM_PATH, "application/grpc-web-text")
         .header("accept", "application/grpc-web-text")
         .header("x-grpc-web", "1")
-        .header("authorization", bearer())
-        .body(encoded)
+        .body(grpc_web_text_body(&request))
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), 200);
-    assert!(
-        response.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("application/grpc-web-text")
-    );
-    let body = decode_grpc_web_text(&response.bytes().await.unwrap());
-    let (messages, trailers) = parse_grpc_web(&body);
-    assert_eq!(trailers.get("grpc-status").map(String::as_str), Some("0"));
-    let sequences: Vec<i32> = messages
+    let body = grpc_web_body(response, "application/grpc-web-text").await;
+    let sequences: Vec<i32> = ok_messages(&decode_grpc_web_text(&body))
         .into_iter()
         .map(|bytes| {
-            let echo = DynamicMessage::decode(echo_response_descriptor(&pool), bytes).unwrap();
+            let echo = decode_echo(&pool, bytes);
             assert_eq!(text(&echo, "name"), "dave");
             echo.get_field_by_name("sequence")
                 .unwrap()
@@ -194,11 +204,8 @@ async fn the_server_stream_is_served_over_grpc_web_text() {
 #[tokio::test]
 async fn a_grpc_web_text_body_that_is_not_base64_is_a_client_error_not_an_outage() {
     let (gateway, _upstream) = spawn_echo_stack(&[]).await;
-    let response = http()
-        .post(gateway.at(ECHO_PATH))
-        .header("content-type", "application/grpc-web-text")
+    let response = grpc_web_post(&gateway, ECHO_PATH, "application/grpc-web-text")
         .header("x-grpc-web", "1")
-        .header("authorization", bearer())
         .body("!!!!****")
         .send()
         .await
@@ -216,32 +223,18 @@ async fn a_grpc_web_text_body_that_is_not_base64_is_a_client_error_not_an_outage
 
 #[tokio::test]
 async fn the_unary_rpc_is_served_over_grpc_web_text() {
-    use base64::Engine as _;
     let (gateway, _upstream) = spawn_echo_stack(&[]).await;
     let pool = echo_pool();
     let request = echo_request(&pool, "erin", 7, 0).encode_to_vec();
-    let encoded = base64::engine::general_purpose::STANDARD.encode(grpc_web_frame(&request));
-    let response = http()
-        .post(gateway.at(ECHO_PATH))
-        .header("content-type", "application/grpc-web-text+proto")
+    let response = grpc_web_post(&gateway, ECHO_PATH, "application/grpc-web-text+proto")
         .header("accept", "application/grpc-web-text+proto")
-        .header("authorization", bearer())
-        .body(encoded)
+        .body(grpc_web_text_body(&request))
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), 200);
-    assert!(
-        response.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("application/grpc-web-text")
-    );
-    let body = decode_grpc_web_text(&response.bytes().await.unwrap());
-    let (messages, trailers) = parse_grpc_web(&body);
-    assert_eq!(trailers.get("grpc-status").map(String::as_str), Some("0"));
-    let echo =
-        DynamicMessage::decode(echo_response_descriptor(&pool), messages[0].clone()).unwrap();
+    let body = grpc_web_body(response, "application/grpc-web-text").await;
+    let messages = ok_messages(&decode_grpc_web_text(&body));
+    let echo = decode_echo(&pool, messages[0].clone());
     assert_eq!(echo.get_field_by_name("count").unwrap().as_i64(), Some(7));
 }
 
@@ -250,17 +243,12 @@ async fn the_server_stream_is_served_over_grpc_web_binary() {
     let (gateway, _upstream) = spawn_echo_stack(&[]).await;
     let pool = echo_pool();
     let request = echo_request(&pool, "faye", 2, 0).encode_to_vec();
-    let response = http()
-        .post(gateway.at(STREAM_PATH))
-        .header("content-type", "application/grpc-web+proto")
-        .header("authorization", bearer())
+    let response = grpc_web_post(&gateway, STREAM_PATH, "application/grpc-web+proto")
         .body(grpc_web_frame(&request))
         .send()
         .await
         .unwrap();
-    let body = response.bytes().await.unwrap();
-    let (messages, trailers) = parse_grpc_web(&body);
-    assert_eq!(trailers.get("grpc-status").map(String::as_str), Some("0"));
+    let messages = ok_messages(&response.bytes().await.unwrap());
     assert_eq!(messages.len(), 2);
 }
 
@@ -268,42 +256,23 @@ async fn the_server_stream_is_served_over_grpc_web_binary() {
 async fn unary_and_streaming_rpcs_are_proxied_over_native_grpc() {
     let (gateway, _upstream) = spawn_echo_stack(&[]).await;
     let pool = echo_pool();
-    let channel = tonic::transport::Endpoint::from_shared(gateway.url.clone())
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let mut client = tonic::client::Grpc::new(channel);
+    let mut client = tonic::client::Grpc::new(grpc_channel(&gateway).await);
 
-    client.ready().await.unwrap();
-    let mut request = tonic::Request::new(echo_request(&pool, "gus", -5, 2));
-    request
-        .metadata_mut()
-        .insert("authorization", bearer().parse().unwrap());
+    let mut request = authorized(echo_request(&pool, "gus", -5, 2), &bearer());
     request
         .metadata_mut()
         .insert("x-request-id", "req-grpc-1".parse().unwrap());
-    let echo = client
-        .unary(
-            request,
-            http::uri::PathAndQuery::from_static(ECHO_PATH),
-            DynamicCodec::new(echo_response_descriptor(&pool)),
-        )
+    let echo = echo_unary(&mut client, &pool, ECHO_PATH, request)
         .await
-        .unwrap()
-        .into_inner();
+        .unwrap();
     assert_eq!(echo.get_field_by_name("count").unwrap().as_i64(), Some(-5));
     assert_eq!(text(&echo, "request_id"), "req-grpc-1");
     assert_eq!(text(&echo, "tenant_id"), "tenant-1");
 
     client.ready().await.unwrap();
-    let mut request = tonic::Request::new(echo_request(&pool, "gus", 5, 0));
-    request
-        .metadata_mut()
-        .insert("authorization", bearer().parse().unwrap());
     let mut stream = client
         .server_streaming(
-            request,
+            authorized(echo_request(&pool, "gus", 5, 0), &bearer()),
             http::uri::PathAndQuery::from_static(STREAM_PATH),
             DynamicCodec::new(echo_response_descriptor(&pool)),
         )
@@ -326,25 +295,15 @@ async fn unary_and_streaming_rpcs_are_proxied_over_native_grpc() {
 async fn an_unknown_grpc_service_is_unimplemented() {
     let (gateway, _upstream) = spawn_echo_stack(&[]).await;
     let pool = echo_pool();
-    let channel = tonic::transport::Endpoint::from_shared(gateway.url.clone())
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let mut client = tonic::client::Grpc::new(channel);
-    client.ready().await.unwrap();
-    let mut request = tonic::Request::new(echo_request(&pool, "x", 1, 0));
-    request
-        .metadata_mut()
-        .insert("authorization", bearer().parse().unwrap());
-    let status = client
-        .unary::<_, DynamicMessage, _>(
-            request,
-            http::uri::PathAndQuery::from_static("/director.nothing.v1.NoService/Nothing"),
-            DynamicCodec::new(echo_response_descriptor(&pool)),
-        )
-        .await
-        .unwrap_err();
+    let mut client = tonic::client::Grpc::new(grpc_channel(&gateway).await);
+    let status = echo_unary(
+        &mut client,
+        &pool,
+        "/director.nothing.v1.NoService/Nothing",
+        authorized(echo_request(&pool, "x", 1, 0), &bearer()),
+    )
+    .await
+    .unwrap_err();
     assert_eq!(status.code(), tonic::Code::Unimplemented);
 }
 
@@ -358,21 +317,11 @@ async fn the_echo_service_is_reachable_next_to_directors_own_contracts() {
     }
     let gateway = spawn_gateway(config(&[]), director_pool_with_echo(), upstreams).await;
 
-    let response = http()
-        .get(gateway.at("/api/testing/echo/hana?count=1"))
-        .header("authorization", bearer())
-        .send()
-        .await
-        .unwrap();
+    let response = get_authorized(&gateway, "/api/testing/echo/hana?count=1").await;
     assert_eq!(response.status(), 200);
 
     // A Director route whose service is down answers 503 in the error shape, not a hang.
-    let response = http()
-        .get(gateway.at("/api/companies"))
-        .header("authorization", bearer())
-        .send()
-        .await
-        .unwrap();
+    let response = get_authorized(&gateway, "/api/companies").await;
     assert_eq!(response.status(), 503);
     let body: Json = response.json().await.unwrap();
     assert_eq!(body["code"], "UNAVAILABLE");
@@ -410,24 +359,10 @@ async fn every_protocol_shares_one_http2_connection_to_the_upstream() {
     });
     futures::future::join_all(calls).await;
 
-    let channel = tonic::transport::Endpoint::from_shared(gateway.url.clone())
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let mut client = tonic::client::Grpc::new(channel);
+    let mut client = tonic::client::Grpc::new(grpc_channel(&gateway).await);
     for _ in 0..8 {
-        client.ready().await.unwrap();
-        let mut request = tonic::Request::new(echo_request(&pool, "eve", 3, 0));
-        request
-            .metadata_mut()
-            .insert("authorization", bearer().parse().unwrap());
-        client
-            .unary(
-                request,
-                http::uri::PathAndQuery::from_static(ECHO_PATH),
-                DynamicCodec::new(echo_response_descriptor(&pool)),
-            )
+        let request = authorized(echo_request(&pool, "eve", 3, 0), &bearer());
+        echo_unary(&mut client, &pool, ECHO_PATH, request)
             .await
             .unwrap();
     }
@@ -446,10 +381,7 @@ async fn the_callers_grpc_timeout_reaches_the_upstream_over_grpc_and_grpc_web() 
     let (gateway, _upstream) = spawn_echo_stack(&[]).await;
     let pool = echo_pool();
 
-    let response = http()
-        .post(gateway.at(ECHO_PATH))
-        .header("content-type", "application/grpc-web+proto")
-        .header("authorization", bearer())
+    let response = grpc_web_post(&gateway, ECHO_PATH, "application/grpc-web+proto")
         .header("grpc-timeout", "3S")
         .body(grpc_web_frame(
             &echo_request(&pool, "web", 1, 1).encode_to_vec(),
@@ -458,31 +390,15 @@ async fn the_callers_grpc_timeout_reaches_the_upstream_over_grpc_and_grpc_web() 
         .await
         .unwrap();
     let (messages, _) = parse_grpc_web(&response.bytes().await.unwrap());
-    let echo =
-        DynamicMessage::decode(echo_response_descriptor(&pool), messages[0].clone()).unwrap();
+    let echo = decode_echo(&pool, messages[0].clone());
     assert_eq!(text(&echo, "grpc_timeout"), "3S");
 
-    let channel = tonic::transport::Endpoint::from_shared(gateway.url.clone())
-        .unwrap()
-        .connect()
+    let mut client = tonic::client::Grpc::new(grpc_channel(&gateway).await);
+    let mut request = authorized(echo_request(&pool, "native", 1, 1), &bearer());
+    request.set_timeout(std::time::Duration::from_secs(7));
+    let echo = echo_unary(&mut client, &pool, ECHO_PATH, request)
         .await
         .unwrap();
-    let mut client = tonic::client::Grpc::new(channel);
-    client.ready().await.unwrap();
-    let mut request = tonic::Request::new(echo_request(&pool, "native", 1, 1));
-    request.set_timeout(std::time::Duration::from_secs(7));
-    request
-        .metadata_mut()
-        .insert("authorization", bearer().parse().unwrap());
-    let echo = client
-        .unary(
-            request,
-            http::uri::PathAndQuery::from_static(ECHO_PATH),
-            DynamicCodec::new(echo_response_descriptor(&pool)),
-        )
-        .await
-        .unwrap()
-        .into_inner();
     // tonic writes 7 s as microseconds, the most precise unit within eight digits.
     assert_eq!(text(&echo, "grpc_timeout"), "7000000u");
 }

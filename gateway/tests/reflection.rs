@@ -11,11 +11,7 @@ use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
 use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
 
 async fn list_services(gateway: &TestGateway) -> Vec<String> {
-    let channel = tonic::transport::Endpoint::from_shared(gateway.url.clone())
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let channel = grpc_channel(gateway).await;
     let mut client = ServerReflectionClient::new(channel);
     let request = ServerReflectionRequest {
         host: String::new(),
@@ -73,11 +69,7 @@ async fn reflection_lists_every_director_service() {
 #[tokio::test]
 async fn the_gateway_answers_grpc_health_checks_itself_without_a_token() {
     let gateway = spawn_gateway(config(&[]), echo_pool(), vec![]).await;
-    let channel = tonic::transport::Endpoint::from_shared(gateway.url.clone())
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let channel = grpc_channel(&gateway).await;
     let mut client = tonic_health::pb::health_client::HealthClient::new(channel);
     let response = client
         .check(tonic_health::pb::HealthCheckRequest {

@@ -1,47 +1,24 @@
 //! Turning REST requests (path, query, JSON body) into gRPC request messages.
 #![allow(clippy::unwrap_used)]
 
+mod things;
+
 use director_gateway::error::ApiError;
 use director_gateway::rest::RestApi;
 use director_proto::{companies, dispatch};
 use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use prost_reflect::{DescriptorPool, DynamicMessage, ReflectMessage as _, Value};
-use protox::file::{
-    ChainFileResolver, File, FileResolver, GoogleFileResolver, IncludeFileResolver,
-};
+use things::things_pool;
 use tonic::Code;
-
-const THINGS_PROTO: &str = include_str!("rest_things.proto");
-const THINGS_FILE: &str = "test/things/v1/things.proto";
 
 fn director_api() -> RestApi {
     let pool = DescriptorPool::decode(director_proto::FILE_DESCRIPTOR_SET).unwrap();
     RestApi::new(&pool).unwrap()
 }
 
-/// The test contract compiled the way `director-proto` compiles the real ones.
+/// The test contract's REST API.
 fn things_api() -> RestApi {
-    struct Memory;
-    impl FileResolver for Memory {
-        fn open_file(&self, name: &str) -> Result<File, protox::Error> {
-            if name == THINGS_FILE {
-                File::from_source(name, THINGS_PROTO)
-            } else {
-                Err(protox::Error::file_not_found(name))
-            }
-        }
-    }
-    let mut resolver = ChainFileResolver::new();
-    resolver.add(Memory);
-    resolver.add(IncludeFileResolver::new(
-        concat!(env!("CARGO_MANIFEST_DIR"), "/../proto").into(),
-    ));
-    resolver.add(GoogleFileResolver::new());
-    let mut compiler = protox::Compiler::with_file_resolver(resolver);
-    compiler.include_imports(true).include_source_info(true);
-    compiler.open_file(THINGS_FILE).unwrap();
-    let pool = DescriptorPool::decode(compiler.encode_file_descriptor_set().as_slice()).unwrap();
-    RestApi::new(&pool).unwrap()
+    RestApi::new(&things_pool()).unwrap()
 }
 
 fn json_headers() -> HeaderMap {

@@ -2,42 +2,16 @@
 //! enums by short name, 64-bit integers as strings, `response_body` selection.
 #![allow(clippy::unwrap_used)]
 
+mod things;
+
 use director_gateway::rest::{RestApi, RestRoute, render_json};
 use director_proto::{companies, dispatch, integrations};
 use prost_reflect::{DescriptorPool, DynamicMessage};
-use protox::file::{
-    ChainFileResolver, File, FileResolver, GoogleFileResolver, IncludeFileResolver,
-};
 use serde_json::{Value, json};
-
-const THINGS_PROTO: &str = include_str!("rest_things.proto");
-const THINGS_FILE: &str = "test/things/v1/things.proto";
+use things::things_pool;
 
 fn director_pool() -> DescriptorPool {
     DescriptorPool::decode(director_proto::FILE_DESCRIPTOR_SET).unwrap()
-}
-
-fn things_pool() -> DescriptorPool {
-    struct Memory;
-    impl FileResolver for Memory {
-        fn open_file(&self, name: &str) -> Result<File, protox::Error> {
-            if name == THINGS_FILE {
-                File::from_source(name, THINGS_PROTO)
-            } else {
-                Err(protox::Error::file_not_found(name))
-            }
-        }
-    }
-    let mut resolver = ChainFileResolver::new();
-    resolver.add(Memory);
-    resolver.add(IncludeFileResolver::new(
-        concat!(env!("CARGO_MANIFEST_DIR"), "/../proto").into(),
-    ));
-    resolver.add(GoogleFileResolver::new());
-    let mut compiler = protox::Compiler::with_file_resolver(resolver);
-    compiler.include_imports(true).include_source_info(true);
-    compiler.open_file(THINGS_FILE).unwrap();
-    DescriptorPool::decode(compiler.encode_file_descriptor_set().as_slice()).unwrap()
 }
 
 fn dynamic<T: prost::Message>(pool: &DescriptorPool, name: &str, message: &T) -> DynamicMessage {

@@ -35,6 +35,9 @@ pub const INTERNAL_SECRET: &str = "test-internal-token-secret-0123456789abcdef";
 /// The test-only echo service and its package.
 pub const ECHO_SERVICE: &str = "director.testing.v1.EchoService";
 pub const ECHO_PACKAGE: &str = "director.testing.v1";
+/// The echo service's unary and server-streaming methods, as gRPC paths.
+pub const ECHO_PATH: &str = "/director.testing.v1.EchoService/Echo";
+pub const STREAM_PATH: &str = "/director.testing.v1.EchoService/EchoStream";
 
 /// An environment for a test gateway: HS256 secret, internal token secret, dev mode, plus
 /// `overrides` (later entries win).
@@ -158,6 +161,43 @@ pub fn token_for(sub: &str, tenant: &str, role: Role) -> String {
     claims.tenant_id = Some(tenant.to_owned());
     claims.role = Some(role);
     mint_hs256(JWT_SECRET, &claims).unwrap()
+}
+
+/// A native gRPC (HTTP/2) channel to `gateway`.
+pub async fn grpc_channel(gateway: &TestGateway) -> tonic::transport::Channel {
+    tonic::transport::Endpoint::from_shared(gateway.url.clone())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap()
+}
+
+/// A native gRPC request for `message` with `authorization` metadata.
+pub fn authorized(message: DynamicMessage, authorization: &str) -> Request<DynamicMessage> {
+    let mut request = Request::new(message);
+    request
+        .metadata_mut()
+        .insert("authorization", authorization.parse().unwrap());
+    request
+}
+
+/// A unary call of `path` (an echo-service method, or one the gateway does not know) with the
+/// answer decoded as an `EchoResponse` of `pool`; waits for `client` to be ready first.
+pub async fn echo_unary(
+    client: &mut tonic::client::Grpc<tonic::transport::Channel>,
+    pool: &DescriptorPool,
+    path: &'static str,
+    request: Request<DynamicMessage>,
+) -> Result<DynamicMessage, Status> {
+    client.ready().await.unwrap();
+    client
+        .unary(
+            request,
+            http::uri::PathAndQuery::from_static(path),
+            DynamicCodec::new(echo_response_descriptor(pool)),
+        )
+        .await
+        .map(Response::into_inner)
 }
 
 /// A plain HTTP/1.1 client.

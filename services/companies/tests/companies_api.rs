@@ -8,8 +8,7 @@ mod common;
 use common::{admin, caller, spawn_app};
 use director_platform::identity::Role;
 use director_proto::companies::{
-    Company, CreateCompanyRequest, DeleteCompanyRequest, GetCompanyRequest, ListCompaniesRequest,
-    UpdateCompanyRequest,
+    Company, CreateCompanyRequest, GetCompanyRequest, ListCompaniesRequest, UpdateCompanyRequest,
 };
 use tonic::Code;
 use tonic_types::StatusExt;
@@ -49,28 +48,16 @@ async fn a_created_company_is_trimmed_normalised_and_readable() {
     let mut client = app.client().await;
     let tenant = admin("tenant-a");
 
-    let created = client
-        .create_company(app.request(&tenant, acme()))
-        .await
-        .unwrap()
-        .into_inner()
-        .company
-        .unwrap();
+    let created = app.create(&mut client, &tenant, acme()).await;
     assert_eq!(created.name, "Acme Dairy Farm");
     assert_eq!(created.phone.as_deref(), Some("+15550123456"));
     assert!(created.created_at.is_some() && created.updated_at.is_some());
     assert_eq!(created.deleted_at, None);
 
-    let read = client
-        .get_company(app.request(
-            &tenant,
-            GetCompanyRequest {
-                id: created.id.clone(),
-            },
-        ))
+    let read = app
+        .get(&mut client, &tenant, &created.id)
         .await
         .unwrap()
-        .into_inner()
         .company
         .unwrap();
     assert_eq!(read, created);
@@ -107,12 +94,8 @@ async fn every_invalid_field_is_named_and_nothing_is_created() {
         .unwrap_err();
     assert_eq!(violated_fields(&too_long), ["name"]);
 
-    let listed = client
-        .list_companies(app.request(&tenant, ListCompaniesRequest::default()))
-        .await
-        .unwrap()
-        .into_inner();
-    assert!(listed.companies.is_empty());
+    let listed = app.list(&mut client, &tenant).await;
+    assert!(listed.is_empty());
 }
 
 #[tokio::test]
@@ -142,12 +125,8 @@ async fn lists_are_oldest_first_paginated_and_capped() {
     let names = |companies: Vec<Company>| -> Vec<String> {
         companies.into_iter().map(|c| c.name).collect()
     };
-    let all = client
-        .list_companies(app.request(&tenant, ListCompaniesRequest::default()))
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(names(all.companies), ["first", "second", "third"]);
+    let all = app.list(&mut client, &tenant).await;
+    assert_eq!(names(all), ["first", "second", "third"]);
 
     let page = client
         .list_companies(app.request(
@@ -193,13 +172,7 @@ async fn an_update_changes_only_the_masked_fields_and_clears_unset_optional_ones
     let app = spawn_app().await;
     let mut client = app.client().await;
     let tenant = admin("tenant-a");
-    let created = client
-        .create_company(app.request(&tenant, acme()))
-        .await
-        .unwrap()
-        .into_inner()
-        .company
-        .unwrap();
+    let created = app.create(&mut client, &tenant, acme()).await;
 
     let updated = client
         .update_company(app.request(
@@ -256,46 +229,21 @@ async fn a_deleted_company_is_gone_from_reads_lists_updates_and_deletes() {
     let app = spawn_app().await;
     let mut client = app.client().await;
     let tenant = admin("tenant-a");
-    let created = client
-        .create_company(app.request(&tenant, acme()))
-        .await
-        .unwrap()
-        .into_inner()
-        .company
-        .unwrap();
+    let created = app.create(&mut client, &tenant, acme()).await;
 
-    let deleted = client
-        .delete_company(app.request(
-            &tenant,
-            DeleteCompanyRequest {
-                id: created.id.clone(),
-            },
-        ))
-        .await
-        .unwrap()
-        .into_inner();
+    let deleted = app.delete(&mut client, &tenant, &created.id).await.unwrap();
     assert_eq!(deleted.message, "Company deleted successfully");
 
-    let get = client
-        .get_company(app.request(
-            &tenant,
-            GetCompanyRequest {
-                id: created.id.clone(),
-            },
-        ))
+    let get = app
+        .get(&mut client, &tenant, &created.id)
         .await
         .unwrap_err();
     assert_eq!(
         (get.code(), get.message()),
         (Code::NotFound, "Company not found")
     );
-    let again = client
-        .delete_company(app.request(
-            &tenant,
-            DeleteCompanyRequest {
-                id: created.id.clone(),
-            },
-        ))
+    let again = app
+        .delete(&mut client, &tenant, &created.id)
         .await
         .unwrap_err();
     assert_eq!(again.code(), Code::NotFound);
@@ -314,12 +262,8 @@ async fn a_deleted_company_is_gone_from_reads_lists_updates_and_deletes() {
         .await
         .unwrap_err();
     assert_eq!(update.code(), Code::NotFound);
-    let listed = client
-        .list_companies(app.request(&tenant, ListCompaniesRequest::default()))
-        .await
-        .unwrap()
-        .into_inner();
-    assert!(listed.companies.is_empty());
+    let listed = app.list(&mut client, &tenant).await;
+    assert!(listed.is_empty());
 
     // The row itself is kept, with deleted_at set.
     let pool = sqlx::PgPool::connect(&app.database_url).await.unwrap();
@@ -336,36 +280,17 @@ async fn a_deleted_company_is_gone_from_reads_lists_updates_and_deletes() {
 async fn drivers_read_companies_but_cannot_change_them() {
     let app = spawn_app().await;
     let mut client = app.client().await;
-    let created = client
-        .create_company(app.request(&admin("tenant-a"), acme()))
-        .await
-        .unwrap()
-        .into_inner()
-        .company
-        .unwrap();
+    let created = app.create(&mut client, &admin("tenant-a"), acme()).await;
     let driver = caller("tenant-a", Role::Driver);
 
-    client
-        .get_company(app.request(
-            &driver,
-            GetCompanyRequest {
-                id: created.id.clone(),
-            },
-        ))
-        .await
-        .unwrap();
+    app.get(&mut client, &driver, &created.id).await.unwrap();
     let create = client
         .create_company(app.request(&driver, named("mine")))
         .await
         .unwrap_err();
     assert_eq!(create.code(), Code::PermissionDenied);
-    let delete = client
-        .delete_company(app.request(
-            &driver,
-            DeleteCompanyRequest {
-                id: created.id.clone(),
-            },
-        ))
+    let delete = app
+        .delete(&mut client, &driver, &created.id)
         .await
         .unwrap_err();
     assert_eq!(delete.code(), Code::PermissionDenied);

@@ -7,10 +7,7 @@ mod common;
 
 use common::{admin, spawn_app};
 use director_platform::tenant;
-use director_proto::companies::{
-    Company, CreateCompanyRequest, DeleteCompanyRequest, GetCompanyRequest, ListCompaniesRequest,
-    UpdateCompanyRequest,
-};
+use director_proto::companies::{Company, CreateCompanyRequest, UpdateCompanyRequest};
 use tonic::Code;
 
 #[tokio::test]
@@ -18,25 +15,19 @@ async fn another_tenants_company_is_not_found_for_every_rpc() {
     let app = spawn_app().await;
     let mut client = app.client().await;
     let (a, b) = (admin("tenant-a"), admin("tenant-b"));
-    let company = client
-        .create_company(app.request(
+    let company = app
+        .create(
+            &mut client,
             &a,
             CreateCompanyRequest {
                 name: "A's farm".into(),
                 ..Default::default()
             },
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .company
-        .unwrap();
+        )
+        .await;
     let id = company.id.clone();
 
-    let get = client
-        .get_company(app.request(&b, GetCompanyRequest { id: id.clone() }))
-        .await
-        .unwrap_err();
+    let get = app.get(&mut client, &b, &id).await.unwrap_err();
     assert_eq!(get.code(), Code::NotFound);
     let update = client
         .update_company(app.request(
@@ -53,24 +44,16 @@ async fn another_tenants_company_is_not_found_for_every_rpc() {
         .await
         .unwrap_err();
     assert_eq!(update.code(), Code::NotFound);
-    let delete = client
-        .delete_company(app.request(&b, DeleteCompanyRequest { id: id.clone() }))
-        .await
-        .unwrap_err();
+    let delete = app.delete(&mut client, &b, &id).await.unwrap_err();
     assert_eq!(delete.code(), Code::NotFound);
-    let listed = client
-        .list_companies(app.request(&b, ListCompaniesRequest::default()))
-        .await
-        .unwrap()
-        .into_inner();
-    assert!(listed.companies.is_empty());
+    let listed = app.list(&mut client, &b).await;
+    assert!(listed.is_empty());
 
     // A's company is untouched.
-    let still = client
-        .get_company(app.request(&a, GetCompanyRequest { id }))
+    let still = app
+        .get(&mut client, &a, &id)
         .await
         .unwrap()
-        .into_inner()
         .company
         .unwrap();
     assert_eq!(still, company);

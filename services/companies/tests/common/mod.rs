@@ -13,7 +13,12 @@ use director_platform::db::database_url_for;
 use director_platform::identity::{Caller, InternalTokens, Role};
 use director_platform::migrate::create_and_migrate;
 use director_proto::companies::companies_service_client::CompaniesServiceClient;
+use director_proto::companies::{
+    Company, CreateCompanyRequest, DeleteCompanyRequest, DeleteCompanyResponse, GetCompanyRequest,
+    GetCompanyResponse, ListCompaniesRequest,
+};
 use tokio_util::sync::CancellationToken;
+use tonic::Status;
 use tonic::transport::Channel;
 
 pub const INTERNAL_SECRET: &str = "test-internal-secret-0123456789abcdef-0123";
@@ -81,6 +86,64 @@ impl TestApp {
             .await
             .unwrap();
         CompaniesServiceClient::new(channel)
+    }
+
+    /// Creates a company as `caller`, which must succeed.
+    pub async fn create(
+        &self,
+        client: &mut CompaniesServiceClient<Channel>,
+        caller: &Caller,
+        request: CreateCompanyRequest,
+    ) -> Company {
+        client
+            .create_company(self.request(caller, request))
+            .await
+            .unwrap()
+            .into_inner()
+            .company
+            .unwrap()
+    }
+
+    /// Reads company `id` as `caller`.
+    pub async fn get(
+        &self,
+        client: &mut CompaniesServiceClient<Channel>,
+        caller: &Caller,
+        id: &str,
+    ) -> Result<GetCompanyResponse, Status> {
+        let request = GetCompanyRequest { id: id.to_owned() };
+        client
+            .get_company(self.request(caller, request))
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    /// Deletes company `id` as `caller`.
+    pub async fn delete(
+        &self,
+        client: &mut CompaniesServiceClient<Channel>,
+        caller: &Caller,
+        id: &str,
+    ) -> Result<DeleteCompanyResponse, Status> {
+        let request = DeleteCompanyRequest { id: id.to_owned() };
+        client
+            .delete_company(self.request(caller, request))
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    /// The first page of companies `caller` sees, which must be listed.
+    pub async fn list(
+        &self,
+        client: &mut CompaniesServiceClient<Channel>,
+        caller: &Caller,
+    ) -> Vec<Company> {
+        client
+            .list_companies(self.request(caller, ListCompaniesRequest::default()))
+            .await
+            .unwrap()
+            .into_inner()
+            .companies
     }
 
     /// A request carrying an internal token for `caller`.
