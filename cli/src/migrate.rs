@@ -27,7 +27,7 @@ pub async fn migrate_services(env: &Env, only: &[String]) -> anyhow::Result<Vec<
     let mut reports = Vec::new();
     for service in services().filter(|s| only.is_empty() || only.iter().any(|o| o == s)) {
         let database = DatabaseConfig::from_env(env, service)?;
-        let report = create_and_migrate(database.url.expose(), &root.join(service)).await?;
+        let report = create_and_migrate(database.url.expose(), &root, service).await?;
         reports.push(report);
     }
     Ok(reports)

@@ -2,8 +2,10 @@
 //! own `migrate` subcommand), never a side effect of a service starting.
 //!
 //! Each service owns one database on the server and one folder of sqlx migrations,
-//! `migrations/<service>/`. The folder is read at run time: from `MIGRATIONS_DIR` when set (the
-//! container images ship it at `/app/migrations`), else from the source checkout.
+//! `migrations/<service>/`, applied after the folder every database shares,
+//! `migrations/shared/` (the application role, the `updated_at` trigger function); versions
+//! are one sequence across both. The folders are read at run time: from `MIGRATIONS_DIR` when
+//! set (the container images ship it at `/app/migrations`), else from the source checkout.
 
 use std::path::{Path, PathBuf};
 
@@ -35,11 +37,18 @@ pub struct MigrationReport {
     pub applied: usize,
 }
 
+/// The folder of migrations every service's database gets first.
+const SHARED: &str = "shared";
+
 /// Creates the database named by `database_url` when it does not exist, then applies every
-/// migration of `dir` not yet applied. Safe to run again and concurrently: a database created
-/// by someone else in the meantime counts as existing, and sqlx serialises migrators with an
-/// advisory lock.
-pub async fn create_and_migrate(database_url: &str, dir: &Path) -> anyhow::Result<MigrationReport> {
+/// migration of `root/shared/` and `root/<service>/` (which may be absent) not yet applied.
+/// Safe to run again and concurrently: a database created by someone else in the meantime
+/// counts as existing, and sqlx serialises migrators with an advisory lock.
+pub async fn create_and_migrate(
+    database_url: &str,
+    root: &Path,
+    service: &str,
+) -> anyhow::Result<MigrationReport> {
     let options: PgConnectOptions = database_url
         .parse()
         .context("the database URL is not a valid PostgreSQL URL")?;
@@ -52,9 +61,7 @@ pub async fn create_and_migrate(database_url: &str, dir: &Path) -> anyhow::Resul
         .await
         .with_context(|| format!("could not create database {database}"))?;
 
-    let migrator = Migrator::new(dir)
-        .await
-        .with_context(|| format!("could not read migrations from {}", dir.display()))?;
+    let migrator = service_migrator(root, service).await?;
     let pool = PgPoolOptions::new()
         .max_connections(1)
         .connect_with(options)
@@ -74,6 +81,34 @@ pub async fn create_and_migrate(database_url: &str, dir: &Path) -> anyhow::Resul
         known: migrator.iter().count(),
         applied: applied_after.saturating_sub(applied_before),
     })
+}
+
+/// The shared migrations followed by the service's, refusing a version used by both.
+async fn service_migrator(root: &Path, service: &str) -> anyhow::Result<Migrator> {
+    let mut migrations = read_folder(&root.join(SHARED)).await?;
+    let service_dir = root.join(service);
+    if service_dir.is_dir() {
+        for migration in read_folder(&service_dir).await? {
+            if let Some(clash) = migrations.iter().find(|m| m.version == migration.version) {
+                anyhow::bail!(
+                    "migration version {} of {service} ({}) is already taken by {SHARED} ({}); \
+                     service migrations start after the shared ones",
+                    migration.version,
+                    migration.description,
+                    clash.description
+                );
+            }
+            migrations.push(migration);
+        }
+    }
+    Ok(Migrator::with_migrations(migrations))
+}
+
+async fn read_folder(dir: &Path) -> anyhow::Result<Vec<sqlx::migrate::Migration>> {
+    let migrator = Migrator::new(dir)
+        .await
+        .with_context(|| format!("could not read migrations from {}", dir.display()))?;
+    Ok(migrator.iter().cloned().collect())
 }
 
 async fn create_if_missing(database_url: &str) -> Result<bool, sqlx::Error> {

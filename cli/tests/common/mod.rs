@@ -37,8 +37,8 @@ pub async fn spawn_stack() -> TestStack {
 pub async fn spawn_stack_with(extra: &[(&str, &str)]) -> TestStack {
     let name = format!("test_e2e_{}", uuid::Uuid::new_v4().simple());
     let database_url = database_url_for(&server_url(), &name).unwrap();
-    let migrations = Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations/companies");
-    create_and_migrate(&database_url, &migrations)
+    let migrations = Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations");
+    create_and_migrate(&database_url, &migrations, "companies")
         .await
         .unwrap();
 

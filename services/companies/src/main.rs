@@ -49,8 +49,9 @@ async fn main() -> anyhow::Result<()> {
             director_companies::serve(config, listener, shutdown).await
         }
         Command::Migrate => {
-            let dir = migrate::migrations_root(&env).join(SERVICE);
-            let report = migrate::create_and_migrate(config.database.url.expose(), &dir).await?;
+            let root = migrate::migrations_root(&env);
+            let report =
+                migrate::create_and_migrate(config.database.url.expose(), &root, SERVICE).await?;
             tracing::info!(
                 database = %report.database,
                 created = report.created,

@@ -40,8 +40,8 @@ pub fn server_url() -> String {
 pub async fn fresh_database() -> String {
     let name = format!("test_companies_{}", uuid::Uuid::new_v4().simple());
     let url = database_url_for(&server_url(), &name).unwrap();
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../migrations/companies");
-    create_and_migrate(&url, &dir).await.unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../migrations");
+    create_and_migrate(&url, &root, "companies").await.unwrap();
     url
 }
 
