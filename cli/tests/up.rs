@@ -1,0 +1,112 @@
+//! `director up` itself: with nothing but PostgreSQL it migrates, generates the secrets it
+//! lacks and says so, serves the printed URL, accepts the printed dev token, and stops cleanly
+//! on Ctrl-C (SIGINT).
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use director_platform::db::database_url_for;
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+#[tokio::test]
+async fn director_up_serves_the_printed_url_with_the_printed_token_and_stops_on_ctrl_c() {
+    let prefix = format!("test_up_{}", uuid::Uuid::new_v4().simple());
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_director"));
+    command
+        .arg("up")
+        .env("GATEWAY_ADDR", "127.0.0.1:0")
+        .env("COMPANIES_ADDR", "127.0.0.1:0")
+        .env_remove("SUPABASE_JWT_SECRET")
+        .env_remove("INTERNAL_TOKEN_SECRET")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true);
+    for service in ["companies", "dispatch", "integrations"] {
+        command.env(
+            format!("{}_DATABASE_URL", service.to_uppercase()),
+            database_url_for(&common::server_url(), &format!("{prefix}_{service}")).unwrap(),
+        );
+    }
+    let mut child = command.spawn().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+
+    let mut printed = Vec::new();
+    tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            let done = line.contains("Ctrl-C stops everything");
+            printed.push(line);
+            if done {
+                break;
+            }
+        }
+    })
+    .await
+    .expect("director up never said it was up");
+    let said = |needle: &str| printed.iter().any(|line| line.contains(needle));
+    assert!(
+        said("SUPABASE_JWT_SECRET was not set: generated"),
+        "{printed:#?}"
+    );
+    assert!(
+        said("INTERNAL_TOKEN_SECRET was not set: generated"),
+        "{printed:#?}"
+    );
+
+    let api = printed
+        .iter()
+        .find_map(|line| line.trim().strip_prefix("REST API"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    // Log lines of the running services may interleave with the banner: take the first JWT
+    // printed after the "Dev token" heading.
+    let token = printed
+        .iter()
+        .skip_while(|line| !line.starts_with("Dev token"))
+        .find_map(|line| {
+            line.trim()
+                .starts_with("eyJ")
+                .then(|| line.trim().to_owned())
+        })
+        .unwrap();
+
+    let http = reqwest::Client::new();
+    let companies = http
+        .get(format!("{api}/companies"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(companies.status(), 200);
+    assert_eq!(
+        companies.json::<serde_json::Value>().await.unwrap(),
+        serde_json::json!([])
+    );
+
+    let pid = child.id().unwrap().to_string();
+    let interrupted = tokio::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .await
+        .unwrap();
+    assert!(interrupted.success());
+    let exit = tokio::time::timeout(Duration::from_secs(15), child.wait())
+        .await
+        .expect("director up did not stop after SIGINT")
+        .unwrap();
+    assert!(exit.success(), "exit status {exit}");
+
+    let admin = sqlx::PgPool::connect(&common::server_url()).await.unwrap();
+    for service in ["companies", "dispatch", "integrations"] {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS \"{prefix}_{service}\" WITH (FORCE)"
+        )))
+        .execute(&admin)
+        .await
+        .unwrap();
+    }
+}
