@@ -18,12 +18,6 @@ const DEFAULT_RATE_BURST: NonZeroU32 = NonZeroU32::MIN.saturating_add(39);
 pub struct GatewayConfig {
     /// `GATEWAY_ADDR`: where the one listener binds (default `0.0.0.0:8080`).
     pub addr: SocketAddr,
-    /// `COMPANIES_URL`: the companies service (default `http://127.0.0.1:50051`).
-    pub companies_url: http::Uri,
-    /// `DISPATCH_URL`: the dispatch service (default `http://127.0.0.1:50052`).
-    pub dispatch_url: http::Uri,
-    /// `INTEGRATIONS_URL`: the integrations service (default `http://127.0.0.1:50053`).
-    pub integrations_url: http::Uri,
     /// How callers are authenticated.
     pub auth: AuthConfig,
     /// Which browser origins may call the gateway.
@@ -109,25 +103,12 @@ impl GatewayConfig {
         let internal_token = InternalTokenConfig::from_env(env, common.environment)?;
         Ok(Self {
             addr: env.parse_or("GATEWAY_ADDR", SocketAddr::from(([0, 0, 0, 0], 8080)))?,
-            companies_url: uri_or(env, "COMPANIES_URL", "http://127.0.0.1:50051")?,
-            dispatch_url: uri_or(env, "DISPATCH_URL", "http://127.0.0.1:50052")?,
-            integrations_url: uri_or(env, "INTEGRATIONS_URL", "http://127.0.0.1:50053")?,
             auth: AuthConfig::from_env(env)?,
             cors: CorsConfig::from_env(env)?,
             limits: LimitsConfig::from_env(env)?,
             common,
             internal_token,
         })
-    }
-
-    /// The Director services and their URLs, keyed by the service names of
-    /// `director_proto::SERVICE_PACKAGES`.
-    pub fn service_urls(&self) -> [(&'static str, &http::Uri); 3] {
-        [
-            ("companies", &self.companies_url),
-            ("dispatch", &self.dispatch_url),
-            ("integrations", &self.integrations_url),
-        ]
     }
 }
 
@@ -241,15 +222,6 @@ fn parse_origins(raw: &str) -> Result<Vec<String>, String> {
         return Err(format!("not an origin: {bad:?}"));
     }
     Ok(origins)
-}
-
-fn uri_or(env: &Env, name: &str, default: &str) -> Result<http::Uri, ConfigError> {
-    let raw = env.string(name).unwrap_or_else(|| default.to_owned());
-    check_http_url(name, &raw)?;
-    raw.parse().map_err(|error| ConfigError {
-        variable: name.to_owned(),
-        reason: format!("not a valid URL: {error}"),
-    })
 }
 
 fn check_http_url(name: &str, url: &str) -> Result<(), ConfigError> {

@@ -4,6 +4,7 @@
 use anyhow::Context;
 use clap::Parser;
 use director_gateway::{Gateway, GatewayConfig};
+use director_platform::catalog;
 use director_platform::config::{Env, load_env_files};
 use director_platform::{server, telemetry};
 use prost_reflect::DescriptorPool;
@@ -12,7 +13,8 @@ use tokio_util::sync::CancellationToken;
 /// Director's gateway: REST/JSON, gRPC-Web and gRPC on one port, in front of the services.
 ///
 /// Settings come from the environment (and `.env`, `.env.<ENVIRONMENT>`): GATEWAY_ADDR
-/// (0.0.0.0:8080), COMPANIES_URL, DISPATCH_URL, INTEGRATIONS_URL, SUPABASE_URL,
+/// (0.0.0.0:8080), UPSTREAM_URL_TEMPLATE (http://127.0.0.1:{port}) and <SERVICE>_URL for
+/// each service of the catalog (COMPANIES_URL, DISPATCH_URL, ...), SUPABASE_URL,
 /// SUPABASE_JWKS_URL, SUPABASE_JWT_SECRET, JWT_AUDIENCE, JWT_ISSUER, TENANT_CLAIM, ROLE_CLAIM,
 /// CORS_ORIGINS, ALLOWED_ORIGIN_REGEX, MAX_BODY_BYTES, RATE_LIMIT_PER_SECOND, RATE_LIMIT_BURST,
 /// TRUST_FORWARDED_FOR, UPSTREAM_TIMEOUT_MS, MAX_CONCURRENT_REQUESTS, INTERNAL_TOKEN_SECRET,
@@ -26,21 +28,14 @@ struct Cli {}
 async fn main() -> anyhow::Result<()> {
     Cli::parse();
     load_env_files();
-    let config = GatewayConfig::from_env(&Env::from_process())?;
+    let env = Env::from_process();
+    let config = GatewayConfig::from_env(&env)?;
     let _telemetry = telemetry::init(&config.common.telemetry)?;
 
     let descriptors = DescriptorPool::decode(director_proto::FILE_DESCRIPTOR_SET)
         .context("the compiled descriptor set does not decode")?;
-    let upstreams = config
-        .service_urls()
-        .into_iter()
-        .filter_map(|(service, uri)| {
-            director_proto::SERVICE_PACKAGES
-                .iter()
-                .find(|(name, _)| *name == service)
-                .map(|(_, package)| ((*package).to_owned(), uri.clone()))
-        })
-        .collect();
+    // Every public package of the catalog, at `<SERVICE>_URL` or `UPSTREAM_URL_TEMPLATE`.
+    let upstreams = catalog::public_upstreams(&env)?;
 
     let listener = tokio::net::TcpListener::bind(config.addr)
         .await

@@ -312,7 +312,10 @@ async fn the_echo_service_is_reachable_next_to_directors_own_contracts() {
     let upstream = spawn_echo_upstream().await;
     let unreachable = unreachable_uri().await;
     let mut upstreams = vec![(ECHO_PACKAGE.to_owned(), upstream.uri.clone())];
-    for (_, package) in director_proto::SERVICE_PACKAGES {
+    for package in director_platform::catalog::SERVICES
+        .iter()
+        .flat_map(|spec| spec.public_packages)
+    {
         upstreams.push(((*package).to_owned(), unreachable.clone()));
     }
     let gateway = spawn_gateway(config(&[]), director_pool_with_echo(), upstreams).await;

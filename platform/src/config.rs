@@ -147,6 +147,17 @@ impl Env {
         self
     }
 
+    /// This environment with `pairs` set, replacing what was there.
+    pub fn with_overrides<K, V>(mut self, pairs: impl IntoIterator<Item = (K, V)>) -> Self
+    where
+        K: Into<String>,
+        V: Into<String>,
+    {
+        self.vars
+            .extend(pairs.into_iter().map(|(k, v)| (k.into(), v.into())));
+        self
+    }
+
     /// The variable's value, or `None` when it is unset or empty.
     pub fn string(&self, name: &str) -> Option<String> {
         self.vars

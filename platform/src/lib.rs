@@ -9,7 +9,11 @@
 //!   OTLP, and W3C trace-context propagation across gRPC hops.
 //! - [`db`]: a lazily connecting PostgreSQL pool that fails fast when the database is down,
 //!   with a pgbouncer transaction-pooling mode.
-//! - [`tenant`]: transactions scoped to the caller's tenant so row-level security applies.
+//! - [`tenant`]: transactions scoped to the caller's tenant so row-level security applies, and
+//!   [`TenantDb`], which runs one statement in one such transaction.
+//! - [`catalog`]: the one list of Director's services, their ports, packages and URLs.
+//! - [`runner`]: the service kit — a service is its routes plus a one-line `main`.
+//! - [`client`]: service-to-service calls carrying the caller, request id, trace and deadline.
 //! - [`identity`]: the internal token the gateway forwards to services, the tower layer that
 //!   checks it, and Supabase-shaped user tokens for tools and tests.
 //! - [`error`]: database errors mapped to gRPC statuses without leaking SQL, and
@@ -19,14 +23,19 @@
 //! - [`validate`], [`time`]: input rules and timestamp conversions shared by services.
 //! - [`migrate`]: database creation and migrations, a deploy step (`director migrate`).
 
+pub mod catalog;
+pub mod client;
 pub mod config;
 pub mod db;
 pub mod error;
 pub mod identity;
 pub mod migrate;
+pub mod runner;
 pub mod server;
 pub mod telemetry;
 pub mod tenant;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod time;
 pub mod validate;
 
@@ -38,3 +47,4 @@ pub use identity::{
 };
 pub use server::{ServeOptions, serve, shutdown_on_signals};
 pub use telemetry::{LogFormat, TelemetryConfig, TelemetryGuard};
+pub use tenant::TenantDb;

@@ -123,6 +123,43 @@ pub fn uuid(value: &str) -> Result<Uuid, String> {
     Uuid::try_parse(value.trim()).map_err(|_| "must be a UUID".to_owned())
 }
 
+/// A required UUID named `field` (a path parameter), or INVALID_ARGUMENT naming the field.
+pub fn id(field: &str, value: &str) -> Result<Uuid, tonic::Status> {
+    uuid(value).map_err(|description| {
+        invalid_argument(
+            &format!("Invalid {field}"),
+            vec![FieldViolation::new(field, description)],
+        )
+    })
+}
+
+/// An optional value checked with `rule`; absent or blank means `None`, a failure is
+/// recorded under `field`.
+pub fn optional_with(
+    violations: &mut Violations,
+    field: &str,
+    value: Option<&str>,
+    rule: fn(&str) -> Result<String, String>,
+) -> Option<String> {
+    let value = value.filter(|value| !value.trim().is_empty())?;
+    violations.check(field, rule(value))
+}
+
+/// A calendar day written `YYYY-MM-DD`.
+pub fn date(value: &str) -> Result<chrono::NaiveDate, String> {
+    chrono::NaiveDate::parse_from_str(value.trim(), "%Y-%m-%d")
+        .map_err(|_| "must be a date written YYYY-MM-DD".to_owned())
+}
+
+/// A number of litres (or any amount): finite and 0 or more.
+pub fn non_negative(value: f64) -> Result<f64, String> {
+    if value.is_finite() && value >= 0.0 {
+        Ok(value)
+    } else {
+        Err("must be a finite number, 0 or more".to_owned())
+    }
+}
+
 /// One page of a list: rows to skip and rows to return.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Page {
@@ -223,6 +260,33 @@ mod tests {
     fn text_with_a_nul_character_is_rejected() {
         assert!(required_text("Acme\0Farm", 255).is_err());
         assert!(optional_text(Some("a\0"), 10).is_err());
+    }
+
+    #[test]
+    fn dates_are_calendar_days() {
+        assert_eq!(
+            date("2026-11-22"),
+            Ok(chrono::NaiveDate::from_ymd_opt(2026, 11, 22).expect("valid date"))
+        );
+        for bad in ["2026-02-30", "22/11/2026", "2026-11-22T00:00:00Z", ""] {
+            assert!(date(bad).is_err(), "{bad} was accepted");
+        }
+    }
+
+    #[test]
+    fn amounts_are_finite_and_not_negative() {
+        assert_eq!(non_negative(0.0), Ok(0.0));
+        assert!(non_negative(-0.5).is_err());
+        assert!(non_negative(f64::NAN).is_err());
+        assert!(non_negative(f64::INFINITY).is_err());
+    }
+
+    #[test]
+    fn ids_name_their_field_when_they_are_not_uuids() {
+        assert!(id("id", "6f1c0e6e-2b1a-4c3e-9a53-0d2f4f7b9a10").is_ok());
+        let status = id("driver_id", "42").expect_err("not a UUID");
+        assert_eq!(status.code(), tonic::Code::InvalidArgument);
+        assert_eq!(status.message(), "Invalid driver_id");
     }
 
     #[test]

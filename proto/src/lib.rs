@@ -48,11 +48,3 @@ pub mod google {
 pub use director::companies::v1 as companies;
 pub use director::dispatch::v1 as dispatch;
 pub use director::integrations::v1 as integrations;
-
-/// The protobuf packages served by each Director service, keyed by service name; the gateway
-/// routes a call to the service that owns its package.
-pub const SERVICE_PACKAGES: &[(&str, &str)] = &[
-    ("companies", "director.companies.v1"),
-    ("dispatch", "director.dispatch.v1"),
-    ("integrations", "director.integrations.v1"),
-];

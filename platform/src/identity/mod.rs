@@ -109,6 +109,17 @@ pub fn caller<T>(request: &tonic::Request<T>) -> Result<Caller, tonic::Status> {
         .ok_or_else(|| tonic::Status::unauthenticated("missing caller identity"))
 }
 
+/// The caller of `request` if their role may write (admins and dispatchers); otherwise
+/// PERMISSION_DENIED with `denial` as the message.
+pub fn writer<T>(request: &tonic::Request<T>, denial: &str) -> Result<Caller, tonic::Status> {
+    let caller = caller(request)?;
+    if caller.can_write() {
+        Ok(caller)
+    } else {
+        Err(tonic::Status::permission_denied(denial))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,9 +13,6 @@ pub enum CompaniesError {
     /// No live company with that id in the caller's tenant (or in no tenant at all).
     #[error("company not found")]
     NotFound,
-    /// The caller's role may not do this.
-    #[error("permission denied: {0}")]
-    Forbidden(&'static str),
     /// The database refused or could not be reached.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
@@ -26,7 +23,6 @@ impl From<CompaniesError> for Status {
         match error {
             CompaniesError::Invalid(status) => status,
             CompaniesError::NotFound => Status::not_found("Company not found"),
-            CompaniesError::Forbidden(reason) => Status::permission_denied(reason),
             CompaniesError::Database(error) => match classify(&error) {
                 DbFailure::UniqueViolation { constraint }
                     if constraint.as_deref() == Some("companies_tenant_external_id_key") =>

@@ -1,7 +1,7 @@
 //! The `director.companies.v1.CompaniesService` gRPC API: checks the caller's role, validates
 //! the input, calls the store, and turns rows into messages.
 
-use director_platform::identity::{Caller, caller};
+use director_platform::identity::{caller, writer};
 use director_platform::time::to_timestamp;
 use director_platform::validate::{self, Violations};
 use director_proto::companies::companies_service_server::CompaniesService;
@@ -11,11 +11,12 @@ use director_proto::companies::{
     ListCompaniesResponse, UpdateCompanyRequest, UpdateCompanyResponse,
 };
 use tonic::{Request, Response, Status};
-use uuid::Uuid;
 
 use crate::error::CompaniesError;
 use crate::store::{CompanyChanges, CompanyRow, CompanyStore, NewCompany};
 
+/// Why a driver's write is refused.
+const DRIVERS_CANNOT_WRITE: &str = "Drivers cannot modify companies";
 /// Longest company name, in characters.
 const NAME_MAX: usize = 255;
 /// Longest postal address, in characters.
@@ -60,7 +61,7 @@ impl CompaniesService for CompaniesApi {
         &self,
         request: Request<CreateCompanyRequest>,
     ) -> Result<Response<CreateCompanyResponse>, Status> {
-        let caller = writer(&request)?;
+        let caller = writer(&request, DRIVERS_CANNOT_WRITE)?;
         let new = new_company(request.into_inner())?;
         let row = self
             .store
@@ -77,7 +78,7 @@ impl CompaniesService for CompaniesApi {
         request: Request<GetCompanyRequest>,
     ) -> Result<Response<GetCompanyResponse>, Status> {
         let caller = caller(&request)?;
-        let id = company_id(&request.get_ref().id)?;
+        let id = validate::id("id", &request.get_ref().id)?;
         let row = self
             .store
             .get(&caller, id)
@@ -93,9 +94,9 @@ impl CompaniesService for CompaniesApi {
         &self,
         request: Request<UpdateCompanyRequest>,
     ) -> Result<Response<UpdateCompanyResponse>, Status> {
-        let caller = writer(&request)?;
+        let caller = writer(&request, DRIVERS_CANNOT_WRITE)?;
         let request = request.into_inner();
-        let id = company_id(&request.id)?;
+        let id = validate::id("id", &request.id)?;
         let changes = company_changes(request)?;
         let row = self
             .store
@@ -112,8 +113,8 @@ impl CompaniesService for CompaniesApi {
         &self,
         request: Request<DeleteCompanyRequest>,
     ) -> Result<Response<DeleteCompanyResponse>, Status> {
-        let caller = writer(&request)?;
-        let id = company_id(&request.get_ref().id)?;
+        let caller = writer(&request, DRIVERS_CANNOT_WRITE)?;
+        let id = validate::id("id", &request.get_ref().id)?;
         if !self
             .store
             .soft_delete(&caller, id)
@@ -128,33 +129,21 @@ impl CompaniesService for CompaniesApi {
     }
 }
 
-/// The caller, if their role may change companies (drivers only read).
-fn writer<T>(request: &Request<T>) -> Result<Caller, Status> {
-    let caller = caller(request)?;
-    if caller.can_write() {
-        Ok(caller)
-    } else {
-        Err(CompaniesError::Forbidden("Drivers cannot modify companies").into())
-    }
-}
-
-fn company_id(id: &str) -> Result<Uuid, Status> {
-    let mut violations = Violations::new();
-    let id = violations.check("id", validate::uuid(id));
-    violations.into_result()?;
-    id.ok_or_else(|| Status::internal("validated id missing"))
-}
-
 fn new_company(request: CreateCompanyRequest) -> Result<NewCompany, Status> {
     let mut violations = Violations::new();
     let name = violations.check("name", validate::required_text(&request.name, NAME_MAX));
     let new = NewCompany {
         name: name.unwrap_or_default(),
-        email: optional(&mut violations, "email", request.email, validate::email),
-        phone: optional(
+        email: validate::optional_with(
+            &mut violations,
+            "email",
+            request.email.as_deref(),
+            validate::email,
+        ),
+        phone: validate::optional_with(
             &mut violations,
             "phone",
-            request.phone,
+            request.phone.as_deref(),
             validate::phone_e164,
         ),
         address: violations
@@ -191,18 +180,18 @@ fn company_changes(request: UpdateCompanyRequest) -> Result<CompanyChanges, Stat
                     violations.check("name", validate::required_text(&values.name, NAME_MAX));
             }
             "email" => {
-                changes.email = Some(optional(
+                changes.email = Some(validate::optional_with(
                     &mut violations,
                     "email",
-                    values.email.clone(),
+                    values.email.as_deref(),
                     validate::email,
                 ))
             }
             "phone" => {
-                changes.phone = Some(optional(
+                changes.phone = Some(validate::optional_with(
                     &mut violations,
                     "phone",
-                    values.phone.clone(),
+                    values.phone.as_deref(),
                     validate::phone_e164,
                 ));
             }
@@ -247,17 +236,6 @@ fn populated_fields(values: &Company) -> Vec<String> {
         .filter(|(_, set)| *set)
         .map(|(field, _)| field.to_owned())
         .collect()
-}
-
-/// Validates an optional value with `rule`; absent or blank means `None`.
-fn optional(
-    violations: &mut Violations,
-    field: &str,
-    value: Option<String>,
-    rule: fn(&str) -> Result<String, String>,
-) -> Option<String> {
-    let value = value.filter(|value| !value.trim().is_empty())?;
-    violations.check(field, rule(&value))
 }
 
 fn company(row: CompanyRow) -> Company {

@@ -2,12 +2,11 @@
 //! *and* filters by `tenant_id` itself, so neither safeguard alone decides isolation.
 
 use chrono::{DateTime, Utc};
-use director_platform::db::DatabaseConfig;
 use director_platform::identity::Caller;
-use director_platform::tenant;
+use director_platform::tenant::TenantDb;
 use director_platform::validate::Page;
 use sqlx::postgres::PgRow;
-use sqlx::{PgPool, Postgres, QueryBuilder, Row};
+use sqlx::{Postgres, QueryBuilder, Row};
 use uuid::Uuid;
 
 /// The columns of a `CompanyRow`, as a literal so every statement stays a `&'static str`
@@ -81,24 +80,17 @@ impl CompanyChanges {
 /// Reads and writes companies for one caller's tenant at a time.
 #[derive(Debug, Clone)]
 pub struct CompanyStore {
-    pool: PgPool,
-    database: DatabaseConfig,
+    db: TenantDb,
 }
 
 impl CompanyStore {
-    pub fn new(pool: PgPool, database: DatabaseConfig) -> Self {
-        Self { pool, database }
-    }
-
-    /// Whether statements may be prepared by name (not behind pgbouncer in transaction mode).
-    fn persistent(&self) -> bool {
-        self.database.persistent_statements()
+    pub fn new(db: TenantDb) -> Self {
+        Self { db }
     }
 
     /// The tenant's live companies, oldest first.
     pub async fn list(&self, caller: &Caller, page: Page) -> Result<Vec<CompanyRow>, sqlx::Error> {
-        let mut tx = tenant::begin(&self.pool, caller, &self.database).await?;
-        let rows = sqlx::query_as(concat!(
+        let query = sqlx::query_as(concat!(
             "SELECT ",
             columns!(),
             " FROM companies
@@ -108,12 +100,8 @@ impl CompanyStore {
         ))
         .bind(&caller.tenant_id)
         .bind(page.offset)
-        .bind(page.limit)
-        .persistent(self.persistent())
-        .fetch_all(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(rows)
+        .bind(page.limit);
+        self.db.fetch_all(caller, query).await
     }
 
     pub async fn create(
@@ -121,8 +109,7 @@ impl CompanyStore {
         caller: &Caller,
         new: NewCompany,
     ) -> Result<CompanyRow, sqlx::Error> {
-        let mut tx = tenant::begin(&self.pool, caller, &self.database).await?;
-        let row = sqlx::query_as(concat!(
+        let query = sqlx::query_as(concat!(
             "INSERT INTO companies (tenant_id, name, email, phone, address, external_id)
              VALUES ($1, $2, $3, $4, $5, $6)
              RETURNING ",
@@ -133,20 +120,20 @@ impl CompanyStore {
         .bind(new.email)
         .bind(new.phone)
         .bind(new.address)
-        .bind(new.external_id)
-        .persistent(self.persistent())
-        .fetch_one(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(row)
+        .bind(new.external_id);
+        self.db.fetch_one(caller, query).await
     }
 
     /// The live company `id` of the tenant, if there is one.
     pub async fn get(&self, caller: &Caller, id: Uuid) -> Result<Option<CompanyRow>, sqlx::Error> {
-        let mut tx = tenant::begin(&self.pool, caller, &self.database).await?;
-        let row = fetch_live(&mut tx, caller, id, self.persistent()).await?;
-        tx.commit().await?;
-        Ok(row)
+        let query = sqlx::query_as(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM companies WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL"
+        ))
+        .bind(id)
+        .bind(&caller.tenant_id);
+        self.db.fetch_optional(caller, query).await
     }
 
     /// Applies `changes` to the live company `id`; `None` when there is no such company.
@@ -156,54 +143,25 @@ impl CompanyStore {
         id: Uuid,
         changes: CompanyChanges,
     ) -> Result<Option<CompanyRow>, sqlx::Error> {
-        let mut tx = tenant::begin(&self.pool, caller, &self.database).await?;
-        let row = if changes.is_empty() {
-            fetch_live(&mut tx, caller, id, self.persistent()).await?
-        } else {
-            update_statement(caller, id, changes)
-                .build_query_as()
-                .persistent(self.persistent())
-                .fetch_optional(&mut *tx)
-                .await?
-        };
-        tx.commit().await?;
-        Ok(row)
+        if changes.is_empty() {
+            return self.get(caller, id).await;
+        }
+        let mut statement = update_statement(caller, id, changes);
+        self.db
+            .fetch_optional(caller, statement.build_query_as())
+            .await
     }
 
     /// Marks the live company `id` deleted; `false` when there is no such company.
     pub async fn soft_delete(&self, caller: &Caller, id: Uuid) -> Result<bool, sqlx::Error> {
-        let mut tx = tenant::begin(&self.pool, caller, &self.database).await?;
-        let deleted = sqlx::query(
+        let query = sqlx::query(
             "UPDATE companies SET deleted_at = now()
              WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL",
         )
         .bind(id)
-        .bind(&caller.tenant_id)
-        .persistent(self.persistent())
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        tx.commit().await?;
-        Ok(deleted == 1)
+        .bind(&caller.tenant_id);
+        Ok(self.db.execute(caller, query).await? == 1)
     }
-}
-
-async fn fetch_live(
-    tx: &mut sqlx::Transaction<'static, Postgres>,
-    caller: &Caller,
-    id: Uuid,
-    persistent: bool,
-) -> Result<Option<CompanyRow>, sqlx::Error> {
-    sqlx::query_as(concat!(
-        "SELECT ",
-        columns!(),
-        " FROM companies WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL"
-    ))
-    .bind(id)
-    .bind(&caller.tenant_id)
-    .persistent(persistent)
-    .fetch_optional(&mut **tx)
-    .await
 }
 
 /// `UPDATE companies SET <changed columns> ... RETURNING ...` with every value bound.

@@ -6,6 +6,8 @@
 mod common;
 
 use common::{admin, spawn_app};
+use director_platform::config::Env;
+use director_platform::db::DatabaseConfig;
 use director_platform::tenant;
 use director_proto::companies::{Company, CreateCompanyRequest, UpdateCompanyRequest};
 use tonic::Code;
@@ -78,6 +80,11 @@ async fn row_level_security_alone_hides_other_tenants_rows_from_an_unfiltered_qu
 
     // The pool logs in as a superuser, like the dev stack does; the tenant scope still applies.
     let pool = sqlx::PgPool::connect(&app.database_url).await.unwrap();
+    let database = DatabaseConfig::from_env(
+        &Env::from_pairs([("COMPANIES_DATABASE_URL", app.database_url.as_str())]),
+        "companies",
+    )
+    .unwrap();
     let all: i64 = sqlx::query_scalar("SELECT count(*) FROM companies")
         .fetch_one(&pool)
         .await
@@ -85,7 +92,7 @@ async fn row_level_security_alone_hides_other_tenants_rows_from_an_unfiltered_qu
     assert_eq!(all, 3, "the superuser itself sees every row");
 
     for (tenant, expected) in [("tenant-a", 2), ("tenant-b", 1), ("tenant-c", 0)] {
-        let mut tx = tenant::begin(&pool, &admin(tenant), &app.config.database)
+        let mut tx = tenant::begin(&pool, &admin(tenant), &database)
             .await
             .unwrap();
         let visible: i64 = sqlx::query_scalar("SELECT count(*) FROM companies")

@@ -3,89 +3,41 @@
 
 #![allow(dead_code, clippy::unwrap_used)]
 
-use std::net::SocketAddr;
-use std::path::Path;
-use std::time::Duration;
+use std::ops::Deref;
 
-use director_companies::CompaniesConfig;
-use director_platform::config::Env;
-use director_platform::db::database_url_for;
-use director_platform::identity::{Caller, InternalTokens, Role};
-use director_platform::migrate::create_and_migrate;
+use director_platform::identity::{Caller, Role};
+use director_platform::testing::{TestService, spawn_service, spawn_service_on};
 use director_proto::companies::companies_service_client::CompaniesServiceClient;
 use director_proto::companies::{
     Company, CreateCompanyRequest, DeleteCompanyRequest, DeleteCompanyResponse, GetCompanyRequest,
     GetCompanyResponse, ListCompaniesRequest,
 };
-use tokio_util::sync::CancellationToken;
 use tonic::Status;
 use tonic::transport::Channel;
 
-pub const INTERNAL_SECRET: &str = "test-internal-secret-0123456789abcdef-0123";
-
+/// The Companies service on a random port, on its own database.
 #[derive(Debug)]
-pub struct TestApp {
-    pub addr: SocketAddr,
-    pub database_url: String,
-    pub config: CompaniesConfig,
-    pub tokens: InternalTokens,
-    pub shutdown: CancellationToken,
-}
+pub struct TestApp(TestService);
 
-pub fn server_url() -> String {
-    std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@localhost:5432".into())
-}
+impl Deref for TestApp {
+    type Target = TestService;
 
-/// A new database with the companies migrations applied.
-pub async fn fresh_database() -> String {
-    let name = format!("test_companies_{}", uuid::Uuid::new_v4().simple());
-    let url = database_url_for(&server_url(), &name).unwrap();
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../migrations");
-    create_and_migrate(&url, &root, "companies").await.unwrap();
-    url
+    fn deref(&self) -> &TestService {
+        &self.0
+    }
 }
 
 pub async fn spawn_app() -> TestApp {
-    spawn_app_on(fresh_database().await).await
+    TestApp(spawn_service(&director_companies::SERVICE, &[]).await)
 }
 
 pub async fn spawn_app_on(database_url: String) -> TestApp {
-    let env = Env::from_pairs([
-        ("COMPANIES_DATABASE_URL", database_url.as_str()),
-        ("COMPANIES_ADDR", "127.0.0.1:0"),
-        ("INTERNAL_TOKEN_SECRET", INTERNAL_SECRET),
-        ("DB_ACQUIRE_TIMEOUT_MS", "1000"),
-        ("DB_CONNECT_TIMEOUT_MS", "1000"),
-    ]);
-    let config = CompaniesConfig::from_env(&env).unwrap();
-    let listener = tokio::net::TcpListener::bind(config.listen_addr)
-        .await
-        .unwrap();
-    let addr = listener.local_addr().unwrap();
-    let shutdown = CancellationToken::new();
-    tokio::spawn(director_companies::serve(
-        config.clone(),
-        listener,
-        shutdown.clone(),
-    ));
-    let tokens = InternalTokens::new(&config.internal_tokens.secret, Duration::from_secs(60));
-    TestApp {
-        addr,
-        database_url,
-        config,
-        tokens,
-        shutdown,
-    }
+    TestApp(spawn_service_on(&director_companies::SERVICE, database_url, &[]).await)
 }
 
 impl TestApp {
     pub async fn client(&self) -> CompaniesServiceClient<Channel> {
-        let channel = Channel::from_shared(format!("http://{}", self.addr))
-            .unwrap()
-            .connect()
-            .await
-            .unwrap();
-        CompaniesServiceClient::new(channel)
+        CompaniesServiceClient::new(self.channel().await)
     }
 
     /// Creates a company as `caller`, which must succeed.
@@ -144,16 +96,6 @@ impl TestApp {
             .unwrap()
             .into_inner()
             .companies
-    }
-
-    /// A request carrying an internal token for `caller`.
-    pub fn request<T>(&self, caller: &Caller, message: T) -> tonic::Request<T> {
-        let mut request = tonic::Request::new(message);
-        let token = self.tokens.mint(caller).unwrap();
-        request
-            .metadata_mut()
-            .insert("authorization", format!("Bearer {token}").parse().unwrap());
-        request
     }
 }
 

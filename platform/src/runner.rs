@@ -1,0 +1,208 @@
+//! The service kit's runner: everything between a service's routes and a running process.
+//!
+//! A service is its [`Service`] description — its catalog entry, the gRPC services it
+//! serves, and a function building their routes from a [`ServiceContext`] — and a `main` of
+//! one line calling [`main`]. The runner does the rest the same way for every service:
+//! settings from the environment, telemetry, a lazily connecting pool, the gRPC server with
+//! health, reflection, internal auth, trace context and graceful drain ([`crate::server`]),
+//! signals, and the `migrate` subcommand.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::catalog::ServiceSpec;
+use crate::client::ServiceClient;
+use crate::config::{CommonConfig, ConfigError, Env, load_env_files};
+use crate::db::{self, DatabaseConfig};
+use crate::identity::{InternalTokenConfig, InternalTokens};
+use crate::server::{self, ServeOptions};
+use crate::tenant::TenantDb;
+use crate::{migrate, telemetry};
+
+/// How long in-flight calls may take to finish once shutdown begins.
+pub const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
+/// How often health re-checks the database.
+const HEALTH_INTERVAL: Duration = Duration::from_secs(5);
+/// How long a service-to-service connection attempt may take.
+const CLIENT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Deadline of a service-to-service call made without an incoming deadline.
+const CLIENT_DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A Director service as the runner needs it.
+pub struct Service {
+    /// Its catalog entry: name, default port, public packages.
+    pub spec: &'static ServiceSpec,
+    /// Fully-qualified names of the gRPC services it serves, for health and reflection.
+    pub grpc_services: &'static [&'static str],
+    /// The encoded `FileDescriptorSet` reflection serves (dependencies included).
+    pub descriptor_set: &'static [u8],
+    /// Builds its routes. Runs inside the Tokio runtime, once, before the server starts;
+    /// background tasks it spawns should stop when `context.shutdown` is cancelled.
+    pub routes: fn(&ServiceContext) -> anyhow::Result<tonic::service::Routes>,
+}
+
+impl fmt::Debug for Service {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Service")
+            .field("spec", &self.spec)
+            .field("grpc_services", &self.grpc_services)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The settings every service reads, named after its catalog entry.
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    /// Environment, debug flag, logging and tracing.
+    pub common: CommonConfig,
+    /// Its own database (`<NAME>_DATABASE_URL`, else `DATABASE_URL` + `director_<name>`).
+    pub database: DatabaseConfig,
+    /// The cluster secret internal tokens are verified and minted with.
+    pub internal_tokens: InternalTokenConfig,
+    /// Where it listens (`<NAME>_ADDR`, default `0.0.0.0:<port>`).
+    pub listen_addr: SocketAddr,
+}
+
+impl ServiceConfig {
+    /// Reads and validates `spec`'s settings; an error names the offending variable.
+    pub fn from_env(spec: &ServiceSpec, env: &Env) -> Result<Self, ConfigError> {
+        let common = CommonConfig::from_env(env, &spec.binary())?;
+        Ok(Self {
+            database: DatabaseConfig::from_env(env, spec.name)?,
+            internal_tokens: InternalTokenConfig::from_env(env, common.environment)?,
+            listen_addr: spec.listen_addr(env)?,
+            common,
+        })
+    }
+}
+
+/// What a service's routes are built from.
+#[derive(Debug, Clone)]
+pub struct ServiceContext {
+    /// The environment, for the service's own settings.
+    pub env: Env,
+    /// The service's settings.
+    pub config: ServiceConfig,
+    /// Its database, through tenant transactions.
+    pub db: TenantDb,
+    /// Mints internal tokens for calls to other services.
+    pub tokens: Arc<InternalTokens>,
+    /// Cancelled when the service begins to shut down: long-lived streams end then.
+    pub shutdown: CancellationToken,
+}
+
+impl ServiceContext {
+    /// A client of another Director service, at the URL the catalog derives for it.
+    pub fn client(&self, spec: &'static ServiceSpec) -> Result<ServiceClient, ConfigError> {
+        Ok(ServiceClient::new(
+            spec,
+            spec.url(&self.env)?,
+            Arc::clone(&self.tokens),
+            CLIENT_CONNECT_TIMEOUT,
+            CLIENT_DEFAULT_TIMEOUT,
+        ))
+    }
+}
+
+/// Serves `service` on `listener` with the settings in `env` until `shutdown` is cancelled.
+/// Starts even when the database is down: health answers NOT_SERVING and calls fail fast with
+/// UNAVAILABLE until it answers.
+pub async fn serve(
+    service: &Service,
+    env: &Env,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let config = ServiceConfig::from_env(service.spec, env)?;
+    let pool = db::connect_lazy(&config.database)?;
+    let tokens = Arc::new(config.internal_tokens.tokens());
+    let context = ServiceContext {
+        env: env.clone(),
+        db: TenantDb::new(pool.clone(), config.database.clone()),
+        config,
+        tokens: Arc::clone(&tokens),
+        shutdown: shutdown.clone(),
+    };
+    let routes = (service.routes)(&context)
+        .with_context(|| format!("could not build the {} service", service.spec.name))?;
+    server::serve(
+        listener,
+        routes,
+        ServeOptions {
+            service_names: service.grpc_services.to_vec(),
+            descriptor_set: service.descriptor_set,
+            pool,
+            tokens,
+            shutdown,
+            drain_deadline: DRAIN_DEADLINE,
+            health_interval: HEALTH_INTERVAL,
+        },
+    )
+    .await
+}
+
+/// The process entry point of a service binary: `serve` (the default) or `migrate`.
+///
+/// Reads `.env` files, validates every setting before doing anything, starts telemetry,
+/// and stops on SIGTERM or Ctrl-C after draining.
+pub async fn main(service: &'static Service) -> anyhow::Result<()> {
+    let matches = command(service.spec).get_matches();
+    load_env_files();
+    let env = Env::from_process();
+    let config = ServiceConfig::from_env(service.spec, &env)?;
+    let _telemetry = telemetry::init(&config.common.telemetry)?;
+
+    match matches.subcommand_name() {
+        Some("migrate") => {
+            let root = migrate::migrations_root(&env);
+            let report =
+                migrate::create_and_migrate(config.database.url.expose(), &root, service.spec.name)
+                    .await?;
+            tracing::info!(
+                database = %report.database,
+                created = report.created,
+                applied = report.applied,
+                "migrations applied"
+            );
+            Ok(())
+        }
+        _ => {
+            let listener = TcpListener::bind(config.listen_addr)
+                .await
+                .with_context(|| format!("could not listen on {}", config.listen_addr))?;
+            let shutdown = CancellationToken::new();
+            server::shutdown_on_signals(shutdown.clone());
+            serve(service, &env, listener, shutdown).await
+        }
+    }
+}
+
+/// The binary's command line; `--help` lists every setting it reads.
+fn command(spec: &ServiceSpec) -> clap::Command {
+    let prefix = spec.env_prefix();
+    let settings = format!(
+        "Settings come from the environment (and .env, .env.<ENVIRONMENT>):\n\
+         ENVIRONMENT, DEBUG, RUST_LOG, LOG_FORMAT, OTEL_EXPORTER_OTLP_ENDPOINT,\n\
+         {prefix}_ADDR (0.0.0.0:{port}), DATABASE_URL or {prefix}_DATABASE_URL,\n\
+         DB_MAX_CONNECTIONS, DB_CONNECT_TIMEOUT_MS, DB_ACQUIRE_TIMEOUT_MS, DB_STATEMENT_TIMEOUT_MS,\n\
+         DB_PGBOUNCER_TRANSACTION_MODE, DB_APP_ROLE, INTERNAL_TOKEN_SECRET, INTERNAL_TOKEN_TTL_MS,\n\
+         MIGRATIONS_DIR, UPSTREAM_URL_TEMPLATE and <SERVICE>_URL for the services it calls.\n\
+         See the README's configuration table.",
+        port = spec.default_port,
+    );
+    clap::Command::new(spec.binary())
+        .version(env!("CARGO_PKG_VERSION"))
+        .about(format!("Director's {} service.", spec.name))
+        .after_help(settings)
+        .subcommand(clap::Command::new("serve").about("Serve the gRPC API (the default)."))
+        .subcommand(
+            clap::Command::new("migrate")
+                .about("Create the service's database if missing and apply its migrations."),
+        )
+}
