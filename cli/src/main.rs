@@ -10,6 +10,7 @@ use base64::Engine;
 use clap::{Args, Parser, Subcommand};
 use director::token::{self, TokenRequest};
 use director::{migrate, stack};
+use director_platform::catalog;
 use director_platform::config::{Env, load_env_files};
 use director_platform::identity::Role;
 use director_platform::server::shutdown_on_signals;
@@ -48,7 +49,7 @@ enum Command {
 
 #[derive(Debug, Args)]
 struct MigrateArgs {
-    /// Only these services (companies, dispatch, integrations); all when omitted.
+    /// Only these services (see `director_platform::catalog`); all when omitted.
     #[arg(long = "service", value_name = "SERVICE")]
     services: Vec<String>,
 }
@@ -168,8 +169,11 @@ async fn up(process_env: Env) -> anyhow::Result<()> {
     println!("  API docs      {url}/api/docs");
     println!("  OpenAPI       {url}/api/openapi.json");
     println!("  gRPC/gRPC-Web {}", running.gateway_addr);
-    for (service, addr) in &running.services {
-        println!("  {service:<13} {addr} (gRPC, internal token)");
+    for service in &running.services {
+        println!(
+            "  {:<13} {} (gRPC, internal token)",
+            service.name, service.addr
+        );
     }
     println!("\nDev token (admin of tenant dev-tenant, 12 h):\n  {dev_token}");
     println!("\nTry: curl -H 'authorization: Bearer {dev_token}' {url}/api/companies");
@@ -184,10 +188,13 @@ async fn up(process_env: Env) -> anyhow::Result<()> {
 /// Returns which secrets were generated.
 fn with_dev_defaults(process_env: Env) -> (Env, Vec<&'static str>) {
     let mut generated = Vec::new();
-    let mut pairs: Vec<(String, String)> = vec![
-        ("GATEWAY_ADDR".to_owned(), "127.0.0.1:8080".to_owned()),
-        ("COMPANIES_ADDR".to_owned(), "127.0.0.1:50051".to_owned()),
-    ];
+    let mut pairs: Vec<(String, String)> =
+        vec![("GATEWAY_ADDR".to_owned(), "127.0.0.1:8080".to_owned())];
+    pairs.extend(
+        catalog::SERVICES
+            .iter()
+            .map(|spec| (spec.addr_var(), format!("127.0.0.1:{}", spec.default_port))),
+    );
     for variable in ["SUPABASE_JWT_SECRET", "INTERNAL_TOKEN_SECRET"] {
         if process_env.string(variable).is_none() {
             pairs.push((variable.to_owned(), random_secret()));

@@ -1,15 +1,14 @@
 //! `director migrate`: creates each service's database when missing and applies
 //! `migrations/<service>/`. Idempotent.
 
+use director_platform::catalog;
 use director_platform::config::Env;
 use director_platform::db::DatabaseConfig;
 use director_platform::migrate::{MigrationReport, create_and_migrate, migrations_root};
 
 /// Every service that owns a database, in start-up order.
 pub fn services() -> impl Iterator<Item = &'static str> {
-    director_proto::SERVICE_PACKAGES
-        .iter()
-        .map(|(service, _)| *service)
+    catalog::SERVICES.iter().map(|spec| spec.name)
 }
 
 /// Migrates the databases of `services` (all when empty), one after the other.

@@ -4,18 +4,20 @@
 
 mod common;
 
+use director_platform::catalog;
 use director_platform::db::database_url_for;
 
 #[tokio::test]
-async fn director_migrate_twice_succeeds_both_times_and_leaves_three_migrated_databases() {
+async fn director_migrate_twice_succeeds_both_times_and_leaves_every_service_database_migrated() {
     let prefix = format!("test_migrate_{}", uuid::Uuid::new_v4().simple());
-    let services = ["companies", "dispatch", "integrations"];
-    let env: Vec<(String, String)> = services
+    let services: Vec<&str> = catalog::SERVICES.iter().map(|spec| spec.name).collect();
+    let env: Vec<(String, String)> = catalog::SERVICES
         .iter()
-        .map(|service| {
+        .map(|spec| {
             (
-                format!("{}_DATABASE_URL", service.to_uppercase()),
-                database_url_for(&common::server_url(), &format!("{prefix}_{service}")).unwrap(),
+                format!("{}_DATABASE_URL", spec.env_prefix()),
+                database_url_for(&common::server_url(), &format!("{prefix}_{}", spec.name))
+                    .unwrap(),
             )
         })
         .collect();
@@ -36,7 +38,7 @@ async fn director_migrate_twice_succeeds_both_times_and_leaves_three_migrated_da
         let expected_state = if run == "first" { "created" } else { "exists" };
         assert_eq!(
             stdout.matches(expected_state).count(),
-            3,
+            services.len(),
             "{run} run said:\n{stdout}"
         );
     }
@@ -52,17 +54,22 @@ async fn director_migrate_twice_succeeds_both_times_and_leaves_three_migrated_da
     assert_eq!(
         names,
         services
+            .iter()
             .map(|service| format!("{prefix}_{service}"))
-            .to_vec()
+            .collect::<Vec<_>>()
     );
 
-    let companies = sqlx::PgPool::connect(&env[0].1).await.unwrap();
-    let table: Option<String> = sqlx::query_scalar("SELECT to_regclass('companies')::text")
-        .fetch_one(&companies)
-        .await
-        .unwrap();
-    assert_eq!(table.as_deref(), Some("companies"));
-    companies.close().await;
+    // Each database holds its own service's tables.
+    for ((_, url), table) in env.iter().zip(["companies", "tasks"]) {
+        let database = sqlx::PgPool::connect(url).await.unwrap();
+        let found: Option<String> = sqlx::query_scalar("SELECT to_regclass($1)::text")
+            .bind(table)
+            .fetch_one(&database)
+            .await
+            .unwrap();
+        assert_eq!(found.as_deref(), Some(table));
+        database.close().await;
+    }
 
     for name in names {
         sqlx::query(sqlx::AssertSqlSafe(format!(

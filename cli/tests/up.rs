@@ -9,6 +9,7 @@ mod common;
 use std::process::Stdio;
 use std::time::Duration;
 
+use director_platform::catalog;
 use director_platform::db::database_url_for;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
@@ -19,16 +20,15 @@ async fn director_up_serves_the_printed_url_with_the_printed_token_and_stops_on_
     command
         .arg("up")
         .env("GATEWAY_ADDR", "127.0.0.1:0")
-        .env("COMPANIES_ADDR", "127.0.0.1:0")
         .env_remove("SUPABASE_JWT_SECRET")
         .env_remove("INTERNAL_TOKEN_SECRET")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .kill_on_drop(true);
-    for service in ["companies", "dispatch", "integrations"] {
-        command.env(
-            format!("{}_DATABASE_URL", service.to_uppercase()),
-            database_url_for(&common::server_url(), &format!("{prefix}_{service}")).unwrap(),
+    for spec in catalog::SERVICES {
+        command.env(spec.addr_var(), "127.0.0.1:0").env(
+            format!("{}_DATABASE_URL", spec.env_prefix()),
+            database_url_for(&common::server_url(), &format!("{prefix}_{}", spec.name)).unwrap(),
         );
     }
     let mut child = command.spawn().unwrap();
@@ -101,9 +101,10 @@ async fn director_up_serves_the_printed_url_with_the_printed_token_and_stops_on_
     assert!(exit.success(), "exit status {exit}");
 
     let admin = sqlx::PgPool::connect(&common::server_url()).await.unwrap();
-    for service in ["companies", "dispatch", "integrations"] {
+    for spec in catalog::SERVICES {
         sqlx::query(sqlx::AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS \"{prefix}_{service}\" WITH (FORCE)"
+            "DROP DATABASE IF EXISTS \"{prefix}_{}\" WITH (FORCE)",
+            spec.name
         )))
         .execute(&admin)
         .await

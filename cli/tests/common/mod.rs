@@ -7,6 +7,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use director::stack::{self, RunningStack};
+use director_platform::catalog;
 use director_platform::config::Env;
 use director_platform::db::database_url_for;
 use director_platform::identity::Role;
@@ -35,25 +36,31 @@ pub async fn spawn_stack() -> TestStack {
 
 /// Starts the stack; `extra` settings override the defaults below.
 pub async fn spawn_stack_with(extra: &[(&str, &str)]) -> TestStack {
-    let name = format!("test_e2e_{}", uuid::Uuid::new_v4().simple());
-    let database_url = database_url_for(&server_url(), &name).unwrap();
+    let run = uuid::Uuid::new_v4().simple().to_string();
     let migrations = Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations");
-    create_and_migrate(&database_url, &migrations, "companies")
-        .await
-        .unwrap();
-
-    let mut env: Vec<(String, String)> = [
-        ("COMPANIES_DATABASE_URL", database_url.as_str()),
-        ("COMPANIES_ADDR", "127.0.0.1:0"),
-        ("GATEWAY_ADDR", "127.0.0.1:0"),
-        ("SUPABASE_JWT_SECRET", JWT_SECRET),
-        ("INTERNAL_TOKEN_SECRET", INTERNAL_SECRET),
-        ("RATE_LIMIT_PER_SECOND", "10000"),
-        ("RATE_LIMIT_BURST", "10000"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-    .collect();
+    let mut env: Vec<(String, String)> = Vec::new();
+    // Every service of the catalog on a fresh database of its own and a random port.
+    for spec in catalog::SERVICES {
+        let name = format!("test_e2e_{}_{run}", spec.name);
+        let database_url = database_url_for(&server_url(), &name).unwrap();
+        create_and_migrate(&database_url, &migrations, spec.name)
+            .await
+            .unwrap();
+        let prefix = spec.env_prefix();
+        env.push((format!("{prefix}_DATABASE_URL"), database_url));
+        env.push((spec.addr_var(), "127.0.0.1:0".to_owned()));
+    }
+    env.extend(
+        [
+            ("GATEWAY_ADDR", "127.0.0.1:0"),
+            ("SUPABASE_JWT_SECRET", JWT_SECRET),
+            ("INTERNAL_TOKEN_SECRET", INTERNAL_SECRET),
+            ("RATE_LIMIT_PER_SECOND", "10000"),
+            ("RATE_LIMIT_BURST", "10000"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned())),
+    );
     for (key, value) in extra {
         env.retain(|(k, _)| k != key);
         env.push(((*key).to_owned(), (*value).to_owned()));

@@ -1,0 +1,286 @@
+//! The `director.dispatch.v1.DriversService` gRPC API: checks the caller's role, validates
+//! the input, calls the store, and turns rows into messages.
+
+use director_platform::identity::{caller, writer};
+use director_platform::time::to_timestamp;
+use director_platform::validate::{self, Violations};
+use director_proto::dispatch::drivers_service_server::DriversService;
+use director_proto::dispatch::{
+    CreateDriverRequest, CreateDriverResponse, DeleteDriverRequest, DeleteDriverResponse, Driver,
+    DriverStatus, GetDriverRequest, GetDriverResponse, ListDriversRequest, ListDriversResponse,
+    UpdateDriverRequest, UpdateDriverResponse,
+};
+use tonic::{Request, Response, Status};
+
+use super::store::{DriverChanges, DriverRow, DriverStore, NewDriver};
+use crate::error::DispatchError;
+
+/// Longest driver name, in characters.
+const NAME_MAX: usize = 255;
+/// Longest Vessey driver id or auth user id, in characters.
+const ID_MAX: usize = 255;
+/// Why a driver's write is refused.
+const DRIVERS_CANNOT_WRITE: &str = "Drivers cannot modify drivers";
+/// The answer for a driver that does not exist or that the caller may not see.
+const NOT_FOUND: &str = "Driver not found";
+
+/// The Drivers gRPC service.
+#[derive(Debug, Clone)]
+pub struct DriversApi {
+    store: DriverStore,
+}
+
+impl DriversApi {
+    pub fn new(store: DriverStore) -> Self {
+        Self { store }
+    }
+}
+
+#[tonic::async_trait]
+impl DriversService for DriversApi {
+    async fn list_drivers(
+        &self,
+        request: Request<ListDriversRequest>,
+    ) -> Result<Response<ListDriversResponse>, Status> {
+        let caller = caller(&request)?;
+        let request = request.into_inner();
+        let mut violations = Violations::new();
+        // UNSPECIFIED: any status.
+        let status = violations
+            .check("status", status_name(request.status))
+            .flatten();
+        let page = validate::page(request.skip, request.limit, &mut violations);
+        violations.into_result()?;
+        let rows = self
+            .store
+            .list(&caller, status, page)
+            .await
+            .map_err(DispatchError::from)?;
+        Ok(Response::new(ListDriversResponse {
+            drivers: rows.into_iter().map(driver).collect(),
+        }))
+    }
+
+    async fn create_driver(
+        &self,
+        request: Request<CreateDriverRequest>,
+    ) -> Result<Response<CreateDriverResponse>, Status> {
+        let caller = writer(&request, DRIVERS_CANNOT_WRITE)?;
+        let new = new_driver(&request.into_inner())?;
+        let row = self
+            .store
+            .create(&caller, new)
+            .await
+            .map_err(DispatchError::from)?;
+        Ok(Response::new(CreateDriverResponse {
+            driver: Some(driver(row)),
+        }))
+    }
+
+    async fn get_driver(
+        &self,
+        request: Request<GetDriverRequest>,
+    ) -> Result<Response<GetDriverResponse>, Status> {
+        let caller = caller(&request)?;
+        let id = validate::id("id", &request.get_ref().id)?;
+        let row = self
+            .store
+            .get(&caller, id)
+            .await
+            .map_err(DispatchError::from)?
+            .ok_or(DispatchError::NotFound(NOT_FOUND))?;
+        Ok(Response::new(GetDriverResponse {
+            driver: Some(driver(row)),
+        }))
+    }
+
+    async fn update_driver(
+        &self,
+        request: Request<UpdateDriverRequest>,
+    ) -> Result<Response<UpdateDriverResponse>, Status> {
+        let caller = writer(&request, DRIVERS_CANNOT_WRITE)?;
+        let request = request.into_inner();
+        let id = validate::id("id", &request.id)?;
+        let changes = driver_changes(request)?;
+        let row = self
+            .store
+            .update(&caller, id, changes)
+            .await
+            .map_err(DispatchError::from)?
+            .ok_or(DispatchError::NotFound(NOT_FOUND))?;
+        Ok(Response::new(UpdateDriverResponse {
+            driver: Some(driver(row)),
+        }))
+    }
+
+    async fn delete_driver(
+        &self,
+        request: Request<DeleteDriverRequest>,
+    ) -> Result<Response<DeleteDriverResponse>, Status> {
+        let caller = writer(&request, DRIVERS_CANNOT_WRITE)?;
+        let id = validate::id("id", &request.get_ref().id)?;
+        if !self
+            .store
+            .soft_delete(&caller, id)
+            .await
+            .map_err(DispatchError::from)?
+        {
+            return Err(DispatchError::NotFound(NOT_FOUND).into());
+        }
+        Ok(Response::new(DeleteDriverResponse {
+            message: "Driver deleted successfully".to_owned(),
+        }))
+    }
+}
+
+/// The stored name of a status, or `None` for UNSPECIFIED; an error for unknown numbers.
+fn status_name(raw: i32) -> Result<Option<&'static str>, String> {
+    match DriverStatus::try_from(raw) {
+        Ok(DriverStatus::Unspecified) => Ok(None),
+        Ok(DriverStatus::Active) => Ok(Some("active")),
+        Ok(DriverStatus::Inactive) => Ok(Some("inactive")),
+        Err(_) => Err("must be active or inactive".to_owned()),
+    }
+}
+
+fn new_driver(request: &CreateDriverRequest) -> Result<NewDriver, Status> {
+    let mut violations = Violations::new();
+    let name = violations.check("name", validate::required_text(&request.name, NAME_MAX));
+    let new = NewDriver {
+        name: name.unwrap_or_default(),
+        phone: validate::optional_with(
+            &mut violations,
+            "phone",
+            request.phone.as_deref(),
+            validate::phone_e164,
+        ),
+        email: validate::optional_with(
+            &mut violations,
+            "email",
+            request.email.as_deref(),
+            validate::email,
+        ),
+        external_id: optional_id(
+            &mut violations,
+            "external_id",
+            request.external_id.as_deref(),
+        ),
+        user_id: optional_id(&mut violations, "user_id", request.user_id.as_deref()),
+        status: violations
+            .check("status", status_name(request.status))
+            .flatten()
+            .unwrap_or("active"),
+    };
+    violations.into_result()?;
+    Ok(new)
+}
+
+/// The changes an update asks for. With an `update_mask`, exactly the named fields change (an
+/// unset optional one is cleared); without one, every field set in `driver` changes.
+fn driver_changes(request: UpdateDriverRequest) -> Result<DriverChanges, Status> {
+    let values = request.driver.unwrap_or_default();
+    let paths: Vec<String> = match request.update_mask {
+        Some(mask) => mask.paths,
+        None => populated_fields(&values),
+    };
+    let mut violations = Violations::new();
+    let mut changes = DriverChanges::default();
+    for path in paths {
+        match path.as_str() {
+            "name" => {
+                changes.name =
+                    violations.check("name", validate::required_text(&values.name, NAME_MAX));
+            }
+            "phone" => {
+                changes.phone = Some(validate::optional_with(
+                    &mut violations,
+                    "phone",
+                    values.phone.as_deref(),
+                    validate::phone_e164,
+                ));
+            }
+            "email" => {
+                changes.email = Some(validate::optional_with(
+                    &mut violations,
+                    "email",
+                    values.email.as_deref(),
+                    validate::email,
+                ));
+            }
+            "external_id" => {
+                changes.external_id = Some(optional_id(
+                    &mut violations,
+                    "external_id",
+                    values.external_id.as_deref(),
+                ));
+            }
+            "user_id" => {
+                changes.user_id = Some(optional_id(
+                    &mut violations,
+                    "user_id",
+                    values.user_id.as_deref(),
+                ));
+            }
+            "status" => match status_name(values.status) {
+                Ok(Some(status)) => changes.status = Some(status),
+                Ok(None) => violations.add("status", "cannot be cleared; use active or inactive"),
+                Err(description) => violations.add("status", description),
+            },
+            // Output-only fields (AIP-203): echoing a whole driver back changes nothing.
+            "id" | "created_at" | "updated_at" | "deleted_at" => {}
+            other => violations.add(
+                "update_mask",
+                format!(
+                    "{other:?} is not a field of Driver; use name, phone, email, external_id, user_id or status"
+                ),
+            ),
+        }
+    }
+    violations.into_result()?;
+    Ok(changes)
+}
+
+/// The fields a mask-less update sets: the non-empty name, a set status and every present
+/// optional field.
+fn populated_fields(values: &Driver) -> Vec<String> {
+    let present = [
+        ("name", !values.name.is_empty()),
+        ("phone", values.phone.is_some()),
+        ("email", values.email.is_some()),
+        ("external_id", values.external_id.is_some()),
+        ("user_id", values.user_id.is_some()),
+        ("status", values.status != DriverStatus::Unspecified as i32),
+    ];
+    present
+        .into_iter()
+        .filter(|(_, set)| *set)
+        .map(|(field, _)| field.to_owned())
+        .collect()
+}
+
+/// An optional identifier (Vessey id, auth user id): trimmed, up to [`ID_MAX`] characters.
+fn optional_id(violations: &mut Violations, field: &str, value: Option<&str>) -> Option<String> {
+    violations
+        .check(field, validate::optional_text(value, ID_MAX))
+        .flatten()
+}
+
+fn driver(row: DriverRow) -> Driver {
+    let status = match row.status.as_str() {
+        "active" => DriverStatus::Active,
+        "inactive" => DriverStatus::Inactive,
+        _ => DriverStatus::Unspecified,
+    };
+    Driver {
+        id: row.id.to_string(),
+        name: row.name,
+        phone: row.phone,
+        email: row.email,
+        external_id: row.external_id,
+        user_id: row.user_id,
+        status: status as i32,
+        created_at: Some(to_timestamp(row.created_at)),
+        updated_at: Some(to_timestamp(row.updated_at)),
+        deleted_at: row.deleted_at.map(to_timestamp),
+    }
+}

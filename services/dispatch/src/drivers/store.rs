@@ -1,0 +1,224 @@
+//! The drivers table. Every statement runs in a tenant transaction (row-level security) and
+//! filters by `tenant_id` itself; reads take the caller's driver user id (see
+//! [`crate::scope`]) so a driver finds only their own record.
+
+use chrono::{DateTime, Utc};
+use director_platform::identity::Caller;
+use director_platform::tenant::TenantDb;
+use director_platform::validate::Page;
+use sqlx::postgres::PgRow;
+use sqlx::{Postgres, QueryBuilder, Row};
+use uuid::Uuid;
+
+use crate::scope::driver_user;
+
+/// The columns of a `DriverRow`, as a literal so statements stay `&'static str`.
+macro_rules! columns {
+    () => {
+        "id, name, phone, email, external_id, user_id, status, created_at, updated_at, deleted_at"
+    };
+}
+
+/// Limits a drivers query to the caller's own record when the caller is a driver, with the
+/// driver's user id as `$2`.
+macro_rules! own_record_only {
+    () => {
+        "($2::text IS NULL OR user_id = $2)"
+    };
+}
+
+/// A driver as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DriverRow {
+    pub id: Uuid,
+    pub name: String,
+    pub phone: Option<String>,
+    pub email: Option<String>,
+    pub external_id: Option<String>,
+    pub user_id: Option<String>,
+    /// `active` or `inactive`.
+    pub status: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub deleted_at: Option<DateTime<Utc>>,
+}
+
+impl<'r> sqlx::FromRow<'r, PgRow> for DriverRow {
+    fn from_row(row: &'r PgRow) -> Result<Self, sqlx::Error> {
+        Ok(Self {
+            id: row.try_get("id")?,
+            name: row.try_get("name")?,
+            phone: row.try_get("phone")?,
+            email: row.try_get("email")?,
+            external_id: row.try_get("external_id")?,
+            user_id: row.try_get("user_id")?,
+            status: row.try_get("status")?,
+            created_at: row.try_get("created_at")?,
+            updated_at: row.try_get("updated_at")?,
+            deleted_at: row.try_get("deleted_at")?,
+        })
+    }
+}
+
+/// The validated fields of a new driver.
+#[derive(Debug, Clone, Default)]
+pub struct NewDriver {
+    pub name: String,
+    pub phone: Option<String>,
+    pub email: Option<String>,
+    pub external_id: Option<String>,
+    pub user_id: Option<String>,
+    /// `active` or `inactive`.
+    pub status: &'static str,
+}
+
+/// The validated changes of an update: `None` leaves a column alone, `Some(None)` clears it.
+#[derive(Debug, Clone, Default)]
+pub struct DriverChanges {
+    pub name: Option<String>,
+    pub phone: Option<Option<String>>,
+    pub email: Option<Option<String>>,
+    pub external_id: Option<Option<String>>,
+    pub user_id: Option<Option<String>>,
+    pub status: Option<&'static str>,
+}
+
+impl DriverChanges {
+    fn is_empty(&self) -> bool {
+        self.name.is_none()
+            && self.phone.is_none()
+            && self.email.is_none()
+            && self.external_id.is_none()
+            && self.user_id.is_none()
+            && self.status.is_none()
+    }
+}
+
+/// Reads and writes drivers for one caller's tenant at a time.
+#[derive(Debug, Clone)]
+pub struct DriverStore {
+    db: TenantDb,
+}
+
+impl DriverStore {
+    pub fn new(db: TenantDb) -> Self {
+        Self { db }
+    }
+
+    /// The live drivers the caller sees, oldest first, optionally with one status.
+    pub async fn list(
+        &self,
+        caller: &Caller,
+        status: Option<&'static str>,
+        page: Page,
+    ) -> Result<Vec<DriverRow>, sqlx::Error> {
+        let query = sqlx::query_as(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM drivers
+             WHERE tenant_id = $1 AND deleted_at IS NULL AND ",
+            own_record_only!(),
+            " AND ($3::text IS NULL OR status = $3)
+             ORDER BY created_at, id
+             OFFSET $4 LIMIT $5"
+        ))
+        .bind(&caller.tenant_id)
+        .bind(driver_user(caller))
+        .bind(status)
+        .bind(page.offset)
+        .bind(page.limit);
+        self.db.fetch_all(caller, query).await
+    }
+
+    pub async fn create(&self, caller: &Caller, new: NewDriver) -> Result<DriverRow, sqlx::Error> {
+        let query = sqlx::query_as(concat!(
+            "INSERT INTO drivers (tenant_id, name, phone, email, external_id, user_id, status)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             RETURNING ",
+            columns!()
+        ))
+        .bind(&caller.tenant_id)
+        .bind(new.name)
+        .bind(new.phone)
+        .bind(new.email)
+        .bind(new.external_id)
+        .bind(new.user_id)
+        .bind(new.status);
+        self.db.fetch_one(caller, query).await
+    }
+
+    /// The live driver `id`, if the caller sees it.
+    pub async fn get(&self, caller: &Caller, id: Uuid) -> Result<Option<DriverRow>, sqlx::Error> {
+        let query = sqlx::query_as(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM drivers WHERE tenant_id = $1 AND ",
+            own_record_only!(),
+            " AND id = $3 AND deleted_at IS NULL"
+        ))
+        .bind(&caller.tenant_id)
+        .bind(driver_user(caller))
+        .bind(id);
+        self.db.fetch_optional(caller, query).await
+    }
+
+    /// Applies `changes` to the live driver `id`; `None` when there is no such driver.
+    pub async fn update(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        changes: DriverChanges,
+    ) -> Result<Option<DriverRow>, sqlx::Error> {
+        if changes.is_empty() {
+            return self.get(caller, id).await;
+        }
+        let mut statement = update_statement(caller, id, changes);
+        self.db
+            .fetch_optional(caller, statement.build_query_as())
+            .await
+    }
+
+    /// Marks the live driver `id` deleted; `false` when there is no such driver. Its tasks
+    /// keep naming it.
+    pub async fn soft_delete(&self, caller: &Caller, id: Uuid) -> Result<bool, sqlx::Error> {
+        let query = sqlx::query(
+            "UPDATE drivers SET deleted_at = now()
+             WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL",
+        )
+        .bind(id)
+        .bind(&caller.tenant_id);
+        Ok(self.db.execute(caller, query).await? == 1)
+    }
+}
+
+/// `UPDATE drivers SET <changed columns> ... RETURNING ...` with every value bound.
+fn update_statement(caller: &Caller, id: Uuid, changes: DriverChanges) -> QueryBuilder<Postgres> {
+    let mut query = QueryBuilder::new("UPDATE drivers SET ");
+    let mut columns = query.separated(", ");
+    if let Some(name) = changes.name {
+        columns.push("name = ").push_bind_unseparated(name);
+    }
+    if let Some(status) = changes.status {
+        columns.push("status = ").push_bind_unseparated(status);
+    }
+    for (column, value) in [
+        ("phone", changes.phone),
+        ("email", changes.email),
+        ("external_id", changes.external_id),
+        ("user_id", changes.user_id),
+    ] {
+        if let Some(value) = value {
+            columns
+                .push(format_args!("{column} = "))
+                .push_bind_unseparated(value);
+        }
+    }
+    query
+        .push(" WHERE id = ")
+        .push_bind(id)
+        .push(" AND tenant_id = ")
+        .push_bind(caller.tenant_id.clone())
+        .push(" AND deleted_at IS NULL RETURNING ")
+        .push(columns!());
+    query
+}

@@ -1,0 +1,45 @@
+//! Director's Dispatch service: the drivers who collect milk and the collection tasks they are
+//! given (`director.dispatch.v1.DriversService`, `TasksService`).
+//!
+//! - [`drivers`]: driver CRUD; a caller with role `driver` is the driver whose `user_id` is
+//!   their user id and sees only that record.
+//! - [`tasks`]: task CRUD and the state machine, one SQL statement per transition (the
+//!   database refuses any other transition too); `company_id` is checked with Companies over
+//!   gRPC as the caller ([`companies`]).
+//! - [`events`]: the task-event outbox (rows written by a trigger in the same transaction as
+//!   the change) streamed live by `WatchTasks`, woken by LISTEN/NOTIFY so any number of
+//!   replicas serve watchers.
+
+pub mod companies;
+pub mod drivers;
+pub mod error;
+pub mod events;
+pub mod scope;
+pub mod tasks;
+
+use director_platform::catalog;
+use director_platform::runner::{Service, ServiceContext};
+use director_proto::dispatch::drivers_service_server::{self, DriversServiceServer};
+use director_proto::dispatch::tasks_service_server::{self, TasksServiceServer};
+
+/// The Dispatch service, as the runner (and `director up`) start it.
+pub const SERVICE: Service = Service {
+    spec: &catalog::DISPATCH,
+    grpc_services: &[
+        drivers_service_server::SERVICE_NAME,
+        tasks_service_server::SERVICE_NAME,
+    ],
+    descriptor_set: director_proto::FILE_DESCRIPTOR_SET,
+    routes,
+};
+
+fn routes(context: &ServiceContext) -> anyhow::Result<tonic::service::Routes> {
+    let companies = companies::CompanyDirectory::new(context.client(&catalog::COMPANIES)?);
+    let events = events::TaskEvents::start(context.db.clone(), context.shutdown.clone());
+    let drivers = drivers::DriversApi::new(drivers::DriverStore::new(context.db.clone()));
+    let tasks = tasks::TasksApi::new(tasks::TaskStore::new(context.db.clone()), companies, events);
+    Ok(
+        tonic::service::Routes::new(DriversServiceServer::new(drivers))
+            .add_service(TasksServiceServer::new(tasks)),
+    )
+}

@@ -1,0 +1,7 @@
+//! `director-dispatch`: runs the Dispatch gRPC service (`serve`, the default) or applies its
+//! migrations (`migrate`). `--help` lists every setting.
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    director_platform::runner::main(&director_dispatch::SERVICE).await
+}

@@ -1,0 +1,420 @@
+//! The tasks table. Every statement runs in a tenant transaction (row-level security) and
+//! filters by `tenant_id` itself; reads and the driver's own transitions take the caller's
+//! driver user id (see [`crate::scope`]).
+//!
+//! Each transition is one `UPDATE … WHERE status IN (allowed) RETURNING …`: under
+//! concurrency PostgreSQL re-checks the condition against the row a competing transaction
+//! committed, so of two conflicting transitions exactly one matches. A statement that matches
+//! nothing is explained afterwards by [`TaskStore::state`] (missing, or in which status).
+//! Every change writes its task event through the table's trigger, in the same transaction.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use director_platform::identity::Caller;
+use director_platform::tenant::TenantDb;
+use director_platform::validate::Page;
+use sqlx::postgres::PgRow;
+use sqlx::{Postgres, QueryBuilder, Row};
+use uuid::Uuid;
+
+use crate::scope::{driver_user, own_tasks_only};
+
+/// The columns of a `TaskRow`, as a literal so statements stay `&'static str`.
+macro_rules! columns {
+    () => {
+        "id, company_id, driver_id, title, notes, scheduled_for, window_start, window_end, \
+         status, volume_liters, external_id, version, created_at, updated_at, completed_at, \
+         cancel_reason"
+    };
+}
+
+/// A task as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskRow {
+    pub id: Uuid,
+    pub company_id: Uuid,
+    pub driver_id: Option<Uuid>,
+    pub title: String,
+    pub notes: Option<String>,
+    pub scheduled_for: NaiveDate,
+    pub window_start: Option<DateTime<Utc>>,
+    pub window_end: Option<DateTime<Utc>>,
+    /// As stored: `pending`, `assigned`, `in_progress`, `completed`, `cancelled`.
+    pub status: String,
+    pub volume_liters: Option<f64>,
+    pub external_id: Option<String>,
+    pub version: i32,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub completed_at: Option<DateTime<Utc>>,
+    pub cancel_reason: Option<String>,
+}
+
+impl<'r> sqlx::FromRow<'r, PgRow> for TaskRow {
+    fn from_row(row: &'r PgRow) -> Result<Self, sqlx::Error> {
+        Ok(Self {
+            id: row.try_get("id")?,
+            company_id: row.try_get("company_id")?,
+            driver_id: row.try_get("driver_id")?,
+            title: row.try_get("title")?,
+            notes: row.try_get("notes")?,
+            scheduled_for: row.try_get("scheduled_for")?,
+            window_start: row.try_get("window_start")?,
+            window_end: row.try_get("window_end")?,
+            status: row.try_get("status")?,
+            volume_liters: row.try_get("volume_liters")?,
+            external_id: row.try_get("external_id")?,
+            version: row.try_get("version")?,
+            created_at: row.try_get("created_at")?,
+            updated_at: row.try_get("updated_at")?,
+            completed_at: row.try_get("completed_at")?,
+            cancel_reason: row.try_get("cancel_reason")?,
+        })
+    }
+}
+
+/// The validated fields of a new task.
+#[derive(Debug, Clone)]
+pub struct NewTask {
+    pub company_id: Uuid,
+    pub driver_id: Option<Uuid>,
+    pub title: String,
+    pub notes: Option<String>,
+    pub scheduled_for: NaiveDate,
+    pub window_start: Option<DateTime<Utc>>,
+    pub window_end: Option<DateTime<Utc>>,
+    pub volume_liters: Option<f64>,
+    pub external_id: Option<String>,
+}
+
+/// The validated changes of an update: `None` leaves a column alone, `Some(None)` clears it.
+#[derive(Debug, Clone, Default)]
+pub struct TaskChanges {
+    pub company_id: Option<Uuid>,
+    pub title: Option<String>,
+    pub notes: Option<Option<String>>,
+    pub scheduled_for: Option<NaiveDate>,
+    pub window_start: Option<Option<DateTime<Utc>>>,
+    pub window_end: Option<Option<DateTime<Utc>>>,
+    pub volume_liters: Option<Option<f64>>,
+    /// Refuse the update unless the stored version is this one.
+    pub expected_version: Option<i32>,
+}
+
+impl TaskChanges {
+    fn changes_nothing(&self) -> bool {
+        self.company_id.is_none()
+            && self.title.is_none()
+            && self.notes.is_none()
+            && self.scheduled_for.is_none()
+            && self.window_start.is_none()
+            && self.window_end.is_none()
+            && self.volume_liters.is_none()
+    }
+}
+
+/// The validated filters of a list; all combine with AND.
+#[derive(Debug, Clone, Default)]
+pub struct TaskFilter {
+    pub status: Option<&'static str>,
+    pub driver_id: Option<Uuid>,
+    pub company_id: Option<Uuid>,
+    pub from: Option<NaiveDate>,
+    pub to: Option<NaiveDate>,
+}
+
+/// Where a task stands, for explaining a statement that matched nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskState {
+    pub status: String,
+    pub version: i32,
+}
+
+/// Reads and writes tasks for one caller's tenant at a time.
+#[derive(Debug, Clone)]
+pub struct TaskStore {
+    db: TenantDb,
+}
+
+impl TaskStore {
+    pub fn new(db: TenantDb) -> Self {
+        Self { db }
+    }
+
+    /// The live tasks the caller sees, by scheduled day then creation.
+    pub async fn list(
+        &self,
+        caller: &Caller,
+        filter: TaskFilter,
+        page: Page,
+    ) -> Result<Vec<TaskRow>, sqlx::Error> {
+        let query = sqlx::query_as(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM tasks
+             WHERE tenant_id = $2 AND deleted_at IS NULL AND ",
+            own_tasks_only!(),
+            " AND ($4::text IS NULL OR status = $4)
+               AND ($5::uuid IS NULL OR driver_id = $5)
+               AND ($6::uuid IS NULL OR company_id = $6)
+               AND ($7::date IS NULL OR scheduled_for >= $7)
+               AND ($8::date IS NULL OR scheduled_for <= $8)
+             ORDER BY scheduled_for, created_at, id
+             OFFSET $9 LIMIT $1"
+        ))
+        .bind(page.limit)
+        .bind(&caller.tenant_id)
+        .bind(driver_user(caller))
+        .bind(filter.status)
+        .bind(filter.driver_id)
+        .bind(filter.company_id)
+        .bind(filter.from)
+        .bind(filter.to)
+        .bind(page.offset);
+        self.db.fetch_all(caller, query).await
+    }
+
+    /// The live task `id`, if the caller sees it.
+    pub async fn get(&self, caller: &Caller, id: Uuid) -> Result<Option<TaskRow>, sqlx::Error> {
+        let query = sqlx::query_as(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM tasks WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL AND ",
+            own_tasks_only!()
+        ))
+        .bind(id)
+        .bind(&caller.tenant_id)
+        .bind(driver_user(caller));
+        self.db.fetch_optional(caller, query).await
+    }
+
+    /// Where the live task `id` stands, if the caller sees it.
+    pub async fn state(&self, caller: &Caller, id: Uuid) -> Result<Option<TaskState>, sqlx::Error> {
+        let query = sqlx::query_as::<_, (String, i32)>(concat!(
+            "SELECT status, version FROM tasks
+             WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL AND ",
+            own_tasks_only!()
+        ))
+        .bind(id)
+        .bind(&caller.tenant_id)
+        .bind(driver_user(caller));
+        Ok(self
+            .db
+            .fetch_optional(caller, query)
+            .await?
+            .map(|(status, version)| TaskState { status, version }))
+    }
+
+    /// Whether `driver_id` is a live, active driver of the caller's tenant.
+    pub async fn driver_is_assignable(
+        &self,
+        caller: &Caller,
+        driver_id: Uuid,
+    ) -> Result<bool, sqlx::Error> {
+        let query = sqlx::query_as::<_, (bool,)>(
+            "SELECT EXISTS (
+                 SELECT 1 FROM drivers
+                 WHERE id = $1 AND tenant_id = $2 AND status = 'active' AND deleted_at IS NULL)",
+        )
+        .bind(driver_id)
+        .bind(&caller.tenant_id);
+        Ok(self.db.fetch_one(caller, query).await?.0)
+    }
+
+    /// Creates a task, assigned when `new.driver_id` is set; `None` when that driver is not a
+    /// live, active driver of the tenant (nothing is written then).
+    pub async fn create(
+        &self,
+        caller: &Caller,
+        new: NewTask,
+    ) -> Result<Option<TaskRow>, sqlx::Error> {
+        let query = sqlx::query_as(concat!(
+            "INSERT INTO tasks (tenant_id, company_id, driver_id, status, title, notes,
+                                scheduled_for, window_start, window_end, volume_liters, external_id)
+             SELECT $1, $2, $3, CASE WHEN $3::uuid IS NULL THEN 'pending' ELSE 'assigned' END,
+                    $4, $5, $6, $7, $8, $9, $10
+             WHERE $3::uuid IS NULL OR EXISTS (
+                 SELECT 1 FROM drivers d
+                 WHERE d.id = $3 AND d.tenant_id = $1 AND d.status = 'active'
+                   AND d.deleted_at IS NULL)
+             RETURNING ",
+            columns!()
+        ))
+        .bind(&caller.tenant_id)
+        .bind(new.company_id)
+        .bind(new.driver_id)
+        .bind(new.title)
+        .bind(new.notes)
+        .bind(new.scheduled_for)
+        .bind(new.window_start)
+        .bind(new.window_end)
+        .bind(new.volume_liters)
+        .bind(new.external_id);
+        self.db.fetch_optional(caller, query).await
+    }
+
+    /// Applies `changes` to the live task `id` when its version is the expected one (if
+    /// any); `None` when no row matched (missing, or another version: see [`Self::state`]).
+    pub async fn update(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        changes: TaskChanges,
+    ) -> Result<Option<TaskRow>, sqlx::Error> {
+        if changes.changes_nothing() {
+            let row = self.get(caller, id).await?;
+            return Ok(row.filter(|row| {
+                changes
+                    .expected_version
+                    .is_none_or(|version| version == row.version)
+            }));
+        }
+        let mut statement = update_statement(caller, id, changes);
+        self.db
+            .fetch_optional(caller, statement.build_query_as())
+            .await
+    }
+
+    /// Marks the live task `id` deleted; `false` when there is no such task.
+    pub async fn soft_delete(&self, caller: &Caller, id: Uuid) -> Result<bool, sqlx::Error> {
+        let query = sqlx::query(
+            "UPDATE tasks SET deleted_at = now()
+             WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL",
+        )
+        .bind(id)
+        .bind(&caller.tenant_id);
+        Ok(self.db.execute(caller, query).await? == 1)
+    }
+
+    /// pending/assigned → assigned to `driver_id`, if that driver is live and active.
+    pub async fn assign(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        driver_id: Uuid,
+    ) -> Result<Option<TaskRow>, sqlx::Error> {
+        let query = sqlx::query_as(concat!(
+            "UPDATE tasks SET status = 'assigned', driver_id = $3
+             WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL
+               AND status IN ('pending', 'assigned')
+               AND EXISTS (
+                   SELECT 1 FROM drivers d
+                   WHERE d.id = $3 AND d.tenant_id = $2 AND d.status = 'active'
+                     AND d.deleted_at IS NULL)
+             RETURNING ",
+            columns!()
+        ))
+        .bind(id)
+        .bind(&caller.tenant_id)
+        .bind(driver_id);
+        self.db.fetch_optional(caller, query).await
+    }
+
+    /// assigned → in_progress; a driver only starts their own tasks.
+    pub async fn start(&self, caller: &Caller, id: Uuid) -> Result<Option<TaskRow>, sqlx::Error> {
+        let query = sqlx::query_as(concat!(
+            "UPDATE tasks SET status = 'in_progress'
+             WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL AND status = 'assigned'
+               AND ",
+            own_tasks_only!(),
+            " RETURNING ",
+            columns!()
+        ))
+        .bind(id)
+        .bind(&caller.tenant_id)
+        .bind(driver_user(caller));
+        self.db.fetch_optional(caller, query).await
+    }
+
+    /// in_progress → completed, stamping `completed_at`; the volume and notes replace the
+    /// task's when given. A driver only completes their own tasks.
+    pub async fn complete(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        volume_liters: Option<f64>,
+        notes: Option<String>,
+    ) -> Result<Option<TaskRow>, sqlx::Error> {
+        let query = sqlx::query_as(concat!(
+            "UPDATE tasks SET status = 'completed', completed_at = now(),
+                    volume_liters = coalesce($4, volume_liters), notes = coalesce($5, notes)
+             WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL AND status = 'in_progress'
+               AND ",
+            own_tasks_only!(),
+            " RETURNING ",
+            columns!()
+        ))
+        .bind(id)
+        .bind(&caller.tenant_id)
+        .bind(driver_user(caller))
+        .bind(volume_liters)
+        .bind(notes);
+        self.db.fetch_optional(caller, query).await
+    }
+
+    /// pending/assigned/in_progress → cancelled, with `reason`.
+    pub async fn cancel(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        reason: String,
+    ) -> Result<Option<TaskRow>, sqlx::Error> {
+        let query = sqlx::query_as(concat!(
+            "UPDATE tasks SET status = 'cancelled', cancel_reason = $3
+             WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL
+               AND status IN ('pending', 'assigned', 'in_progress')
+             RETURNING ",
+            columns!()
+        ))
+        .bind(id)
+        .bind(&caller.tenant_id)
+        .bind(reason);
+        self.db.fetch_optional(caller, query).await
+    }
+}
+
+/// `UPDATE tasks SET <changed columns> ... [AND version = v] RETURNING ...`, every value
+/// bound.
+fn update_statement(caller: &Caller, id: Uuid, changes: TaskChanges) -> QueryBuilder<Postgres> {
+    let mut query = QueryBuilder::new("UPDATE tasks SET ");
+    let mut columns = query.separated(", ");
+    if let Some(company_id) = changes.company_id {
+        columns
+            .push("company_id = ")
+            .push_bind_unseparated(company_id);
+    }
+    if let Some(title) = changes.title {
+        columns.push("title = ").push_bind_unseparated(title);
+    }
+    if let Some(notes) = changes.notes {
+        columns.push("notes = ").push_bind_unseparated(notes);
+    }
+    if let Some(day) = changes.scheduled_for {
+        columns.push("scheduled_for = ").push_bind_unseparated(day);
+    }
+    for (column, value) in [
+        ("window_start", changes.window_start),
+        ("window_end", changes.window_end),
+    ] {
+        if let Some(value) = value {
+            columns
+                .push(format_args!("{column} = "))
+                .push_bind_unseparated(value);
+        }
+    }
+    if let Some(volume) = changes.volume_liters {
+        columns
+            .push("volume_liters = ")
+            .push_bind_unseparated(volume);
+    }
+    query
+        .push(" WHERE id = ")
+        .push_bind(id)
+        .push(" AND tenant_id = ")
+        .push_bind(caller.tenant_id.clone())
+        .push(" AND deleted_at IS NULL");
+    if let Some(version) = changes.expected_version {
+        query.push(" AND version = ").push_bind(version);
+    }
+    query.push(" RETURNING ").push(columns!());
+    query
+}
