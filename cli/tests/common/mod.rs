@@ -82,10 +82,16 @@ pub async fn spawn_stack_with(extra: &[(&str, &str)]) -> TestStack {
 
 /// A gateway token for a user of `tenant` (admin unless `role` says otherwise).
 pub fn token(tenant: &str, role: Option<Role>) -> String {
+    token_for(&format!("user-of-{tenant}"), tenant, role)
+}
+
+/// A gateway token for user `sub` of `tenant` (admin unless `role` says otherwise): a
+/// driver's own login when `sub` is a driver's `user_id`.
+pub fn token_for(sub: &str, tenant: &str, role: Option<Role>) -> String {
     mint_hs256(
         JWT_SECRET,
         &UserTokenClaims {
-            sub: format!("user-of-{tenant}"),
+            sub: sub.to_owned(),
             tenant_id: Some(tenant.to_owned()),
             role,
             audience: "authenticated".to_owned(),
