@@ -238,10 +238,10 @@ impl Watcher {
     async fn read_batch(&self) -> Result<Vec<EventRow>, sqlx::Error> {
         let query = sqlx::query_as(
             "SELECT e.id AS event_id, e.kind, e.occurred_at,
-                    ($3::text IS NULL OR e.driver_id IN (
+                    coalesce($3::text IS NULL OR e.driver_id IN (
                         SELECT d.id FROM drivers d
-                        WHERE d.tenant_id = $2 AND d.user_id = $3 AND d.deleted_at IS NULL))
-                        AS visible,
+                        WHERE d.tenant_id = $2 AND d.user_id = $3 AND d.deleted_at IS NULL),
+                        false) AS visible,
                     t.*
              FROM task_events e
              CROSS JOIN LATERAL jsonb_populate_record(NULL::tasks, e.task) t
