@@ -604,3 +604,85 @@ fn the_same_field_under_both_spellings_is_refused() {
     .unwrap_err();
     assert_eq!(error.fields.len(), 1);
 }
+
+/// `uri` (GET, no body) with a `Last-Event-ID` header.
+fn transcode_resumed(
+    api: &RestApi,
+    uri: &str,
+    last_event_id: &str,
+) -> Result<DynamicMessage, ApiError> {
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        "last-event-id",
+        HeaderValue::from_str(last_event_id).unwrap(),
+    );
+    api.request_message(&Method::GET, &uri.parse().unwrap(), &headers, b"")
+        .map(|(_, message)| message)
+}
+
+fn after_event_id(message: &DynamicMessage) -> i64 {
+    message
+        .get_field_by_name("after_event_id")
+        .unwrap()
+        .as_i64()
+        .unwrap()
+}
+
+#[test]
+fn last_event_id_fills_after_event_id_of_a_server_stream_converted_to_its_type() {
+    let api = things_api();
+    let message = transcode_resumed(&api, "/v1/watch/s1", "41").unwrap();
+    assert_eq!(after_event_id(&message), 41);
+    let shelf = message.get_field_by_name("shelf").unwrap();
+    let shelf = shelf.as_message().unwrap();
+    assert_eq!(
+        shelf.get_field_by_name("name").unwrap().as_str(),
+        Some("s1")
+    );
+}
+
+#[test]
+fn an_explicit_after_event_id_wins_over_last_event_id() {
+    let api = things_api();
+    let message = transcode_resumed(&api, "/v1/watch/s1?after_event_id=7", "41").unwrap();
+    assert_eq!(after_event_id(&message), 7);
+    // Explicitly 0 is still explicit.
+    let message = transcode_resumed(&api, "/v1/watch/s1?afterEventId=0", "41").unwrap();
+    assert_eq!(after_event_id(&message), 0);
+    // The path gives it: the header is not a conflicting second value.
+    let message = transcode_resumed(&api, "/v1/watch/s1/after/3", "41").unwrap();
+    assert_eq!(after_event_id(&message), 3);
+    // An empty query value counts as absent, as everywhere.
+    let message = transcode_resumed(&api, "/v1/watch/s1?after_event_id=", "41").unwrap();
+    assert_eq!(after_event_id(&message), 41);
+}
+
+#[test]
+fn a_last_event_id_the_field_cannot_hold_is_a_400_naming_after_event_id() {
+    let api = things_api();
+    for bad in ["abc", "1.5", "99999999999999999999"] {
+        let error = transcode_resumed(&api, "/v1/watch/s1", bad).unwrap_err();
+        assert_eq!(error.code, Code::InvalidArgument, "{bad}");
+        assert_eq!(error.status(), StatusCode::BAD_REQUEST, "{bad}");
+        assert_eq!(violations(&error), vec!["after_event_id"], "{bad}");
+        assert!(
+            error.message.contains("after_event_id"),
+            "{}",
+            error.message
+        );
+    }
+    // The query wins, so a header it overrides is not looked at.
+    let message = transcode_resumed(&api, "/v1/watch/s1?after_event_id=2", "abc").unwrap();
+    assert_eq!(after_event_id(&message), 2);
+}
+
+#[test]
+fn last_event_id_is_ignored_by_unary_routes_and_when_empty() {
+    let api = things_api();
+    let message = transcode_resumed(&api, "/v1/cursor/s1", "41").unwrap();
+    assert_eq!(after_event_id(&message), 0);
+    let message = transcode_resumed(&api, "/v1/cursor/s1", "abc").unwrap();
+    assert_eq!(after_event_id(&message), 0);
+    let message = transcode_resumed(&api, "/v1/watch/s1", "").unwrap();
+    assert_eq!(after_event_id(&message), 0);
+}

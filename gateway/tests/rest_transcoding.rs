@@ -544,13 +544,14 @@ async fn a_server_stream_is_answered_as_server_sent_events_ending_with_an_error_
         .collect();
     assert_eq!(events.len(), 3, "{body}");
 
-    let first = json_of(events[0].strip_prefix("data: ").unwrap());
+    // `event_id` is also the SSE id, so a reconnecting EventSource sends it back.
+    let first = json_of(events[0].strip_prefix("id: e-1\ndata: ").unwrap());
     assert_eq!(first["event_id"], "e-1");
     assert_eq!(first["kind"], "created");
     assert_eq!(first["task"]["id"], "t-1");
     assert_eq!(first["task"]["driver_id"], Value::Null);
     assert_eq!(first["occurred_at"], Value::Null);
-    let second = json_of(events[1].strip_prefix("data: ").unwrap());
+    let second = json_of(events[1].strip_prefix("id: e-2\ndata: ").unwrap());
     assert_eq!(second["kind"], "assigned");
     assert_eq!(second["task"]["version"], 2);
 

@@ -5,7 +5,8 @@
 //! ([`RestApi::matches`]), turned into the method's request message (path variables, query,
 //! JSON body, derived update mask), sent to the owning service over its shared channel, and
 //! the answer rendered as JSON (every field present, `null` for unset) or, for server
-//! streams, as Server-Sent Events.
+//! streams, as Server-Sent Events (with the `event_id` / `after_event_id` + `Last-Event-ID`
+//! resume conventions described in `sse`).
 //!
 //! Answers:
 //! - success: 200 `application/json` for every unary method (creations too — the reference
@@ -158,8 +159,12 @@ fn transcode(
     if !body.iter().all(u8::is_ascii_whitespace) {
         check_json_content_type(headers)?;
     }
-    request::build_request(route, &found.values, query, body)
+    let last_event_id = headers.get(LAST_EVENT_ID);
+    request::build_request(route, &found.values, query, body, last_event_id)
 }
+
+/// What a browser's `EventSource` sends when it reconnects: the id of the last event it saw.
+const LAST_EVENT_ID: &str = "last-event-id";
 
 /// 404 for a path no route has.
 pub fn not_found() -> ApiError {

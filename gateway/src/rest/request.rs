@@ -15,9 +15,14 @@
 //!   `google.protobuf.FieldMask update_mask` that the client did not send (`?update_mask=`),
 //!   the mask is the set of top-level keys present in the body object — keys whose value is
 //!   `null` included, so `null` clears an optional field.
+//! - `Last-Event-ID` (server streams, Server-Sent Events): when the request message has a
+//!   top-level string or integer field `after_event_id`, the header sets it, converted like a
+//!   query value (a bad value is a 400 naming `after_event_id`), unless the query, the body
+//!   or the path gives it explicitly. See the resume conventions in `sse`.
 
 use std::collections::HashSet;
 
+use http::HeaderValue;
 use prost_reflect::{
     DynamicMessage, FieldDescriptor, Kind, MessageDescriptor, ReflectMessage as _, Value,
 };
@@ -26,17 +31,19 @@ use serde_json::Value as Json;
 use super::json_in::{Mode, Problems, field_value, fill_message, set_checked, single_value};
 use super::names::{find_field, is_well_known};
 use super::routes::RestRoute;
+use super::sse::resume_field;
 use super::template::percent_decode;
 use crate::error::ApiError;
 
 /// The request message for `route`.
 /// `path_values` are the decoded path variable values in template order; `body` is the raw
-/// request body (empty when none was sent).
+/// request body (empty when none was sent); `last_event_id` the `Last-Event-ID` header.
 pub fn build_request(
     route: &RestRoute,
     path_values: &[String],
     query: Option<&str>,
     body: &[u8],
+    last_event_id: Option<&HeaderValue>,
 ) -> Result<DynamicMessage, ApiError> {
     let input = route.method.input();
     let mut message = DynamicMessage::new(input.clone());
@@ -81,7 +88,14 @@ pub fn build_request(
         _ => {}
     }
 
-    let mask_from_query = apply_query(route, &input, &mut message, query, &mut problems)?;
+    let query_fields = apply_query(route, &input, &mut message, query, &mut problems)?;
+    let mask_from_query = route
+        .update_mask_field
+        .as_ref()
+        .is_some_and(|mask| query_fields.contains(mask.name()));
+    if let Some(header) = last_event_id {
+        apply_last_event_id(route, &mut message, &query_fields, header, &mut problems);
+    }
 
     for ((variable, chain), value) in route
         .path
@@ -126,19 +140,18 @@ fn is_string_form(field: &FieldDescriptor) -> bool {
     matches!(field.kind(), Kind::Message(m) if is_well_known(&m) && m.name() != "Struct" && m.name() != "Empty")
 }
 
-/// Applies the query string; returns whether it set the update mask.
+/// Applies the query string; returns the dotted proto names of the singular fields it gave.
 fn apply_query(
     route: &RestRoute,
     input: &MessageDescriptor,
     message: &mut DynamicMessage,
     query: Option<&str>,
     problems: &mut Problems,
-) -> Result<bool, ApiError> {
-    let Some(query) = query.filter(|query| !query.is_empty()) else {
-        return Ok(false);
-    };
+) -> Result<HashSet<String>, ApiError> {
     let mut seen: HashSet<String> = HashSet::new();
-    let mut mask_set = false;
+    let Some(query) = query.filter(|query| !query.is_empty()) else {
+        return Ok(seen);
+    };
     for pair in query.split('&').filter(|pair| !pair.is_empty()) {
         let (raw_key, raw_value) = pair.split_once('=').unwrap_or((pair, ""));
         let (Some(key), Some(value)) = (
@@ -179,13 +192,6 @@ fn apply_query(
             problems.invalid(key.as_ref(), "given more than once");
             continue;
         }
-        if route
-            .update_mask_field
-            .as_ref()
-            .is_some_and(|mask| chain.len() == 1 && chain[0] == *mask)
-        {
-            mask_set = true;
-        }
         let text = Json::String(value.into_owned());
         let Some(converted) = single_value(&leaf.kind(), &text, &key, Mode::Text, problems) else {
             continue;
@@ -202,7 +208,39 @@ fn apply_query(
             set_checked(target, leaf, converted, &key, problems);
         }
     }
-    Ok(mask_set)
+    Ok(seen)
+}
+
+/// Sets the route's `after_event_id` from a `Last-Event-ID` header, unless the query
+/// (`query_fields`), the body or the path gives it; an empty header counts as absent.
+fn apply_last_event_id(
+    route: &RestRoute,
+    message: &mut DynamicMessage,
+    query_fields: &HashSet<String>,
+    header: &HeaderValue,
+    problems: &mut Problems,
+) {
+    let Some(field) = resume_field(route) else {
+        return;
+    };
+    let name = field.name();
+    if query_fields.contains(name)
+        || message.has_field(&field)
+        || route.is_path_bound(std::slice::from_ref(&field))
+    {
+        return;
+    }
+    let Ok(text) = std::str::from_utf8(header.as_bytes()) else {
+        problems.invalid(name, "the Last-Event-ID header is not valid UTF-8");
+        return;
+    };
+    if text.is_empty() {
+        return;
+    }
+    let json = Json::String(text.to_owned());
+    if let Some(value) = single_value(&field.kind(), &json, name, Mode::Text, problems) {
+        set_checked(message, &field, value, name, problems);
+    }
 }
 
 /// Resolves `a.b.c` (proto or JSON names) to a chain of fields ending in a field settable from

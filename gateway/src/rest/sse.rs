@@ -6,6 +6,19 @@
 //! - a comment line every 15 s keeps proxies from closing an idle stream;
 //! - no deadline: the stream lasts until the service ends it or the client goes away
 //!   (dropping the response body cancels the upstream call).
+//!
+//! Resuming, by two field-name conventions (the gateway knows no particular service):
+//! - **`event_id`**: when a streamed response message has a top-level string or integer field
+//!   named `event_id` and it is set (non-empty, non-zero), the event carries it as its SSE id
+//!   (`id: <event_id>`); the data is unchanged (the field stays in the JSON too). An id an SSE
+//!   field cannot carry (a line break or NUL in it) is left out.
+//! - **`after_event_id`**: when the request message of a server-streaming route has a
+//!   top-level string or integer field named `after_event_id`, a `Last-Event-ID` request
+//!   header (what `EventSource` sends when it reconnects) sets it, converted like a query
+//!   value (a value the field cannot hold, e.g. not a number for an integer field, is a 400
+//!   naming `after_event_id`). An explicit value wins over the header: the query
+//!   (`?after_event_id=7`), the body, or the path. An empty header is ignored. See
+//!   [`resume_field`]; the request side is applied by `request::build_request`.
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -14,7 +27,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::Stream;
 use http::{HeaderValue, header};
-use prost_reflect::{DynamicMessage, FieldDescriptor};
+use prost_reflect::{DynamicMessage, FieldDescriptor, Kind, MessageDescriptor, Value};
 use serde_json::json;
 use tonic::Code;
 use tonic::codec::Streaming;
@@ -28,6 +41,48 @@ use crate::upstream::Outbound;
 /// How often an idle stream gets a keep-alive comment.
 pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
+/// The response field whose value becomes the SSE event id.
+pub const EVENT_ID_FIELD: &str = "event_id";
+
+/// The request field a `Last-Event-ID` header fills on server-streaming routes.
+pub const AFTER_EVENT_ID_FIELD: &str = "after_event_id";
+
+/// The `after_event_id` field of a server-streaming route's request message, if it has one
+/// that a `Last-Event-ID` header can fill (a top-level, singular string or integer field).
+pub fn resume_field(route: &RestRoute) -> Option<FieldDescriptor> {
+    if !route.server_streaming {
+        return None;
+    }
+    convention_field(&route.method.input(), AFTER_EVENT_ID_FIELD)
+}
+
+/// The `event_id` field of a streamed response message, if it has a usable one.
+fn event_id_field(response: &MessageDescriptor) -> Option<FieldDescriptor> {
+    convention_field(response, EVENT_ID_FIELD)
+}
+
+/// A top-level, singular string or integer field named `name`.
+fn convention_field(message: &MessageDescriptor, name: &str) -> Option<FieldDescriptor> {
+    let field = message.get_field_by_name(name)?;
+    let usable = !field.is_list()
+        && !field.is_map()
+        && matches!(
+            field.kind(),
+            Kind::String
+                | Kind::Int32
+                | Kind::Sint32
+                | Kind::Sfixed32
+                | Kind::Int64
+                | Kind::Sint64
+                | Kind::Sfixed64
+                | Kind::Uint32
+                | Kind::Fixed32
+                | Kind::Uint64
+                | Kind::Fixed64
+        );
+    usable.then_some(field)
+}
+
 /// Turns an open upstream stream into an SSE response.
 pub fn respond(
     route: &RestRoute,
@@ -38,6 +93,7 @@ pub fn respond(
         stream,
         rpc: route.grpc_path().to_owned(),
         response_field: route.response_field.clone(),
+        event_id_field: event_id_field(&route.method.output()),
         request_id: request_id(outbound).map(str::to_owned),
         outbound: outbound.clone(),
     };
@@ -57,6 +113,7 @@ struct StreamState {
     stream: Streaming<DynamicMessage>,
     rpc: String,
     response_field: Option<FieldDescriptor>,
+    event_id_field: Option<FieldDescriptor>,
     request_id: Option<String>,
     outbound: Outbound,
 }
@@ -66,7 +123,11 @@ fn events(state: StreamState) -> impl Stream<Item = Result<Event, Infallible>> +
     futures::stream::unfold(Some(state), |state| async move {
         let mut state = state?;
         match state.stream.message().await {
-            Ok(Some(message)) => match message_event(&message, state.response_field.as_ref()) {
+            Ok(Some(message)) => match message_event(
+                &message,
+                state.response_field.as_ref(),
+                state.event_id_field.as_ref(),
+            ) {
                 Ok(event) => Some((Ok(event), Some(state))),
                 Err(error) => {
                     tracing::error!(rpc = state.rpc, error = %error, "could not render a streamed message");
@@ -86,10 +147,38 @@ fn events(state: StreamState) -> impl Stream<Item = Result<Event, Infallible>> +
 fn message_event(
     message: &DynamicMessage,
     field: Option<&FieldDescriptor>,
+    event_id_field: Option<&FieldDescriptor>,
 ) -> Result<Event, serde_json::Error> {
     let bytes = json_out::render(message, field)?;
+    let mut event = Event::default();
+    if let Some(id) = event_id_field.and_then(|field| event_id(message, field)) {
+        event = event.id(id);
+    }
     // serde_json escapes control characters inside strings, so the text has no line breaks.
-    Ok(Event::default().data(String::from_utf8_lossy(&bytes)))
+    Ok(event.data(String::from_utf8_lossy(&bytes)))
+}
+
+/// The message's `event_id` as SSE id text, when it is set and fits on one SSE line.
+fn event_id(message: &DynamicMessage, field: &FieldDescriptor) -> Option<String> {
+    if !message.has_field(field) {
+        return None;
+    }
+    let id = match message.get_field(field).as_ref() {
+        Value::String(text) => text.clone(),
+        Value::I32(number) => number.to_string(),
+        Value::I64(number) => number.to_string(),
+        Value::U32(number) => number.to_string(),
+        Value::U64(number) => number.to_string(),
+        _ => return None,
+    };
+    if id.is_empty() {
+        return None;
+    }
+    if id.contains(['\r', '\n', '\0']) {
+        tracing::warn!("a streamed event_id has a line break or NUL; sent without an SSE id");
+        return None;
+    }
+    Some(id)
 }
 
 /// `event: error` with the gateway's error JSON.

@@ -21,7 +21,9 @@ use director_platform::identity::user_token::{UserTokenClaims, mint_hs256};
 use director_platform::identity::{InternalTokens, Role};
 use futures::future::BoxFuture;
 use prost::Message as _;
-use prost_reflect::{DescriptorPool, DynamicMessage, MessageDescriptor, MethodDescriptor, Value};
+use prost_reflect::{
+    DescriptorPool, DynamicMessage, MessageDescriptor, MethodDescriptor, ReflectMessage as _, Value,
+};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
@@ -38,6 +40,8 @@ pub const ECHO_PACKAGE: &str = "director.testing.v1";
 /// The echo service's unary and server-streaming methods, as gRPC paths.
 pub const ECHO_PATH: &str = "/director.testing.v1.EchoService/Echo";
 pub const STREAM_PATH: &str = "/director.testing.v1.EchoService/EchoStream";
+/// The echo service's resumable stream, over REST (Server-Sent Events).
+pub const WATCH_ROUTE: &str = "/api/testing/watch";
 
 /// An environment for a test gateway: HS256 secret, internal token secret, dev mode, plus
 /// `overrides` (later entries win).
@@ -294,6 +298,9 @@ impl tower::Service<http::Request<tonic::body::Body>> for EchoServer {
             };
             let codec = DynamicCodec::new(method.input());
             let mut grpc = tonic::server::Grpc::new(codec);
+            if method.name() == "WatchEchoes" {
+                return Ok(grpc.server_streaming(WatchHandler, request).await);
+            }
             let handler = EchoHandler {
                 method: method.clone(),
                 tokens: this.tokens.clone(),
@@ -386,6 +393,57 @@ impl tonic::server::ServerStreamingService<DynamicMessage> for EchoHandler {
             let echoes = echoes?;
             let stream: Self::ResponseStream =
                 Box::pin(futures::stream::iter(echoes.into_iter().map(Ok)));
+            Ok(Response::new(stream))
+        })
+    }
+}
+
+/// Serves `WatchEchoes`: `count` events numbered after `after_event_id`, each echoing the
+/// `after_event_id` it received, then (with `hold`) nothing until the caller goes away.
+#[derive(Clone)]
+struct WatchHandler;
+
+impl tonic::server::ServerStreamingService<DynamicMessage> for WatchHandler {
+    type Response = DynamicMessage;
+    type ResponseStream = futures::stream::BoxStream<'static, Result<DynamicMessage, Status>>;
+    type Future = BoxFuture<'static, Result<Response<Self::ResponseStream>, Status>>;
+
+    fn call(&mut self, request: Request<DynamicMessage>) -> Self::Future {
+        let input = request.into_inner();
+        let field = |name: &str| input.get_field_by_name(name).unwrap().into_owned();
+        let after = field("after_event_id").as_str().unwrap().to_owned();
+        let count = field("count").as_i32().unwrap().clamp(0, 100);
+        let hold = field("hold").as_bool().unwrap();
+        let output = input
+            .descriptor()
+            .parent_pool()
+            .get_message_by_name("director.testing.v1.WatchEchoesResponse")
+            .unwrap();
+        let first = if after.is_empty() {
+            0
+        } else {
+            after.parse::<i64>().unwrap_or(0)
+        };
+        let events: Vec<Result<DynamicMessage, Status>> = (1..=count)
+            .map(|sequence| {
+                let mut event = DynamicMessage::new(output.clone());
+                let id = first + i64::from(sequence);
+                event.set_field_by_name("event_id", Value::String(id.to_string()));
+                event.set_field_by_name("after_event_id", Value::String(after.clone()));
+                event.set_field_by_name("sequence", Value::I32(sequence));
+                Ok(event)
+            })
+            .collect();
+        Box::pin(async move {
+            let events = futures::stream::iter(events);
+            let stream: Self::ResponseStream = if hold {
+                Box::pin(futures::StreamExt::chain(
+                    events,
+                    futures::stream::pending(),
+                ))
+            } else {
+                Box::pin(events)
+            };
             Ok(Response::new(stream))
         })
     }
