@@ -8,17 +8,21 @@
 use std::convert::Infallible;
 use std::hash::Hash;
 use std::net::IpAddr;
+use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use axum::body::Body;
+use bytes::Bytes;
 use futures::future::BoxFuture;
 use governor::clock::{Clock, DefaultClock};
 use governor::state::keyed::DefaultKeyedStateStore;
 use governor::{Quota, RateLimiter};
 use http::{Request, Response, StatusCode};
+use http_body::Body as _;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
-use tower::limit::ConcurrencyLimit;
-use tower::load_shed::LoadShed;
 use tower::{Service, ServiceExt};
 
 use crate::config::LimitsConfig;
@@ -95,7 +99,7 @@ impl RateLimits {
     }
 
     /// Forgets idle keys periodically so the maps do not grow without bound.
-    pub fn spawn_cleanup(self: std::sync::Arc<Self>, shutdown: CancellationToken) {
+    pub fn spawn_cleanup(self: Arc<Self>, shutdown: CancellationToken) {
         tokio::spawn(async move {
             let mut interval = tokio::time::interval(CLEANUP_INTERVAL);
             loop {
@@ -165,55 +169,100 @@ pub fn declared_length_exceeds<B>(request: &Request<B>, max_body_bytes: usize) -
 }
 
 /// Sheds requests beyond the concurrency cap with 503, shaped for the caller's protocol,
-/// instead of queueing them. Built from tower's `ConcurrencyLimit` and `LoadShed`.
+/// instead of queueing them.
+///
+/// A request holds one permit of the cap from the moment it is admitted until its response
+/// body ends or is dropped (the permit travels inside the body, see [`PermitBody`]), so open
+/// streams (Server-Sent Events, gRPC and gRPC-Web server streams) count against the cap for
+/// as long as they are open, not only until their headers are sent.
 #[derive(Debug, Clone)]
 pub struct Shed<S> {
-    inner: LoadShed<ConcurrencyLimit<S>>,
+    inner: S,
+    permits: Arc<Semaphore>,
 }
 
 impl<S> Shed<S> {
-    /// At most `max_in_flight` requests reach `inner` at once.
+    /// At most `max_in_flight` requests (and open response bodies) at once.
     pub fn new(inner: S, max_in_flight: usize) -> Self {
         Self {
-            inner: LoadShed::new(ConcurrencyLimit::new(inner, max_in_flight)),
+            inner,
+            permits: Arc::new(Semaphore::new(max_in_flight)),
         }
     }
 }
 
-impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Shed<S>
+impl<S, ReqBody> Service<Request<ReqBody>> for Shed<S>
 where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>, Error = Infallible>
+    S: Service<Request<ReqBody>, Response = Response<Body>, Error = Infallible>
         + Clone
         + Send
         + 'static,
     S::Future: Send + 'static,
     ReqBody: Send + 'static,
-    ResBody: From<axum::body::Body> + Send + 'static,
 {
-    type Response = Response<ResBody>;
+    type Response = Response<Body>;
     type Error = Infallible;
     type Future = BoxFuture<'static, Result<Self::Response, Infallible>>;
 
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        // Readiness is decided per request below: a clone of the limiter tries to take a
-        // permit and `LoadShed` turns "not ready" into an immediate overload error.
+        // Readiness is decided per request below: no permit left means shed at once.
         Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        let protocol = Protocol::of(&request);
+        let Ok(permit) = self.permits.clone().try_acquire_owned() else {
+            tracing::warn!("concurrency cap reached, shedding request");
+            let error = ApiError::new(tonic::Code::Unavailable, "Server is busy, retry later")
+                .with_retry_after(1);
+            let response = Protocol::of(&request).error_response(error);
+            return Box::pin(std::future::ready(Ok(response)));
+        };
         let inner = self.inner.clone();
         Box::pin(async move {
-            match inner.oneshot(request).await {
-                Ok(response) => Ok(response),
-                Err(_overloaded) => {
-                    tracing::warn!("concurrency cap reached, shedding request");
-                    let error =
-                        ApiError::new(tonic::Code::Unavailable, "Server is busy, retry later")
-                            .with_retry_after(1);
-                    Ok(protocol.error_response(error).map(ResBody::from))
-                }
-            }
+            let Ok(response) = inner.oneshot(request).await;
+            Ok(response.map(|body| Body::new(PermitBody::new(body, permit))))
         })
+    }
+}
+
+/// A response body that holds a concurrency permit until it ends (its last frame or an
+/// error was read) or is dropped (the client went away).
+#[derive(Debug)]
+pub struct PermitBody {
+    inner: Body,
+    permit: Option<OwnedSemaphorePermit>,
+}
+
+impl PermitBody {
+    /// `inner`, releasing `permit` when it is over.
+    pub fn new(inner: Body, permit: OwnedSemaphorePermit) -> Self {
+        let permit = (!inner.is_end_stream()).then_some(permit);
+        Self { inner, permit }
+    }
+}
+
+impl http_body::Body for PermitBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(None | Some(Err(_))) => self.permit = None,
+            Poll::Ready(Some(Ok(_))) if self.inner.is_end_stream() => self.permit = None,
+            _ => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
     }
 }

@@ -1,13 +1,18 @@
-//! Server streams through a running gateway in front of the test-only echo service: Server-
-//! Sent Events follow the resume conventions (`event_id` → SSE `id:`, `Last-Event-ID` →
-//! `after_event_id`).
+//! Server streams that stay open, through a running gateway in front of the test-only echo
+//! service: they count against the concurrency cap while open, and Server-Sent Events follow
+//! the resume conventions (`event_id` → SSE `id:`, `Last-Event-ID` → `after_event_id`).
 #![allow(clippy::unwrap_used)]
 
 mod common;
 
+use std::time::{Duration, Instant};
+
 use common::*;
 use director_platform::identity::Role;
+use prost_reflect::{DescriptorPool, DynamicMessage, Value};
 use serde_json::Value as Json;
+
+const WATCH_PATH: &str = "/director.testing.v1.EchoService/WatchEchoes";
 
 fn bearer() -> String {
     format!("Bearer {}", token_for("user-1", "tenant-1", Role::Admin))
@@ -112,6 +117,143 @@ async fn open_watch(gateway: &TestGateway, query: &str, headers: &[(&str, &str)]
         response,
         buffer: String::new(),
     }
+}
+
+/// A stream held open by the upstream after its first event, once that event has arrived (so
+/// the stream is surely open end to end).
+async fn open_held_stream(gateway: &TestGateway) -> SseReader {
+    let mut stream = open_watch(gateway, "count=1&hold=true", &[]).await;
+    let first = stream.next_event().await.unwrap().unwrap();
+    assert_eq!(first.json()["sequence"], 1);
+    stream
+}
+
+/// The status of a plain `GET /api` (the banner: no upstream, no authentication).
+async fn banner_status(gateway: &TestGateway) -> u16 {
+    http()
+        .get(gateway.at("/api"))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// Polls the banner until it answers 200 (a slot was released); panics after 5 s.
+async fn wait_for_a_free_slot(gateway: &TestGateway) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let status = banner_status(gateway).await;
+        if status == 200 {
+            return;
+        }
+        assert_eq!(status, 503);
+        assert!(
+            Instant::now() < deadline,
+            "no slot was released after the stream closed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Open streams count against the concurrency cap.
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn open_sse_streams_hold_their_concurrency_slots_until_they_close() {
+    let (gateway, _upstream) = spawn_echo_stack(&[("MAX_CONCURRENT_REQUESTS", "2")]).await;
+    let first = open_held_stream(&gateway).await;
+    let _second = open_held_stream(&gateway).await;
+
+    // Both slots are held by the open streams: the next request is shed at once.
+    let started = Instant::now();
+    let response = http().get(gateway.at("/api")).send().await.unwrap();
+    assert_eq!(response.status(), 503);
+    assert_eq!(response.headers()["retry-after"], "1");
+    let body: Json = response.json().await.unwrap();
+    assert_eq!(body["code"], "UNAVAILABLE");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "shed, not queued"
+    );
+    // A REST call is shed too, before reaching the upstream.
+    let response = http()
+        .get(gateway.at(&format!("{WATCH_ROUTE}?count=1")))
+        .header("authorization", bearer())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 503);
+
+    // The client goes away: its slot comes back.
+    drop(first);
+    wait_for_a_free_slot(&gateway).await;
+    // Finished requests give their slot back: one after the other, they all pass.
+    for _ in 0..5 {
+        assert_eq!(banner_status(&gateway).await, 200);
+    }
+    // The freed slot is one slot: a new stream takes it, and the cap is full again.
+    let _third = open_held_stream(&gateway).await;
+    assert_eq!(banner_status(&gateway).await, 503);
+}
+
+#[tokio::test]
+async fn open_grpc_and_grpc_web_streams_hold_their_concurrency_slots_too() {
+    let (gateway, _upstream) = spawn_echo_stack(&[("MAX_CONCURRENT_REQUESTS", "1")]).await;
+    let pool = echo_pool();
+
+    // Native gRPC: the slot is held while the stream is open, freed when the client drops it.
+    let mut client = tonic::client::Grpc::new(grpc_channel(&gateway).await);
+    client.ready().await.unwrap();
+    let mut stream = client
+        .server_streaming(
+            authorized(watch_request(&pool, 1, true), &bearer()),
+            http::uri::PathAndQuery::from_static(WATCH_PATH),
+            DynamicCodec::new(watch_response_descriptor(&pool)),
+        )
+        .await
+        .unwrap()
+        .into_inner();
+    let first = stream.message().await.unwrap().unwrap();
+    assert_eq!(text(&first, "event_id"), "1");
+    assert_eq!(banner_status(&gateway).await, 503);
+    drop(stream);
+    wait_for_a_free_slot(&gateway).await;
+
+    // gRPC-Web (what a browser client uses for streams).
+    use prost::Message as _;
+    let mut response = http()
+        .post(gateway.at(WATCH_PATH))
+        .header("content-type", "application/grpc-web+proto")
+        .header("authorization", bearer())
+        .body(grpc_web_frame(
+            &watch_request(&pool, 1, true).encode_to_vec(),
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let chunk = response.chunk().await.unwrap().unwrap();
+    assert!(!chunk.is_empty(), "the first message arrived");
+    assert_eq!(banner_status(&gateway).await, 503);
+    drop(response);
+    wait_for_a_free_slot(&gateway).await;
+}
+
+fn watch_request(pool: &DescriptorPool, count: i32, hold: bool) -> DynamicMessage {
+    let mut request = DynamicMessage::new(
+        pool.get_message_by_name("director.testing.v1.WatchEchoesRequest")
+            .unwrap(),
+    );
+    request.set_field_by_name("count", Value::I32(count));
+    request.set_field_by_name("hold", Value::Bool(hold));
+    request
+}
+
+fn watch_response_descriptor(pool: &DescriptorPool) -> prost_reflect::MessageDescriptor {
+    pool.get_message_by_name("director.testing.v1.WatchEchoesResponse")
+        .unwrap()
 }
 
 // ---------------------------------------------------------------------------------------
