@@ -108,6 +108,7 @@ async fn respond(state: &AppState, request: Request<Body>) -> Result<Response, A
         timeout: state.limits.upstream_timeout,
         max_body_bytes: state.limits.max_body_bytes,
         expose_internal_errors: state.expose_internal_errors,
+        shutdown: state.shutdown.clone(),
     };
     state.rest.handle(request, &state.upstreams, outbound).await
 }

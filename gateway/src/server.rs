@@ -99,6 +99,7 @@ impl Gateway {
             openapi_json: openapi_json.into(),
             limits: config.limits.clone(),
             expose_internal_errors: config.common.debug,
+            shutdown: CancellationToken::new(),
         };
         Ok(Self {
             state: Arc::new(state),
@@ -107,8 +108,9 @@ impl Gateway {
         })
     }
 
-    /// Serves `listener` until `shutdown` is cancelled, then stops accepting, reports
-    /// NOT_SERVING on its own health service and lets open connections finish (10 s at most).
+    /// Serves `listener` until `shutdown` is cancelled, then stops accepting, ends open
+    /// Server-Sent Event streams, reports NOT_SERVING on its own health service and lets open
+    /// connections finish (10 s at most).
     pub async fn serve(
         self,
         listener: TcpListener,
@@ -160,6 +162,9 @@ impl Gateway {
             });
         }
         drop(listener);
+        // Open Server-Sent Event streams end now instead of holding their connections until
+        // the drain deadline.
+        self.state.shutdown.cancel();
         self.health
             .set_service_status("", ServingStatus::NotServing)
             .await;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use director_platform::identity::InternalTokens;
+use tokio_util::sync::CancellationToken;
 use tonic::service::Routes;
 use tonic::transport::Channel;
 
@@ -43,4 +44,7 @@ pub(crate) struct AppState {
     pub limits: LimitsConfig,
     /// Whether internal error messages reach clients (`DEBUG` outside prod).
     pub expose_internal_errors: bool,
+    /// Cancelled when the gateway begins shutting down: open Server-Sent Event streams end
+    /// then, so their connections can drain.
+    pub shutdown: CancellationToken,
 }

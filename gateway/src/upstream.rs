@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use tokio_util::sync::CancellationToken;
 use tonic::metadata::MetadataMap;
 use tonic::transport::{Channel, Endpoint};
 
@@ -66,4 +67,8 @@ pub struct Outbound {
     /// Whether messages of INTERNAL/UNKNOWN/DATA_LOSS upstream errors reach the client
     /// (`DEBUG` outside prod); otherwise they are replaced by a generic message and logged.
     pub expose_internal_errors: bool,
+    /// Cancelled when the gateway begins shutting down; an open Server-Sent Events stream
+    /// then ends normally (a never-cancelled token lets streams run until the service or the
+    /// client ends them).
+    pub shutdown: CancellationToken,
 }

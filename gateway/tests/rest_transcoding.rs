@@ -279,6 +279,7 @@ fn outbound(timeout: Duration) -> Outbound {
         timeout,
         max_body_bytes: 1024,
         expose_internal_errors: false,
+        shutdown: tokio_util::sync::CancellationToken::new(),
     }
 }
 

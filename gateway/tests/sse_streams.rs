@@ -1,6 +1,7 @@
 //! Server streams that stay open, through a running gateway in front of the test-only echo
-//! service: they count against the concurrency cap while open, and Server-Sent Events follow
-//! the resume conventions (`event_id` → SSE `id:`, `Last-Event-ID` → `after_event_id`).
+//! service: they count against the concurrency cap while open, Server-Sent Events follow the
+//! resume conventions (`event_id` → SSE `id:`, `Last-Event-ID` → `after_event_id`), and open
+//! event streams end cleanly when the gateway shuts down.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -328,4 +329,30 @@ async fn an_after_event_id_in_the_query_wins_over_last_event_id() {
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].json()["after_event_id"], "7");
     assert_eq!(events[0].id.as_deref(), Some("8"));
+}
+
+// ---------------------------------------------------------------------------------------
+// Shutdown.
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn open_sse_streams_end_cleanly_when_the_gateway_shuts_down() {
+    let (gateway, _upstream) = spawn_echo_stack(&[]).await;
+    let first = open_held_stream(&gateway).await;
+    let second = open_held_stream(&gateway).await;
+    let readers = tokio::spawn(async move { (first.rest().await, second.rest().await) });
+
+    let took = gateway.shut_down().await;
+    assert!(
+        took < Duration::from_secs(3),
+        "serve returned after {took:?}, held by the open streams"
+    );
+    // Both streams ended normally (a broken-off body would panic in `rest`), with no more
+    // events after the first.
+    let (first, second) = tokio::time::timeout(Duration::from_secs(3), readers)
+        .await
+        .expect("the streams did not end")
+        .unwrap();
+    assert_eq!(first, []);
+    assert_eq!(second, []);
 }

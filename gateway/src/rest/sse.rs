@@ -4,8 +4,10 @@
 //! - an upstream error mid-stream is `event: error\ndata: <error json>\n\n` (the gateway's one
 //!   error shape), after which the stream ends;
 //! - a comment line every 15 s keeps proxies from closing an idle stream;
-//! - no deadline: the stream lasts until the service ends it or the client goes away
-//!   (dropping the response body cancels the upstream call).
+//! - no deadline: the stream lasts until the service ends it, the client goes away (dropping
+//!   the response body cancels the upstream call) or the gateway shuts down (the event stream
+//!   then ends normally, the upstream call is cancelled and the connection can drain; a
+//!   browser's `EventSource` reconnects, to another replica, with `Last-Event-ID`).
 //!
 //! Resuming, by two field-name conventions (the gateway knows no particular service):
 //! - **`event_id`**: when a streamed response message has a top-level string or integer field
@@ -118,11 +120,18 @@ struct StreamState {
     outbound: Outbound,
 }
 
-/// The event stream: messages until the upstream ends, or one error event.
+/// The event stream: messages until the upstream ends or the gateway shuts down, or one
+/// error event.
 fn events(state: StreamState) -> impl Stream<Item = Result<Event, Infallible>> + Send + 'static {
     futures::stream::unfold(Some(state), |state| async move {
         let mut state = state?;
-        match state.stream.message().await {
+        let next = tokio::select! {
+            // Shutdown first, so a busy stream still ends promptly.
+            biased;
+            () = state.outbound.shutdown.cancelled() => return None,
+            next = state.stream.message() => next,
+        };
+        match next {
             Ok(Some(message)) => match message_event(
                 &message,
                 state.response_field.as_ref(),

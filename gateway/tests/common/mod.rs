@@ -108,12 +108,24 @@ pub struct TestGateway {
     pub addr: SocketAddr,
     pub url: String,
     shutdown: CancellationToken,
+    served: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl TestGateway {
     /// `url` + `path`.
     pub fn at(&self, path: &str) -> String {
         format!("{}{}", self.url, path)
+    }
+
+    /// Cancels the gateway's shutdown token and waits for `Gateway::serve` to return (it
+    /// returns `Ok` after draining, or after its drain deadline); how long that took.
+    pub async fn shut_down(mut self) -> Duration {
+        let started = std::time::Instant::now();
+        self.shutdown.cancel();
+        if let Some(served) = self.served.take() {
+            served.await.unwrap();
+        }
+        started.elapsed()
     }
 }
 
@@ -134,11 +146,12 @@ pub async fn spawn_gateway(
     let addr = listener.local_addr().unwrap();
     let shutdown = CancellationToken::new();
     let token = shutdown.clone();
-    tokio::spawn(async move { gateway.serve(listener, token).await.unwrap() });
+    let served = tokio::spawn(async move { gateway.serve(listener, token).await.unwrap() });
     TestGateway {
         addr,
         url: format!("http://{addr}"),
         shutdown,
+        served: Some(served),
     }
 }
 
