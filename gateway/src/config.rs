@@ -82,8 +82,8 @@ pub struct LimitsConfig {
     /// `UPSTREAM_TIMEOUT_MS`: deadline of a unary upstream call made for a REST request
     /// (default 15 s).
     pub upstream_timeout: Duration,
-    /// `MAX_CONCURRENT_REQUESTS`: requests in flight before new ones are shed with 503
-    /// (default 1024).
+    /// `MAX_CONCURRENT_REQUESTS`: requests in flight, open streams included until they end,
+    /// before new ones are shed with 503 (default 1024).
     pub max_concurrent_requests: usize,
     /// `TRUST_FORWARDED_FOR`: take the client address for the IP rate limit from the last
     /// `X-Forwarded-For` entry (the one the nearest proxy added) instead of the TCP peer.

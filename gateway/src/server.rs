@@ -84,7 +84,9 @@ impl Gateway {
             }
         }
         let rest = RestApi::new(&descriptors).context("building the REST routes")?;
-        let openapi_json = serde_json::to_vec(&openapi_document(&rest, &descriptors))
+        // The document describes what this gateway serves: routes of packages with an upstream.
+        let served = rest.restricted_to(|package| upstreams.channel_for_package(package).is_some());
+        let openapi_json = serde_json::to_vec(&openapi_document(&served, &descriptors))
             .context("serializing the OpenAPI document")?;
         let (local_grpc, health) =
             local_services(&descriptors).context("building gRPC reflection")?;

@@ -62,6 +62,19 @@ impl RestApi {
         })
     }
 
+    /// The routes of the services whose package `served` accepts: what a gateway with those
+    /// upstreams documents.
+    pub fn restricted_to(&self, served: impl Fn(&str) -> bool) -> Self {
+        Self {
+            routes: self
+                .routes
+                .iter()
+                .filter(|route| served(route.method.parent_service().package_name()))
+                .cloned()
+                .collect(),
+        }
+    }
+
     /// Every route, in descriptor order.
     pub fn routes(&self) -> &[RestRoute] {
         &self.routes
