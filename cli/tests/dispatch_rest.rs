@@ -1095,6 +1095,37 @@ async fn concurrent_starts_and_cancels_of_one_task_leave_exactly_one_cancel() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_patches_with_the_same_version_let_exactly_one_through() {
+    let app = spawn_stack().await;
+    let t = token("tenant-a", None);
+    let company = create_company(&app, &t, "Hill Farm").await;
+    let task = create_task(&app, &t, &company, "Collect", "2026-11-23", json!({})).await;
+    let path = format!("/api/tasks/{}", id(&task));
+
+    let requests = (0..8).map(|i| {
+        let request = app.patch(
+            &path,
+            &t,
+            json!({"title": format!("Edit {i}"), "version": 1}),
+        );
+        async move { send(request).await }
+    });
+    let answers = futures::future::join_all(requests).await;
+    let winners: Vec<&Value> = answers
+        .iter()
+        .filter(|(status, _)| *status == 200)
+        .map(|(_, task)| task)
+        .collect();
+    assert_eq!(winners.len(), 1, "{answers:?}");
+    for (status, body) in &answers {
+        assert!(*status == 200 || *status == 409, "{status}: {body}");
+    }
+    let last = app.get_json(&path, Some(&t)).await;
+    assert_eq!(&last, winners[0], "the one accepted edit is the stored one");
+    assert_eq!(last["version"], 2);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Roles and tenancy
 // ---------------------------------------------------------------------------------------------
