@@ -603,6 +603,16 @@ async fn a_task_needs_a_live_company_of_the_callers_tenant() {
     .await;
     assert_eq!(status, 200, "{moved}");
     assert_eq!(moved["company_id"], other.as_str());
+
+    // A task that does not exist is 404, whichever company it would have moved to.
+    let (status, error) = send(app.patch(
+        &format!("/api/tasks/{}", uuid::Uuid::new_v4()),
+        &a,
+        json!({"company_id": uuid::Uuid::new_v4().to_string()}),
+    ))
+    .await;
+    assert_eq!(status, 404, "{error}");
+    assert_eq!(error["error"], "Task not found");
 }
 
 #[tokio::test]

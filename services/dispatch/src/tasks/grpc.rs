@@ -177,6 +177,12 @@ impl TasksService for TasksApi {
         let id = validate::id("id", &request.id)?;
         let changes = input::task_changes(request)?;
         if let Some(company_id) = changes.company_id {
+            // A missing task is 404 whatever company it would have moved to.
+            self.store
+                .state(&caller, id)
+                .await
+                .map_err(DispatchError::from)?
+                .ok_or(DispatchError::NotFound(NOT_FOUND))?;
             self.companies.ensure_live(&cx, company_id).await?;
         }
         let expected_version = changes.expected_version;
