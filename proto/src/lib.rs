@@ -19,15 +19,30 @@ pub mod director {
         pub mod v1 {
             tonic::include_proto!("director.companies.v1");
         }
+        pub mod internal {
+            pub mod v1 {
+                tonic::include_proto!("director.companies.internal.v1");
+            }
+        }
     }
     pub mod dispatch {
         pub mod v1 {
             tonic::include_proto!("director.dispatch.v1");
         }
+        pub mod internal {
+            pub mod v1 {
+                tonic::include_proto!("director.dispatch.internal.v1");
+            }
+        }
     }
     pub mod integrations {
         pub mod v1 {
             tonic::include_proto!("director.integrations.v1");
+        }
+        pub mod internal {
+            pub mod v1 {
+                tonic::include_proto!("director.integrations.internal.v1");
+            }
         }
     }
 }
@@ -48,3 +63,10 @@ pub mod google {
 pub use director::companies::v1 as companies;
 pub use director::dispatch::v1 as dispatch;
 pub use director::integrations::v1 as integrations;
+
+/// Service-to-service contracts: served by the services, never routed by the gateway.
+pub mod internal {
+    pub use crate::director::companies::internal::v1 as companies;
+    pub use crate::director::dispatch::internal::v1 as dispatch;
+    pub use crate::director::integrations::internal::v1 as integrations;
+}
