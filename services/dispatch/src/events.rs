@@ -3,21 +3,20 @@
 //! The `task_events` table is the source of truth: a trigger appends one row per task change
 //! in the change's own transaction, with ids increasing in commit order within a tenant, and
 //! sends `NOTIFY director_task_events, '<tenant>'` on commit. Each Dispatch replica keeps one
-//! `LISTEN` connection ([`TaskEvents::start`]) and fans the notifications out to its watchers
-//! over a broadcast channel; a woken watcher reads its tenant's rows after the last id it
+//! `LISTEN` connection ([`director_platform::notify`]) that wakes its watchers; a woken watcher reads its tenant's rows after the last id it
 //! sent. A watcher therefore never depends on a notification's content — a lost one (the
 //! listener reconnecting) only delays it until the next wake-up or [`POLL_INTERVAL`] — and
 //! resuming from an id is the same query as following live.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use director_platform::identity::Caller;
+use director_platform::notify::{Notifications, Wake};
 use director_platform::tenant::TenantDb;
 use director_platform::time::to_timestamp;
 use director_proto::dispatch::{TaskEventKind, WatchTasksResponse};
-use sqlx::postgres::{PgListener, PgRow};
+use sqlx::postgres::PgRow;
 use sqlx::{FromRow, Row};
 use tokio::sync::{broadcast, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
@@ -34,25 +33,14 @@ const CHANNEL: &str = "director_task_events";
 const BATCH: i64 = 500;
 /// How often an idle watcher looks anyway, in case a notification was lost.
 const POLL_INTERVAL: Duration = Duration::from_secs(10);
-/// Notifications a slow watcher may fall behind by before it re-reads (it loses nothing).
-const WAKE_BUFFER: usize = 1024;
 /// Messages queued for one watcher before its reader waits for the client.
 const STREAM_BUFFER: usize = 64;
-
-/// A wake-up for watchers.
-#[derive(Debug, Clone)]
-enum Wake {
-    /// Something happened in this tenant.
-    Tenant(Arc<str>),
-    /// Anything may have happened (the listener reconnected): every watcher looks.
-    Everyone,
-}
 
 /// The replica's event fan-out: one LISTEN connection, any number of watchers.
 #[derive(Debug, Clone)]
 pub struct TaskEvents {
     db: TenantDb,
-    wake: broadcast::Sender<Wake>,
+    notifications: Notifications,
     shutdown: CancellationToken,
 }
 
@@ -81,9 +69,12 @@ impl TaskEvents {
     /// Starts listening for notifications (in the background, reconnecting as needed) until
     /// `shutdown`, which also ends every watch stream.
     pub fn start(db: TenantDb, shutdown: CancellationToken) -> Self {
-        let (wake, _) = broadcast::channel(WAKE_BUFFER);
-        tokio::spawn(listen(db.clone(), wake.clone(), shutdown.clone()));
-        Self { db, wake, shutdown }
+        let notifications = Notifications::start(db.pool().clone(), CHANNEL, shutdown.clone());
+        Self {
+            db,
+            notifications,
+            shutdown,
+        }
     }
 
     /// The events of `caller`'s tenant after `after` (or from now), then live ones, until the
@@ -96,7 +87,7 @@ impl TaskEvents {
     ) -> Result<ReceiverStream<Result<WatchTasksResponse, Status>>, DispatchError> {
         // Subscribed before the starting point is read, so nothing committed in between is
         // missed.
-        let wake = self.wake.subscribe();
+        let wake = self.notifications.subscribe();
         let last = match after {
             Some(id) => id,
             None => self.latest_id(&caller).await?,
@@ -122,59 +113,6 @@ impl TaskEvents {
         .bind(&caller.tenant_id);
         Ok(self.db.fetch_one(caller, query).await?.0)
     }
-}
-
-/// Keeps one LISTEN connection and broadcasts what it hears, until `shutdown`.
-async fn listen(db: TenantDb, wake: broadcast::Sender<Wake>, shutdown: CancellationToken) {
-    let mut backoff = Duration::from_millis(250);
-    loop {
-        let listener = tokio::select! {
-            () = shutdown.cancelled() => return,
-            listener = connect(&db) => listener,
-        };
-        let mut listener = match listener {
-            Ok(listener) => {
-                backoff = Duration::from_millis(250);
-                listener
-            }
-            Err(error) => {
-                tracing::warn!(%error, retry_in_ms = backoff.as_millis(), "task event listener cannot connect");
-                tokio::select! {
-                    () = shutdown.cancelled() => return,
-                    () = tokio::time::sleep(backoff) => {}
-                }
-                backoff = (backoff * 2).min(Duration::from_secs(10));
-                continue;
-            }
-        };
-        // Notifications sent while no connection listened are lost: everyone re-reads.
-        let _ = wake.send(Wake::Everyone);
-        loop {
-            let received = tokio::select! {
-                () = shutdown.cancelled() => return,
-                received = listener.try_recv() => received,
-            };
-            match received {
-                Ok(Some(notification)) => {
-                    let _ = wake.send(Wake::Tenant(Arc::from(notification.payload())));
-                }
-                Ok(None) => {
-                    tracing::warn!("task event listener lost its connection; reconnecting");
-                    let _ = wake.send(Wake::Everyone);
-                }
-                Err(error) => {
-                    tracing::warn!(%error, "task event listener failed; reconnecting");
-                    break;
-                }
-            }
-        }
-    }
-}
-
-async fn connect(db: &TenantDb) -> Result<PgListener, sqlx::Error> {
-    let mut listener = PgListener::connect_with(db.pool()).await?;
-    listener.listen(CHANNEL).await?;
-    Ok(listener)
 }
 
 /// One watch stream: reads and sends, then waits to be woken.
@@ -226,7 +164,7 @@ impl Watcher {
                 () = self.sender.closed() => return false,
                 () = &mut poll => return true,
                 woken = self.wake.recv() => match woken {
-                    Ok(Wake::Tenant(tenant)) if *tenant != *self.caller.tenant_id => {}
+                    Ok(wake) if !wake.concerns(&self.caller.tenant_id) => {}
                     Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => return true,
                     Err(broadcast::error::RecvError::Closed) => return false,
                 },
