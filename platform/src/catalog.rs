@@ -21,7 +21,11 @@ pub struct ServiceSpec {
     /// The port it listens on by default (and is reached at by default).
     pub default_port: u16,
     /// The protobuf packages it serves that the gateway exposes (REST, gRPC-Web, gRPC).
+    /// Its other packages (service-to-service calls) are never routed by the gateway.
     pub public_packages: &'static [&'static str],
+    /// Whether it runs durable jobs: its migrations then install the job queue
+    /// ([`crate::jobs`]).
+    pub runs_jobs: bool,
 }
 
 /// The farms milk is collected from.
@@ -29,6 +33,7 @@ pub const COMPANIES: ServiceSpec = ServiceSpec {
     name: "companies",
     default_port: 50051,
     public_packages: &["director.companies.v1"],
+    runs_jobs: false,
 };
 
 /// Drivers, collection tasks, their state machine and live task events.
@@ -36,10 +41,20 @@ pub const DISPATCH: ServiceSpec = ServiceSpec {
     name: "dispatch",
     default_port: 50052,
     public_packages: &["director.dispatch.v1"],
+    runs_jobs: true,
 };
 
-/// Every Director service, in start-up order (a service comes after those it calls).
-pub const SERVICES: &[ServiceSpec] = &[COMPANIES, DISPATCH];
+/// Vessey sync and import, Slack and Twilio notifications, as durable jobs.
+pub const INTEGRATIONS: ServiceSpec = ServiceSpec {
+    name: "integrations",
+    default_port: 50053,
+    public_packages: &["director.integrations.v1"],
+    runs_jobs: true,
+};
+
+/// Every Director service, in start-up order (a service comes after those it calls; Dispatch
+/// and Integrations call each other, and neither needs the other to start).
+pub const SERVICES: &[ServiceSpec] = &[COMPANIES, DISPATCH, INTEGRATIONS];
 
 /// `UPSTREAM_URL_TEMPLATE`: how a service's URL is made when `<NAME>_URL` is not set;
 /// `{service}` and `{port}` are replaced by the spec's name and default port. The default

@@ -21,6 +21,8 @@
 //! - [`server`]: the gRPC server bootstrap (auth, tracing, health, reflection, graceful
 //!   shutdown) every service uses.
 //! - [`validate`], [`time`]: input rules and timestamp conversions shared by services.
+//! - [`jobs`]: durable background jobs (graphile_worker) enqueued in the caller's
+//!   transaction; [`notify`]: LISTEN/NOTIFY wake-ups fanned out to waiters.
 //! - [`migrate`]: database creation and migrations, a deploy step (`director migrate`).
 
 pub mod catalog;
@@ -29,7 +31,9 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod identity;
+pub mod jobs;
 pub mod migrate;
+pub mod notify;
 pub mod runner;
 pub mod server;
 pub mod telemetry;

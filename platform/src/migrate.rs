@@ -14,7 +14,9 @@ use sqlx::Postgres;
 use sqlx::migrate::{MigrateDatabase, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
+use crate::catalog::ServiceSpec;
 use crate::config::Env;
+use crate::jobs;
 
 /// The folder holding `migrations/<service>/` folders.
 pub fn migrations_root(env: &Env) -> PathBuf {
@@ -41,7 +43,8 @@ pub struct MigrationReport {
 const SHARED: &str = "shared";
 
 /// Creates the database named by `database_url` when it does not exist, then applies every
-/// migration of `root/shared/` and `root/<service>/` (which may be absent) not yet applied.
+/// migration of `root/shared/` and `root/<service>/` (which may be absent) not yet applied,
+/// after installing the job queue's schema when the catalog says the service runs jobs.
 /// Safe to run again and concurrently: a database created by someone else in the meantime
 /// counts as existing, and sqlx serialises migrators with an advisory lock.
 pub async fn create_and_migrate(
@@ -72,6 +75,10 @@ pub async fn create_and_migrate(
         .run(&pool)
         .await
         .with_context(|| format!("migrating database {database} failed"))?;
+    // After the shared migrations, which create the application role the queue is granted to.
+    if ServiceSpec::named(service).is_some_and(|spec| spec.runs_jobs) {
+        jobs::install(&pool).await?;
+    }
     let applied_after = applied_versions(&pool).await?;
     pool.close().await;
 

@@ -15,6 +15,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::catalog::ServiceSpec;
 use crate::client::ServiceClient;
@@ -95,6 +96,9 @@ pub struct ServiceContext {
     pub tokens: Arc<InternalTokens>,
     /// Cancelled when the service begins to shut down: long-lived streams end then.
     pub shutdown: CancellationToken,
+    /// Background work (job workers, relays) the process waits for after the server has
+    /// drained, up to [`DRAIN_DEADLINE`]; spawn it here rather than with `tokio::spawn`.
+    pub background: TaskTracker,
 }
 
 impl ServiceContext {
@@ -128,10 +132,11 @@ pub async fn serve(
         config,
         tokens: Arc::clone(&tokens),
         shutdown: shutdown.clone(),
+        background: TaskTracker::new(),
     };
     let routes = (service.routes)(&context)
         .with_context(|| format!("could not build the {} service", service.spec.name))?;
-    server::serve(
+    let served = server::serve(
         listener,
         routes,
         ServeOptions {
@@ -139,12 +144,23 @@ pub async fn serve(
             descriptor_set: service.descriptor_set,
             pool,
             tokens,
-            shutdown,
+            shutdown: shutdown.clone(),
             drain_deadline: DRAIN_DEADLINE,
             health_interval: HEALTH_INTERVAL,
         },
     )
-    .await
+    .await;
+    // The server has drained (or failed); background work was told to stop by the same
+    // token, and gets the drain deadline to finish what it holds.
+    shutdown.cancel();
+    context.background.close();
+    if tokio::time::timeout(DRAIN_DEADLINE, context.background.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("background work did not stop within the drain deadline");
+    }
+    served
 }
 
 /// The process entry point of a service binary: `serve` (the default) or `migrate`.

@@ -1,0 +1,214 @@
+//! Durable background jobs, on [graphile_worker](https://docs.rs/graphile_worker).
+//!
+//! Why graphile_worker (over apalis-postgres): jobs are enqueued by a SQL function
+//! (`graphile_worker.add_job`) callable inside the transaction that causes them, so a change
+//! and its job commit or vanish together; `job_key` de-duplicates pending jobs; retries with
+//! exponential backoff, `attempts`/`last_error` and permanently failed jobs kept in the table
+//! come built in; LISTEN/NOTIFY picks jobs up in milliseconds; and heartbeat-based recovery
+//! hands the jobs of a worker that died (killed, OOM, lost its node) to another one.
+//!
+//! A service that runs jobs:
+//! - installs the queue's schema in its database with its migrations ([`install`], run by
+//!   `migrate` for services whose catalog entry says `runs_jobs`);
+//! - enqueues with [`enqueue`] inside its own transaction;
+//! - runs a worker in the process with [`spawn_worker`], configured here the same way for
+//!   every service (concurrency, attempts, recovery, shutdown with the service).
+//!
+//! Handlers must be idempotent: a job runs at least once, and again after a crash.
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use graphile_worker::WorkerOptions;
+use sqlx::{PgConnection, PgPool};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::{ConfigError, Env};
+
+/// The PostgreSQL schema holding the queue.
+pub const SCHEMA: &str = "graphile_worker";
+
+/// How long to wait before retrying a worker start that failed (database down).
+const START_RETRY: Duration = Duration::from_secs(2);
+
+/// How a service's worker runs.
+#[derive(Debug, Clone)]
+pub struct JobsConfig {
+    /// Jobs run at once per process (`JOB_CONCURRENCY`, default 4).
+    pub concurrency: usize,
+    /// Attempts before a job is given up (`JOB_MAX_ATTEMPTS`, default 5).
+    pub max_attempts: i16,
+    /// Fallback polling when no notification arrives (`JOB_POLL_INTERVAL_MS`, default 1 s).
+    pub poll_interval: Duration,
+    /// How often a worker proves it is alive (`JOB_HEARTBEAT_MS`, default 5 s).
+    pub heartbeat_interval: Duration,
+    /// A worker silent for this long is dead and its jobs go to others
+    /// (`JOB_RECOVERY_AFTER_MS`, default 30 s).
+    pub recovery_after: Duration,
+    /// How long running jobs may finish once shutdown begins (`JOB_SHUTDOWN_GRACE_MS`,
+    /// default 8 s, inside the runner's drain deadline).
+    pub shutdown_grace: Duration,
+}
+
+impl JobsConfig {
+    /// Reads and validates the `JOB_*` settings.
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let concurrency: usize = env.parse_or("JOB_CONCURRENCY", 4)?;
+        if concurrency == 0 {
+            return Err(ConfigError::invalid("JOB_CONCURRENCY", "1 or more", "0"));
+        }
+        let max_attempts: i16 = env.parse_or("JOB_MAX_ATTEMPTS", 5)?;
+        if max_attempts < 1 {
+            return Err(ConfigError::invalid(
+                "JOB_MAX_ATTEMPTS",
+                "1 or more",
+                &max_attempts.to_string(),
+            ));
+        }
+        let heartbeat_interval = env.millis_or("JOB_HEARTBEAT_MS", 5_000)?;
+        let recovery_after = env.millis_or("JOB_RECOVERY_AFTER_MS", 30_000)?;
+        if recovery_after <= heartbeat_interval {
+            return Err(ConfigError::new(
+                "JOB_RECOVERY_AFTER_MS",
+                "must be longer than JOB_HEARTBEAT_MS, or live workers would be declared dead",
+            ));
+        }
+        Ok(Self {
+            concurrency,
+            max_attempts,
+            poll_interval: env.millis_or("JOB_POLL_INTERVAL_MS", 1_000)?,
+            heartbeat_interval,
+            recovery_after,
+            shutdown_grace: env.millis_or("JOB_SHUTDOWN_GRACE_MS", 8_000)?,
+        })
+    }
+
+    /// Worker options with these settings, stopping when `shutdown` is cancelled; the
+    /// caller adds its job definitions and extensions.
+    fn worker_options(&self, pool: PgPool, shutdown: CancellationToken) -> WorkerOptions {
+        WorkerOptions::default()
+            .pg_pool(pool)
+            .schema(SCHEMA)
+            .concurrency(self.concurrency)
+            .poll_interval(self.poll_interval)
+            .heartbeat_interval(self.heartbeat_interval)
+            .sweep_interval(self.heartbeat_interval)
+            .sweep_threshold(self.recovery_after)
+            .recovery_delay(Duration::ZERO)
+            .listen_os_shutdown_signals(false)
+            .shutdown_grace_period(self.shutdown_grace)
+            .shutdown_interrupted_job_retry_delay(Duration::ZERO)
+            .shutdown_signal(async move { shutdown.cancelled_owned().await })
+    }
+}
+
+/// The role tenant transactions run as (created by `migrations/shared`): it enqueues jobs
+/// inside them.
+const APP_ROLE: &str = "director_app";
+
+/// Installs or updates the queue's schema in the database `pool` reaches, and lets the
+/// application role enqueue. Safe to run again.
+pub async fn install(pool: &PgPool) -> anyhow::Result<()> {
+    graphile_worker_migrations::migrate(pool.clone(), SCHEMA)
+        .await
+        .map_err(|error| anyhow::anyhow!("{error:?}"))
+        .context("could not install the job queue schema")?;
+    // `add_job` runs with the caller's rights and touches the queue's private tables. The
+    // grants cover what the queue's migrations just created, so they are repeated each time.
+    for grant in [
+        format!("GRANT USAGE ON SCHEMA {SCHEMA} TO {APP_ROLE}"),
+        format!("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {SCHEMA} TO {APP_ROLE}"),
+        format!("GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {SCHEMA} TO {APP_ROLE}"),
+        format!("GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA {SCHEMA} TO {APP_ROLE}"),
+    ] {
+        sqlx::query(&grant)
+            .execute(pool)
+            .await
+            .with_context(|| format!("could not run `{grant}`"))?;
+    }
+    Ok(())
+}
+
+/// A job to enqueue.
+#[derive(Debug, Clone)]
+pub struct NewJob<'a> {
+    /// The handler's `TaskHandler::IDENTIFIER`.
+    pub identifier: &'a str,
+    /// The handler's payload.
+    pub payload: serde_json::Value,
+    /// Replaces a pending job with the same key instead of adding another (a job already
+    /// running is left alone and a new one queued behind it).
+    pub job_key: Option<String>,
+    /// Overrides the worker's attempts for this job.
+    pub max_attempts: Option<i16>,
+}
+
+impl<'a> NewJob<'a> {
+    /// A job for `identifier` with `payload`, no key, default attempts.
+    pub fn new(identifier: &'a str, payload: serde_json::Value) -> Self {
+        Self {
+            identifier,
+            payload,
+            job_key: None,
+            max_attempts: None,
+        }
+    }
+}
+
+/// Enqueues `job` on `connection` — inside the caller's transaction, so the job exists if
+/// and only if the transaction commits. Answers the queue's job id.
+pub async fn enqueue(connection: &mut PgConnection, job: &NewJob<'_>) -> Result<i64, sqlx::Error> {
+    let (id,): (i64,) = sqlx::query_as(
+        "SELECT (graphile_worker.add_job(
+                    $1, $2::json, max_attempts => $3::int, job_key => $4::text)).id",
+    )
+    .bind(job.identifier)
+    .bind(&job.payload)
+    .bind(job.max_attempts.map(i32::from))
+    .bind(job.job_key.as_deref())
+    .fetch_one(connection)
+    .await?;
+    Ok(id)
+}
+
+/// Runs a worker for the service until `shutdown`, tracked by `background` so the process
+/// waits for it to finish its jobs. `define` adds the service's jobs and extensions to the
+/// common options; it is called again when a start fails (database down) and is retried.
+pub fn spawn_worker<F>(
+    config: JobsConfig,
+    pool: PgPool,
+    shutdown: CancellationToken,
+    background: &TaskTracker,
+    define: F,
+) where
+    F: Fn(WorkerOptions) -> WorkerOptions + Send + 'static,
+{
+    background.spawn(async move {
+        loop {
+            let options = define(config.worker_options(pool.clone(), shutdown.clone()));
+            let started = tokio::select! {
+                () = shutdown.cancelled() => return,
+                started = options.init() => started,
+            };
+            match started {
+                Ok(worker) => {
+                    tracing::info!(concurrency = config.concurrency, "job worker started");
+                    if let Err(error) = worker.run().await {
+                        tracing::error!(error = ?error, "job worker stopped with an error");
+                    }
+                    if shutdown.is_cancelled() {
+                        return;
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(error = ?error, "job worker cannot start yet; retrying");
+                }
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(START_RETRY) => {}
+            }
+        }
+    });
+}
