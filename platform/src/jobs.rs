@@ -122,7 +122,8 @@ pub async fn install(pool: &PgPool) -> anyhow::Result<()> {
         format!("GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {SCHEMA} TO {APP_ROLE}"),
         format!("GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA {SCHEMA} TO {APP_ROLE}"),
     ] {
-        sqlx::query(&grant)
+        // Built from constants only.
+        sqlx::query(sqlx::AssertSqlSafe(grant.as_str()))
             .execute(pool)
             .await
             .with_context(|| format!("could not run `{grant}`"))?;
