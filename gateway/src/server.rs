@@ -89,7 +89,8 @@ impl Gateway {
         let openapi_json = serde_json::to_vec(&openapi_document(&served, &descriptors))
             .context("serializing the OpenAPI document")?;
         let (local_grpc, health) =
-            local_services(&descriptors).context("building gRPC reflection")?;
+            local_services(&descriptors, grpc_services.keys().map(String::as_str))
+                .context("building gRPC reflection")?;
         let state = AppState {
             authenticator: Authenticator::new(&config.auth)?,
             rate_limits: Arc::new(RateLimits::new(&config.limits)),
