@@ -45,11 +45,16 @@ async fn reflection_lists_the_services_behind_the_gateway_and_health() {
 }
 
 #[tokio::test]
-async fn reflection_lists_every_director_service() {
+async fn reflection_lists_every_public_director_service_and_no_internal_one() {
+    let upstreams =
+        director_platform::catalog::public_upstreams(&director_platform::config::Env::from_pairs(
+            Vec::<(String, String)>::new(),
+        ))
+        .unwrap();
     let gateway = spawn_gateway(
         config(&[]),
         prost_reflect::DescriptorPool::decode(director_proto::FILE_DESCRIPTOR_SET).unwrap(),
-        vec![],
+        upstreams,
     )
     .await;
     let services = list_services(&gateway).await;
@@ -58,12 +63,18 @@ async fn reflection_lists_every_director_service() {
         "director.dispatch.v1.DriversService",
         "director.dispatch.v1.TasksService",
         "director.integrations.v1.IntegrationsService",
+        "director.integrations.v1.JobsService",
+        "director.integrations.v1.NotificationsService",
     ] {
         assert!(
             services.contains(&service.to_owned()),
             "{service} in {services:?}"
         );
     }
+    assert!(
+        !services.iter().any(|service| service.contains(".internal.")),
+        "service-to-service APIs are not advertised: {services:?}"
+    );
 }
 
 #[tokio::test]
