@@ -9,15 +9,19 @@
 //! - [`events`]: the task-event outbox (rows written by a trigger in the same transaction as
 //!   the change) streamed live by `WatchTasks`, woken by LISTEN/NOTIFY so any number of
 //!   replicas serve watchers.
+//! - [`relay`]: the events that notify, delivered to Integrations at least once by a durable
+//!   job queued with each such event.
 
 pub mod companies;
 pub mod drivers;
 pub mod error;
 pub mod events;
+pub mod relay;
 pub mod scope;
 pub mod tasks;
 
 use director_platform::catalog;
+use director_platform::jobs::JobsConfig;
 use director_platform::runner::{Service, ServiceContext};
 use director_proto::dispatch::drivers_service_server::{self, DriversServiceServer};
 use director_proto::dispatch::tasks_service_server::{self, TasksServiceServer};
@@ -36,6 +40,18 @@ pub const SERVICE: Service = Service {
 fn routes(context: &ServiceContext) -> anyhow::Result<tonic::service::Routes> {
     let companies = companies::CompanyDirectory::new(context.client(&catalog::COMPANIES)?);
     let events = events::TaskEvents::start(context.db.clone(), context.shutdown.clone());
+    let relay = relay::Relay::new(context.db.clone(), context.client(&catalog::INTEGRATIONS)?);
+    director_platform::jobs::spawn_worker(
+        JobsConfig::from_env(&context.env)?,
+        context.db.pool().clone(),
+        context.shutdown.clone(),
+        &context.background,
+        move |options| {
+            options
+                .define_job::<relay::RelayTaskEvents>()
+                .add_extension(relay.clone())
+        },
+    );
     let drivers = drivers::DriversApi::new(drivers::DriverStore::new(context.db.clone()));
     let tasks = tasks::TasksApi::new(tasks::TaskStore::new(context.db.clone()), companies, events);
     Ok(
