@@ -5,8 +5,8 @@
 -- it). The job sends the tenant's events after its cursor to Integrations in order and moves
 -- the cursor only once Integrations has acknowledged them, so delivery is at least once and
 -- survives either side restarting: the job is retried with backoff until it gets through.
--- The job queue (graphile_worker) is installed by `migrate` after these migrations; the
--- function below calls it only when an event is written.
+-- The job queue (graphile_worker, and `director_enqueue_job`) is installed by `migrate` after
+-- these migrations; the function below calls it only when an event is written.
 
 -- How far each tenant's events have been delivered.
 CREATE TABLE task_event_relay (
@@ -33,7 +33,7 @@ CREATE FUNCTION task_events_queue_relay() RETURNS trigger
     LANGUAGE plpgsql AS
 $$
 BEGIN
-    PERFORM graphile_worker.add_job(
+    PERFORM director_enqueue_job(
         'dispatch_relay_task_events',
         json_build_object('tenant_id', NEW.tenant_id),
         max_attempts => 25,

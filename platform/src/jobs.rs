@@ -10,7 +10,8 @@
 //! A service that runs jobs:
 //! - installs the queue's schema in its database with its migrations ([`install`], run by
 //!   `migrate` for services whose catalog entry says `runs_jobs`);
-//! - enqueues with [`enqueue`] inside its own transaction;
+//! - enqueues with [`enqueue`] inside its own transaction (SQL triggers call the same
+//!   `director_enqueue_job` function);
 //! - runs a worker in the process with [`spawn_worker`], configured here the same way for
 //!   every service (concurrency, attempts, recovery, shutdown with the service).
 //!
@@ -107,26 +108,49 @@ impl JobsConfig {
 /// inside them.
 const APP_ROLE: &str = "director_app";
 
-/// Installs or updates the queue's schema in the database `pool` reaches, and lets the
-/// application role enqueue. Safe to run again.
+/// The one door the application role has into the queue. The queue's tables are private
+/// (row-level security without policies), so enqueueing runs with the rights of the function's
+/// owner — the migrating role — and the application role may call this function and nothing
+/// else of the queue. SQL callers (triggers) use it too.
+const ENQUEUE_FUNCTION: &str = "
+CREATE OR REPLACE FUNCTION public.director_enqueue_job(
+    identifier text, payload json, max_attempts integer DEFAULT NULL,
+    job_key text DEFAULT NULL, job_key_mode text DEFAULT 'replace')
+RETURNS bigint
+LANGUAGE sql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT (graphile_worker.add_job(
+        identifier, payload,
+        max_attempts => max_attempts,
+        job_key => job_key,
+        job_key_mode => job_key_mode)).id
+$$";
+
+/// Installs or updates the queue's schema in the database `pool` reaches, and the function
+/// the application role enqueues with. Safe to run again.
 pub async fn install(pool: &PgPool) -> anyhow::Result<()> {
     graphile_worker_migrations::migrate(pool.clone(), SCHEMA)
         .await
         .map_err(|error| anyhow::anyhow!("{error:?}"))
         .context("could not install the job queue schema")?;
-    // `add_job` runs with the caller's rights and touches the queue's private tables. The
-    // grants cover what the queue's migrations just created, so they are repeated each time.
-    for grant in [
-        format!("GRANT USAGE ON SCHEMA {SCHEMA} TO {APP_ROLE}"),
-        format!("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {SCHEMA} TO {APP_ROLE}"),
-        format!("GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {SCHEMA} TO {APP_ROLE}"),
-        format!("GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA {SCHEMA} TO {APP_ROLE}"),
-    ] {
+    let statements = [
+        ENQUEUE_FUNCTION.to_owned(),
+        "REVOKE ALL ON FUNCTION public.director_enqueue_job(text, json, integer, text, text) \
+         FROM PUBLIC"
+            .to_owned(),
+        format!(
+            "GRANT EXECUTE ON FUNCTION public.director_enqueue_job(text, json, integer, text, text) \
+             TO {APP_ROLE}"
+        ),
+    ];
+    for statement in statements {
         // Built from constants only.
-        sqlx::query(sqlx::AssertSqlSafe(grant.as_str()))
+        sqlx::raw_sql(sqlx::AssertSqlSafe(statement.as_str()))
             .execute(pool)
             .await
-            .with_context(|| format!("could not run `{grant}`"))?;
+            .with_context(|| format!("could not run `{statement}`"))?;
     }
     Ok(())
 }
@@ -161,8 +185,7 @@ impl<'a> NewJob<'a> {
 /// and only if the transaction commits. Answers the queue's job id.
 pub async fn enqueue(connection: &mut PgConnection, job: &NewJob<'_>) -> Result<i64, sqlx::Error> {
     let (id,): (i64,) = sqlx::query_as(
-        "SELECT (graphile_worker.add_job(
-                    $1, $2::json, max_attempts => $3::int, job_key => $4::text)).id",
+        "SELECT director_enqueue_job($1, $2::json, $3::int, $4::text)",
     )
     .bind(job.identifier)
     .bind(&job.payload)
