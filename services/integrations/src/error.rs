@@ -1,0 +1,86 @@
+//! Everything that can go wrong in the Integrations service, and the one table that turns
+//! each failure into a gRPC status.
+
+use director_platform::error::status_from_sqlx;
+use director_providers::ProviderError;
+use tonic::Status;
+
+/// A failed Integrations request or job step.
+#[derive(Debug, thiserror::Error)]
+pub enum IntegrationsError {
+    /// Bad input; the status already carries the field violations.
+    #[error("invalid request")]
+    Invalid(Status),
+    /// No such row in the caller's tenant.
+    #[error("{0}")]
+    NotFound(&'static str),
+    /// A third party failed, refused, or is not configured.
+    #[error(transparent)]
+    Provider(#[from] ProviderError),
+    /// Another Director service refused or did not answer.
+    #[error("{service} answered {code:?}: {message}")]
+    Service {
+        /// The service called.
+        service: &'static str,
+        /// Its status code.
+        code: tonic::Code,
+        /// Its message.
+        message: String,
+    },
+    /// The database refused or could not be reached.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+impl IntegrationsError {
+    /// A failed call to another Director service.
+    pub fn service(service: &'static str, status: &Status) -> Self {
+        Self::Service {
+            service,
+            code: status.code(),
+            message: status.message().to_owned(),
+        }
+    }
+
+    /// Whether trying the same work again later may succeed: third-party and service
+    /// outages, the database. Refusals (bad data, missing credentials, not found) are final.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Invalid(_) | Self::NotFound(_) => false,
+            Self::Provider(error) => error.is_retryable(),
+            Self::Service { code, .. } => matches!(
+                code,
+                tonic::Code::Unavailable
+                    | tonic::Code::DeadlineExceeded
+                    | tonic::Code::ResourceExhausted
+                    | tonic::Code::Aborted
+                    | tonic::Code::Internal
+                    | tonic::Code::Unknown
+            ),
+            Self::Database(_) => true,
+        }
+    }
+}
+
+impl From<Status> for IntegrationsError {
+    fn from(status: Status) -> Self {
+        Self::Invalid(status)
+    }
+}
+
+impl From<IntegrationsError> for Status {
+    fn from(error: IntegrationsError) -> Self {
+        match error {
+            IntegrationsError::Invalid(status) => status,
+            IntegrationsError::NotFound(message) => Status::not_found(message),
+            IntegrationsError::Provider(error) => error.into(),
+            IntegrationsError::Service {
+                service, message, ..
+            } => {
+                tracing::warn!(service, message, "a service call failed");
+                Status::unavailable(format!("The {service} service did not answer"))
+            }
+            IntegrationsError::Database(error) => status_from_sqlx(&error),
+        }
+    }
+}

@@ -1,0 +1,96 @@
+//! The queue job that runs a sync or an import: one attempt of a `jobs` row.
+//!
+//! The row says what to do (`kind`, `params`) and is where the attempt's progress and end
+//! are recorded; the queue decides when attempts run. A failure worth retrying (a third
+//! party or service outage) leaves the row `failed` and hands the error back to the queue,
+//! which retries with backoff; the last attempt, or a failure retrying cannot fix (missing
+//! credentials, refused data), leaves it `dead` with its error. The work itself is
+//! idempotent — upserts by external id — so an attempt after a crash redoes nothing twice.
+
+use graphile_worker::{IntoTaskHandlerResult, TaskHandler, WorkerContext};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::app::App;
+use crate::error::IntegrationsError;
+use crate::jobs::store::{JobRow, Outcome};
+use crate::vessey::{import, sync};
+
+/// Runs the `jobs` row `job_id` of `tenant_id`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunJob {
+    pub job_id: Uuid,
+    pub tenant_id: String,
+}
+
+impl RunJob {
+    /// The queue payload.
+    pub fn payload(&self) -> serde_json::Value {
+        serde_json::json!({ "job_id": self.job_id, "tenant_id": self.tenant_id })
+    }
+}
+
+impl TaskHandler for RunJob {
+    const IDENTIFIER: &'static str = "integrations_run_job";
+
+    async fn run(self, ctx: WorkerContext) -> impl IntoTaskHandlerResult {
+        let Some(app) = ctx.get_ext::<App>().cloned() else {
+            return Err("the worker was started without the service's parts".to_owned());
+        };
+        let attempt = i32::from(*ctx.job().attempts());
+        let last_attempt = attempt >= i32::from(*ctx.job().max_attempts());
+        run_attempt(&app, &self, attempt, last_attempt).await
+    }
+}
+
+/// One attempt; `Err` asks the queue for another.
+async fn run_attempt(
+    app: &App,
+    run: &RunJob,
+    attempt: i32,
+    last_attempt: bool,
+) -> Result<(), String> {
+    let caller = App::service_caller(&run.tenant_id);
+    let store = &app.jobs;
+    let job = store
+        .begin_attempt(&caller, run.job_id, attempt)
+        .await
+        .map_err(|error| format!("could not start job {}: {error}", run.job_id))?;
+    let Some(job) = job else {
+        // Already finished: a duplicate delivery of a job that completed.
+        return Ok(());
+    };
+    let result = work(app, &job, &run.tenant_id).await;
+    let (outcome, error) = match &result {
+        Ok(()) => (Outcome::Succeeded, None),
+        Err(error) if error.is_retryable() && !last_attempt => {
+            (Outcome::Failed, Some(error.to_string()))
+        }
+        Err(error) => (Outcome::Dead, Some(error.to_string())),
+    };
+    if let Some(error) = &error {
+        tracing::warn!(job_id = %job.id, kind = job.kind, attempt, ?outcome, error, "job attempt failed");
+    }
+    store
+        .finish(&caller, job.id, outcome, error.as_deref())
+        .await
+        .map_err(|db| format!("could not record the end of job {}: {db}", job.id))?;
+    match (outcome, error) {
+        (Outcome::Failed, Some(error)) => Err(error),
+        _ => Ok(()),
+    }
+}
+
+async fn work(app: &App, job: &JobRow, tenant_id: &str) -> Result<(), IntegrationsError> {
+    let caller = App::service_caller(tenant_id);
+    match job.kind.as_str() {
+        sync::KIND => sync::sync_drivers(app, &caller, job.id).await,
+        import::KIND => {
+            let date = import::date_param(&job.params)?;
+            import::import_collections(app, &caller, job.id, date).await
+        }
+        other => Err(IntegrationsError::Invalid(tonic::Status::internal(format!(
+            "unknown job kind {other}"
+        )))),
+    }
+}

@@ -1,0 +1,101 @@
+//! Director's Integrations service: the Vessey collection API, Slack and Twilio, and the
+//! durable jobs and notifications that talk to them
+//! (`director.integrations.v1.IntegrationsService`, `JobsService`, `NotificationsService`).
+//!
+//! - [`vessey`]: configuration state, driver look-up, and the driver sync and collections
+//!   import — jobs that page through Vessey and write to Dispatch and Companies with their
+//!   bulk internal RPCs.
+//! - [`jobs`]: the tenant's view of its jobs, run by the platform's durable queue
+//!   ([`director_platform::jobs`]), watched live.
+//! - [`notifications`]: SMS and Slack messages queued with a delivery log and sent by jobs.
+//! - [`task_events`]: Dispatch's task events, relayed here at least once and consumed once.
+//!
+//! The third parties' clients live in `director-providers`; their fakes in `director-fakes`.
+
+pub mod app;
+pub mod error;
+pub mod jobs;
+pub mod notifications;
+pub mod task_events;
+pub mod vessey;
+
+use director_platform::catalog;
+use director_platform::jobs::JobsConfig;
+use director_platform::notify::Notifications;
+use director_platform::runner::{Service, ServiceContext};
+use director_proto::integrations::integrations_service_server::{self, IntegrationsServiceServer};
+use director_proto::integrations::jobs_service_server::{self, JobsServiceServer};
+use director_proto::integrations::notifications_service_server::{
+    self, NotificationsServiceServer,
+};
+use director_proto::internal::integrations::task_event_sink_service_server::{
+    self, TaskEventSinkServiceServer,
+};
+use director_providers::ProvidersConfig;
+
+use crate::app::{App, Providers};
+use crate::jobs::run::RunJob;
+use crate::jobs::store::JobStore;
+use crate::jobs::watch::JobWatch;
+use crate::notifications::send::SendNotification;
+use crate::notifications::store::NotificationStore;
+
+/// The Integrations service, as the runner (and `director up`) start it.
+pub const SERVICE: Service = Service {
+    spec: &catalog::INTEGRATIONS,
+    grpc_services: &[
+        integrations_service_server::SERVICE_NAME,
+        jobs_service_server::SERVICE_NAME,
+        notifications_service_server::SERVICE_NAME,
+        task_event_sink_service_server::SERVICE_NAME,
+    ],
+    descriptor_set: director_proto::FILE_DESCRIPTOR_SET,
+    routes,
+};
+
+fn routes(context: &ServiceContext) -> anyhow::Result<tonic::service::Routes> {
+    let jobs_config = JobsConfig::from_env(&context.env)?;
+    let providers = Providers::new(ProvidersConfig::from_env(&context.env)?);
+    let app = App {
+        jobs: JobStore::new(context.db.clone(), jobs_config.max_attempts),
+        notifications: NotificationStore::new(context.db.clone(), jobs_config.max_attempts),
+        providers,
+        dispatch: context.client(&catalog::DISPATCH)?,
+        companies: context.client(&catalog::COMPANIES)?,
+    };
+    let worker_app = app.clone();
+    director_platform::jobs::spawn_worker(
+        jobs_config,
+        context.db.pool().clone(),
+        context.shutdown.clone(),
+        &context.background,
+        move |options| {
+            options
+                .define_job::<RunJob>()
+                .define_job::<SendNotification>()
+                .add_extension(worker_app.clone())
+        },
+    );
+    let notifications = Notifications::start(
+        context.db.pool().clone(),
+        jobs::watch::CHANNEL,
+        context.shutdown.clone(),
+    );
+    let watch = JobWatch::new(app.jobs.clone(), notifications, context.shutdown.clone());
+    Ok(tonic::service::Routes::new(IntegrationsServiceServer::new(
+        vessey::grpc::IntegrationsApi::new(app.clone()),
+    ))
+    .add_service(JobsServiceServer::new(jobs::grpc::JobsApi::new(
+        app.jobs.clone(),
+        watch,
+    )))
+    .add_service(NotificationsServiceServer::new(
+        notifications::grpc::NotificationsApi::new(
+            app.notifications.clone(),
+            app.providers.clone(),
+        ),
+    ))
+    .add_service(TaskEventSinkServiceServer::new(
+        task_events::TaskEventSink::new(app),
+    )))
+}

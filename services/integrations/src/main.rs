@@ -1,0 +1,7 @@
+//! `director-integrations`: runs the Integrations gRPC service and its job worker (`serve`,
+//! the default) or applies its migrations (`migrate`). `--help` lists every setting.
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    director_platform::runner::main(&director_integrations::SERVICE).await
+}

@@ -1,0 +1,168 @@
+//! The `director.integrations.v1.NotificationsService` gRPC API.
+
+use director_platform::identity::writer;
+use director_platform::time::to_timestamp;
+use director_platform::validate::{self, Violations};
+use director_proto::integrations::notifications_service_server::NotificationsService;
+use director_proto::integrations::{
+    ListNotificationsRequest, ListNotificationsResponse, Notification, NotificationChannel,
+    NotificationStatus, SendSlackMessageRequest, SendSlackMessageResponse, SendSmsRequest,
+    SendSmsResponse,
+};
+use tonic::{Request, Response, Status};
+
+use super::store::{NewNotification, NotificationRow, NotificationStore};
+use crate::app::Providers;
+use crate::error::IntegrationsError;
+use crate::vessey::grpc::DRIVERS_CANNOT_USE;
+
+/// Longest SMS text, in characters (Twilio's limit).
+const SMS_MAX: usize = 1600;
+/// Longest Slack text, in characters (Slack's limit).
+const SLACK_MAX: usize = 40_000;
+/// Longest Slack channel override, in characters.
+const CHANNEL_MAX: usize = 80;
+
+/// The Notifications gRPC service.
+#[derive(Debug, Clone)]
+pub struct NotificationsApi {
+    store: NotificationStore,
+    providers: Providers,
+}
+
+impl NotificationsApi {
+    pub fn new(store: NotificationStore, providers: Providers) -> Self {
+        Self { store, providers }
+    }
+}
+
+#[tonic::async_trait]
+impl NotificationsService for NotificationsApi {
+    async fn send_sms(
+        &self,
+        request: Request<SendSmsRequest>,
+    ) -> Result<Response<SendSmsResponse>, Status> {
+        let caller = writer(&request, DRIVERS_CANNOT_USE)?;
+        let request = request.into_inner();
+        let mut violations = Violations::new();
+        let to = violations.check("to", validate::phone_e164(&request.to));
+        let message = violations.check("message", message_text(&request.message, SMS_MAX));
+        violations.into_result()?;
+        // Refused now rather than queued to fail for certain.
+        self.providers.twilio().map_err(IntegrationsError::from)?;
+        let new = NewNotification {
+            channel: "sms",
+            recipient: to,
+            message: message.unwrap_or_default(),
+            source_event_id: None,
+        };
+        let row = self
+            .store
+            .queue(&caller, new)
+            .await
+            .map_err(IntegrationsError::from)?;
+        Ok(Response::new(SendSmsResponse {
+            notification: Some(notification_message(row)),
+        }))
+    }
+
+    async fn send_slack_message(
+        &self,
+        request: Request<SendSlackMessageRequest>,
+    ) -> Result<Response<SendSlackMessageResponse>, Status> {
+        let caller = writer(&request, DRIVERS_CANNOT_USE)?;
+        let request = request.into_inner();
+        let mut violations = Violations::new();
+        let text = violations.check("text", message_text(&request.text, SLACK_MAX));
+        let channel = violations
+            .check(
+                "channel",
+                validate::optional_text(request.channel.as_deref(), CHANNEL_MAX),
+            )
+            .flatten();
+        violations.into_result()?;
+        self.providers.slack().map_err(IntegrationsError::from)?;
+        let new = NewNotification {
+            channel: "slack",
+            recipient: channel,
+            message: text.unwrap_or_default(),
+            source_event_id: None,
+        };
+        let row = self
+            .store
+            .queue(&caller, new)
+            .await
+            .map_err(IntegrationsError::from)?;
+        Ok(Response::new(SendSlackMessageResponse {
+            notification: Some(notification_message(row)),
+        }))
+    }
+
+    async fn list_notifications(
+        &self,
+        request: Request<ListNotificationsRequest>,
+    ) -> Result<Response<ListNotificationsResponse>, Status> {
+        let caller = writer(&request, DRIVERS_CANNOT_USE)?;
+        let request = request.into_inner();
+        let mut violations = Violations::new();
+        let status = violations
+            .check("status", status_filter(request.status))
+            .flatten();
+        let page = validate::page(request.skip, request.limit, &mut violations);
+        violations.into_result()?;
+        let rows = self
+            .store
+            .list(&caller, status, page)
+            .await
+            .map_err(IntegrationsError::from)?;
+        Ok(Response::new(ListNotificationsResponse {
+            notifications: rows.into_iter().map(notification_message).collect(),
+        }))
+    }
+}
+
+/// Message text: not blank, at most `max_chars` characters, sent as written (not trimmed:
+/// the text is the user's).
+fn message_text(value: &str, max_chars: usize) -> Result<String, String> {
+    validate::required_text(value, max_chars)?;
+    Ok(value.to_owned())
+}
+
+fn status_filter(value: i32) -> Result<Option<&'static str>, String> {
+    match NotificationStatus::try_from(value) {
+        Ok(NotificationStatus::Unspecified) => Ok(None),
+        Ok(NotificationStatus::Queued) => Ok(Some("queued")),
+        Ok(NotificationStatus::Sent) => Ok(Some("sent")),
+        Ok(NotificationStatus::Failed) => Ok(Some("failed")),
+        Ok(NotificationStatus::Dead) => Ok(Some("dead")),
+        Err(_) => Err("must be queued, sent, failed or dead".to_owned()),
+    }
+}
+
+/// A stored notification as the API shows it.
+pub fn notification_message(row: NotificationRow) -> Notification {
+    let channel = match row.channel.as_str() {
+        "sms" => NotificationChannel::Sms,
+        "slack" => NotificationChannel::Slack,
+        _ => NotificationChannel::Unspecified,
+    };
+    let status = match row.status.as_str() {
+        "queued" => NotificationStatus::Queued,
+        "sent" => NotificationStatus::Sent,
+        "failed" => NotificationStatus::Failed,
+        "dead" => NotificationStatus::Dead,
+        _ => NotificationStatus::Unspecified,
+    };
+    Notification {
+        id: row.id.to_string(),
+        channel: channel as i32,
+        recipient: row.recipient,
+        message: row.message,
+        status: status as i32,
+        attempts: row.attempts,
+        last_error: row.last_error,
+        provider_id: row.provider_id,
+        created_at: Some(to_timestamp(row.created_at)),
+        updated_at: Some(to_timestamp(row.updated_at)),
+    }
+}

@@ -1,0 +1,7 @@
+//! Outgoing SMS (Twilio) and Slack messages: queued with a delivery record in one
+//! transaction ([`store`]), sent by a queue job with retries ([`send`]), listed through
+//! `NotificationsService` ([`grpc`]).
+
+pub mod grpc;
+pub mod send;
+pub mod store;

@@ -1,0 +1,182 @@
+//! The `notifications` table: the delivery log.
+
+use chrono::{DateTime, Utc};
+use director_platform::identity::Caller;
+use director_platform::jobs::{self, NewJob};
+use director_platform::tenant::TenantDb;
+use director_platform::validate::Page;
+use graphile_worker::TaskHandler;
+use sqlx::{FromRow, PgConnection};
+use uuid::Uuid;
+
+use super::send::SendNotification;
+
+/// Columns of a notification, in [`NotificationRow`] order.
+macro_rules! columns {
+    () => {
+        "id, channel, recipient, message, status, attempts, last_error, provider_id, \
+         created_at, updated_at"
+    };
+}
+
+/// One notification as stored.
+#[derive(Debug, Clone, FromRow)]
+pub struct NotificationRow {
+    pub id: Uuid,
+    pub channel: String,
+    pub recipient: Option<String>,
+    pub message: String,
+    pub status: String,
+    pub attempts: i32,
+    pub last_error: Option<String>,
+    pub provider_id: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A message to queue.
+#[derive(Debug, Clone)]
+pub struct NewNotification {
+    /// `sms` or `slack`.
+    pub channel: &'static str,
+    /// The E.164 number of an SMS; the channel override of a Slack message.
+    pub recipient: Option<String>,
+    pub message: String,
+    /// The task event that caused it, if one did.
+    pub source_event_id: Option<i64>,
+}
+
+/// Where a delivery attempt ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivery {
+    /// Accepted by the provider, with its id for the message when it gives one.
+    Sent(Option<String>),
+    /// Failed; another attempt is scheduled.
+    Failed(String),
+    /// Failed for good.
+    Dead(String),
+}
+
+/// Notifications, through tenant transactions.
+#[derive(Debug, Clone)]
+pub struct NotificationStore {
+    db: TenantDb,
+    max_attempts: i16,
+}
+
+impl NotificationStore {
+    pub fn new(db: TenantDb, max_attempts: i16) -> Self {
+        Self { db, max_attempts }
+    }
+
+    pub fn db(&self) -> &TenantDb {
+        &self.db
+    }
+
+    /// Queues `new` in its own transaction.
+    pub async fn queue(
+        &self,
+        caller: &Caller,
+        new: NewNotification,
+    ) -> Result<NotificationRow, sqlx::Error> {
+        let mut tx = self.db.begin(caller).await?;
+        let row = self.queue_in(&mut tx, caller, new).await?;
+        tx.commit().await?;
+        Ok(row)
+    }
+
+    /// Records `new` and queues its delivery inside the caller's transaction.
+    pub async fn queue_in(
+        &self,
+        connection: &mut PgConnection,
+        caller: &Caller,
+        new: NewNotification,
+    ) -> Result<NotificationRow, sqlx::Error> {
+        let row: NotificationRow = sqlx::query_as(concat!(
+            "INSERT INTO notifications (tenant_id, channel, recipient, message, source_event_id)
+             VALUES ($1, $2, $3, $4, $5)
+             RETURNING ",
+            columns!()
+        ))
+        .bind(&caller.tenant_id)
+        .bind(new.channel)
+        .bind(&new.recipient)
+        .bind(&new.message)
+        .bind(new.source_event_id)
+        .fetch_one(&mut *connection)
+        .await?;
+        let send = SendNotification {
+            notification_id: row.id,
+            tenant_id: caller.tenant_id.clone(),
+        };
+        let mut job = NewJob::new(SendNotification::IDENTIFIER, send.payload());
+        job.max_attempts = Some(self.max_attempts);
+        jobs::enqueue(connection, &job).await?;
+        Ok(row)
+    }
+
+    pub async fn get(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+    ) -> Result<Option<NotificationRow>, sqlx::Error> {
+        let query = sqlx::query_as(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM notifications WHERE tenant_id = $1 AND id = $2"
+        ))
+        .bind(&caller.tenant_id)
+        .bind(id);
+        self.db.fetch_optional(caller, query).await
+    }
+
+    /// The tenant's delivery log, newest first.
+    pub async fn list(
+        &self,
+        caller: &Caller,
+        status: Option<&'static str>,
+        page: Page,
+    ) -> Result<Vec<NotificationRow>, sqlx::Error> {
+        let query = sqlx::query_as(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM notifications
+             WHERE tenant_id = $1 AND ($2::text IS NULL OR status = $2)
+             ORDER BY created_at DESC, id DESC
+             OFFSET $3 LIMIT $4"
+        ))
+        .bind(&caller.tenant_id)
+        .bind(status)
+        .bind(page.offset)
+        .bind(page.limit);
+        self.db.fetch_all(caller, query).await
+    }
+
+    /// Records attempt number `attempt` and where it ended.
+    pub async fn record(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        attempt: i32,
+        delivery: &Delivery,
+    ) -> Result<(), sqlx::Error> {
+        let (status, provider_id, error) = match delivery {
+            Delivery::Sent(provider_id) => ("sent", provider_id.as_deref(), None),
+            Delivery::Failed(error) => ("failed", None, Some(error.as_str())),
+            Delivery::Dead(error) => ("dead", None, Some(error.as_str())),
+        };
+        let query = sqlx::query(
+            "UPDATE notifications
+             SET status = $3, attempts = greatest(attempts, $4), provider_id = $5,
+                 last_error = $6
+             WHERE tenant_id = $1 AND id = $2",
+        )
+        .bind(&caller.tenant_id)
+        .bind(id)
+        .bind(status)
+        .bind(attempt)
+        .bind(provider_id)
+        .bind(error);
+        self.db.execute(caller, query).await.map(drop)
+    }
+}

@@ -1,0 +1,135 @@
+//! The `director.integrations.v1.IntegrationsService` gRPC API.
+
+use director_platform::identity::writer;
+use director_platform::validate::{self, Violations};
+use director_proto::integrations::integrations_service_server::IntegrationsService;
+use director_proto::integrations::{
+    GetVesseyDriverRequest, GetVesseyDriverResponse, ImportVesseyCollectionsRequest,
+    ImportVesseyCollectionsResponse, Integration, ListIntegrationsRequest,
+    ListIntegrationsResponse, SyncVesseyDriversRequest, SyncVesseyDriversResponse, VesseyDriver,
+};
+use tonic::{Request, Response, Status};
+
+use super::{import, sync};
+use crate::app::App;
+use crate::error::IntegrationsError;
+use crate::jobs::grpc::job_message;
+
+/// Why a driver is refused.
+pub const DRIVERS_CANNOT_USE: &str = "Drivers cannot use integrations";
+/// Longest Vessey driver id, in characters.
+const DRIVER_ID_MAX: usize = 255;
+
+/// The Integrations gRPC service.
+#[derive(Debug, Clone)]
+pub struct IntegrationsApi {
+    app: App,
+}
+
+impl IntegrationsApi {
+    pub fn new(app: App) -> Self {
+        Self { app }
+    }
+}
+
+#[tonic::async_trait]
+impl IntegrationsService for IntegrationsApi {
+    async fn list_integrations(
+        &self,
+        request: Request<ListIntegrationsRequest>,
+    ) -> Result<Response<ListIntegrationsResponse>, Status> {
+        writer(&request, DRIVERS_CANNOT_USE)?;
+        let integrations = self
+            .app
+            .providers
+            .config()
+            .states()
+            .into_iter()
+            .map(|state| Integration {
+                name: state.name.to_owned(),
+                configured: state.configured,
+                missing: state.missing.into_iter().map(str::to_owned).collect(),
+            })
+            .collect();
+        Ok(Response::new(ListIntegrationsResponse { integrations }))
+    }
+
+    async fn get_vessey_driver(
+        &self,
+        request: Request<GetVesseyDriverRequest>,
+    ) -> Result<Response<GetVesseyDriverResponse>, Status> {
+        writer(&request, DRIVERS_CANNOT_USE)?;
+        let mut violations = Violations::new();
+        let driver_id = violations.check(
+            "driver_id",
+            validate::required_text(&request.get_ref().driver_id, DRIVER_ID_MAX),
+        );
+        violations.into_result()?;
+        let driver_id = driver_id.unwrap_or_default();
+        let vessey = self
+            .app
+            .providers
+            .vessey()
+            .map_err(IntegrationsError::from)?;
+        let driver = vessey
+            .driver(&driver_id)
+            .await
+            .map_err(IntegrationsError::from)?;
+        Ok(Response::new(GetVesseyDriverResponse {
+            driver: Some(VesseyDriver {
+                id: driver.id,
+                name: driver.name,
+                phone: driver.phone,
+                email: driver.email,
+                active: driver.active,
+            }),
+        }))
+    }
+
+    async fn sync_vessey_drivers(
+        &self,
+        request: Request<SyncVesseyDriversRequest>,
+    ) -> Result<Response<SyncVesseyDriversResponse>, Status> {
+        let caller = writer(&request, DRIVERS_CANNOT_USE)?;
+        // Refused now rather than queued to fail: the job could never succeed.
+        self.app
+            .providers
+            .vessey()
+            .map_err(IntegrationsError::from)?;
+        let job = self
+            .app
+            .jobs
+            .start(&caller, sync::KIND, serde_json::json!({}))
+            .await
+            .map_err(IntegrationsError::from)?;
+        Ok(Response::new(SyncVesseyDriversResponse {
+            job: Some(job_message(job)),
+        }))
+    }
+
+    async fn import_vessey_collections(
+        &self,
+        request: Request<ImportVesseyCollectionsRequest>,
+    ) -> Result<Response<ImportVesseyCollectionsResponse>, Status> {
+        let caller = writer(&request, DRIVERS_CANNOT_USE)?;
+        let mut violations = Violations::new();
+        let date = violations.check("date", validate::date(&request.get_ref().date));
+        violations.into_result()?;
+        let Some(date) = date else {
+            return Err(Status::invalid_argument("Invalid date"));
+        };
+        self.app
+            .providers
+            .vessey()
+            .map_err(IntegrationsError::from)?;
+        let job = self
+            .app
+            .jobs
+            .start(&caller, import::KIND, import::params(date))
+            .await
+            .map_err(IntegrationsError::from)?;
+        Ok(Response::new(ImportVesseyCollectionsResponse {
+            job: Some(job_message(job)),
+        }))
+    }
+}
