@@ -16,7 +16,11 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 /// The services this binary links, one per catalog entry (checked by [`service_for`]).
-pub const LINKED: &[&Service] = &[&director_companies::SERVICE, &director_dispatch::SERVICE];
+pub const LINKED: &[&Service] = &[
+    &director_companies::SERVICE,
+    &director_dispatch::SERVICE,
+    &director_integrations::SERVICE,
+];
 
 /// The linked service of a catalog entry.
 pub fn service_for(spec: &ServiceSpec) -> anyhow::Result<&'static Service> {
