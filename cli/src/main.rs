@@ -45,6 +45,71 @@ enum Command {
     Token(TokenArgs),
     /// Print the OpenAPI 3.1 document the gateway serves at /api/openapi.json.
     Openapi,
+    /// Sync from Vessey through the gateway, showing the job's progress until it ends
+    /// (exit status 1 if it fails).
+    Sync(SyncArgs),
+    /// Import from Vessey through the gateway, showing the job's progress until it ends
+    /// (exit status 1 if it fails).
+    Import(ImportArgs),
+}
+
+#[derive(Debug, Args)]
+struct SyncArgs {
+    #[command(subcommand)]
+    what: SyncWhat,
+    #[command(flatten)]
+    gateway: GatewayArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum SyncWhat {
+    /// Upsert every Vessey driver into Dispatch, matched by external id.
+    Drivers,
+}
+
+#[derive(Debug, Args)]
+struct ImportArgs {
+    #[command(subcommand)]
+    what: ImportWhat,
+    #[command(flatten)]
+    gateway: GatewayArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum ImportWhat {
+    /// Turn one day's Vessey collections into tasks (unknown farms become companies).
+    Collections {
+        /// The collection day, YYYY-MM-DD.
+        #[arg(long)]
+        date: String,
+    },
+}
+
+/// Where the gateway is and how to authenticate to it.
+#[derive(Debug, Args)]
+struct GatewayArgs {
+    /// The gateway's URL.
+    #[arg(long, env = "DIRECTOR_GATEWAY_URL", default_value = "http://127.0.0.1:8080")]
+    gateway_url: String,
+    /// A bearer token for the gateway (the one `director up` prints). Without it, one is
+    /// minted for the dev tenant with SUPABASE_JWT_SECRET when that is set.
+    #[arg(long, env = "DIRECTOR_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+}
+
+impl GatewayArgs {
+    fn target(self, env: &Env) -> anyhow::Result<director::jobs::GatewayTarget> {
+        let token = match self.token {
+            Some(token) => token,
+            None => token::gateway_token(env, &dev_token_request()).context(
+                "no token: pass --token (or DIRECTOR_TOKEN) with the token `director up` printed",
+            )?,
+        };
+        Ok(director::jobs::GatewayTarget {
+            url: self.gateway_url,
+            token,
+        })
+    }
 }
 
 #[derive(Debug, Args)]
@@ -102,6 +167,24 @@ async fn main() -> anyhow::Result<()> {
             println!("{}", serde_json::to_string_pretty(&document)?);
             Ok(())
         }
+        Command::Sync(args) => {
+            let target = args.gateway.target(&env)?;
+            let SyncWhat::Drivers = args.what;
+            let job = director::jobs::run(&target, director::jobs::JobRequest::SyncDrivers).await?;
+            print_finished(&job);
+            Ok(())
+        }
+        Command::Import(args) => {
+            let target = args.gateway.target(&env)?;
+            let ImportWhat::Collections { date } = args.what;
+            let job = director::jobs::run(
+                &target,
+                director::jobs::JobRequest::ImportCollections { date },
+            )
+            .await?;
+            print_finished(&job);
+            Ok(())
+        }
         Command::Token(args) => {
             let request = TokenRequest {
                 subject: args.sub,
@@ -154,15 +237,7 @@ async fn up(process_env: Env) -> anyhow::Result<()> {
     shutdown_on_signals(shutdown.clone());
     let mut running = stack::start(&env, shutdown).await?;
 
-    let dev_token = token::gateway_token(
-        &env,
-        &TokenRequest {
-            subject: "00000000-0000-4000-8000-000000000001".to_owned(),
-            tenant: Some("dev-tenant".to_owned()),
-            role: Some(Role::Admin),
-            ttl: Duration::from_secs(12 * 3600),
-        },
-    )?;
+    let dev_token = token::gateway_token(&env, &dev_token_request())?;
     let url = running.gateway_url();
     println!("\nDirector is up.");
     println!("  REST API      {url}/api");
@@ -181,6 +256,25 @@ async fn up(process_env: Env) -> anyhow::Result<()> {
 
     running.wait().await?;
     running.stop().await
+}
+
+/// The token `director up` prints: an admin of the dev tenant, for 12 hours.
+fn dev_token_request() -> TokenRequest {
+    TokenRequest {
+        subject: "00000000-0000-4000-8000-000000000001".to_owned(),
+        tenant: Some("dev-tenant".to_owned()),
+        role: Some(Role::Admin),
+        ttl: Duration::from_secs(12 * 3600),
+    }
+}
+
+/// The summary line of a finished job.
+fn print_finished(job: &director_proto::integrations::Job) {
+    let progress = job.progress.unwrap_or_default();
+    println!(
+        "job {} succeeded: {} of {} done in {} attempt(s)",
+        job.id, progress.done, progress.total, job.attempts
+    );
 }
 
 /// The process environment, plus random secrets for the ones a developer has not set and
