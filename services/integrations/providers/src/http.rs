@@ -1,0 +1,463 @@
+//! The HTTP machinery every client shares: one `reqwest::Client` per provider that follows
+//! same-origin redirects only, and [`Transport::send`], which runs one call with a per-attempt
+//! timeout, a bounded body, and retries (backon: exponential backoff with jitter, or the
+//! provider's `Retry-After`) on 5xx, 408, 429, timeouts and connection errors — never on other
+//! 4xx.
+//!
+//! Retrying a POST after a timeout or a dropped connection can deliver it twice (the provider
+//! may have acted before the answer was lost). Twilio and Slack POSTs are retried anyway, on
+//! 5xx, 429, timeouts and connection errors: a duplicate notification is judged better than a
+//! lost one, and the integrations service records each delivery so a job-level retry does not
+//! resend what already succeeded.
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, SystemTime};
+
+use backon::{ExponentialBuilder, Retryable};
+use bytes::Bytes;
+use reqwest::header::{HeaderMap, RETRY_AFTER};
+use reqwest::{Client, RequestBuilder, Response, StatusCode, Url, redirect};
+
+use crate::config::RetryPolicy;
+use crate::error::ProviderError;
+
+/// Redirects followed in one call at most (same origin only).
+const MAX_REDIRECTS: usize = 5;
+/// How much of an error answer is read to find the provider's message.
+const ERROR_BODY_LIMIT: usize = 64 * 1024;
+/// How much of the provider's message is kept.
+const MESSAGE_LIMIT: usize = 300;
+
+/// The largest answer accepted for a collections page.
+pub(crate) const PAGE_BODY_LIMIT: usize = 8 * 1024 * 1024;
+/// The largest answer accepted for any other call.
+pub(crate) const BODY_LIMIT: usize = 1024 * 1024;
+
+/// One call as the retry loop sees it.
+#[derive(Debug, Clone)]
+pub(crate) struct Call {
+    /// How messages name it: `"Vessey GET /drivers/7"`. Never holds a credential.
+    pub(crate) label: String,
+    /// Per attempt, until the body is read.
+    pub(crate) timeout: Duration,
+    /// The largest successful body accepted.
+    pub(crate) body_limit: usize,
+}
+
+/// A successful answer.
+#[derive(Debug)]
+pub(crate) struct Answer {
+    pub(crate) body: Bytes,
+}
+
+/// A provider's HTTP client with its retry policy.
+#[derive(Debug, Clone)]
+pub(crate) struct Transport {
+    client: Client,
+    retry: RetryPolicy,
+}
+
+impl Transport {
+    /// A client for `provider` (named in the error if TLS cannot be set up).
+    pub(crate) fn new(provider: &str, retry: RetryPolicy) -> Result<Self, ProviderError> {
+        let client = Client::builder()
+            .redirect(same_origin_redirects())
+            .user_agent(concat!("director/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(Duration::from_secs(5))
+            .build()
+            .map_err(|e| {
+                ProviderError::Unavailable(format!(
+                    "could not set up an HTTP client for {provider}: {}",
+                    describe(&e)
+                ))
+            })?;
+        Ok(Self { client, retry })
+    }
+
+    /// The underlying client, to build requests with.
+    pub(crate) fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Sends the request `build` makes (once per attempt), retrying transient failures, and
+    /// returns the 2xx answer's body.
+    ///
+    /// Failures: 404 → `NotFound("{label}: not found")` (callers may say it better); other
+    /// non-retryable 4xx and refused redirects → `Rejected`; transient failures that outlast
+    /// the retries → `Unavailable("{label} failed after N attempts: ...")`; oversized or
+    /// unexpected answers → `InvalidResponse`.
+    pub(crate) async fn send(
+        &self,
+        call: &Call,
+        build: impl Fn() -> RequestBuilder,
+    ) -> Result<Answer, ProviderError> {
+        let attempts = AtomicU32::new(0);
+        let policy = self.retry;
+        let outcome = (|| async {
+            attempts.fetch_add(1, Ordering::Relaxed);
+            attempt(build().timeout(call.timeout), call.body_limit).await
+        })
+        .retry(backoff(&policy))
+        .when(AttemptError::is_transient)
+        .adjust(|error, backoff| {
+            // `None` means the attempts are used up; a Retry-After does not add one.
+            backoff.map(|delay| match error.retry_after() {
+                Some(asked) => asked.min(policy.retry_after_cap),
+                None => delay.min(policy.max_delay),
+            })
+        })
+        .notify(|error, delay| {
+            tracing::warn!(
+                call = %call.label,
+                %error,
+                retry_in_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+                "third-party call failed; retrying"
+            );
+        })
+        .await;
+        outcome.map_err(|error| error.into_provider_error(call, attempts.load(Ordering::Relaxed)))
+    }
+}
+
+/// The backoff between attempts: `max_attempts - 1` retries.
+fn backoff(policy: &RetryPolicy) -> ExponentialBuilder {
+    let retries = policy.max_attempts.saturating_sub(1);
+    ExponentialBuilder::default()
+        .with_jitter()
+        .with_factor(2.0)
+        .with_min_delay(policy.min_delay)
+        .with_max_delay(policy.max_delay)
+        .with_max_times(usize::try_from(retries).unwrap_or(usize::MAX))
+}
+
+/// One try: send, check the status, read the body within `limit`.
+async fn attempt(request: RequestBuilder, limit: usize) -> Result<Answer, AttemptError> {
+    let mut response = request.send().await.map_err(AttemptError::from_reqwest)?;
+    let status = response.status();
+    if status.is_success() {
+        let body = read_limited(&mut response, limit).await?;
+        return Ok(Answer { body });
+    }
+    let retry_after = retry_after(response.headers());
+    let message = match read_limited(&mut response, ERROR_BODY_LIMIT).await {
+        Ok(body) => provider_message(&body),
+        Err(_) => String::new(),
+    };
+    Err(AttemptError::Status {
+        status,
+        retry_after,
+        message,
+    })
+}
+
+/// The body, refusing it as soon as it grows past `limit` bytes — counted while streaming, so
+/// a body with no (or a false) `Content-Length` is bounded too.
+async fn read_limited(response: &mut Response, limit: usize) -> Result<Bytes, AttemptError> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(AttemptError::from_reqwest)? {
+        if body.len() + chunk.len() > limit {
+            return Err(AttemptError::TooLarge { limit });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Bytes::from(body))
+}
+
+/// `Retry-After` as a wait from now: delay-seconds or an HTTP date (a past date is no wait).
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let raw = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(seconds) = raw.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let date = httpdate::parse_http_date(raw).ok()?;
+    Some(
+        date.duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
+}
+
+/// The provider's explanation in an error body: a JSON `message` or `error` field (Twilio,
+/// Vessey), else the text itself (Slack's `invalid_payload`), trimmed.
+fn provider_message(body: &[u8]) -> String {
+    let from_json = serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|json| {
+            ["message", "error"]
+                .iter()
+                .find_map(|field| json.get(field)?.as_str().map(str::to_owned))
+        });
+    let text = from_json.unwrap_or_else(|| String::from_utf8_lossy(body).into_owned());
+    let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    match text.char_indices().nth(MESSAGE_LIMIT) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text,
+    }
+}
+
+/// Why one attempt failed.
+#[derive(Debug)]
+enum AttemptError {
+    /// A non-2xx answer.
+    Status {
+        status: StatusCode,
+        retry_after: Option<Duration>,
+        message: String,
+    },
+    /// No complete answer within the timeout.
+    Timeout,
+    /// Connecting, sending or reading failed.
+    Transport(String),
+    /// A redirect we would not follow.
+    RedirectRefused { status: u16, message: String },
+    /// A successful answer larger than `limit` bytes.
+    TooLarge { limit: usize },
+    /// The request could not even be built (a bug, not the provider's doing).
+    Invalid(String),
+}
+
+impl AttemptError {
+    fn from_reqwest(error: reqwest::Error) -> Self {
+        if error.is_timeout() {
+            return Self::Timeout;
+        }
+        if let Some(refused) = find_source::<RedirectRefused>(&error) {
+            return Self::RedirectRefused {
+                status: refused.status,
+                message: refused.to_string(),
+            };
+        }
+        if error.is_builder() {
+            return Self::Invalid(describe(&error));
+        }
+        Self::Transport(describe(&error))
+    }
+
+    /// Worth another attempt: the provider is down, overloaded, slow or unreachable.
+    fn is_transient(&self) -> bool {
+        match self {
+            Self::Status { status, .. } => {
+                status.is_server_error()
+                    || *status == StatusCode::TOO_MANY_REQUESTS
+                    || *status == StatusCode::REQUEST_TIMEOUT
+            }
+            Self::Timeout | Self::Transport(_) => true,
+            Self::RedirectRefused { .. } | Self::TooLarge { .. } | Self::Invalid(_) => false,
+        }
+    }
+
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::Status { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
+    fn into_provider_error(self, call: &Call, attempts: u32) -> ProviderError {
+        let label = &call.label;
+        if self.is_transient() {
+            let plural = if attempts == 1 { "" } else { "s" };
+            return ProviderError::Unavailable(format!(
+                "{label} failed after {attempts} attempt{plural}: {self}"
+            ));
+        }
+        match self {
+            Self::Status { status, .. } if status == StatusCode::NOT_FOUND => {
+                ProviderError::NotFound(format!("{label}: not found"))
+            }
+            Self::Status {
+                status, message, ..
+            } if status.is_client_error() => ProviderError::Rejected {
+                status: status.as_u16(),
+                message: if message.is_empty() {
+                    format!("{label} was refused: {status}")
+                } else {
+                    format!("{label} was refused ({status}): {message}")
+                },
+            },
+            Self::RedirectRefused { status, message } => ProviderError::Rejected {
+                status,
+                message: format!("{label}: {message}"),
+            },
+            other => ProviderError::InvalidResponse(format!("{label}: {other}")),
+        }
+    }
+}
+
+impl fmt::Display for AttemptError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Status {
+                status, message, ..
+            } => {
+                write!(f, "{status}")?;
+                if !message.is_empty() {
+                    write!(f, " ({message})")?;
+                }
+                Ok(())
+            }
+            Self::Timeout => f.write_str("timed out"),
+            Self::Transport(message) | Self::Invalid(message) => f.write_str(message),
+            Self::RedirectRefused { message, .. } => f.write_str(message),
+            Self::TooLarge { limit } => {
+                write!(f, "answer larger than {} KiB refused", limit / 1024)
+            }
+        }
+    }
+}
+
+/// The redirect policy: follow up to [`MAX_REDIRECTS`] redirects within the origin (scheme,
+/// host, port) of the original request; refuse any other. Base URLs come from configuration
+/// only, and a redirect elsewhere must not carry our credentials (or our trust) with it.
+fn same_origin_redirects() -> redirect::Policy {
+    redirect::Policy::custom(|attempt| {
+        let Some(original) = attempt.previous().first() else {
+            return attempt.follow();
+        };
+        if attempt.previous().len() > MAX_REDIRECTS {
+            let refused = RedirectRefused::too_many(attempt.status());
+            return attempt.error(refused);
+        }
+        if original.origin() == attempt.url().origin() {
+            attempt.follow()
+        } else {
+            let refused = RedirectRefused::other_origin(attempt.status(), attempt.url());
+            attempt.error(refused)
+        }
+    })
+}
+
+/// Why the redirect policy stopped a call; recovered from the reqwest error's sources.
+#[derive(Debug)]
+struct RedirectRefused {
+    status: u16,
+    reason: String,
+}
+
+impl RedirectRefused {
+    fn other_origin(status: StatusCode, to: &Url) -> Self {
+        // Only the origin: the rest of a URL may carry a token.
+        let origin = to.origin().ascii_serialization();
+        Self {
+            status: status.as_u16(),
+            reason: format!("refused to follow a {status} redirect to another host ({origin})"),
+        }
+    }
+
+    fn too_many(status: StatusCode) -> Self {
+        Self {
+            status: status.as_u16(),
+            reason: format!("refused to follow more than {MAX_REDIRECTS} redirects"),
+        }
+    }
+}
+
+impl fmt::Display for RedirectRefused {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.reason)
+    }
+}
+
+impl StdError for RedirectRefused {}
+
+/// The first error of type `T` in `error`'s source chain.
+fn find_source<'a, T: StdError + 'static>(error: &'a (dyn StdError + 'static)) -> Option<&'a T> {
+    let mut current = Some(error);
+    while let Some(candidate) = current {
+        if let Some(found) = candidate.downcast_ref::<T>() {
+            return Some(found);
+        }
+        current = candidate.source();
+    }
+    None
+}
+
+/// A reqwest error and its causes on one line, without the URL (which may hold a token).
+fn describe(error: &reqwest::Error) -> String {
+    let mut parts = Vec::new();
+    let mut current: Option<&(dyn StdError + 'static)> = Some(error);
+    while let Some(cause) = current {
+        let text = cause.to_string();
+        if parts.last() != Some(&text) {
+            parts.push(text);
+        }
+        current = cause.source();
+    }
+    parts.join(": ")
+}
+
+/// Appends `segments` (each percent-encoded as one segment, `/` included) to `base`'s path.
+pub(crate) fn join_segments(base: &Url, segments: &[&str]) -> Url {
+    let mut url = base.clone();
+    if let Ok(mut path) = url.path_segments_mut() {
+        path.pop_if_empty().extend(segments);
+    }
+    url
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use reqwest::header::HeaderValue;
+
+    #[test]
+    fn retry_after_accepts_seconds_and_http_dates() {
+        let mut headers = HeaderMap::new();
+        headers.insert(RETRY_AFTER, HeaderValue::from_static("7"));
+        assert_eq!(retry_after(&headers), Some(Duration::from_secs(7)));
+
+        let later = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(90));
+        headers.insert(RETRY_AFTER, HeaderValue::from_str(&later).unwrap());
+        let wait = retry_after(&headers).unwrap();
+        assert!(wait > Duration::from_secs(85) && wait <= Duration::from_secs(90));
+
+        let past = httpdate::fmt_http_date(SystemTime::now() - Duration::from_secs(90));
+        headers.insert(RETRY_AFTER, HeaderValue::from_str(&past).unwrap());
+        assert_eq!(retry_after(&headers), Some(Duration::ZERO));
+
+        headers.insert(RETRY_AFTER, HeaderValue::from_static("soon"));
+        assert_eq!(retry_after(&headers), None);
+    }
+
+    #[test]
+    fn provider_messages_come_from_json_fields_or_text_and_are_trimmed() {
+        assert_eq!(
+            provider_message(br#"{"code": 21211, "message": "bad  To"}"#),
+            "bad To"
+        );
+        assert_eq!(provider_message(br#"{"error": "nope"}"#), "nope");
+        assert_eq!(provider_message(b"invalid_payload\n"), "invalid_payload");
+        let long = "x".repeat(1_000);
+        assert_eq!(
+            provider_message(long.as_bytes()).chars().count(),
+            MESSAGE_LIMIT + 1
+        );
+    }
+
+    #[test]
+    fn segments_are_appended_percent_encoded() {
+        let base = Url::parse("https://vessey.example/api/v1/").unwrap();
+        assert_eq!(
+            join_segments(&base, &["drivers", "a/b c"]).as_str(),
+            "https://vessey.example/api/v1/drivers/a%2Fb%20c"
+        );
+        let bare = Url::parse("https://vessey.example").unwrap();
+        assert_eq!(
+            join_segments(&bare, &["drivers"]).as_str(),
+            "https://vessey.example/drivers"
+        );
+    }
+
+    #[test]
+    fn the_backoff_allows_max_attempts_minus_one_retries() {
+        let policy = RetryPolicy {
+            max_attempts: 4,
+            ..RetryPolicy::default()
+        };
+        use backon::BackoffBuilder;
+        assert_eq!(backoff(&policy).build().count(), 3);
+    }
+}

@@ -1,0 +1,35 @@
+//! Director's clients of third parties — Vessey, Twilio, Slack — as the integrations service
+//! uses them.
+//!
+//! [`ProvidersConfig::from_env`] reads which integrations are configured (a missing one is
+//! reported, not fatal); [`VesseyClient`], [`TwilioClient`] and [`SlackClient`] make the calls.
+//! Every call:
+//! - has a per-attempt timeout ([`Timeouts`]: 10 s, 30 s for a collections page);
+//! - is retried with exponential backoff and jitter ([`RetryPolicy`]) on 5xx, 408, 429,
+//!   timeouts and connection errors, waiting what `Retry-After` asks (seconds or an HTTP
+//!   date, capped at [`RetryPolicy::retry_after_cap`]) when present; never on other 4xx;
+//! - follows redirects only within the configured origin (scheme, host, port): a redirect to
+//!   another host is refused with [`ProviderError::Rejected`];
+//! - reads at most 1 MiB of answer (8 MiB for a collections page), counted while streaming;
+//! - fails with a [`ProviderError`] naming the call and never a credential.
+//!
+//! Retrying a POST whose answer was lost (timeout, dropped connection) may deliver it twice:
+//! Twilio and Slack sends are retried anyway, because a lost notification is worse than a
+//! duplicate; the integrations service records each delivery so a job retry does not resend
+//! one that succeeded.
+
+mod config;
+mod error;
+mod http;
+mod slack;
+mod twilio;
+mod vessey;
+
+pub use config::{
+    DEFAULT_TWILIO_API_URL, IntegrationState, Missing, ProvidersConfig, RetryPolicy, SecretUrl,
+    SlackConfig, Timeouts, TwilioConfig, VesseyConfig,
+};
+pub use error::ProviderError;
+pub use slack::SlackClient;
+pub use twilio::TwilioClient;
+pub use vessey::{Page, VesseyClient, VesseyCollection, VesseyDriver};

@@ -1,0 +1,62 @@
+//! The Slack client: post one message to the incoming webhook.
+
+use std::fmt;
+
+use serde::Serialize;
+
+use crate::config::{RetryPolicy, SlackConfig};
+use crate::error::ProviderError;
+use crate::http::{BODY_LIMIT, Call, Transport};
+
+/// Posts to a Slack incoming webhook. Cheap to clone. The webhook URL is a credential: it never
+/// appears in errors, logs or `Debug`.
+///
+/// A post is retried on 5xx, 429, timeouts and connection errors, so a message whose answer
+/// was lost can appear twice (see [`crate`]).
+#[derive(Clone)]
+pub struct SlackClient {
+    config: SlackConfig,
+    http: Transport,
+}
+
+impl fmt::Debug for SlackClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SlackClient").finish_non_exhaustive()
+    }
+}
+
+#[derive(Serialize)]
+struct Message<'a> {
+    text: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    channel: Option<&'a str>,
+}
+
+impl SlackClient {
+    /// A client for the configured webhook.
+    pub fn new(config: SlackConfig, retry: RetryPolicy) -> Result<Self, ProviderError> {
+        Ok(Self {
+            http: Transport::new("Slack", retry)?,
+            config,
+        })
+    }
+
+    /// Posts `text`, to `channel` when given (else the webhook's own channel).
+    pub async fn post(&self, text: &str, channel: Option<&str>) -> Result<(), ProviderError> {
+        let call = Call {
+            label: "Slack POST webhook".to_owned(),
+            timeout: self.config.timeouts.call,
+            body_limit: BODY_LIMIT,
+        };
+        let message = Message { text, channel };
+        self.http
+            .send(&call, || {
+                self.http
+                    .client()
+                    .post(self.config.webhook_url.expose().clone())
+                    .json(&message)
+            })
+            .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,85 @@
+//! The Twilio client: send one SMS through the Messages API.
+
+use std::fmt;
+
+use serde::Deserialize;
+
+use crate::config::{RetryPolicy, TwilioConfig};
+use crate::error::ProviderError;
+use crate::http::{BODY_LIMIT, Call, Transport, join_segments};
+
+/// Sends SMS through Twilio. Cheap to clone.
+///
+/// A send is retried on 5xx, 429, timeouts and connection errors, so a message whose answer
+/// was lost can be delivered twice (see [`crate`]); a 4xx is final and becomes
+/// [`ProviderError::Rejected`] with Twilio's message.
+#[derive(Clone)]
+pub struct TwilioClient {
+    config: TwilioConfig,
+    messages_url: reqwest::Url,
+    http: Transport,
+}
+
+impl fmt::Debug for TwilioClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TwilioClient")
+            .field("messages_url", &self.messages_url.as_str())
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Deserialize)]
+struct CreatedMessage {
+    sid: String,
+}
+
+impl TwilioClient {
+    /// A client for the configured Twilio account.
+    pub fn new(config: TwilioConfig, retry: RetryPolicy) -> Result<Self, ProviderError> {
+        let messages_url = join_segments(
+            &config.api_url,
+            &[
+                "2010-04-01",
+                "Accounts",
+                &config.account_sid,
+                "Messages.json",
+            ],
+        );
+        Ok(Self {
+            http: Transport::new("Twilio", retry)?,
+            messages_url,
+            config,
+        })
+    }
+
+    /// Sends `body` to `to` (E.164) from the configured number; returns Twilio's message SID.
+    pub async fn send_sms(&self, to: &str, body: &str) -> Result<String, ProviderError> {
+        let call = Call {
+            label: "Twilio POST Messages.json".to_owned(),
+            timeout: self.config.timeouts.call,
+            body_limit: BODY_LIMIT,
+        };
+        let form = [
+            ("From", self.config.from_number.as_str()),
+            ("To", to),
+            ("Body", body),
+        ];
+        let answer = self
+            .http
+            .send(&call, || {
+                self.http
+                    .client()
+                    .post(self.messages_url.clone())
+                    .basic_auth(
+                        &self.config.account_sid,
+                        Some(self.config.auth_token.expose()),
+                    )
+                    .form(&form)
+            })
+            .await?;
+        let created: CreatedMessage = serde_json::from_slice(&answer.body).map_err(|e| {
+            ProviderError::InvalidResponse(format!("{}: unexpected answer: {e}", call.label))
+        })?;
+        Ok(created.sid)
+    }
+}
