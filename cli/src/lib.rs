@@ -2,6 +2,7 @@
 //! tests start too, database migrations for every service, token minting, and following
 //! Integrations jobs from the terminal.
 
+pub mod fakes;
 pub mod jobs;
 pub mod migrate;
 pub mod openapi;

@@ -36,7 +36,10 @@ enum Command {
     ///
     /// Needs only PostgreSQL at DATABASE_URL (default postgres://postgres@localhost:5432).
     /// Generates SUPABASE_JWT_SECRET and INTERNAL_TOKEN_SECRET when unset, and says so.
-    Up,
+    Up(UpArgs),
+    /// Run fake Vessey, Slack and Twilio until Ctrl-C and print the environment that points
+    /// Director at them (see the README: "Trying integrations with fake third parties").
+    Fakes(FakesArgs),
     /// Create each service's database if missing and apply migrations/<service>/.
     /// Safe to run repeatedly.
     Migrate(MigrateArgs),
@@ -89,7 +92,11 @@ enum ImportWhat {
 #[derive(Debug, Args)]
 struct GatewayArgs {
     /// The gateway's URL.
-    #[arg(long, env = "DIRECTOR_GATEWAY_URL", default_value = "http://127.0.0.1:8080")]
+    #[arg(
+        long,
+        env = "DIRECTOR_GATEWAY_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
     gateway_url: String,
     /// A bearer token for the gateway (the one `director up` prints). Without it, one is
     /// minted for the dev tenant with SUPABASE_JWT_SECRET when that is set.
@@ -110,6 +117,39 @@ impl GatewayArgs {
             token,
         })
     }
+}
+
+#[derive(Debug, Args)]
+struct UpArgs {
+    /// Also run fake Vessey, Slack and Twilio on free loopback ports and point the services
+    /// at them. The fakes replace any VESSEY_*, SLACK_WEBHOOK_URL and TWILIO_* settings.
+    #[arg(long)]
+    fakes: bool,
+}
+
+#[derive(Debug, Args)]
+struct FakesArgs {
+    /// Where the fake Vessey listens.
+    #[arg(
+        long,
+        default_value = director::fakes::DEFAULT_VESSEY_ADDR,
+        value_parser = director::fakes::parse_addr
+    )]
+    vessey_addr: std::net::SocketAddr,
+    /// Where the fake Slack webhook listens.
+    #[arg(
+        long,
+        default_value = director::fakes::DEFAULT_SLACK_ADDR,
+        value_parser = director::fakes::parse_addr
+    )]
+    slack_addr: std::net::SocketAddr,
+    /// Where the fake Twilio listens.
+    #[arg(
+        long,
+        default_value = director::fakes::DEFAULT_TWILIO_ADDR,
+        value_parser = director::fakes::parse_addr
+    )]
+    twilio_addr: std::net::SocketAddr,
 }
 
 #[derive(Debug, Args)]
@@ -150,7 +190,8 @@ async fn main() -> anyhow::Result<()> {
     load_env_files();
     let env = Env::from_process();
     match cli.command {
-        Command::Up => up(env).await,
+        Command::Up(args) => up(env, args).await,
+        Command::Fakes(args) => run_fakes(args).await,
         Command::Migrate(args) => {
             init_cli_logging();
             for report in migrate::migrate_services(&env, &args.services).await? {
@@ -203,6 +244,30 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
+/// `director fakes`: the three fakes on fixed ports until Ctrl-C.
+async fn run_fakes(args: FakesArgs) -> anyhow::Result<()> {
+    init_cli_logging();
+    let addrs = director::fakes::FakeAddrs {
+        vessey: args.vessey_addr,
+        slack: args.slack_addr,
+        twilio: args.twilio_addr,
+    };
+    let fakes = director::fakes::start(addrs).await?;
+    for (name, url) in director::fakes::urls(&fakes) {
+        println!("{name:<13} {url}");
+    }
+    println!("\nPoint Director at them (e.g. in .env, or exported before `director up`):\n");
+    for line in director::fakes::env_lines(&fakes) {
+        println!("{line}");
+    }
+    println!("\nCtrl-C stops them.");
+    let shutdown = CancellationToken::new();
+    shutdown_on_signals(shutdown.clone());
+    shutdown.cancelled().await;
+    fakes.shutdown().await;
+    Ok(())
+}
+
 /// Logs for one-shot commands: to stderr (stdout carries the command's output), warnings
 /// only unless `RUST_LOG` says otherwise.
 fn init_cli_logging() {
@@ -215,8 +280,17 @@ fn init_cli_logging() {
         .try_init();
 }
 
-async fn up(process_env: Env) -> anyhow::Result<()> {
+async fn up(process_env: Env, args: UpArgs) -> anyhow::Result<()> {
     let (env, generated) = with_dev_defaults(process_env);
+    let fakes = if args.fakes {
+        Some(director::fakes::start(director::fakes::FakeAddrs::any_loopback()).await?)
+    } else {
+        None
+    };
+    let env = match &fakes {
+        Some(fakes) => director::fakes::use_fakes(env, fakes),
+        None => env,
+    };
     let common = director_platform::config::CommonConfig::from_env(&env, "director")?;
     let _telemetry = telemetry::init(&common.telemetry)?;
     for variable in &generated {
@@ -249,6 +323,9 @@ async fn up(process_env: Env) -> anyhow::Result<()> {
             "  {:<13} {} (gRPC, internal token)",
             service.name, service.addr
         );
+    }
+    for (name, url) in fakes.iter().flat_map(director::fakes::urls) {
+        println!("  {name:<13} {url}");
     }
     println!("\nDev token (admin of tenant dev-tenant, 12 h):\n  {dev_token}");
     println!("\nTry: curl -H 'authorization: Bearer {dev_token}' {url}/api/companies");
