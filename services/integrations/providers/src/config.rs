@@ -15,7 +15,7 @@ use crate::{SlackClient, TwilioClient, VesseyClient};
 
 /// How a client retries one call: exponential backoff with jitter between `min_delay` and
 /// `max_delay`, or what the provider's `Retry-After` asks for, capped at `retry_after_cap`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RetryPolicy {
     /// Tries in total, the first included (1 means never retry).
     pub max_attempts: u32,
@@ -213,7 +213,7 @@ impl ProvidersConfig {
     /// A Vessey client, or `NotConfigured` naming the unset variables.
     pub fn vessey_client(&self) -> Result<VesseyClient, ProviderError> {
         match &self.vessey {
-            Ok(config) => VesseyClient::new(config.clone(), self.retry),
+            Ok(config) => VesseyClient::new(config.clone(), self.retry.clone()),
             Err(missing) => Err(missing.error_for("vessey")),
         }
     }
@@ -221,7 +221,7 @@ impl ProvidersConfig {
     /// A Twilio client, or `NotConfigured` naming the unset variables.
     pub fn twilio_client(&self) -> Result<TwilioClient, ProviderError> {
         match &self.twilio {
-            Ok(config) => TwilioClient::new(config.clone(), self.retry),
+            Ok(config) => TwilioClient::new(config.clone(), self.retry.clone()),
             Err(missing) => Err(missing.error_for("twilio")),
         }
     }
@@ -229,7 +229,7 @@ impl ProvidersConfig {
     /// A Slack client, or `NotConfigured` naming `SLACK_WEBHOOK_URL`.
     pub fn slack_client(&self) -> Result<SlackClient, ProviderError> {
         match &self.slack {
-            Ok(config) => SlackClient::new(config.clone(), self.retry),
+            Ok(config) => SlackClient::new(config.clone(), self.retry.clone()),
             Err(missing) => Err(missing.error_for("slack")),
         }
     }

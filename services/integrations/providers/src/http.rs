@@ -94,12 +94,12 @@ impl Transport {
         build: impl Fn() -> RequestBuilder,
     ) -> Result<Answer, ProviderError> {
         let attempts = AtomicU32::new(0);
-        let policy = self.retry;
+        let policy = &self.retry;
         let outcome = (|| async {
             attempts.fetch_add(1, Ordering::Relaxed);
             attempt(build().timeout(call.timeout), call.body_limit).await
         })
-        .retry(backoff(&policy))
+        .retry(backoff(policy))
         .when(AttemptError::is_transient)
         .adjust(|error, backoff| {
             // `None` means the attempts are used up; a Retry-After does not add one.
