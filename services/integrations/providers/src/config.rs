@@ -183,6 +183,48 @@ pub struct IntegrationState {
     pub missing: Vec<&'static str>,
 }
 
+impl RetryPolicy {
+    /// The default policy, adjusted by `PROVIDER_RETRY_MAX_ATTEMPTS`,
+    /// `PROVIDER_RETRY_MIN_DELAY_MS`, `PROVIDER_RETRY_MAX_DELAY_MS` and
+    /// `PROVIDER_RETRY_AFTER_CAP_MS` (tests shorten the waits; operators may lengthen them).
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let defaults = Self::default();
+        let policy = Self {
+            max_attempts: env.parse_or("PROVIDER_RETRY_MAX_ATTEMPTS", defaults.max_attempts)?,
+            min_delay: env.millis_or(
+                "PROVIDER_RETRY_MIN_DELAY_MS",
+                millis(defaults.min_delay),
+            )?,
+            max_delay: env.millis_or(
+                "PROVIDER_RETRY_MAX_DELAY_MS",
+                millis(defaults.max_delay),
+            )?,
+            retry_after_cap: env.millis_or(
+                "PROVIDER_RETRY_AFTER_CAP_MS",
+                millis(defaults.retry_after_cap),
+            )?,
+        };
+        if policy.max_attempts == 0 {
+            return Err(ConfigError::invalid(
+                "PROVIDER_RETRY_MAX_ATTEMPTS",
+                "1 or more",
+                "0",
+            ));
+        }
+        if policy.max_delay < policy.min_delay {
+            return Err(ConfigError::new(
+                "PROVIDER_RETRY_MAX_DELAY_MS",
+                "must not be shorter than PROVIDER_RETRY_MIN_DELAY_MS",
+            ));
+        }
+        Ok(policy)
+    }
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
 /// Every integration's configuration, or what it lacks, and how calls retry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProvidersConfig {
@@ -206,7 +248,7 @@ impl ProvidersConfig {
             vessey: vessey_from_env(env)?,
             twilio: twilio_from_env(env)?,
             slack: slack_from_env(env)?,
-            retry: RetryPolicy::default(),
+            retry: RetryPolicy::from_env(env)?,
         })
     }
 
@@ -392,6 +434,7 @@ mod tests {
         let env = Env::from_pairs([("VESSEY_API_URL", "http://127.0.0.1:9/")]);
         let config = ProvidersConfig::from_env(&env).unwrap();
         assert_eq!(config.vessey, Err(Missing(vec!["VESSEY_API_KEY"])));
+        assert_eq!(config.retry, RetryPolicy::default());
     }
 
     #[test]
@@ -431,5 +474,27 @@ mod tests {
         for secret in ["vessey-key-123", "slack-secret", "twilio-token-456"] {
             assert!(!debug.contains(secret), "{debug}");
         }
+    }
+
+    #[test]
+    fn retry_settings_shorten_or_lengthen_the_policy_and_nonsense_is_refused() {
+        let env = Env::from_pairs([
+            ("PROVIDER_RETRY_MAX_ATTEMPTS", "3"),
+            ("PROVIDER_RETRY_MIN_DELAY_MS", "10"),
+            ("PROVIDER_RETRY_MAX_DELAY_MS", "100"),
+        ]);
+        let policy = RetryPolicy::from_env(&env).unwrap();
+        assert_eq!(policy.max_attempts, 3);
+        assert_eq!(policy.min_delay, Duration::from_millis(10));
+        assert_eq!(policy.max_delay, Duration::from_millis(100));
+        assert_eq!(policy.retry_after_cap, RetryPolicy::default().retry_after_cap);
+        let zero = Env::from_pairs([("PROVIDER_RETRY_MAX_ATTEMPTS", "0")]);
+        assert!(RetryPolicy::from_env(&zero).is_err());
+        let inverted = Env::from_pairs([
+            ("PROVIDER_RETRY_MIN_DELAY_MS", "500"),
+            ("PROVIDER_RETRY_MAX_DELAY_MS", "100"),
+        ]);
+        let error = RetryPolicy::from_env(&inverted).unwrap_err();
+        assert!(error.to_string().contains("PROVIDER_RETRY_MAX_DELAY_MS"), "{error}");
     }
 }
