@@ -70,18 +70,25 @@ async fn start(
 ) -> anyhow::Result<Job> {
     let mut client = IntegrationsServiceClient::new(channel.clone());
     let job = match request {
-        JobRequest::SyncDrivers => client
-            .sync_vessey_drivers(authorized(target, SyncVesseyDriversRequest {})?)
-            .await
-            .map_err(refused)?
-            .into_inner()
-            .job,
-        JobRequest::ImportCollections { date } => client
-            .import_vessey_collections(authorized(target, ImportVesseyCollectionsRequest { date })?)
-            .await
-            .map_err(refused)?
-            .into_inner()
-            .job,
+        JobRequest::SyncDrivers => {
+            client
+                .sync_vessey_drivers(authorized(target, SyncVesseyDriversRequest {})?)
+                .await
+                .map_err(refused)?
+                .into_inner()
+                .job
+        }
+        JobRequest::ImportCollections { date } => {
+            client
+                .import_vessey_collections(authorized(
+                    target,
+                    ImportVesseyCollectionsRequest { date },
+                )?)
+                .await
+                .map_err(refused)?
+                .into_inner()
+                .job
+        }
     };
     job.context("the gateway answered without a job")
 }

@@ -137,7 +137,10 @@ async fn the_configuration_is_reported_without_secrets_and_a_vessey_driver_is_fe
     assert!(driver["name"].is_string());
 
     let (status, _) = app
-        .get_json("/api/integrations/vessey/drivers/nobody-has-this-id", &admin)
+        .get_json(
+            "/api/integrations/vessey/drivers/nobody-has-this-id",
+            &admin,
+        )
         .await;
     assert_eq!(status, 404);
 
@@ -182,7 +185,11 @@ async fn vessey_5xx_bursts_and_429s_are_ridden_out_but_400s_and_foreign_redirect
         .get_json("/api/integrations/vessey/drivers/redirect", &admin)
         .await;
     assert!(status >= 400, "{status} {body}");
-    assert_eq!(vessey_calls("1"), 0, "the redirect to another host was not followed");
+    assert_eq!(
+        vessey_calls("1"),
+        0,
+        "the redirect to another host was not followed"
+    );
 }
 
 #[tokio::test]
@@ -268,7 +275,10 @@ async fn driver_sync_and_collections_import_finish_as_jobs_and_running_them_agai
     assert_eq!(job["status"], "succeeded", "{job}");
     assert_eq!(app.list("/api/drivers", &admin).await, drivers);
     assert_eq!(app.list("/api/tasks?limit=500", &admin).await, tasks);
-    assert_eq!(app.list("/api/companies?limit=500", &admin).await, companies);
+    assert_eq!(
+        app.list("/api/companies?limit=500", &admin).await,
+        companies
+    );
 
     let jobs = app.list("/api/integrations/jobs", &admin).await;
     assert_eq!(jobs.len(), 4, "every job is listed, newest first");
@@ -289,9 +299,7 @@ async fn driver_sync_and_collections_import_finish_as_jobs_and_running_them_agai
 async fn a_job_whose_vessey_keeps_failing_goes_dead_after_its_last_attempt_with_the_error() {
     let app = spawn_app(&[("JOB_MAX_ATTEMPTS", "2")]).await;
     let admin = token("acme", None);
-    app.fakes
-        .vessey
-        .fail_next(1000, axum_status(503));
+    app.fakes.vessey.fail_next(1000, axum_status(503));
     let job = app
         .run_job("/api/integrations/vessey/drivers:sync", &admin, json!({}))
         .await;
@@ -299,9 +307,7 @@ async fn a_job_whose_vessey_keeps_failing_goes_dead_after_its_last_attempt_with_
     assert_eq!(job["attempts"], 2, "{job}");
     let error = job["last_error"].as_str().unwrap();
     assert!(error.contains("Vessey"), "{error}");
-    let dead = app
-        .list("/api/integrations/jobs?status=dead", &admin)
-        .await;
+    let dead = app.list("/api/integrations/jobs?status=dead", &admin).await;
     assert_eq!(dead.len(), 1);
 }
 
@@ -320,7 +326,10 @@ async fn a_job_is_followed_as_server_sent_events_until_it_is_finished() {
     let response = app
         .stack
         .get(
-            &format!("/api/integrations/jobs/{}/watch", job["id"].as_str().unwrap()),
+            &format!(
+                "/api/integrations/jobs/{}/watch",
+                job["id"].as_str().unwrap()
+            ),
             &admin,
         )
         .header("accept", "text/event-stream")
@@ -418,7 +427,9 @@ async fn an_sms_and_a_slack_message_sent_through_the_api_reach_the_providers_and
         .await;
     assert_eq!(status, 400);
     assert_eq!(
-        app.list("/api/integrations/notifications", &admin).await.len(),
+        app.list("/api/integrations/notifications", &admin)
+            .await
+            .len(),
         2
     );
 }
@@ -483,7 +494,10 @@ async fn assigning_a_task_texts_its_driver_once_and_completing_it_posts_to_slack
     .await;
     assert_eq!(texts[0].form_field("To"), Some("+15550100042"));
     assert!(
-        texts[0].form_field("Body").unwrap().contains("Morning pickup"),
+        texts[0]
+            .form_field("Body")
+            .unwrap()
+            .contains("Morning pickup"),
         "{:?}",
         texts[0].form_field("Body")
     );
@@ -499,7 +513,10 @@ async fn assigning_a_task_texts_its_driver_once_and_completing_it_posts_to_slack
         (!posts.is_empty()).then_some(posts)
     })
     .await;
-    let text = posts[0].json().unwrap()["text"].as_str().unwrap().to_owned();
+    let text = posts[0].json().unwrap()["text"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     assert!(text.contains("Morning pickup"), "{text}");
     assert!(text.contains("Brookside Dairy"), "{text}");
 
@@ -538,7 +555,11 @@ async fn service_to_service_rpcs_cannot_be_reached_through_the_gateway_whatever_
             .upsert_tasks(request)
             .await
             .unwrap_err();
-        assert_eq!(status.code(), tonic::Code::Unimplemented, "{role:?}: {status:?}");
+        assert_eq!(
+            status.code(),
+            tonic::Code::Unimplemented,
+            "{role:?}: {status:?}"
+        );
 
         let mut request = tonic::Request::new(EnsureCompaniesRequest { companies: vec![] });
         bearer(&token, request.metadata_mut());
@@ -546,7 +567,11 @@ async fn service_to_service_rpcs_cannot_be_reached_through_the_gateway_whatever_
             .ensure_companies(request)
             .await
             .unwrap_err();
-        assert_eq!(status.code(), tonic::Code::Unimplemented, "{role:?}: {status:?}");
+        assert_eq!(
+            status.code(),
+            tonic::Code::Unimplemented,
+            "{role:?}: {status:?}"
+        );
 
         let mut request = tonic::Request::new(DeliverTaskEventsRequest { events: vec![] });
         bearer(&token, request.metadata_mut());
@@ -554,15 +579,20 @@ async fn service_to_service_rpcs_cannot_be_reached_through_the_gateway_whatever_
             .deliver_task_events(request)
             .await
             .unwrap_err();
-        assert_eq!(status.code(), tonic::Code::Unimplemented, "{role:?}: {status:?}");
+        assert_eq!(
+            status.code(),
+            tonic::Code::Unimplemented,
+            "{role:?}: {status:?}"
+        );
 
         // Nor as REST or gRPC-Web paths.
         let response = app
             .stack
             .http
-            .post(app.stack.url(
-                "/director.dispatch.internal.v1.DispatchInternalService/UpsertTasks",
-            ))
+            .post(
+                app.stack
+                    .url("/director.dispatch.internal.v1.DispatchInternalService/UpsertTasks"),
+            )
             .bearer_auth(&token)
             .header("content-type", "application/grpc-web+proto")
             .body(vec![0_u8, 0, 0, 0, 0])
