@@ -46,11 +46,10 @@ async fn reflection_lists_the_services_behind_the_gateway_and_health() {
 
 #[tokio::test]
 async fn reflection_lists_every_public_director_service_and_no_internal_one() {
-    let upstreams =
-        director_platform::catalog::public_upstreams(&director_platform::config::Env::from_pairs(
-            Vec::<(String, String)>::new(),
-        ))
-        .unwrap();
+    let upstreams = director_platform::catalog::public_upstreams(
+        &director_platform::config::Env::from_pairs(Vec::<(String, String)>::new()),
+    )
+    .unwrap();
     let gateway = spawn_gateway(
         config(&[]),
         prost_reflect::DescriptorPool::decode(director_proto::FILE_DESCRIPTOR_SET).unwrap(),
@@ -72,7 +71,9 @@ async fn reflection_lists_every_public_director_service_and_no_internal_one() {
         );
     }
     assert!(
-        !services.iter().any(|service| service.contains(".internal.")),
+        !services
+            .iter()
+            .any(|service| service.contains(".internal.")),
         "service-to-service APIs are not advertised: {services:?}"
     );
 }

@@ -184,15 +184,14 @@ impl<'a> NewJob<'a> {
 /// Enqueues `job` on `connection` — inside the caller's transaction, so the job exists if
 /// and only if the transaction commits. Answers the queue's job id.
 pub async fn enqueue(connection: &mut PgConnection, job: &NewJob<'_>) -> Result<i64, sqlx::Error> {
-    let (id,): (i64,) = sqlx::query_as(
-        "SELECT director_enqueue_job($1, $2::json, $3::int, $4::text)",
-    )
-    .bind(job.identifier)
-    .bind(&job.payload)
-    .bind(job.max_attempts.map(i32::from))
-    .bind(job.job_key.as_deref())
-    .fetch_one(connection)
-    .await?;
+    let (id,): (i64,) =
+        sqlx::query_as("SELECT director_enqueue_job($1, $2::json, $3::int, $4::text)")
+            .bind(job.identifier)
+            .bind(&job.payload)
+            .bind(job.max_attempts.map(i32::from))
+            .bind(job.job_key.as_deref())
+            .fetch_one(connection)
+            .await?;
     Ok(id)
 }
 

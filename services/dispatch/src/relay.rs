@@ -84,7 +84,11 @@ impl Relay {
                 Ok(0) => return Ok(()),
                 Ok(sent) => tracing::debug!(tenant_id, sent, "task events relayed"),
                 Err(error) => {
-                    tracing::warn!(tenant_id, error, "task event relay failed; it will be retried");
+                    tracing::warn!(
+                        tenant_id,
+                        error,
+                        "task event relay failed; it will be retried"
+                    );
                     return Err(error);
                 }
             }

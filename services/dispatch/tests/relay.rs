@@ -16,9 +16,7 @@ use director_platform::testing::{fresh_database, spawn_service_on};
 use director_proto::internal::integrations::task_event_sink_service_server::{
     TaskEventSinkService, TaskEventSinkServiceServer,
 };
-use director_proto::internal::integrations::{
-    DeliverTaskEventsRequest, DeliverTaskEventsResponse,
-};
+use director_proto::internal::integrations::{DeliverTaskEventsRequest, DeliverTaskEventsResponse};
 use sqlx::PgPool;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;

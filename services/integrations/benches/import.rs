@@ -117,7 +117,11 @@ async fn import(integrations: &TestService, caller: &Caller) -> (Duration, Job) 
         if now.status == JobStatus::Succeeded as i32 {
             return (started.elapsed(), now);
         }
-        assert_ne!(now.status, JobStatus::Dead as i32, "the import died: {now:?}");
+        assert_ne!(
+            now.status,
+            JobStatus::Dead as i32,
+            "the import died: {now:?}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

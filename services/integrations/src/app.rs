@@ -4,9 +4,7 @@
 
 use director_platform::client::ServiceClient;
 use director_platform::identity::{Caller, Role};
-use director_providers::{
-    ProviderError, ProvidersConfig, SlackClient, TwilioClient, VesseyClient,
-};
+use director_providers::{ProviderError, ProvidersConfig, SlackClient, TwilioClient, VesseyClient};
 
 use crate::jobs::store::JobStore;
 use crate::notifications::store::NotificationStore;

@@ -12,8 +12,8 @@
 use std::collections::HashMap;
 
 use director_platform::client::CallContext;
-use director_platform::identity::{Caller, writer};
 use director_platform::error::{FieldViolation, invalid_argument};
+use director_platform::identity::{Caller, writer};
 use director_proto::companies::GetCompanyRequest;
 use director_proto::companies::companies_service_client::CompaniesServiceClient;
 use director_proto::dispatch::Task;

@@ -10,8 +10,8 @@ use std::time::Duration;
 use director_fakes::{FakeVessey, GeneratedSpec, VesseyData};
 use director_platform::identity::{Caller, Role};
 use director_platform::testing::{INTERNAL_SECRET, TestService, fresh_database, spawn_service};
-use director_proto::integrations::jobs_service_client::JobsServiceClient;
 use director_proto::integrations::integrations_service_client::IntegrationsServiceClient;
+use director_proto::integrations::jobs_service_client::JobsServiceClient;
 use director_proto::integrations::{GetJobRequest, ImportVesseyCollectionsRequest, Job, JobStatus};
 use sqlx::Connection;
 use tokio::process::{Child, Command};
@@ -111,7 +111,9 @@ async fn an_import_whose_process_is_killed_mid_way_is_finished_by_another_worker
     let job = IntegrationsServiceClient::new(first_channel.clone())
         .import_vessey_collections(dispatch.request(
             &caller,
-            ImportVesseyCollectionsRequest { date: DAY.to_owned() },
+            ImportVesseyCollectionsRequest {
+                date: DAY.to_owned(),
+            },
         ))
         .await
         .unwrap()

@@ -191,14 +191,8 @@ impl RetryPolicy {
         let defaults = Self::default();
         let policy = Self {
             max_attempts: env.parse_or("PROVIDER_RETRY_MAX_ATTEMPTS", defaults.max_attempts)?,
-            min_delay: env.millis_or(
-                "PROVIDER_RETRY_MIN_DELAY_MS",
-                millis(defaults.min_delay),
-            )?,
-            max_delay: env.millis_or(
-                "PROVIDER_RETRY_MAX_DELAY_MS",
-                millis(defaults.max_delay),
-            )?,
+            min_delay: env.millis_or("PROVIDER_RETRY_MIN_DELAY_MS", millis(defaults.min_delay))?,
+            max_delay: env.millis_or("PROVIDER_RETRY_MAX_DELAY_MS", millis(defaults.max_delay))?,
             retry_after_cap: env.millis_or(
                 "PROVIDER_RETRY_AFTER_CAP_MS",
                 millis(defaults.retry_after_cap),
@@ -487,7 +481,10 @@ mod tests {
         assert_eq!(policy.max_attempts, 3);
         assert_eq!(policy.min_delay, Duration::from_millis(10));
         assert_eq!(policy.max_delay, Duration::from_millis(100));
-        assert_eq!(policy.retry_after_cap, RetryPolicy::default().retry_after_cap);
+        assert_eq!(
+            policy.retry_after_cap,
+            RetryPolicy::default().retry_after_cap
+        );
         let zero = Env::from_pairs([("PROVIDER_RETRY_MAX_ATTEMPTS", "0")]);
         assert!(RetryPolicy::from_env(&zero).is_err());
         let inverted = Env::from_pairs([
@@ -495,6 +492,9 @@ mod tests {
             ("PROVIDER_RETRY_MAX_DELAY_MS", "100"),
         ]);
         let error = RetryPolicy::from_env(&inverted).unwrap_err();
-        assert!(error.to_string().contains("PROVIDER_RETRY_MAX_DELAY_MS"), "{error}");
+        assert!(
+            error.to_string().contains("PROVIDER_RETRY_MAX_DELAY_MS"),
+            "{error}"
+        );
     }
 }

@@ -89,8 +89,8 @@ async fn work(app: &App, job: &JobRow, tenant_id: &str) -> Result<(), Integratio
             let date = import::date_param(&job.params)?;
             import::import_collections(app, &caller, job.id, date).await
         }
-        other => Err(IntegrationsError::Invalid(tonic::Status::internal(format!(
-            "unknown job kind {other}"
-        )))),
+        other => Err(IntegrationsError::Invalid(tonic::Status::internal(
+            format!("unknown job kind {other}"),
+        ))),
     }
 }

@@ -51,7 +51,12 @@ async fn deliver(
     let row = store
         .get(&caller, job.notification_id)
         .await
-        .map_err(|error| format!("could not read notification {}: {error}", job.notification_id))?;
+        .map_err(|error| {
+            format!(
+                "could not read notification {}: {error}",
+                job.notification_id
+            )
+        })?;
     let Some(row) = row.filter(|row| matches!(row.status.as_str(), "queued" | "failed")) else {
         return Ok(());
     };

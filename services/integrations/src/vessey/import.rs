@@ -69,9 +69,9 @@ pub async fn import_collections(
     let (mut done, mut total) = (0_i32, 0_i32);
     while let Some(fetching) = prefetch.take() {
         let page_number = cursor.next().unwrap_or(1);
-        let page = fetching
-            .await
-            .map_err(|error| ProviderError::InvalidResponse(format!("page fetch ended: {error}")))??;
+        let page = fetching.await.map_err(|error| {
+            ProviderError::InvalidResponse(format!("page fetch ended: {error}"))
+        })??;
         cursor.advance(page_number, page.next_page)?;
         prefetch = cursor.next().map(|next| fetch(&vessey, date, next));
         total = total.saturating_add(len_i32(page.items.len()));
@@ -134,7 +134,9 @@ impl Writer<'_> {
         let mut unknown: Vec<CompanyRef> = Vec::new();
         for collection in batch {
             if !self.farms.contains_key(&collection.farm_id)
-                && !unknown.iter().any(|farm| farm.external_id == collection.farm_id)
+                && !unknown
+                    .iter()
+                    .any(|farm| farm.external_id == collection.farm_id)
             {
                 unknown.push(CompanyRef {
                     external_id: collection.farm_id.clone(),

@@ -16,7 +16,11 @@ use crate::error::IntegrationsError;
 pub const KIND: &str = "vessey_driver_sync";
 
 /// Pages through Vessey's drivers and upserts each page into Dispatch.
-pub async fn sync_drivers(app: &App, caller: &Caller, job_id: Uuid) -> Result<(), IntegrationsError> {
+pub async fn sync_drivers(
+    app: &App,
+    caller: &Caller,
+    job_id: Uuid,
+) -> Result<(), IntegrationsError> {
     let vessey = app.providers.vessey()?.clone();
     let cx = CallContext::for_caller(caller.clone());
     let mut dispatch = DispatchInternalServiceClient::new(app.dispatch.channel());
