@@ -59,9 +59,9 @@ impl TaskEventSinkService for TaskEventSink {
         let caller = writer(&request, "Only services deliver task events")?;
         let cx = CallContext::of(&request)?;
         let events = checked(request.into_inner().events)?;
+        let delivered = i32::try_from(events.len()).unwrap_or(i32::MAX);
         let fresh = self.unconsumed(&caller, events).await?;
         let farms = self.farm_names(&cx, &fresh).await?;
-        let delivered = i32::try_from(fresh.len()).unwrap_or(i32::MAX);
         let consumed = self
             .consume(&caller, fresh, &farms)
             .await
