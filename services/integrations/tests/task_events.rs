@@ -120,7 +120,10 @@ async fn a_malformed_batch_is_refused_whole_and_consumes_nothing() {
     assert_eq!(status.code(), tonic::Code::InvalidArgument);
     assert!(status.message().contains("events"), "{status:?}");
     // Event 9 was not consumed by the refused batch.
-    assert_eq!(deliver(&service, &caller, vec![assigned("9", None)]).await, (1, 0));
+    assert_eq!(
+        deliver(&service, &caller, vec![assigned("9", None)]).await,
+        (1, 0)
+    );
     let driver = Caller::new("driver-1", "dairy", Role::Driver);
     let status = client
         .deliver_task_events(service.request(
