@@ -638,3 +638,38 @@ async fn service_to_service_rpcs_cannot_be_reached_through_the_gateway_whatever_
         .unwrap_err();
     assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
 }
+
+#[tokio::test]
+async fn the_sync_command_follows_its_job_to_success_and_fails_when_the_job_dies() {
+    use director::jobs::{GatewayTarget, JobRequest, run};
+
+    let app = spawn_app(&[("JOB_MAX_ATTEMPTS", "1")]).await;
+    let target = GatewayTarget {
+        url: app.stack.base.clone(),
+        token: token("acme", None),
+    };
+    let job = run(&target, JobRequest::SyncDrivers).await.unwrap();
+    assert_eq!(
+        job.status,
+        director_proto::integrations::JobStatus::Succeeded as i32
+    );
+    let drivers = i32::try_from(director_fakes::VesseyData::sample().all_drivers().len()).unwrap();
+    assert_eq!(job.progress.unwrap().done, drivers);
+
+    app.fakes.vessey.fail_next(1000, axum_status(500));
+    let error = run(&target, JobRequest::SyncDrivers).await.unwrap_err();
+    assert!(
+        error.to_string().contains("failed after 1 attempts"),
+        "{error:#}"
+    );
+
+    let error = run(
+        &target,
+        JobRequest::ImportCollections {
+            date: "23/11/2026".to_owned(),
+        },
+    )
+    .await
+    .unwrap_err();
+    assert!(error.to_string().contains("date"), "{error:#}");
+}
