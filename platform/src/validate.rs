@@ -145,6 +145,35 @@ pub fn optional_with(
     violations.check(field, rule(value))
 }
 
+/// A bulk request's list `field` holds 1 to `max` items; a violation is recorded otherwise.
+/// Answers whether the size is acceptable (items are worth checking one by one).
+pub fn batch_size(violations: &mut Violations, field: &str, len: usize, max: usize) -> bool {
+    let fits = (1..=max).contains(&len);
+    if !fits {
+        violations.add(field, format!("must hold 1 to {max} items, not {len}"));
+    }
+    fits
+}
+
+/// Records a violation under `field[i].key` for every item whose key repeats an earlier
+/// item's (bulk upserts by key must not name a row twice).
+pub fn distinct_keys<'a>(
+    violations: &mut Violations,
+    field: &str,
+    key: &str,
+    keys: impl IntoIterator<Item = &'a str>,
+) {
+    let mut seen = std::collections::HashSet::new();
+    for (index, value) in keys.into_iter().enumerate() {
+        if !seen.insert(value) {
+            violations.add(
+                &format!("{field}[{index}].{key}"),
+                "repeats an earlier item's",
+            );
+        }
+    }
+}
+
 /// A calendar day written `YYYY-MM-DD`.
 pub fn date(value: &str) -> Result<chrono::NaiveDate, String> {
     chrono::NaiveDate::parse_from_str(value.trim(), "%Y-%m-%d")
@@ -294,5 +323,19 @@ mod tests {
         assert_eq!(optional_text(Some("  "), 10), Ok(None));
         assert_eq!(optional_text(None, 10), Ok(None));
         assert!(optional_text(Some("12345678901"), 10).is_err());
+    }
+
+    #[test]
+    fn batches_must_hold_1_to_max_items_with_distinct_keys() {
+        let mut violations = Violations::new();
+        assert!(batch_size(&mut violations, "tasks", 3, 1000));
+        assert!(violations.is_empty());
+        assert!(!batch_size(&mut violations, "tasks", 0, 1000));
+        assert!(!batch_size(&mut violations, "tasks", 1001, 1000));
+        let mut repeated = Violations::new();
+        distinct_keys(&mut repeated, "tasks", "external_id", ["a", "b", "a"]);
+        let status = repeated.into_result().unwrap_err();
+        assert!(status.message().contains("tasks[2].external_id"), "{status:?}");
+        assert!(violations.into_result().is_err());
     }
 }
