@@ -1,14 +1,19 @@
 //! Director's Companies service: the farms milk is collected from. Create, read, list,
 //! partially update and soft-delete the companies of the caller's tenant over gRPC
 //! (`director.companies.v1.CompaniesService`); the gateway exposes the same API as REST.
+//! [`internal`] serves the bulk call imports make, to other services only.
 
 pub mod error;
 pub mod grpc;
+pub mod internal;
 pub mod store;
 
 use director_platform::catalog;
 use director_platform::runner::{Service, ServiceContext};
-use director_proto::companies::companies_service_server::{CompaniesServiceServer, SERVICE_NAME};
+use director_proto::companies::companies_service_server::{self, CompaniesServiceServer};
+use director_proto::internal::companies::companies_internal_service_server::{
+    self, CompaniesInternalServiceServer,
+};
 
 use grpc::CompaniesApi;
 use store::CompanyStore;
@@ -16,14 +21,17 @@ use store::CompanyStore;
 /// The Companies service, as the runner (and `director up`) start it.
 pub const SERVICE: Service = Service {
     spec: &catalog::COMPANIES,
-    grpc_services: &[SERVICE_NAME],
+    grpc_services: &[
+        companies_service_server::SERVICE_NAME,
+        companies_internal_service_server::SERVICE_NAME,
+    ],
     descriptor_set: director_proto::FILE_DESCRIPTOR_SET,
     routes,
 };
 
 fn routes(context: &ServiceContext) -> anyhow::Result<tonic::service::Routes> {
     let api = CompaniesApi::new(CompanyStore::new(context.db.clone()));
-    Ok(tonic::service::Routes::new(CompaniesServiceServer::new(
-        api,
-    )))
+    let internal = internal::CompaniesInternalApi::new(context.db.clone());
+    Ok(tonic::service::Routes::new(CompaniesServiceServer::new(api))
+        .add_service(CompaniesInternalServiceServer::new(internal)))
 }
