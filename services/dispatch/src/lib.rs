@@ -9,6 +9,7 @@
 //! - [`events`]: the task-event outbox (rows written by a trigger in the same transaction as
 //!   the change) streamed live by `WatchTasks`, woken by LISTEN/NOTIFY so any number of
 //!   replicas serve watchers.
+//! - [`internal`]: bulk upserts of drivers and tasks for imports, to other services only.
 //! - [`relay`]: the events that notify, delivered to Integrations at least once by a durable
 //!   job queued with each such event.
 
@@ -16,6 +17,7 @@ pub mod companies;
 pub mod drivers;
 pub mod error;
 pub mod events;
+pub mod internal;
 pub mod relay;
 pub mod scope;
 pub mod tasks;
@@ -25,6 +27,9 @@ use director_platform::jobs::JobsConfig;
 use director_platform::runner::{Service, ServiceContext};
 use director_proto::dispatch::drivers_service_server::{self, DriversServiceServer};
 use director_proto::dispatch::tasks_service_server::{self, TasksServiceServer};
+use director_proto::internal::dispatch::dispatch_internal_service_server::{
+    self, DispatchInternalServiceServer,
+};
 
 /// The Dispatch service, as the runner (and `director up`) start it.
 pub const SERVICE: Service = Service {
@@ -32,6 +37,7 @@ pub const SERVICE: Service = Service {
     grpc_services: &[
         drivers_service_server::SERVICE_NAME,
         tasks_service_server::SERVICE_NAME,
+        dispatch_internal_service_server::SERVICE_NAME,
     ],
     descriptor_set: director_proto::FILE_DESCRIPTOR_SET,
     routes,
@@ -56,6 +62,9 @@ fn routes(context: &ServiceContext) -> anyhow::Result<tonic::service::Routes> {
     let tasks = tasks::TasksApi::new(tasks::TaskStore::new(context.db.clone()), companies, events);
     Ok(
         tonic::service::Routes::new(DriversServiceServer::new(drivers))
-            .add_service(TasksServiceServer::new(tasks)),
+            .add_service(TasksServiceServer::new(tasks))
+            .add_service(DispatchInternalServiceServer::new(
+                internal::DispatchInternalApi::new(context.db.clone()),
+            )),
     )
 }

@@ -1,0 +1,180 @@
+//! `UpsertTasks`: a day's Vessey collections into the tenant's tasks, matched by
+//! `external_id`.
+//!
+//! A new task is `assigned` when the collection names a live, active driver of the tenant
+//! (resolved by the driver's `external_id` in the same statement), else `pending`. An
+//! existing task is only touched while it is still `pending` or `assigned` — one that has
+//! started, been completed or cancelled is history and keeps what it has — and then only
+//! where something differs: its descriptive fields, and its driver when it was pending and
+//! the collection now names a known driver.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use director_platform::identity::Caller;
+use director_platform::tenant::TenantDb;
+use director_platform::time::from_timestamp;
+use director_platform::validate::{self, Violations};
+use director_proto::internal::dispatch::TaskUpsert;
+use tonic::Status;
+use uuid::Uuid;
+
+use super::{MAX_BATCH, Written};
+
+/// Longest title and external id, in characters.
+const TEXT_MAX: usize = 255;
+
+/// A checked batch, as column arrays.
+#[derive(Debug, Default)]
+pub(super) struct TaskColumns {
+    external_ids: Vec<String>,
+    company_ids: Vec<Uuid>,
+    driver_external_ids: Vec<Option<String>>,
+    titles: Vec<String>,
+    days: Vec<NaiveDate>,
+    window_starts: Vec<Option<DateTime<Utc>>>,
+    window_ends: Vec<Option<DateTime<Utc>>>,
+    volumes: Vec<Option<f64>>,
+}
+
+impl TaskColumns {
+    pub(super) fn len(&self) -> usize {
+        self.external_ids.len()
+    }
+}
+
+/// The batch checked, or INVALID_ARGUMENT naming every bad field.
+pub(super) fn checked(tasks: &[TaskUpsert]) -> Result<TaskColumns, Status> {
+    let mut violations = Violations::new();
+    let mut columns = TaskColumns::default();
+    if validate::batch_size(&mut violations, "tasks", tasks.len(), MAX_BATCH) {
+        for (index, task) in tasks.iter().enumerate() {
+            let field = |name: &str| format!("tasks[{index}].{name}");
+            let external_id = violations.check(
+                &field("external_id"),
+                validate::required_text(&task.external_id, TEXT_MAX),
+            );
+            let company_id =
+                violations.check(&field("company_id"), validate::uuid(&task.company_id));
+            let driver = validate::optional_with(
+                &mut violations,
+                &field("driver_external_id"),
+                task.driver_external_id.as_deref(),
+                |id| validate::required_text(id, TEXT_MAX),
+            );
+            let title = violations.check(
+                &field("title"),
+                validate::required_text(&task.title, TEXT_MAX),
+            );
+            let day = violations.check(&field("scheduled_for"), validate::date(&task.scheduled_for));
+            let mut instant = |name: &str, value: &Option<prost_types::Timestamp>| {
+                value.as_ref().and_then(|timestamp| {
+                    violations.check(
+                        &field(name),
+                        from_timestamp(timestamp).ok_or_else(|| "must be a valid time".to_owned()),
+                    )
+                })
+            };
+            let window_start = instant("window_start", &task.window_start);
+            let window_end = instant("window_end", &task.window_end);
+            if let (Some(start), Some(end)) = (window_start, window_end)
+                && end < start
+            {
+                violations.add(&field("window_end"), "must not be before window_start");
+            }
+            let volume = task.volume_liters.and_then(|volume| {
+                violations.check(&field("volume_liters"), validate::non_negative(volume))
+            });
+            columns.external_ids.push(external_id.unwrap_or_default());
+            columns.company_ids.push(company_id.unwrap_or_default());
+            columns.driver_external_ids.push(driver);
+            columns.titles.push(title.unwrap_or_default());
+            columns.days.push(day.unwrap_or_default());
+            columns.window_starts.push(window_start);
+            columns.window_ends.push(window_end);
+            columns.volumes.push(volume);
+        }
+        validate::distinct_keys(
+            &mut violations,
+            "tasks",
+            "external_id",
+            columns.external_ids.iter().map(String::as_str),
+        );
+    }
+    violations.into_result()?;
+    Ok(columns)
+}
+
+/// What one task upsert did, and how many of the rows it wrote have a driver.
+#[derive(Debug, sqlx::FromRow)]
+struct TaskWritten {
+    created: i64,
+    updated: i64,
+    assigned: i64,
+}
+
+/// Creates the unknown tasks and updates the ones that differ, in one statement; answers
+/// the counts and how many of the written tasks are assigned.
+pub(super) async fn upsert(
+    db: &TenantDb,
+    caller: &Caller,
+    columns: TaskColumns,
+) -> Result<(Written, i64), sqlx::Error> {
+    let query = sqlx::query_as(
+        "WITH input AS (
+             SELECT i.*, d.id AS driver_id
+             FROM unnest($2::text[], $3::uuid[], $4::text[], $5::text[], $6::date[],
+                         $7::timestamptz[], $8::timestamptz[], $9::float8[])
+                 AS i(external_id, company_id, driver_external_id, title, scheduled_for,
+                      window_start, window_end, volume_liters)
+             LEFT JOIN drivers d
+                 ON d.tenant_id = $1 AND d.external_id = i.driver_external_id
+                AND d.deleted_at IS NULL AND d.status = 'active'
+         ), written AS (
+             INSERT INTO tasks (tenant_id, external_id, company_id, driver_id, status, title,
+                                scheduled_for, window_start, window_end, volume_liters)
+             SELECT $1, external_id, company_id, driver_id,
+                    CASE WHEN driver_id IS NULL THEN 'pending' ELSE 'assigned' END,
+                    title, scheduled_for, window_start, window_end, volume_liters
+             FROM input
+             ON CONFLICT (tenant_id, external_id)
+                 WHERE deleted_at IS NULL AND external_id IS NOT NULL
+             DO UPDATE SET
+                 company_id = EXCLUDED.company_id, title = EXCLUDED.title,
+                 scheduled_for = EXCLUDED.scheduled_for, window_start = EXCLUDED.window_start,
+                 window_end = EXCLUDED.window_end, volume_liters = EXCLUDED.volume_liters,
+                 driver_id = CASE WHEN tasks.status = 'pending'
+                                  THEN coalesce(EXCLUDED.driver_id, tasks.driver_id)
+                                  ELSE tasks.driver_id END,
+                 status = CASE WHEN tasks.status = 'pending' AND EXCLUDED.driver_id IS NOT NULL
+                               THEN 'assigned' ELSE tasks.status END
+             WHERE tasks.status IN ('pending', 'assigned')
+               AND ((tasks.company_id, tasks.title, tasks.scheduled_for, tasks.window_start,
+                     tasks.window_end, tasks.volume_liters)
+                    IS DISTINCT FROM
+                    (EXCLUDED.company_id, EXCLUDED.title, EXCLUDED.scheduled_for,
+                     EXCLUDED.window_start, EXCLUDED.window_end, EXCLUDED.volume_liters)
+                    OR (tasks.status = 'pending' AND EXCLUDED.driver_id IS NOT NULL))
+             RETURNING xmax = 0 AS inserted, driver_id IS NOT NULL AS has_driver
+         )
+         SELECT count(*) FILTER (WHERE inserted) AS created,
+                count(*) FILTER (WHERE NOT inserted) AS updated,
+                count(*) FILTER (WHERE has_driver) AS assigned
+         FROM written",
+    )
+    .bind(&caller.tenant_id)
+    .bind(&columns.external_ids)
+    .bind(&columns.company_ids)
+    .bind(&columns.driver_external_ids)
+    .bind(&columns.titles)
+    .bind(&columns.days)
+    .bind(&columns.window_starts)
+    .bind(&columns.window_ends)
+    .bind(&columns.volumes);
+    let written: TaskWritten = db.fetch_one(caller, query).await?;
+    Ok((
+        Written {
+            created: written.created,
+            updated: written.updated,
+        },
+        written.assigned,
+    ))
+}
