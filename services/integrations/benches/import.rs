@@ -81,7 +81,7 @@ async fn main() {
         .await
         .unwrap();
     let (tasks, versions): (i64, i64) =
-        sqlx::query_as("SELECT count(*), coalesce(max(version), 0) FROM tasks")
+        sqlx::query_as("SELECT count(*), coalesce(max(version), 0)::bigint FROM tasks")
             .fetch_one(&mut db)
             .await
             .unwrap();
