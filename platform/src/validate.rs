@@ -335,7 +335,10 @@ mod tests {
         let mut repeated = Violations::new();
         distinct_keys(&mut repeated, "tasks", "external_id", ["a", "b", "a"]);
         let status = repeated.into_result().unwrap_err();
-        assert!(status.message().contains("tasks[2].external_id"), "{status:?}");
+        assert!(
+            status.message().contains("tasks[2].external_id"),
+            "{status:?}"
+        );
         assert!(violations.into_result().is_err());
     }
 }

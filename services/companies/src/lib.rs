@@ -32,6 +32,8 @@ pub const SERVICE: Service = Service {
 fn routes(context: &ServiceContext) -> anyhow::Result<tonic::service::Routes> {
     let api = CompaniesApi::new(CompanyStore::new(context.db.clone()));
     let internal = internal::CompaniesInternalApi::new(context.db.clone());
-    Ok(tonic::service::Routes::new(CompaniesServiceServer::new(api))
-        .add_service(CompaniesInternalServiceServer::new(internal)))
+    Ok(
+        tonic::service::Routes::new(CompaniesServiceServer::new(api))
+            .add_service(CompaniesInternalServiceServer::new(internal)),
+    )
 }

@@ -46,12 +46,18 @@ pub(super) fn checked(drivers: &[DriverUpsert]) -> Result<DriverColumns, Status>
             );
             columns.external_ids.push(external_id.unwrap_or_default());
             columns.names.push(name.unwrap_or_default());
-            columns
-                .phones
-                .push(driver.phone.as_deref().and_then(|phone| validate::phone_e164(phone).ok()));
-            columns
-                .emails
-                .push(driver.email.as_deref().and_then(|email| validate::email(email).ok()));
+            columns.phones.push(
+                driver
+                    .phone
+                    .as_deref()
+                    .and_then(|phone| validate::phone_e164(phone).ok()),
+            );
+            columns.emails.push(
+                driver
+                    .email
+                    .as_deref()
+                    .and_then(|email| validate::email(email).ok()),
+            );
             columns
                 .statuses
                 .push(if driver.active { "active" } else { "inactive" });

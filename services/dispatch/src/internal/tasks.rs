@@ -64,7 +64,8 @@ pub(super) fn checked(tasks: &[TaskUpsert]) -> Result<TaskColumns, Status> {
                 &field("title"),
                 validate::required_text(&task.title, TEXT_MAX),
             );
-            let day = violations.check(&field("scheduled_for"), validate::date(&task.scheduled_for));
+            let day =
+                violations.check(&field("scheduled_for"), validate::date(&task.scheduled_for));
             let mut instant = |name: &str, value: &Option<prost_types::Timestamp>| {
                 value.as_ref().and_then(|timestamp| {
                     violations.check(
