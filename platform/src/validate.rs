@@ -334,7 +334,9 @@ mod tests {
         assert!(!batch_size(&mut violations, "tasks", 1001, 1000));
         let mut repeated = Violations::new();
         distinct_keys(&mut repeated, "tasks", "external_id", ["a", "b", "a"]);
-        let status = repeated.into_result().unwrap_err();
+        let status = repeated
+            .into_result()
+            .expect_err("a repeated key is a violation");
         assert!(
             status.message().contains("tasks[2].external_id"),
             "{status:?}"
