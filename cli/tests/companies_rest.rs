@@ -398,10 +398,16 @@ async fn public_routes_answer_without_a_token() {
     assert_eq!(openapi["openapi"], "3.1.0");
     assert!(openapi["paths"]["/api/companies/{id}"]["patch"].is_object());
     assert!(openapi["paths"]["/api/tasks/{id}/start"]["post"].is_object());
+    assert!(openapi["paths"]["/api/integrations/jobs/{id}"]["get"].is_object());
     // Documented is what the catalog's services serve, and `director openapi` says the same.
     let paths = openapi["paths"].as_object().unwrap();
     for path in paths.keys() {
-        let package_served = ["/api/companies", "/api/drivers", "/api/tasks"]
+        let package_served = [
+            "/api/companies",
+            "/api/drivers",
+            "/api/tasks",
+            "/api/integrations",
+        ]
             .iter()
             .any(|prefix| path.starts_with(prefix));
         let gateway_own = [
