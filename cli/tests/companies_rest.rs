@@ -408,8 +408,8 @@ async fn public_routes_answer_without_a_token() {
             "/api/tasks",
             "/api/integrations",
         ]
-            .iter()
-            .any(|prefix| path.starts_with(prefix));
+        .iter()
+        .any(|prefix| path.starts_with(prefix));
         let gateway_own = [
             "/api",
             "/api/health",

@@ -61,6 +61,7 @@ const API_MD_ROUTES: &[(&str, &str, &str)] = &[
         "/api/integrations/notifications",
         "ListNotifications",
     ),
+    ("GET", "/api/integrations/jobs/{id}/watch", "WatchJob"),
 ];
 
 #[test]

@@ -76,6 +76,7 @@ const API_MD_ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/integrations/notifications/sms"),
     ("POST", "/api/integrations/notifications/slack"),
     ("GET", "/api/integrations/notifications"),
+    ("GET", "/api/integrations/jobs/{id}/watch"),
 ];
 
 #[test]
@@ -95,14 +96,22 @@ fn the_rest_routes_in_the_descriptor_set_are_exactly_the_routes_of_api_md() {
 }
 
 #[test]
-fn every_rpc_except_watch_job_has_a_rest_route_and_each_route_is_unique() {
+fn every_public_rpc_has_a_rest_route_and_each_route_is_unique() {
     let pool = pool();
     let unrouted: Vec<String> = director_methods(&pool)
         .filter(|method| http_rule(&pool, method).is_none())
         .map(|method| method.full_name().to_owned())
         .collect();
-    // WatchJob is a gRPC / gRPC-Web stream only: API.md gives it no route.
-    assert_eq!(unrouted, ["director.integrations.v1.JobsService.WatchJob"]);
+    // Service-to-service RPCs (the `.internal.` packages) have no REST route; all others do.
+    assert_eq!(
+        unrouted,
+        [
+            "director.companies.internal.v1.CompaniesInternalService.EnsureCompanies",
+            "director.dispatch.internal.v1.DispatchInternalService.UpsertDrivers",
+            "director.dispatch.internal.v1.DispatchInternalService.UpsertTasks",
+            "director.integrations.internal.v1.TaskEventSinkService.DeliverTaskEvents",
+        ]
+    );
 
     let mut routes: Vec<_> = director_methods(&pool)
         .filter_map(|method| http_rule(&pool, &method))
