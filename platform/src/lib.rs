@@ -20,6 +20,7 @@
 //!   `INVALID_ARGUMENT` answers with `google.rpc.BadRequest` details.
 //! - [`server`]: the gRPC server bootstrap (auth, tracing, health, reflection, graceful
 //!   shutdown) every service uses.
+//! - [`secrets`]: secrets published in this repository, refused outside dev.
 //! - [`validate`], [`time`]: input rules and timestamp conversions shared by services.
 //! - [`jobs`]: durable background jobs (graphile_worker) enqueued in the caller's
 //!   transaction; [`notify`]: LISTEN/NOTIFY wake-ups fanned out to waiters.
@@ -35,6 +36,7 @@ pub mod jobs;
 pub mod migrate;
 pub mod notify;
 pub mod runner;
+pub mod secrets;
 pub mod server;
 pub mod telemetry;
 pub mod tenant;

@@ -202,3 +202,18 @@ fn required_variables_report_that_they_are_missing() {
     assert_eq!(error.to_string(), "EMPTY: is required but not set");
     assert_eq!(env.secret("EMPTY"), None);
 }
+
+#[test]
+fn outside_dev_the_internal_secret_of_the_compose_file_is_refused() {
+    let env = Env::from_pairs([(
+        "INTERNAL_TOKEN_SECRET",
+        "compose-dev-internal-secret-0123456789abcdef",
+    )]);
+    let error = InternalTokenConfig::from_env(&env, Environment::Prod).unwrap_err();
+    assert!(
+        error.to_string().contains("INTERNAL_TOKEN_SECRET"),
+        "{error}"
+    );
+    assert!(error.to_string().contains("published"), "{error}");
+    assert!(InternalTokenConfig::from_env(&env, Environment::Dev).is_ok());
+}

@@ -155,7 +155,8 @@ pub struct InternalTokenConfig {
 impl InternalTokenConfig {
     /// Reads `INTERNAL_TOKEN_SECRET` and `INTERNAL_TOKEN_TTL_MS`. In `dev` a missing secret
     /// falls back to [`DEV_INTERNAL_TOKEN_SECRET`] (with a warning); in staging and prod it is
-    /// an error, as is a secret shorter than [`MIN_SECRET_LEN`] bytes anywhere.
+    /// an error, as is a secret published in the repository ([`crate::secrets`]), and a
+    /// secret shorter than [`MIN_SECRET_LEN`] bytes is refused anywhere.
     pub fn from_env(env: &Env, environment: Environment) -> Result<Self, ConfigError> {
         const VAR: &str = "INTERNAL_TOKEN_SECRET";
         let secret = match env.secret(VAR) {
@@ -168,7 +169,10 @@ impl InternalTokenConfig {
                     ),
                 ));
             }
-            Some(secret) => secret,
+            Some(secret) => {
+                crate::secrets::check_deployed_secret(VAR, &secret, environment)?;
+                secret
+            }
             None if environment.is_dev() => {
                 tracing::warn!(
                     "INTERNAL_TOKEN_SECRET is not set; using the public development secret"
