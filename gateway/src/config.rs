@@ -6,8 +6,9 @@ use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::time::Duration;
 
-use director_platform::config::{CommonConfig, ConfigError, Env, Secret};
+use director_platform::config::{CommonConfig, ConfigError, Env, Environment, Secret};
 use director_platform::identity::InternalTokenConfig;
+use director_platform::secrets::check_deployed_secret;
 use regex::Regex;
 
 const DEFAULT_RATE_PER_SECOND: NonZeroU32 = NonZeroU32::MIN.saturating_add(19);
@@ -101,9 +102,11 @@ impl GatewayConfig {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         let common = CommonConfig::from_env(env, "gateway")?;
         let internal_token = InternalTokenConfig::from_env(env, common.environment)?;
+        let auth = AuthConfig::from_env(env)?;
+        auth.check_for(common.environment)?;
         Ok(Self {
             addr: env.parse_or("GATEWAY_ADDR", SocketAddr::from(([0, 0, 0, 0], 8080)))?,
-            auth: AuthConfig::from_env(env)?,
+            auth,
             cors: CorsConfig::from_env(env)?,
             limits: LimitsConfig::from_env(env)?,
             common,
@@ -150,6 +153,57 @@ impl AuthConfig {
     }
 }
 
+impl AuthConfig {
+    /// Refuses settings that would let someone forge or pick their identity. Everywhere: a
+    /// tenant or role claim under `user_metadata`, which users write themselves. Outside dev
+    /// also: a published or short `SUPABASE_JWT_SECRET`, a JWKS fetched over plain HTTP, and
+    /// HS256 alone without an issuer check.
+    pub fn check_for(&self, environment: Environment) -> Result<(), ConfigError> {
+        for (variable, claim) in [
+            ("TENANT_CLAIM", &self.tenant_claim),
+            ("ROLE_CLAIM", &self.role_claim),
+        ] {
+            if claim == "user_metadata" || claim.starts_with("user_metadata.") {
+                return Err(ConfigError {
+                    variable: variable.to_owned(),
+                    reason: "must not be under user_metadata: users can write it themselves \
+                             (use app_metadata)"
+                        .to_owned(),
+                });
+            }
+        }
+        if environment.is_dev() {
+            return Ok(());
+        }
+        if let Some(secret) = &self.jwt_secret {
+            check_deployed_secret("SUPABASE_JWT_SECRET", secret, environment)?;
+        }
+        if self
+            .jwks_url
+            .as_deref()
+            .is_some_and(|url| url.starts_with("http://"))
+        {
+            return Err(ConfigError {
+                variable: "SUPABASE_JWKS_URL".to_owned(),
+                reason: format!(
+                    "must be https:// when ENVIRONMENT is {environment} (keys fetched over \
+                     plain HTTP can be swapped in transit)"
+                ),
+            });
+        }
+        if self.jwt_secret.is_some() && self.jwks_url.is_none() && self.issuer.is_none() {
+            return Err(ConfigError {
+                variable: "JWT_ISSUER".to_owned(),
+                reason: format!(
+                    "must be set (or SUPABASE_URL) when only SUPABASE_JWT_SECRET is configured \
+                     and ENVIRONMENT is {environment}"
+                ),
+            });
+        }
+        Ok(())
+    }
+}
+
 impl CorsConfig {
     /// Reads the allowed origins.
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
@@ -171,6 +225,17 @@ impl CorsConfig {
                 })
             })
             .transpose()?;
+        // A pattern any attacker's origin satisfies is no allow-list at all.
+        if let Some(regex) = &origin_regex
+            && ["https://attacker.invalid", "http://attacker.invalid:8080"]
+                .iter()
+                .any(|probe| regex.is_match(probe))
+        {
+            return Err(ConfigError {
+                variable: "ALLOWED_ORIGIN_REGEX".to_owned(),
+                reason: "matches any origin; name your own domains".to_owned(),
+            });
+        }
         Ok(Self {
             origins,
             origin_regex,
@@ -270,5 +335,74 @@ mod tests {
         );
         assert!(parse_origins("*").is_err());
         assert!(parse_origins("[1, 2]").is_err());
+    }
+
+    fn auth(pairs: &[(&str, &str)]) -> AuthConfig {
+        AuthConfig::from_env(&Env::from_pairs(pairs.iter().copied())).expect("valid settings")
+    }
+
+    #[test]
+    fn identity_claims_under_user_metadata_are_refused_in_every_environment() {
+        for variable in ["TENANT_CLAIM", "ROLE_CLAIM"] {
+            let config = auth(&[(variable, "user_metadata.tenant")]);
+            let error = config
+                .check_for(Environment::Dev)
+                .expect_err("user-writable");
+            assert_eq!(error.variable, variable);
+        }
+        assert!(auth(&[]).check_for(Environment::Dev).is_ok());
+    }
+
+    #[test]
+    fn outside_dev_a_published_secret_plain_http_jwks_and_an_unchecked_issuer_are_refused() {
+        let compose_secret = (
+            "SUPABASE_JWT_SECRET",
+            "compose-dev-jwt-secret-0123456789abcdef",
+        );
+        let private = (
+            "SUPABASE_JWT_SECRET",
+            "a-private-secret-nobody-has-seen-before-42",
+        );
+        let issuer = ("JWT_ISSUER", "https://project.supabase.co/auth/v1");
+        let cases: [(&[(&str, &str)], &str); 3] = [
+            (&[compose_secret, issuer], "SUPABASE_JWT_SECRET"),
+            (
+                &[("SUPABASE_JWKS_URL", "http://keys.example/jwks.json")],
+                "SUPABASE_JWKS_URL",
+            ),
+            (&[private], "JWT_ISSUER"),
+        ];
+        for (pairs, variable) in cases {
+            let config = auth(pairs);
+            assert!(
+                config.check_for(Environment::Dev).is_ok(),
+                "{variable} in dev"
+            );
+            let error = config
+                .check_for(Environment::Prod)
+                .expect_err("refused in prod");
+            assert_eq!(error.variable, variable);
+        }
+        assert!(
+            auth(&[private, issuer])
+                .check_for(Environment::Prod)
+                .is_ok()
+        );
+        assert!(
+            auth(&[("SUPABASE_URL", "https://project.supabase.co")])
+                .check_for(Environment::Prod)
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn an_origin_pattern_that_matches_any_origin_is_refused() {
+        for pattern in [".*", "https?://.*", "https://.+"] {
+            let env = Env::from_pairs([("ALLOWED_ORIGIN_REGEX", pattern)]);
+            let error = CorsConfig::from_env(&env).expect_err("match-all");
+            assert_eq!(error.variable, "ALLOWED_ORIGIN_REGEX", "{pattern}");
+        }
+        let env = Env::from_pairs([("ALLOWED_ORIGIN_REGEX", r"https://.*\.example\.com")]);
+        assert!(CorsConfig::from_env(&env).is_ok());
     }
 }

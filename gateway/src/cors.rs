@@ -1,5 +1,6 @@
 //! CORS for browsers calling the REST routes and gRPC-Web: exact origins from `CORS_ORIGINS`
-//! plus origins matching `ALLOWED_ORIGIN_REGEX` as a whole; credentials allowed; the gRPC
+//! plus origins matching `ALLOWED_ORIGIN_REGEX` as a whole; no credentials (callers send a
+//! bearer token, never cookies, so a browser is never told to attach ambient ones); the gRPC
 //! response headers exposed so gRPC-Web clients can read statuses. Preflights are answered
 //! here, before authentication, and may be cached for ten minutes. An origin that is not
 //! allowed gets no `Access-Control-Allow-*` origin header, so the browser blocks the call.
@@ -54,7 +55,6 @@ pub fn layer(config: &CorsConfig) -> CorsLayer {
     });
     CorsLayer::new()
         .allow_origin(allow_origin)
-        .allow_credentials(true)
         .allow_methods([
             Method::GET,
             Method::POST,

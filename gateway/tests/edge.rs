@@ -169,7 +169,20 @@ async fn the_request_id_is_echoed_or_generated_and_put_in_error_bodies() {
 
 #[tokio::test]
 async fn every_answer_carries_the_security_headers() {
-    let gateway = spawn_gateway(config(&[("ENVIRONMENT", "prod")]), echo_pool(), vec![]).await;
+    // Production refuses the published test secrets: this deployment has its own.
+    let prod = config(&[
+        ("ENVIRONMENT", "prod"),
+        (
+            "SUPABASE_JWT_SECRET",
+            "a-private-jwt-secret-only-this-test-knows-1",
+        ),
+        (
+            "INTERNAL_TOKEN_SECRET",
+            "a-private-internal-secret-only-this-test-knows",
+        ),
+        ("JWT_ISSUER", "https://project.supabase.co/auth/v1"),
+    ]);
+    let gateway = spawn_gateway(prod, echo_pool(), vec![]).await;
     for path in ["/api", "/api/no-such-thing", "/api/docs"] {
         let response = http().get(gateway.at(path)).send().await.unwrap();
         let headers = response.headers();
