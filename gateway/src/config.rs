@@ -93,6 +93,9 @@ pub struct LimitsConfig {
     pub trust_forwarded_for: bool,
     /// Time limit of each upstream health check behind `/api/health/ready` (2 s).
     pub readiness_timeout: Duration,
+    /// `HEADER_READ_TIMEOUT_MS` (10000): how long a client may take to send a request's
+    /// headers before the connection is closed.
+    pub header_read_timeout: Duration,
     /// Time limit of connecting to an upstream (5 s).
     pub connect_timeout: Duration,
 }
@@ -253,6 +256,13 @@ impl LimitsConfig {
                 reason: "expected a positive integer, got \"0\"".to_owned(),
             });
         }
+        let header_read_timeout = env.millis_or("HEADER_READ_TIMEOUT_MS", 10_000)?;
+        if header_read_timeout.is_zero() {
+            return Err(ConfigError {
+                variable: "HEADER_READ_TIMEOUT_MS".to_owned(),
+                reason: "expected a positive number of milliseconds, got \"0\"".to_owned(),
+            });
+        }
         Ok(Self {
             max_body_bytes: env.parse_or("MAX_BODY_BYTES", 1_048_576)?,
             rate_per_second: env.parse_or("RATE_LIMIT_PER_SECOND", DEFAULT_RATE_PER_SECOND)?,
@@ -261,6 +271,7 @@ impl LimitsConfig {
             max_concurrent_requests,
             trust_forwarded_for: env.bool_or("TRUST_FORWARDED_FOR", false)?,
             readiness_timeout: Duration::from_secs(2),
+            header_read_timeout,
             connect_timeout: Duration::from_secs(5),
         })
     }

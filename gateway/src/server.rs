@@ -127,7 +127,7 @@ impl Gateway {
             .clone()
             .spawn_cleanup(shutdown.child_token());
         let service = self.service();
-        let builder = auto::Builder::new(TokioExecutor::new());
+        let builder = connection_builder(&self.config.limits);
         let graceful = GracefulShutdown::new();
         if let Ok(addr) = listener.local_addr() {
             info!(%addr, "gateway listening");
@@ -226,3 +226,24 @@ impl tower::Service<Request<Body>> for Dispatch {
         handler.oneshot(request)
     }
 }
+
+/// How connections are served: hyper's timer drives a header-read deadline, so a client that
+/// stops mid-headers is disconnected instead of holding a connection forever, and HTTP/2
+/// connections are pinged so dead peers are noticed.
+fn connection_builder(limits: &crate::config::LimitsConfig) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout);
+    builder
+        .http2()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .keep_alive_interval(Some(HTTP2_KEEP_ALIVE_INTERVAL))
+        .keep_alive_timeout(HTTP2_KEEP_ALIVE_TIMEOUT);
+    builder
+}
+
+/// How often an idle HTTP/2 connection is pinged, and how long a ping may go unanswered.
+const HTTP2_KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(30);
+const HTTP2_KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(20);

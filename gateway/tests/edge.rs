@@ -333,3 +333,34 @@ async fn forwarded_for_names_the_client_only_when_trusted() {
         "the header is ignored"
     );
 }
+
+#[tokio::test]
+async fn a_connection_stalled_mid_headers_is_closed_after_the_header_read_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let gateway = spawn_gateway(
+        config(&[("HEADER_READ_TIMEOUT_MS", "500")]),
+        echo_pool(),
+        vec![],
+    )
+    .await;
+    let mut stream = tokio::net::TcpStream::connect(gateway.addr).await.unwrap();
+    stream
+        .write_all(b"GET /api HTTP/1.1\r\nHost: gateway\r\nX-Slow: ")
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut answer = Vec::new();
+    // The client never finishes its headers: the gateway must hang up on it.
+    let closed = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        stream.read_to_end(&mut answer),
+    )
+    .await;
+    assert!(closed.is_ok(), "still open after 5 s");
+    let waited = started.elapsed();
+    assert!(
+        waited >= std::time::Duration::from_millis(400),
+        "closed before the timeout: {waited:?}"
+    );
+}
