@@ -34,7 +34,9 @@ enum Command {
     /// Run the whole stack locally: migrate the databases, start every service and the
     /// gateway, print the URLs and a dev token; Ctrl-C stops it.
     ///
-    /// Needs only PostgreSQL at DATABASE_URL (default postgres://postgres@localhost:5432).
+    /// Needs only PostgreSQL at DATABASE_URL (default postgres://postgres@localhost:5432),
+    /// which migrates; the services log in as the least-privilege role director_service
+    /// (password DB_SERVICE_PASSWORD, a development default under ENVIRONMENT=dev).
     /// Generates SUPABASE_JWT_SECRET and INTERNAL_TOKEN_SECRET when unset, and says so.
     Up(UpArgs),
     /// Run fake Vessey, Slack and Twilio until Ctrl-C and print the environment that points
@@ -194,10 +196,15 @@ async fn main() -> anyhow::Result<()> {
         Command::Fakes(args) => run_fakes(args).await,
         Command::Migrate(args) => {
             init_cli_logging();
-            for report in migrate::migrate_services(&env, &args.services).await? {
+            for done in migrate::migrate_services(&env, &args.services).await? {
+                let report = done.migrations;
                 let state = if report.created { "created" } else { "exists" };
+                let login = done
+                    .login
+                    .map(|login| format!("; services log in as {}", login.role))
+                    .unwrap_or_default();
                 println!(
-                    "{}: {state}, {} of {} migrations applied now",
+                    "{}: {state}, {} of {} migrations applied now{login}",
                     report.database, report.applied, report.known
                 );
             }
@@ -300,11 +307,17 @@ async fn up(process_env: Env, args: UpArgs) -> anyhow::Result<()> {
         );
     }
 
-    for report in migrate::migrate_services(&env, &[]).await.context(
+    let env = migrate::with_service_login(env)?;
+    for done in migrate::migrate_services(&env, &[]).await.context(
         "could not migrate the databases; is PostgreSQL running at DATABASE_URL \
          (default postgres://postgres@localhost:5432)?",
     )? {
-        tracing::info!(database = %report.database, applied = report.applied, "database ready");
+        tracing::info!(
+            database = %done.migrations.database,
+            applied = done.migrations.applied,
+            login_role = done.login.as_ref().map(|login| login.role.as_str()),
+            "database ready"
+        );
     }
 
     let shutdown = CancellationToken::new();

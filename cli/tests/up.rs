@@ -1,6 +1,7 @@
 //! `director up` itself: with nothing but PostgreSQL it migrates, generates the secrets it
-//! lacks and says so, serves the printed URL, accepts the printed dev token, and stops cleanly
-//! on Ctrl-C (SIGINT).
+//! lacks and says so, serves the printed URL, accepts the printed dev token, runs the
+//! services as the least-privilege `director_service` role, and stops cleanly on Ctrl-C
+//! (SIGINT).
 
 #![allow(clippy::unwrap_used)]
 
@@ -22,6 +23,7 @@ async fn director_up_serves_the_printed_url_with_the_printed_token_and_stops_on_
         .env("GATEWAY_ADDR", "127.0.0.1:0")
         .env_remove("SUPABASE_JWT_SECRET")
         .env_remove("INTERNAL_TOKEN_SECRET")
+        .env_remove("MIGRATION_DATABASE_URL")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .kill_on_drop(true);
@@ -87,6 +89,47 @@ async fn director_up_serves_the_printed_url_with_the_printed_token_and_stops_on_
         serde_json::json!([])
     );
 
+    // The services are connected (companies answered; dispatch's and integrations' job
+    // workers hold connections) and none of their connections is privileged.
+    let admin = sqlx::PgPool::connect(&common::server_url()).await.unwrap();
+    let like = format!("{prefix}%");
+    let mut connected: Vec<String> = Vec::new();
+    for _ in 0..100 {
+        connected = sqlx::query_scalar(
+            "SELECT DISTINCT datname::text FROM pg_stat_activity \
+             WHERE datname LIKE $1 AND application_name LIKE 'director-%' ORDER BY 1",
+        )
+        .bind(&like)
+        .fetch_all(&admin)
+        .await
+        .unwrap();
+        if connected.len() == catalog::SERVICES.len() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(connected.len(), catalog::SERVICES.len(), "{connected:?}");
+    let privileged: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_stat_activity s JOIN pg_roles r ON r.rolname = s.usename \
+         WHERE s.datname LIKE $1 AND (r.rolsuper OR r.rolbypassrls)",
+    )
+    .bind(&like)
+    .fetch_one(&admin)
+    .await
+    .unwrap();
+    assert_eq!(
+        privileged, 0,
+        "services hold superuser or BYPASSRLS connections"
+    );
+    let users: Vec<String> = sqlx::query_scalar(
+        "SELECT DISTINCT usename::text FROM pg_stat_activity WHERE datname LIKE $1",
+    )
+    .bind(&like)
+    .fetch_all(&admin)
+    .await
+    .unwrap();
+    assert_eq!(users, ["director_service"]);
+
     let pid = child.id().unwrap().to_string();
     let interrupted = tokio::process::Command::new("kill")
         .args(["-INT", &pid])
@@ -100,7 +143,6 @@ async fn director_up_serves_the_printed_url_with_the_printed_token_and_stops_on_
         .unwrap();
     assert!(exit.success(), "exit status {exit}");
 
-    let admin = sqlx::PgPool::connect(&common::server_url()).await.unwrap();
     for spec in catalog::SERVICES {
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "DROP DATABASE IF EXISTS \"{prefix}_{}\" WITH (FORCE)",

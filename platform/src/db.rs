@@ -162,7 +162,7 @@ impl DatabaseConfig {
     }
 }
 
-fn validate_url(variable: &str, url: &str) -> Result<(), ConfigError> {
+pub(crate) fn validate_url(variable: &str, url: &str) -> Result<(), ConfigError> {
     if split_url(url).is_none() {
         let scheme = url.split("://").next().unwrap_or_default();
         let shown = if url.contains("://") { scheme } else { url };
@@ -188,6 +188,73 @@ pub fn database_url_for(server_url: &str, database: &str) -> Result<String, Conf
     let (base, _, query) =
         split_url(server_url).ok_or_else(|| ConfigError::new("DATABASE_URL", "invalid URL"))?;
     Ok(format!("{base}/{database}{query}"))
+}
+
+/// The user and password written in a postgres URL, percent-decoded (`None` when absent).
+pub fn url_credentials(url: &str) -> Option<(String, Option<String>)> {
+    let (base, _, _) = split_url(url)?;
+    let authority = &base[base.find("://").map_or(0, |i| i + 3)..];
+    let userinfo = &authority[..authority.rfind('@')?];
+    let (user, password) = match userinfo.split_once(':') {
+        Some((user, password)) => (user, Some(percent_decode(password))),
+        None => (userinfo, None),
+    };
+    (!user.is_empty()).then(|| (percent_decode(user), password))
+}
+
+/// `url` logging in as `user` with `password` instead of whoever it named (host, port,
+/// database and query kept), e.g. the services' URL derived from the owner's by
+/// `director up`.
+pub fn with_login(url: &str, user: &str, password: &str) -> Result<String, ConfigError> {
+    validate_url("DATABASE_URL", url)?;
+    let (base, path, query) =
+        split_url(url).ok_or_else(|| ConfigError::new("DATABASE_URL", "invalid URL"))?;
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let authority = &base[scheme_end..];
+    let host = authority
+        .rfind('@')
+        .map_or(authority, |at| &authority[at + 1..]);
+    Ok(format!(
+        "{}{}:{}@{host}{path}{query}",
+        &base[..scheme_end],
+        percent_encode(user),
+        percent_encode(password)
+    ))
+}
+
+fn percent_encode(text: &str) -> String {
+    let mut encoded = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+            encoded.push(char::from(byte));
+        } else {
+            encoded.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    encoded
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|pair| std::str::from_utf8(pair).ok())
+            .and_then(|pair| u8::from_str_radix(pair, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(byte)) => {
+                decoded.push(byte);
+                i += 3;
+            }
+            (byte, _) => {
+                decoded.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&decoded).into_owned()
 }
 
 /// Splits a postgres URL into (scheme + authority, path, `?query` or empty).
@@ -305,6 +372,36 @@ mod tests {
         );
         assert!(database_url_for("mysql://h/x", "d").is_err());
         assert!(database_url_for("postgres://h", "a/b").is_err());
+    }
+
+    #[test]
+    fn with_login_replaces_only_the_credentials() {
+        assert_eq!(
+            with_login(
+                "postgres://postgres:pw@db:5432/director_x?sslmode=require",
+                "director_service",
+                "p@ss:w/rd"
+            )
+            .ok(),
+            Some(
+                "postgres://director_service:p%40ss%3Aw%2Frd@db:5432/director_x?sslmode=require"
+                    .to_owned()
+            )
+        );
+        assert_eq!(
+            with_login("postgres://localhost/d", "u", "p").ok(),
+            Some("postgres://u:p@localhost/d".to_owned())
+        );
+        let url = with_login("postgresql://a@h/d", "svc", "p@ss:w/rd").expect("valid URL");
+        assert_eq!(
+            url_credentials(&url),
+            Some(("svc".to_owned(), Some("p@ss:w/rd".to_owned())))
+        );
+        assert_eq!(
+            url_credentials("postgres://owner@h/d"),
+            Some(("owner".to_owned(), None))
+        );
+        assert_eq!(url_credentials("postgres://h/d"), None);
     }
 
     #[test]

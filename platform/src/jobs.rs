@@ -26,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{ConfigError, Env};
+use crate::roles::{APP_ROLE, WORKER_ROLE, ensure_nologin_role};
 
 /// The PostgreSQL schema holding the queue.
 pub const SCHEMA: &str = "graphile_worker";
@@ -104,14 +105,10 @@ impl JobsConfig {
     }
 }
 
-/// The role tenant transactions run as (created by `migrations/shared`): it enqueues jobs
-/// inside them.
-const APP_ROLE: &str = "director_app";
-
 /// The one door the application role has into the queue. The queue's tables are private
-/// (row-level security without policies), so enqueueing runs with the rights of the function's
-/// owner — the migrating role — and the application role may call this function and nothing
-/// else of the queue. SQL callers (triggers) use it too.
+/// (row-level security; policies only for [`WORKER_ROLE`]), so enqueueing runs with the rights
+/// of the function's owner — the migrating role — and the application role may call this
+/// function and nothing else of the queue. SQL callers (triggers) use it too.
 const ENQUEUE_FUNCTION: &str = "
 CREATE OR REPLACE FUNCTION public.director_enqueue_job(
     identifier text, payload json, max_attempts integer DEFAULT NULL,
@@ -128,13 +125,46 @@ AS $$
         job_key_mode => job_key_mode)).id
 $$";
 
-/// Installs or updates the queue's schema in the database `pool` reaches, and the function
-/// the application role enqueues with. Safe to run again.
+/// What the worker, running as the services' login role (a member of [`WORKER_ROLE`]), may
+/// do with the queue: use its schema, read its migrations (the worker checks them at start;
+/// it never needs to run them, `migrate` has), read and write its other tables and
+/// sequences. graphile_worker enables row-level security on its tables without policies;
+/// each such table gets one letting [`WORKER_ROLE`] see and change every row.
+const WORKER_GRANTS: &str = "
+GRANT USAGE ON SCHEMA graphile_worker TO director_worker;
+GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA graphile_worker TO director_worker;
+REVOKE INSERT, UPDATE, DELETE ON graphile_worker.migrations FROM director_worker;
+GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA graphile_worker TO director_worker;
+GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA graphile_worker TO director_worker;
+DO $$
+DECLARE
+    private regclass;
+BEGIN
+    FOR private IN
+        SELECT c.oid::regclass FROM pg_class c
+        WHERE c.relnamespace = 'graphile_worker'::regnamespace AND c.relrowsecurity
+          AND NOT EXISTS (SELECT 1 FROM pg_policy p
+                          WHERE p.polrelid = c.oid AND p.polname = 'director_worker_all')
+    LOOP
+        EXECUTE format(
+            'CREATE POLICY director_worker_all ON %s TO director_worker USING (true) WITH CHECK (true)',
+            private);
+    END LOOP;
+END
+$$;
+";
+
+/// Installs or updates the queue's schema in the database `pool` reaches, the function the
+/// application role enqueues with, and the worker's privileges ([`WORKER_ROLE`]). Safe to
+/// run again.
 pub async fn install(pool: &PgPool) -> anyhow::Result<()> {
     graphile_worker_migrations::migrate(pool.clone(), SCHEMA)
         .await
         .map_err(|error| anyhow::anyhow!("{error:?}"))
         .context("could not install the job queue schema")?;
+    ensure_nologin_role(&mut *pool.acquire().await?, WORKER_ROLE)
+        .await
+        .with_context(|| format!("could not create role {WORKER_ROLE}"))?;
     let statements = [
         ENQUEUE_FUNCTION.to_owned(),
         "REVOKE ALL ON FUNCTION public.director_enqueue_job(text, json, integer, text, text) \
@@ -144,6 +174,7 @@ pub async fn install(pool: &PgPool) -> anyhow::Result<()> {
             "GRANT EXECUTE ON FUNCTION public.director_enqueue_job(text, json, integer, text, text) \
              TO {APP_ROLE}"
         ),
+        WORKER_GRANTS.to_owned(),
     ];
     for statement in statements {
         // Built from constants only.

@@ -35,6 +35,7 @@ pub mod identity;
 pub mod jobs;
 pub mod migrate;
 pub mod notify;
+pub mod roles;
 pub mod runner;
 pub mod secrets;
 pub mod server;

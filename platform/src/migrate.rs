@@ -6,6 +6,13 @@
 //! `migrations/shared/` (the application role, the `updated_at` trigger function); versions
 //! are one sequence across both. The folders are read at run time: from `MIGRATIONS_DIR` when
 //! set (the container images ship it at `/app/migrations`), else from the source checkout.
+//!
+//! `migrate` logs in as the databases' **owner**: `<SERVICE>_MIGRATION_DATABASE_URL` (used
+//! verbatim), else `MIGRATION_DATABASE_URL` pointed at the service's database, else the
+//! services' own URL (one role for everything, as before least privilege). When the
+//! services' URL (`DATABASE_URL` / `<SERVICE>_DATABASE_URL`) logs in as another user,
+//! `migrate` also makes that user the least-privilege login role the services run as
+//! ([`crate::roles::ensure_service_login`]), with the URL's password.
 
 use std::path::{Path, PathBuf};
 
@@ -15,8 +22,10 @@ use sqlx::migrate::{MigrateDatabase, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 use crate::catalog::ServiceSpec;
-use crate::config::Env;
+use crate::config::{ConfigError, Env};
+use crate::db::{DatabaseConfig, database_url_for, validate_url};
 use crate::jobs;
+use crate::roles::{ServiceLogin, ensure_service_login};
 
 /// The folder holding `migrations/<service>/` folders.
 pub fn migrations_root(env: &Env) -> PathBuf {
@@ -37,6 +46,54 @@ pub struct MigrationReport {
     pub known: usize,
     /// Migrations applied by this run (0 when already up to date).
     pub applied: usize,
+}
+
+/// The owner's URL for `service`'s database (see the module docs); `service_database` is the
+/// services' settings ([`DatabaseConfig::from_env`]), whose database it names.
+pub fn migration_url(
+    env: &Env,
+    service: &str,
+    service_database: &DatabaseConfig,
+) -> Result<String, ConfigError> {
+    let service_var = format!(
+        "{}_MIGRATION_DATABASE_URL",
+        service.to_ascii_uppercase().replace('-', "_")
+    );
+    if let Some(url) = env.string(&service_var) {
+        validate_url(&service_var, &url)?;
+        return Ok(url);
+    }
+    match env.string("MIGRATION_DATABASE_URL") {
+        Some(server) => {
+            let database = service_database
+                .database_name()
+                .unwrap_or_else(|| format!("director_{}", service.replace('-', "_")));
+            database_url_for(&server, &database)
+                .map_err(|e| ConfigError::new("MIGRATION_DATABASE_URL", e.reason))
+        }
+        None => Ok(service_database.url.expose().to_owned()),
+    }
+}
+
+/// What [`migrate_service`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceMigration {
+    /// The database's migrations.
+    pub migrations: MigrationReport,
+    /// The services' login role, when it is not the owner.
+    pub login: Option<ServiceLogin>,
+}
+
+/// `migrate` for one service with the settings in `env`: creates and migrates its database
+/// as the owner, then sets up the services' login role.
+pub async fn migrate_service(env: &Env, service: &str) -> anyhow::Result<ServiceMigration> {
+    let database = DatabaseConfig::from_env(env, service)?;
+    let owner_url = migration_url(env, service, &database)?;
+    let migrations = create_and_migrate(&owner_url, &migrations_root(env), service).await?;
+    let login = ensure_service_login(&owner_url, database.url.expose())
+        .await
+        .with_context(|| format!("could not set up the login role of {service}"))?;
+    Ok(ServiceMigration { migrations, login })
 }
 
 /// The folder of migrations every service's database gets first.

@@ -176,14 +176,13 @@ pub async fn main(service: &'static Service) -> anyhow::Result<()> {
 
     match matches.subcommand_name() {
         Some("migrate") => {
-            let root = migrate::migrations_root(&env);
-            let report =
-                migrate::create_and_migrate(config.database.url.expose(), &root, service.spec.name)
-                    .await?;
+            let done = migrate::migrate_service(&env, service.spec.name).await?;
+            let report = done.migrations;
             tracing::info!(
                 database = %report.database,
                 created = report.created,
                 applied = report.applied,
+                login_role = done.login.as_ref().map(|login| login.role.as_str()),
                 "migrations applied"
             );
             Ok(())
@@ -206,6 +205,7 @@ fn command(spec: &ServiceSpec) -> clap::Command {
         "Settings come from the environment (and .env, .env.<ENVIRONMENT>):\n\
          ENVIRONMENT, DEBUG, RUST_LOG, LOG_FORMAT, OTEL_EXPORTER_OTLP_ENDPOINT,\n\
          {prefix}_ADDR (0.0.0.0:{port}), DATABASE_URL or {prefix}_DATABASE_URL,\n\
+         MIGRATION_DATABASE_URL or {prefix}_MIGRATION_DATABASE_URL (migrate only),\n\
          DB_MAX_CONNECTIONS, DB_CONNECT_TIMEOUT_MS, DB_ACQUIRE_TIMEOUT_MS, DB_STATEMENT_TIMEOUT_MS,\n\
          DB_PGBOUNCER_TRANSACTION_MODE, DB_APP_ROLE, INTERNAL_TOKEN_SECRET, INTERNAL_TOKEN_TTL_MS,\n\
          MIGRATIONS_DIR, UPSTREAM_URL_TEMPLATE and <SERVICE>_URL for the services it calls.\n\

@@ -9,6 +9,7 @@
 
 use crate::config::{ConfigError, Environment, Secret};
 use crate::identity::DEV_INTERNAL_TOKEN_SECRET;
+use crate::roles::DEV_SERVICE_PASSWORD;
 
 /// The shortest secret accepted outside dev, in bytes (an HS256 key).
 pub const MIN_DEPLOYED_SECRET_LEN: usize = 32;
@@ -16,6 +17,7 @@ pub const MIN_DEPLOYED_SECRET_LEN: usize = 32;
 /// Every secret value written in this repository. Public by definition.
 pub const PUBLISHED_SECRETS: &[&str] = &[
     DEV_INTERNAL_TOKEN_SECRET,
+    DEV_SERVICE_PASSWORD,
     // docker-compose.yml defaults
     "compose-dev-internal-secret-0123456789abcdef",
     "compose-dev-jwt-secret-0123456789abcdef",

@@ -1,5 +1,10 @@
 //! `spawn_service` for black-box tests of any service (feature `testing`): a fresh, migrated
 //! database per test and the real gRPC server on a random port, as the runner starts it.
+//!
+//! Databases are created and migrated as the test server's user (the owner, normally a
+//! superuser); services log in as the least-privilege [`SERVICE_ROLE`] a deployment uses
+//! ([`service_url`]), so every service test runs under row-level security and without
+//! owner rights.
 
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
 
@@ -11,9 +16,10 @@ use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 
 use crate::config::Env;
-use crate::db::database_url_for;
+use crate::db::{database_url_for, with_login};
 use crate::identity::{Caller, InternalTokens};
 use crate::migrate::create_and_migrate;
+use crate::roles::{DEV_SERVICE_PASSWORD, SERVICE_ROLE, ensure_service_login};
 use crate::runner::{self, Service};
 
 /// The internal token secret test services verify with.
@@ -24,13 +30,24 @@ pub fn server_url() -> String {
     std::env::var("DATABASE_URL").unwrap_or_else(|_| crate::db::DEFAULT_DATABASE_URL.into())
 }
 
-/// A new database, named after `service`, with that service's migrations applied.
+/// A new database, named after `service`, with that service's migrations applied and the
+/// services' login role set up, as `director migrate` leaves it. Answers the owner's URL
+/// (for a test's own inspection); services connect with [`service_url`] of it.
 pub async fn fresh_database(service: &str) -> String {
     let name = format!("test_{service}_{}", uuid::Uuid::new_v4().simple());
     let url = database_url_for(&server_url(), &name).unwrap();
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations");
     create_and_migrate(&url, &root, service).await.unwrap();
+    ensure_service_login(&url, &service_url(&url))
+        .await
+        .unwrap();
     url
+}
+
+/// `owner_url` logging in as the services' least-privilege role instead (what
+/// `director up` derives too).
+pub fn service_url(owner_url: &str) -> String {
+    with_login(owner_url, SERVICE_ROLE, DEV_SERVICE_PASSWORD).unwrap()
 }
 
 /// A service running for one test.
@@ -38,7 +55,8 @@ pub async fn fresh_database(service: &str) -> String {
 pub struct TestService {
     /// Where it listens.
     pub addr: SocketAddr,
-    /// Its database.
+    /// Its database, as the owner (bypassing row-level security): for a test's own
+    /// inspection. The service itself logs in with [`service_url`] of it.
     pub database_url: String,
     /// Mints tokens it accepts.
     pub tokens: InternalTokens,
@@ -54,7 +72,9 @@ pub async fn spawn_service(service: &'static Service, extra: &[(&str, &str)]) ->
     spawn_service_on(service, database_url, extra).await
 }
 
-/// Starts `service` on an existing database; `extra` settings are added (and win).
+/// Starts `service` on an existing database made by [`fresh_database`] (`database_url` is
+/// the owner's URL; the service logs in as the services' role); `extra` settings are added
+/// (and win).
 pub async fn spawn_service_on(
     service: &'static Service,
     database_url: String,
@@ -62,7 +82,7 @@ pub async fn spawn_service_on(
 ) -> TestService {
     let prefix = service.spec.env_prefix();
     let env = Env::from_pairs(extra.iter().copied()).with_defaults([
-        (format!("{prefix}_DATABASE_URL"), database_url.clone()),
+        (format!("{prefix}_DATABASE_URL"), service_url(&database_url)),
         (
             "INTERNAL_TOKEN_SECRET".to_owned(),
             INTERNAL_SECRET.to_owned(),

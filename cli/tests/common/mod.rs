@@ -9,10 +9,11 @@ use std::time::Duration;
 use director::stack::{self, RunningStack};
 use director_platform::catalog;
 use director_platform::config::Env;
-use director_platform::db::database_url_for;
+use director_platform::db::{database_url_for, with_login};
 use director_platform::identity::Role;
 use director_platform::identity::user_token::{UserTokenClaims, mint_hs256};
 use director_platform::migrate::create_and_migrate;
+use director_platform::roles::{DEV_SERVICE_PASSWORD, SERVICE_ROLE, ensure_service_login};
 use tokio_util::sync::CancellationToken;
 
 pub const JWT_SECRET: &str = "e2e-supabase-jwt-secret-0123456789abcdef";
@@ -39,15 +40,20 @@ pub async fn spawn_stack_with(extra: &[(&str, &str)]) -> TestStack {
     let run = uuid::Uuid::new_v4().simple().to_string();
     let migrations = Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations");
     let mut env: Vec<(String, String)> = Vec::new();
-    // Every service of the catalog on a fresh database of its own and a random port.
+    // Every service of the catalog on a fresh database of its own and a random port,
+    // migrated as the owner and logged in to as the least-privilege services' role.
     for spec in catalog::SERVICES {
         let name = format!("test_e2e_{}_{run}", spec.name);
-        let database_url = database_url_for(&server_url(), &name).unwrap();
-        create_and_migrate(&database_url, &migrations, spec.name)
+        let owner_url = database_url_for(&server_url(), &name).unwrap();
+        create_and_migrate(&owner_url, &migrations, spec.name)
+            .await
+            .unwrap();
+        let service_url = with_login(&owner_url, SERVICE_ROLE, DEV_SERVICE_PASSWORD).unwrap();
+        ensure_service_login(&owner_url, &service_url)
             .await
             .unwrap();
         let prefix = spec.env_prefix();
-        env.push((format!("{prefix}_DATABASE_URL"), database_url));
+        env.push((format!("{prefix}_DATABASE_URL"), service_url));
         env.push((spec.addr_var(), "127.0.0.1:0".to_owned()));
     }
     env.extend(

@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use director_fakes::{FakeVessey, GeneratedSpec, VesseyData};
 use director_platform::identity::{Caller, Role};
-use director_platform::testing::{INTERNAL_SECRET, TestService, fresh_database, spawn_service};
+use director_platform::testing::{
+    INTERNAL_SECRET, TestService, fresh_database, service_url, spawn_service,
+};
 use director_proto::integrations::integrations_service_client::IntegrationsServiceClient;
 use director_proto::integrations::jobs_service_client::JobsServiceClient;
 use director_proto::integrations::{GetJobRequest, ImportVesseyCollectionsRequest, Job, JobStatus};
@@ -88,7 +90,8 @@ async fn an_import_whose_process_is_killed_mid_way_is_finished_by_another_worker
     // Slow pages: the first process is killed while it is still importing.
     vessey.delay_next(PAGES as usize, Duration::from_millis(400));
 
-    let database_url = fresh_database("integrations").await;
+    // The process logs in as the services' least-privilege role, as deployed.
+    let database_url = service_url(&fresh_database("integrations").await);
     let env: Vec<(String, String)> = [
         ("INTEGRATIONS_DATABASE_URL", database_url.as_str()),
         ("INTERNAL_TOKEN_SECRET", INTERNAL_SECRET),
