@@ -1,7 +1,8 @@
 //! The HTTP (non-gRPC) side of the gateway: its own public routes (`/api`, health, OpenAPI
-//! and documentation pages), then, for everything else under `/api/`, the edge checks in
-//! order (client-IP rate limit, body size, content type, authentication, caller rate limit,
-//! route lookup) before the request is handed to the REST transcoder.
+//! and documentation pages, limited per client address except liveness), then, for everything
+//! else under `/api/`, the edge checks in order (body size, content type, admission — the
+//! token, then the caller's rate limit, or the address' for a missing or bad token —, route
+//! lookup) before the request is handed to the REST transcoder.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -13,6 +14,8 @@ use tonic::metadata::MetadataMap;
 use tower::service_fn;
 use tower::util::BoxCloneSyncService;
 
+use crate::admission::admit;
+use crate::auth::Authenticated;
 use crate::error::ApiError;
 use crate::limits::{body_too_large, declared_length_exceeds};
 use crate::openapi;
@@ -47,9 +50,11 @@ impl GatewayRoute {
         })
     }
 
-    /// Probes are exempt from the client-IP rate limit: a kubelet polls from one address.
-    fn is_probe(self) -> bool {
-        matches!(self, Self::Liveness | Self::Readiness)
+    /// Liveness costs nothing and a kubelet polls it from one address: it is the one route
+    /// exempt from the per-address limit. Readiness checks every upstream, so it is limited
+    /// like the other public routes (the limit is far above any probe's rate).
+    fn is_rate_limited(self) -> bool {
+        self != Self::Liveness
     }
 }
 
@@ -70,28 +75,26 @@ async fn handle(state: Arc<AppState>, request: Request<Body>) -> Response {
 
 async fn respond(state: &AppState, request: Request<Body>) -> Result<Response, ApiError> {
     let path = request.uri().path().to_owned();
-    let route = GatewayRoute::of(&path);
-    if !route.is_some_and(GatewayRoute::is_probe) {
-        state
-            .rate_limits
-            .check_client(&request)
-            .map_err(|limited| limited.to_api_error())?;
-    }
-    if let Some(route) = route {
+    if let Some(route) = GatewayRoute::of(&path) {
+        if route.is_rate_limited() {
+            check_address(state, &request)?;
+        }
         return gateway_route(state, route, request.method()).await;
     }
     if !path.starts_with("/api/") {
+        check_address(state, &request)?;
         return Err(not_found());
     }
     if declared_length_exceeds(&request, state.limits.max_body_bytes) {
         return Err(body_too_large(state.limits.max_body_bytes));
     }
     check_content_type(&request)?;
-    let caller = state.authenticator.authenticate(request.headers()).await?;
-    state
-        .rate_limits
-        .check_caller(&caller.tenant_id, &caller.user_id)
-        .map_err(|limited| limited.to_api_error())?;
+    let Authenticated { caller, expires_at } = admit(
+        state,
+        request.headers(),
+        state.rate_limits.client_address(&request),
+    )
+    .await?;
     match state.rest.matches(request.method(), &path) {
         RouteMatch::Found(_) => {}
         RouteMatch::NotFound => return Err(not_found()),
@@ -109,8 +112,17 @@ async fn respond(state: &AppState, request: Request<Body>) -> Result<Response, A
         max_body_bytes: state.limits.max_body_bytes,
         expose_internal_errors: state.expose_internal_errors,
         shutdown: state.shutdown.clone(),
+        token_expires_at: expires_at,
     };
     state.rest.handle(request, &state.upstreams, outbound).await
+}
+
+/// Charges unauthenticated work to the client's address.
+fn check_address(state: &AppState, request: &Request<Body>) -> Result<(), ApiError> {
+    state
+        .rate_limits
+        .check_address(request)
+        .map_err(|limited| limited.to_api_error())
 }
 
 async fn gateway_route(

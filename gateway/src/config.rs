@@ -11,8 +11,12 @@ use director_platform::identity::InternalTokenConfig;
 use director_platform::secrets::check_deployed_secret;
 use regex::Regex;
 
+use crate::client_addr::TrustedProxies;
+
 const DEFAULT_RATE_PER_SECOND: NonZeroU32 = NonZeroU32::MIN.saturating_add(19);
 const DEFAULT_RATE_BURST: NonZeroU32 = NonZeroU32::MIN.saturating_add(39);
+const DEFAULT_ADDRESS_RATE_PER_SECOND: NonZeroU32 = NonZeroU32::MIN.saturating_add(99);
+const DEFAULT_ADDRESS_RATE_BURST: NonZeroU32 = NonZeroU32::MIN.saturating_add(199);
 
 /// Everything the gateway reads from the environment.
 #[derive(Debug, Clone)]
@@ -75,27 +79,39 @@ pub struct CorsConfig {
 pub struct LimitsConfig {
     /// `MAX_BODY_BYTES`: largest REST request body (default 1 MiB).
     pub max_body_bytes: usize,
-    /// `RATE_LIMIT_PER_SECOND`: sustained requests per second per caller and per client IP
+    /// `RATE_LIMIT_PER_SECOND`: sustained requests per second per authenticated caller
     /// (default 20).
     pub rate_per_second: NonZeroU32,
-    /// `RATE_LIMIT_BURST`: requests allowed at once before the rate applies (default 40).
+    /// `RATE_LIMIT_BURST`: requests a caller may make at once before the rate applies
+    /// (default 40).
     pub rate_burst: NonZeroU32,
+    /// `ADDRESS_RATE_LIMIT_PER_SECOND`: sustained unauthenticated requests (no or a bad token,
+    /// public routes, reflection, readiness) per client address (default 100).
+    pub address_rate_per_second: NonZeroU32,
+    /// `ADDRESS_RATE_LIMIT_BURST`: unauthenticated requests a client address may make at once
+    /// (default 200).
+    pub address_rate_burst: NonZeroU32,
     /// `UPSTREAM_TIMEOUT_MS`: deadline of a unary upstream call made for a REST request
     /// (default 15 s).
     pub upstream_timeout: Duration,
     /// `MAX_CONCURRENT_REQUESTS`: requests in flight, open streams included until they end,
     /// before new ones are shed with 503 (default 1024).
     pub max_concurrent_requests: usize,
-    /// `TRUST_FORWARDED_FOR`: take the client address for the IP rate limit from the last
-    /// `X-Forwarded-For` entry (the one the nearest proxy added) instead of the TCP peer.
-    /// Enable it only behind exactly one trusted proxy or ingress (default false): without a
-    /// proxy, clients could choose their own address.
-    pub trust_forwarded_for: bool,
+    /// `TRUSTED_PROXIES`: networks of the proxies and ingresses in front of the gateway
+    /// (comma-separated CIDRs or addresses, default none). Their `X-Forwarded-For` entries
+    /// name the client address for the per-address limit; see [`TrustedProxies`].
+    pub trusted_proxies: TrustedProxies,
     /// Time limit of each upstream health check behind `/api/health/ready` (2 s).
     pub readiness_timeout: Duration,
     /// `HEADER_READ_TIMEOUT_MS` (10000): how long a client may take to send a request's
     /// headers before the connection is closed.
     pub header_read_timeout: Duration,
+    /// `BODY_READ_TIMEOUT_MS` (30000): how long a request body may send nothing before the
+    /// request fails (408 for REST).
+    pub body_read_timeout: Duration,
+    /// `MAX_CONNECTIONS` (4096): open client connections; beyond it the gateway stops
+    /// accepting until one closes.
+    pub max_connections: usize,
     /// Time limit of connecting to an upstream (5 s).
     pub connect_timeout: Duration,
 }
@@ -256,24 +272,63 @@ impl LimitsConfig {
                 reason: "expected a positive integer, got \"0\"".to_owned(),
             });
         }
-        let header_read_timeout = env.millis_or("HEADER_READ_TIMEOUT_MS", 10_000)?;
-        if header_read_timeout.is_zero() {
-            return Err(ConfigError {
-                variable: "HEADER_READ_TIMEOUT_MS".to_owned(),
-                reason: "expected a positive number of milliseconds, got \"0\"".to_owned(),
-            });
+        let header_read_timeout = positive_millis(env, "HEADER_READ_TIMEOUT_MS", 10_000)?;
+        let body_read_timeout = positive_millis(env, "BODY_READ_TIMEOUT_MS", 30_000)?;
+        let max_connections: usize = env.parse_or("MAX_CONNECTIONS", 4096)?;
+        if max_connections == 0 {
+            return Err(ConfigError::new(
+                "MAX_CONNECTIONS",
+                "expected a positive integer, got \"0\"",
+            ));
         }
         Ok(Self {
             max_body_bytes: env.parse_or("MAX_BODY_BYTES", 1_048_576)?,
             rate_per_second: env.parse_or("RATE_LIMIT_PER_SECOND", DEFAULT_RATE_PER_SECOND)?,
             rate_burst: env.parse_or("RATE_LIMIT_BURST", DEFAULT_RATE_BURST)?,
+            address_rate_per_second: env.parse_or(
+                "ADDRESS_RATE_LIMIT_PER_SECOND",
+                DEFAULT_ADDRESS_RATE_PER_SECOND,
+            )?,
+            address_rate_burst: env
+                .parse_or("ADDRESS_RATE_LIMIT_BURST", DEFAULT_ADDRESS_RATE_BURST)?,
             upstream_timeout: env.millis_or("UPSTREAM_TIMEOUT_MS", 15_000)?,
             max_concurrent_requests,
-            trust_forwarded_for: env.bool_or("TRUST_FORWARDED_FOR", false)?,
+            trusted_proxies: trusted_proxies(env)?,
             readiness_timeout: Duration::from_secs(2),
             header_read_timeout,
+            body_read_timeout,
+            max_connections,
             connect_timeout: Duration::from_secs(5),
         })
+    }
+}
+
+/// A duration in milliseconds that must not be zero (a zero timeout would refuse everything).
+fn positive_millis(env: &Env, variable: &str, default: u64) -> Result<Duration, ConfigError> {
+    let duration = env.millis_or(variable, default)?;
+    if duration.is_zero() {
+        return Err(ConfigError::new(
+            variable,
+            "expected a positive number of milliseconds, got \"0\"",
+        ));
+    }
+    Ok(duration)
+}
+
+/// `TRUSTED_PROXIES`, refusing the flag it replaced: a setting that silently stopped
+/// working would leave a deployment keyed on its ingress' address.
+fn trusted_proxies(env: &Env) -> Result<TrustedProxies, ConfigError> {
+    if env.string("TRUST_FORWARDED_FOR").is_some() {
+        return Err(ConfigError::new(
+            "TRUST_FORWARDED_FOR",
+            "replaced by TRUSTED_PROXIES: list the networks of the proxies in front of the \
+             gateway (e.g. TRUSTED_PROXIES=10.0.0.0/8)",
+        ));
+    }
+    match env.string("TRUSTED_PROXIES") {
+        None => Ok(TrustedProxies::default()),
+        Some(raw) => TrustedProxies::parse(&raw)
+            .map_err(|reason| ConfigError::new("TRUSTED_PROXIES", reason)),
     }
 }
 
@@ -346,6 +401,36 @@ mod tests {
         );
         assert!(parse_origins("*").is_err());
         assert!(parse_origins("[1, 2]").is_err());
+    }
+
+    #[test]
+    fn trusted_proxies_replace_the_trust_everything_flag() {
+        let limits = |pairs: &[(&str, &str)]| {
+            LimitsConfig::from_env(&Env::from_pairs(pairs.iter().copied()))
+        };
+        let error = limits(&[("TRUST_FORWARDED_FOR", "true")]).expect_err("refused");
+        assert_eq!(error.variable, "TRUST_FORWARDED_FOR");
+        assert!(error.reason.contains("TRUSTED_PROXIES"), "{}", error.reason);
+        let error = limits(&[("TRUSTED_PROXIES", "10.0.0.0/8, nonsense")]).expect_err("refused");
+        assert_eq!(error.variable, "TRUSTED_PROXIES");
+        assert!(error.reason.contains("nonsense"), "{}", error.reason);
+        let config = limits(&[("TRUSTED_PROXIES", "10.0.0.0/8")]).expect("valid");
+        assert_eq!(
+            config.trusted_proxies,
+            TrustedProxies::parse("10.0.0.0/8").expect("valid")
+        );
+        assert_eq!(
+            limits(&[("MAX_CONNECTIONS", "0")])
+                .expect_err("refused")
+                .variable,
+            "MAX_CONNECTIONS"
+        );
+        assert_eq!(
+            limits(&[("BODY_READ_TIMEOUT_MS", "0")])
+                .expect_err("refused")
+                .variable,
+            "BODY_READ_TIMEOUT_MS"
+        );
     }
 
     fn auth(pairs: &[(&str, &str)]) -> AuthConfig {

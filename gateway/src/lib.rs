@@ -10,9 +10,12 @@
 //! upstream), [`cors`], [`limits`], [`edge`], [`security`], [`health`], [`rest`] and
 //! [`openapi`] (transcoding and documentation).
 
+pub mod admission;
 pub mod api;
 pub mod auth;
+pub mod client_addr;
 pub mod config;
+pub mod connection;
 pub mod cors;
 pub mod edge;
 pub mod error;
@@ -23,6 +26,7 @@ pub mod local_grpc;
 pub mod openapi;
 pub mod protocol;
 pub mod proxy;
+pub mod proxy_body;
 pub mod request_id;
 pub mod rest;
 pub mod security;

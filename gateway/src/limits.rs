@@ -1,9 +1,11 @@
-//! Protective limits: per-client-IP and per-caller rate limits (GCRA via `governor`), the
-//! request body cap, and shedding of requests beyond the concurrency cap.
+//! Protective limits: per-caller and per-client-address rate limits (GCRA via `governor`),
+//! the request body cap, and shedding of requests beyond the concurrency cap.
 //!
-//! The IP limit runs before authentication so unauthenticated floods are cut early; the caller
-//! limit runs after it, keyed by `tenant:user`, so users behind one NAT do not starve each
-//! other.
+//! An authenticated request is limited by its caller (`tenant:user`) alone, so users behind
+//! one office NAT or one ingress each get their whole quota. The per-address limit, generous
+//! by default, guards only work done for nobody in particular: requests without a valid token
+//! (failed logins), the gateway's public routes, reflection and readiness. The address is the
+//! one [`TrustedProxies`] names, IPv6 keyed by /64.
 
 use std::convert::Infallible;
 use std::hash::Hash;
@@ -25,10 +27,10 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tower::{Service, ServiceExt};
 
+use crate::client_addr::{TrustedProxies, rate_limit_key};
 use crate::config::LimitsConfig;
 use crate::error::ApiError;
 use crate::protocol::Protocol;
-use crate::state::ClientAddr;
 
 type KeyedLimiter<K> = RateLimiter<K, DefaultKeyedStateStore<K>, DefaultClock>;
 
@@ -38,9 +40,9 @@ const CLEANUP_INTERVAL: Duration = Duration::from_secs(60);
 /// The two keyed rate limiters.
 #[derive(Debug)]
 pub struct RateLimits {
-    per_ip: KeyedLimiter<IpAddr>,
+    per_address: KeyedLimiter<IpAddr>,
     per_caller: KeyedLimiter<String>,
-    trust_forwarded_for: bool,
+    trusted_proxies: TrustedProxies,
 }
 
 /// A request over its rate limit; retry after this many whole seconds (at least 1).
@@ -69,28 +71,38 @@ impl RateLimited {
 }
 
 impl RateLimits {
-    /// Both limiters with the same quota: `rate_per_second` sustained, `rate_burst` at once.
+    /// The per-caller limit (`rate_per_second`, `rate_burst`) and the per-address limit for
+    /// unauthenticated work (`address_rate_per_second`, `address_rate_burst`).
     pub fn new(config: &LimitsConfig) -> Self {
-        let quota = Quota::per_second(config.rate_per_second).allow_burst(config.rate_burst);
         Self {
-            per_ip: RateLimiter::keyed(quota),
-            per_caller: RateLimiter::keyed(quota),
-            trust_forwarded_for: config.trust_forwarded_for,
+            per_address: RateLimiter::keyed(
+                Quota::per_second(config.address_rate_per_second)
+                    .allow_burst(config.address_rate_burst),
+            ),
+            per_caller: RateLimiter::keyed(
+                Quota::per_second(config.rate_per_second).allow_burst(config.rate_burst),
+            ),
+            trusted_proxies: config.trusted_proxies.clone(),
         }
     }
 
-    /// Admits one request from its client address (see [`client_ip`]); requests without a
-    /// known address are not IP-limited.
-    pub fn check_client<B>(&self, request: &Request<B>) -> Result<(), RateLimited> {
-        match client_ip(request, self.trust_forwarded_for) {
-            Some(ip) => self.check_ip(ip),
+    /// The request's client address (see [`TrustedProxies`]), if known.
+    pub fn client_address<B>(&self, request: &Request<B>) -> Option<IpAddr> {
+        self.trusted_proxies.client_of_request(request)
+    }
+
+    /// Admits one piece of unauthenticated work from the request's client address.
+    pub fn check_address<B>(&self, request: &Request<B>) -> Result<(), RateLimited> {
+        self.check_client(self.client_address(request))
+    }
+
+    /// Admits one piece of unauthenticated work from `client`; work from an unknown address
+    /// is not limited.
+    pub fn check_client(&self, client: Option<IpAddr>) -> Result<(), RateLimited> {
+        match client {
+            Some(client) => check(&self.per_address, &rate_limit_key(client)),
             None => Ok(()),
         }
-    }
-
-    /// Admits one request from this client address.
-    pub fn check_ip(&self, ip: IpAddr) -> Result<(), RateLimited> {
-        check(&self.per_ip, &ip)
     }
 
     /// Admits one request from this caller (`tenant:user`).
@@ -106,7 +118,7 @@ impl RateLimits {
                 tokio::select! {
                     () = shutdown.cancelled() => break,
                     _ = interval.tick() => {
-                        self.per_ip.retain_recent();
+                        self.per_address.retain_recent();
                         self.per_caller.retain_recent();
                     }
                 }
@@ -124,28 +136,6 @@ fn check<K: Hash + Eq + Clone>(limiter: &KeyedLimiter<K>, key: &K) -> Result<(),
             retry_after: seconds.max(1),
         }
     })
-}
-
-/// The client's address: the TCP peer, or with `trust_forwarded_for` the last
-/// `X-Forwarded-For` entry (appended by the one trusted proxy in front of the gateway).
-pub fn client_ip<B>(request: &Request<B>, trust_forwarded_for: bool) -> Option<IpAddr> {
-    if trust_forwarded_for {
-        let forwarded = request
-            .headers()
-            .get_all("x-forwarded-for")
-            .iter()
-            .next_back()
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.rsplit(',').next())
-            .and_then(|last| last.trim().parse::<IpAddr>().ok());
-        if forwarded.is_some() {
-            return forwarded;
-        }
-    }
-    request
-        .extensions()
-        .get::<ClientAddr>()
-        .map(|ClientAddr(peer)| peer.ip())
 }
 
 /// The 413 answer for a body over the cap.

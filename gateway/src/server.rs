@@ -2,10 +2,11 @@
 //! upstream map, then serving one listener that speaks HTTP/1.1 and h2c (prior knowledge),
 //! choosing per request between native gRPC, gRPC-Web and REST by content type.
 //!
-//! Layers, outermost first: [`Edge`] (request id, span, security headers, access log) →
+//! Connections are capped and timed out as [`connection`] says. Layers, outermost first:
+//! [`Edge`] (request id, span, security headers, access log) →
 //! CORS → [`Shed`] (concurrency cap) → protocol dispatch.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,8 +16,7 @@ use axum::body::Body;
 use director_platform::config::Environment;
 use director_platform::identity::InternalTokens;
 use http::{Request, Response};
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
+use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use prost_reflect::DescriptorPool;
@@ -31,6 +31,7 @@ use tracing::{debug, info, warn};
 use crate::api::http_service;
 use crate::auth::Authenticator;
 use crate::config::GatewayConfig;
+use crate::connection::{self, ConnectionCap, ReadTimeoutBody};
 use crate::cors;
 use crate::edge::Edge;
 use crate::limits::{RateLimits, Shed};
@@ -72,10 +73,17 @@ impl Gateway {
     ) -> anyhow::Result<Self> {
         let upstreams = Upstreams::new(upstreams, config.limits.connect_timeout);
         let mut grpc_services = HashMap::new();
+        let mut streaming_methods = HashSet::new();
         for service in descriptors.services() {
             match upstreams.channel_for_package(service.package_name()) {
                 Some(channel) => {
                     grpc_services.insert(service.full_name().to_owned(), channel);
+                    streaming_methods.extend(
+                        service
+                            .methods()
+                            .filter(prost_reflect::MethodDescriptor::is_server_streaming)
+                            .map(|method| format!("/{}/{}", service.full_name(), method.name())),
+                    );
                 }
                 None => debug!(
                     service = service.full_name(),
@@ -97,6 +105,7 @@ impl Gateway {
             tokens: InternalTokens::new(&config.internal_token.secret, config.internal_token.ttl),
             upstreams,
             grpc_services,
+            streaming_methods,
             local_grpc,
             rest,
             openapi_json: openapi_json.into(),
@@ -127,12 +136,18 @@ impl Gateway {
             .clone()
             .spawn_cleanup(shutdown.child_token());
         let service = self.service();
-        let builder = connection_builder(&self.config.limits);
+        let builder = connection::builder(&self.config.limits);
+        let connection_cap = ConnectionCap::new(self.config.limits.max_connections);
+        let body_read_timeout = self.config.limits.body_read_timeout;
         let graceful = GracefulShutdown::new();
         if let Ok(addr) = listener.local_addr() {
             info!(%addr, "gateway listening");
         }
         loop {
+            let permit = tokio::select! {
+                () = shutdown.cancelled() => break,
+                permit = connection_cap.admit() => permit,
+            };
             let (stream, peer) = tokio::select! {
                 () = shutdown.cancelled() => break,
                 accepted = listener.accept() => match accepted {
@@ -149,7 +164,9 @@ impl Gateway {
             let service = service.clone();
             let per_connection = service_fn(move |mut request: Request<hyper::body::Incoming>| {
                 request.extensions_mut().insert(ClientAddr(peer));
-                service.clone().oneshot(request.map(Body::new))
+                let request =
+                    request.map(|body| Body::new(ReadTimeoutBody::new(body, body_read_timeout)));
+                service.clone().oneshot(request)
             });
             let connection = builder
                 .serve_connection(
@@ -162,6 +179,7 @@ impl Gateway {
                 if let Err(error) = connection.await {
                     debug!(%error, %peer, "connection ended with an error");
                 }
+                drop(permit);
             });
         }
         drop(listener);
@@ -226,24 +244,3 @@ impl tower::Service<Request<Body>> for Dispatch {
         handler.oneshot(request)
     }
 }
-
-/// How connections are served: hyper's timer drives a header-read deadline, so a client that
-/// stops mid-headers is disconnected instead of holding a connection forever, and HTTP/2
-/// connections are pinged so dead peers are noticed.
-fn connection_builder(limits: &crate::config::LimitsConfig) -> auto::Builder<TokioExecutor> {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout);
-    builder
-        .http2()
-        .timer(hyper_util::rt::TokioTimer::new())
-        .keep_alive_interval(Some(HTTP2_KEEP_ALIVE_INTERVAL))
-        .keep_alive_timeout(HTTP2_KEEP_ALIVE_TIMEOUT);
-    builder
-}
-
-/// How often an idle HTTP/2 connection is pinged, and how long a ping may go unanswered.
-const HTTP2_KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(30);
-const HTTP2_KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(20);

@@ -1,6 +1,6 @@
 //! What every request handler shares, built once by `Gateway::build`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -25,7 +25,7 @@ pub struct ClientAddr(pub SocketAddr);
 pub(crate) struct AppState {
     /// Verifies Supabase tokens.
     pub authenticator: Authenticator,
-    /// Per-IP and per-caller rate limits.
+    /// Per-caller and per-address rate limits.
     pub rate_limits: Arc<RateLimits>,
     /// Mints the internal tokens forwarded upstream.
     pub tokens: InternalTokens,
@@ -34,6 +34,9 @@ pub(crate) struct AppState {
     /// gRPC routing: fully-qualified service name → the channel of the package's upstream,
     /// computed once from the descriptor pool.
     pub grpc_services: HashMap<String, Channel>,
+    /// Paths (`/package.Service/Method`) of the methods that stream their answers: they get
+    /// no default deadline.
+    pub streaming_methods: HashSet<String>,
     /// Reflection and health, answered by the gateway.
     pub local_grpc: Routes,
     /// REST/JSON transcoding.

@@ -3,7 +3,7 @@
 //! reconnects on its own), so the hot path never opens a connection per request.
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use tokio_util::sync::CancellationToken;
 use tonic::metadata::MetadataMap;
@@ -71,4 +71,8 @@ pub struct Outbound {
     /// then ends normally (a never-cancelled token lets streams run until the service or the
     /// client ends them).
     pub shutdown: CancellationToken,
+    /// When the caller's token expires: an open Server-Sent Events stream ends then with an
+    /// UNAUTHENTICATED error event (the client reconnects with a fresh token and
+    /// `Last-Event-ID`).
+    pub token_expires_at: SystemTime,
 }

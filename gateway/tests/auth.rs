@@ -261,45 +261,80 @@ async fn a_token_cannot_choose_another_algorithm_than_its_key() {
 }
 
 #[tokio::test]
-async fn an_unknown_kid_triggers_exactly_one_jwks_refresh_shared_by_concurrent_requests() {
-    let (jwks, gateway) = gateway_with_jwks().await;
-    assert_eq!(jwks.hits(), 1, "one start-up fetch");
+async fn an_unknown_kid_triggers_one_refresh_and_nobody_queues_behind_it() {
+    // A slow key server: each download takes a second.
+    let jwks =
+        FakeJwks::start_with_delay(vec![ec_jwk("key-a", EC_KEY_A_XY)], Duration::from_secs(1))
+            .await;
+    let url = format!("{}/auth/v1/.well-known/jwks.json", jwks.url);
+    let gateway = gateway(&[("SUPABASE_JWKS_URL", &url)]).await;
+    jwks.wait_for_hits(1).await;
 
-    // The project rotates to key-b; tokens signed with it start arriving all at once.
+    // The project rotates to key-b; the first token signed with it waits for the refresh.
     jwks.set_keys(vec![
         ec_jwk("key-a", EC_KEY_A_XY),
         ec_jwk("key-b", EC_KEY_B_XY),
     ]);
     let rotated = es256_token(EC_KEY_B_PEM, "key-b", "u-rotated");
-    let requests = (0..20).map(|_| {
-        let url = gateway.at(PROTECTED_UNKNOWN);
-        let authorization = format!("Bearer {rotated}");
+    let first = tokio::spawn({
+        let (url, authorization) = (gateway.at(PROTECTED_UNKNOWN), format!("Bearer {rotated}"));
         async move {
-            http()
+            let response = http()
                 .get(url)
                 .header("authorization", authorization)
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16()
+                .send();
+            response.await.unwrap().status().as_u16()
         }
     });
-    let statuses = futures::future::join_all(requests).await;
-    assert!(statuses.iter().all(|status| *status == 404), "{statuses:?}");
-    assert_eq!(jwks.hits(), 2, "one refresh for twenty requests");
-
-    // A kid that really is unknown does not cause another refresh within the rate limit.
-    let unknown = es256_token(EC_KEY_B_PEM, "key-z", "u1");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // While it runs, other unknown kids are refused at once instead of queueing.
+    let started = std::time::Instant::now();
     for _ in 0..5 {
         assert_refused(
             &gateway,
-            &unknown,
-            "Invalid token: Unable to find a signing key that matches: \"key-z\"",
+            &rotated,
+            "Invalid token: Unable to find a signing key that matches the token",
         )
         .await;
     }
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "requests waited for the refresh: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(first.await.unwrap(), 404, "the refreshing request passes");
+    assert_eq!(get_bearer(&gateway, &rotated).await.0, 404);
+    assert_eq!(jwks.hits(), 2, "one refresh");
+
+    // A kid that really is unknown causes no other refresh within the rate limit, and the
+    // client's text is not echoed back.
+    let unknown = es256_token(EC_KEY_B_PEM, "key-z<script>", "u1");
+    for _ in 0..5 {
+        let (status, body) = get_bearer(&gateway, &unknown).await;
+        assert_eq!(status, 401);
+        assert!(!body.to_string().contains("key-z"), "{body}");
+    }
     assert_eq!(jwks.hits(), 2);
+}
+
+#[tokio::test]
+async fn an_oversized_key_set_is_not_read() {
+    // Thousands of keys: far beyond any real key set and the 64 KiB cap.
+    let keys = (0..2000)
+        .map(|n| ec_jwk(&format!("key-{n}"), EC_KEY_A_XY))
+        .chain([ec_jwk("key-a", EC_KEY_A_XY)])
+        .collect();
+    let jwks = FakeJwks::start(keys).await;
+    let url = format!("{}/auth/v1/.well-known/jwks.json", jwks.url);
+    let gateway = gateway(&[("SUPABASE_JWKS_URL", &url)]).await;
+    jwks.wait_for_hits(1).await;
+    let token = es256_token(EC_KEY_A_PEM, "key-a", "u1");
+    assert_refused(
+        &gateway,
+        &token,
+        "Invalid token: Unable to find a signing key that matches the token",
+    )
+    .await;
 }
 
 #[tokio::test]

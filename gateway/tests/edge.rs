@@ -1,5 +1,5 @@
-//! The edge's own answers: body cap (413), rate limits (429 with Retry-After, per client IP
-//! and per caller), content type (415), unknown routes and methods (404, 405), request ids,
+//! The edge's own answers: body cap (413), rate limits (429 with Retry-After, per caller, and
+//! per client address for unauthenticated work), content type (415), unknown routes and methods (404, 405), request ids,
 //! security headers, and the gateway's public routes.
 #![allow(clippy::unwrap_used)]
 
@@ -28,7 +28,10 @@ async fn an_oversized_body_is_refused_with_413_in_the_error_shape() {
 #[tokio::test]
 async fn a_client_over_its_burst_gets_429_with_retry_after() {
     let gateway = spawn_gateway(
-        config(&[("RATE_LIMIT_PER_SECOND", "1"), ("RATE_LIMIT_BURST", "3")]),
+        config(&[
+            ("ADDRESS_RATE_LIMIT_PER_SECOND", "1"),
+            ("ADDRESS_RATE_LIMIT_BURST", "3"),
+        ]),
         echo_pool(),
         vec![],
     )
@@ -56,9 +59,12 @@ async fn a_client_over_its_burst_gets_429_with_retry_after() {
 }
 
 #[tokio::test]
-async fn the_probes_are_not_rate_limited() {
+async fn liveness_is_not_rate_limited_but_readiness_is() {
     let gateway = spawn_gateway(
-        config(&[("RATE_LIMIT_PER_SECOND", "1"), ("RATE_LIMIT_BURST", "1")]),
+        config(&[
+            ("ADDRESS_RATE_LIMIT_PER_SECOND", "1"),
+            ("ADDRESS_RATE_LIMIT_BURST", "1"),
+        ]),
         echo_pool(),
         vec![],
     )
@@ -67,6 +73,22 @@ async fn the_probes_are_not_rate_limited() {
         let response = http().get(gateway.at("/api/health")).send().await.unwrap();
         assert_eq!(response.status(), 200);
     }
+    // Readiness calls every upstream: it is unauthenticated work like the other public routes.
+    let statuses = futures::future::join_all((0..3).map(|_| async {
+        http()
+            .get(gateway.at("/api/health/ready"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    }))
+    .await;
+    assert_eq!(
+        statuses.iter().filter(|status| **status == 429).count(),
+        2,
+        "{statuses:?}"
+    );
 }
 
 /// A client whose connections come from `ip` (any 127.0.0.0/8 address reaches the gateway).
@@ -101,12 +123,91 @@ async fn each_caller_has_its_own_rate_limit_whatever_its_address() {
     // user-a spends its burst from one address…
     assert_eq!(status(http_from([127, 0, 0, 1]), "user-a").await, 404);
     assert_eq!(status(http_from([127, 0, 0, 1]), "user-a").await, 404);
-    // …and is refused from a fresh address: the caller limit, not the IP limit.
+    // …and is refused from a fresh address: the caller limit, not an address limit.
     assert_eq!(status(http_from([127, 0, 0, 2]), "user-a").await, 429);
-    // Another user from that same fresh address still passes.
+    // Other users from either address still pass: their own quotas are untouched.
     assert_eq!(status(http_from([127, 0, 0, 2]), "user-b").await, 404);
-    // And the first address is now over its own (IP) limit for anyone.
-    assert_eq!(status(http_from([127, 0, 0, 1]), "user-c").await, 429);
+    assert_eq!(status(http_from([127, 0, 0, 1]), "user-c").await, 404);
+}
+
+#[tokio::test]
+async fn ten_users_behind_one_address_each_get_their_full_quota() {
+    // The per-address limit is far below what ten users need together.
+    let gateway = spawn_gateway(
+        config(&[
+            ("RATE_LIMIT_PER_SECOND", "1"),
+            ("RATE_LIMIT_BURST", "10"),
+            ("ADDRESS_RATE_LIMIT_PER_SECOND", "1"),
+            ("ADDRESS_RATE_LIMIT_BURST", "5"),
+        ]),
+        echo_pool(),
+        vec![],
+    )
+    .await;
+    let client = http_from([127, 0, 0, 9]);
+    let requests = (0..10).flat_map(|user| {
+        let token = token(&format!("office-user-{user}"));
+        let (client, url) = (client.clone(), gateway.at("/api/nothing"));
+        (0..10).map(move |_| {
+            let request = client
+                .get(&url)
+                .header("authorization", format!("Bearer {token}"));
+            async move { request.send().await.unwrap().status().as_u16() }
+        })
+    });
+    let statuses = futures::future::join_all(requests).await;
+    let limited = statuses.iter().filter(|status| **status == 429).count();
+    assert_eq!(limited, 0, "{limited} of 100 requests were rate limited");
+    // The eleventh request of one user is over that user's quota.
+    let over = client
+        .get(gateway.at("/api/nothing"))
+        .header(
+            "authorization",
+            format!("Bearer {}", token("office-user-0")),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(over.status(), 429);
+}
+
+#[tokio::test]
+async fn requests_without_a_valid_token_are_limited_per_address() {
+    let gateway = spawn_gateway(
+        config(&[
+            ("ADDRESS_RATE_LIMIT_PER_SECOND", "1"),
+            ("ADDRESS_RATE_LIMIT_BURST", "3"),
+        ]),
+        echo_pool(),
+        vec![],
+    )
+    .await;
+    let attempt = |client: reqwest::Client, authorization: &'static str| {
+        let url = gateway.at("/api/nothing");
+        async move {
+            let mut request = client.get(url);
+            if !authorization.is_empty() {
+                request = request.header("authorization", authorization);
+            }
+            request.send().await.unwrap().status().as_u16()
+        }
+    };
+    let here = || http_from([127, 0, 0, 3]);
+    assert_eq!(attempt(here(), "").await, 401);
+    assert_eq!(attempt(here(), "Bearer forged").await, 401);
+    assert_eq!(attempt(here(), "Bearer forged.again.x").await, 401);
+    // Failed logins from this address are now throttled…
+    assert_eq!(attempt(here(), "Bearer forged").await, 429);
+    assert_eq!(attempt(here(), "").await, 429);
+    // …but not from another one, and a valid token from the same address still passes.
+    assert_eq!(attempt(http_from([127, 0, 0, 4]), "").await, 401);
+    let valid = here()
+        .get(gateway.at("/api/nothing"))
+        .header("authorization", format!("Bearer {}", token("u1")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(valid.status(), 404);
 }
 
 #[tokio::test]
@@ -301,8 +402,11 @@ async fn requests_beyond_the_concurrency_cap_are_shed_with_503() {
 }
 
 #[tokio::test]
-async fn forwarded_for_names_the_client_only_when_trusted() {
-    let limits = [("RATE_LIMIT_PER_SECOND", "1"), ("RATE_LIMIT_BURST", "1")];
+async fn forwarded_for_names_the_client_only_behind_a_trusted_proxy() {
+    let limits = [
+        ("ADDRESS_RATE_LIMIT_PER_SECOND", "1"),
+        ("ADDRESS_RATE_LIMIT_BURST", "1"),
+    ];
     let get = |gateway: &TestGateway, forwarded: &'static str| {
         let url = gateway.at("/api");
         async move {
@@ -317,14 +421,21 @@ async fn forwarded_for_names_the_client_only_when_trusted() {
         }
     };
 
+    // The test client connects from 127.0.0.1: a trusted proxy here.
     let mut trusted = limits.to_vec();
-    trusted.push(("TRUST_FORWARDED_FOR", "true"));
+    trusted.push(("TRUSTED_PROXIES", "127.0.0.0/8, 10.0.0.0/8"));
     let gateway = spawn_gateway(config(&trusted), echo_pool(), vec![]).await;
-    // The proxy appends the real client last; earlier entries are the client's own claims.
-    assert_eq!(get(&gateway, "10.0.0.9, 203.0.113.1").await, 200);
-    assert_eq!(get(&gateway, "10.0.0.9, 203.0.113.2").await, 200);
-    assert_eq!(get(&gateway, "10.0.0.8, 203.0.113.1").await, 429);
+    // Walking from the right past trusted hops (10.0.0.5, an inner proxy) the first
+    // untrusted entry is the client; what the client wrote before it is ignored.
+    assert_eq!(get(&gateway, "1.1.1.1, 203.0.113.1, 10.0.0.5").await, 200);
+    assert_eq!(get(&gateway, "1.1.1.1, 203.0.113.2, 10.0.0.5").await, 200);
+    assert_eq!(get(&gateway, "9.9.9.9, 203.0.113.1").await, 429);
+    // IPv6 clients share a limit per /64.
+    assert_eq!(get(&gateway, "2001:db8:0:1::1").await, 200);
+    assert_eq!(get(&gateway, "2001:db8:0:1:ffff::2").await, 429);
+    assert_eq!(get(&gateway, "2001:db8:0:2::1").await, 200);
 
+    // Without trusted proxies the header is ignored: the TCP peer is the client.
     let gateway = spawn_gateway(config(&limits), echo_pool(), vec![]).await;
     assert_eq!(get(&gateway, "203.0.113.1").await, 200);
     assert_eq!(

@@ -280,6 +280,7 @@ fn outbound(timeout: Duration) -> Outbound {
         max_body_bytes: 1024,
         expose_internal_errors: false,
         shutdown: tokio_util::sync::CancellationToken::new(),
+        token_expires_at: std::time::SystemTime::now() + Duration::from_secs(3600),
     }
 }
 

@@ -1,7 +1,8 @@
 //! Server streams that stay open, through a running gateway in front of the test-only echo
 //! service: they count against the concurrency cap while open, Server-Sent Events follow the
-//! resume conventions (`event_id` → SSE `id:`, `Last-Event-ID` → `after_event_id`), and open
-//! event streams end cleanly when the gateway shuts down.
+//! resume conventions (`event_id` → SSE `id:`, `Last-Event-ID` → `after_event_id`), open
+//! event streams end cleanly when the gateway shuts down, and every kind of stream ends when
+//! the caller's token expires.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -240,6 +241,99 @@ async fn open_grpc_and_grpc_web_streams_hold_their_concurrency_slots_too() {
     assert_eq!(banner_status(&gateway).await, 503);
     drop(response);
     wait_for_a_free_slot(&gateway).await;
+}
+
+/// A token the gateway accepts for one or two more seconds: its `exp` passed 28 s ago, within
+/// the 30 s leeway.
+fn bearer_expiring_soon() -> String {
+    use director_platform::identity::user_token::{UserTokenClaims, mint_hs256_at};
+    let mut claims = UserTokenClaims::new("user-1");
+    claims.tenant_id = Some("tenant-1".to_owned());
+    claims.ttl = Duration::from_secs(1);
+    let issued_at = std::time::SystemTime::now() - Duration::from_secs(29);
+    format!(
+        "Bearer {}",
+        mint_hs256_at(JWT_SECRET, &claims, issued_at).unwrap()
+    )
+}
+
+#[tokio::test]
+async fn an_event_stream_ends_with_an_error_event_when_its_token_expires() {
+    let (gateway, _upstream) = spawn_echo_stack(&[]).await;
+    let response = http()
+        .get(gateway.at(&format!("{WATCH_ROUTE}?count=1&hold=true")))
+        .header("authorization", bearer_expiring_soon())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let mut stream = SseReader {
+        response,
+        buffer: String::new(),
+    };
+    assert_eq!(
+        stream.next_event().await.unwrap().unwrap().json()["sequence"],
+        1
+    );
+    let started = Instant::now();
+    let ended = tokio::time::timeout(Duration::from_secs(10), stream.rest())
+        .await
+        .expect("the held stream outlived its token");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    let last = ended.last().expect("an error event");
+    assert_eq!(last.event.as_deref(), Some("error"));
+    assert_eq!(last.json()["code"], "UNAUTHENTICATED");
+    assert_eq!(last.json()["error"], "Token has expired");
+}
+
+#[tokio::test]
+async fn grpc_and_grpc_web_streams_end_with_unauthenticated_when_their_token_expires() {
+    let (gateway, _upstream) = spawn_echo_stack(&[]).await;
+    let pool = echo_pool();
+
+    let mut client = tonic::client::Grpc::new(grpc_channel(&gateway).await);
+    client.ready().await.unwrap();
+    let mut stream = client
+        .server_streaming(
+            authorized(watch_request(&pool, 1, true), &bearer_expiring_soon()),
+            http::uri::PathAndQuery::from_static(WATCH_PATH),
+            DynamicCodec::new(watch_response_descriptor(&pool)),
+        )
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(stream.message().await.unwrap().is_some());
+    let status = tokio::time::timeout(Duration::from_secs(10), stream.message())
+        .await
+        .expect("the held stream outlived its token")
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::Unauthenticated);
+    assert_eq!(status.message(), "Token has expired");
+
+    use prost::Message as _;
+    let response = http()
+        .post(gateway.at(WATCH_PATH))
+        .header("content-type", "application/grpc-web+proto")
+        .header("authorization", bearer_expiring_soon())
+        .body(grpc_web_frame(
+            &watch_request(&pool, 1, true).encode_to_vec(),
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body = tokio::time::timeout(Duration::from_secs(10), response.bytes())
+        .await
+        .expect("the held gRPC-Web stream outlived its token")
+        .unwrap();
+    let (messages, trailers) = parse_grpc_web(&body);
+    assert_eq!(messages.len(), 1);
+    assert_eq!(trailers["grpc-status"], "16");
+    assert_eq!(trailers["grpc-message"], "Token has expired");
 }
 
 fn watch_request(pool: &DescriptorPool, count: i32, hold: bool) -> DynamicMessage {

@@ -3,9 +3,12 @@
 //! Keys are downloaded in the background (at start-up, then every refresh interval, sooner
 //! after a failure) so verifying a token never waits on the network in the common case. A
 //! token signed with a `kid` the cache does not know (a key rotation) triggers one on-demand
-//! refresh; concurrent requests wait for that same refresh, and further on-demand refreshes
-//! are refused until the minimum interval has passed, so a flood of forged `kid`s cannot turn
-//! the gateway into a JWKS-fetching amplifier.
+//! refresh, which that request waits for. Other requests with unknown `kid`s are refused at
+//! once while it runs instead of queueing behind it (holding connections and concurrency
+//! permits while a slow key server answers), and further on-demand refreshes are refused
+//! until the minimum interval has passed, so a flood of forged `kid`s can neither turn the
+//! gateway into a JWKS-fetching amplifier nor pile requests up. The document is read up to
+//! [`MAX_JWKS_BYTES`].
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -18,6 +21,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::config::AuthConfig;
+
+/// The largest key set document read; a real JWKS holds a handful of keys (a few KiB).
+pub const MAX_JWKS_BYTES: usize = 64 * 1024;
 
 /// Delay before retrying a failed background refresh.
 const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(30);
@@ -47,8 +53,8 @@ pub struct JwksCache {
     url: String,
     client: reqwest::Client,
     keys: RwLock<Arc<KeyMap>>,
-    /// When the last on-demand (unknown `kid`) refresh started; the async mutex also makes
-    /// concurrent requests share one refresh.
+    /// When the last on-demand (unknown `kid`) refresh started; held while it runs, so at
+    /// most one runs at a time.
     last_on_demand: tokio::sync::Mutex<Option<Instant>>,
     refresh_interval: Duration,
     min_refresh_interval: Duration,
@@ -63,6 +69,9 @@ pub enum JwksError {
     /// The document is not a JWKS.
     #[error("jwks document is malformed: {0}")]
     Malformed(String),
+    /// The document is larger than [`MAX_JWKS_BYTES`].
+    #[error("jwks document is larger than {MAX_JWKS_BYTES} bytes")]
+    TooLarge,
 }
 
 #[derive(Deserialize)]
@@ -98,13 +107,17 @@ impl JwksCache {
         keys.get(kid).cloned()
     }
 
-    /// The key with this id; an unknown id triggers at most one rate-limited refresh.
+    /// The key with this id; an unknown id triggers at most one rate-limited refresh, and
+    /// is refused at once while another one runs.
     pub async fn key(&self, kid: &str) -> Option<Arc<VerifyingKey>> {
         if let Some(key) = self.cached(kid) {
             return Some(key);
         }
-        let mut last = self.last_on_demand.lock().await;
-        // Another request may have refreshed while this one waited for the lock.
+        let Ok(mut last) = self.last_on_demand.try_lock() else {
+            debug!("unknown jwks kid while a refresh runs, refused without waiting");
+            return None;
+        };
+        // A refresh may have finished between the lookup and the lock.
         if let Some(key) = self.cached(kid) {
             return Some(key);
         }
@@ -122,15 +135,28 @@ impl JwksCache {
 
     /// Downloads the key set and replaces the cache with it; answers the number of usable keys.
     pub async fn refresh(&self) -> Result<usize, JwksError> {
-        let document: RawKeySet = self
+        let mut response = self
             .client
             .get(&self.url)
             .header(http::header::ACCEPT, "application/json")
             .send()
             .await?
-            .error_for_status()?
-            .json()
-            .await?;
+            .error_for_status()?;
+        if response
+            .content_length()
+            .is_some_and(|length| length > MAX_JWKS_BYTES as u64)
+        {
+            return Err(JwksError::TooLarge);
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await? {
+            if body.len() + chunk.len() > MAX_JWKS_BYTES {
+                return Err(JwksError::TooLarge);
+            }
+            body.extend_from_slice(&chunk);
+        }
+        let document: RawKeySet = serde_json::from_slice(&body)
+            .map_err(|error| JwksError::Malformed(error.to_string()))?;
         let keys = parse_keys(document.keys);
         let count = keys.len();
         if count == 0 {

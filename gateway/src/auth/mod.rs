@@ -10,6 +10,7 @@ pub mod jwks;
 pub mod token;
 
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use director_platform::identity::Caller;
 use http::HeaderMap;
@@ -59,6 +60,22 @@ impl From<AuthError> for ApiError {
     }
 }
 
+/// A verified token: who calls, and until when the token is accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Authenticated {
+    /// The caller the token names.
+    pub caller: Caller,
+    /// When the token expires (its `exp` plus the leeway); streams opened with it end then.
+    pub expires_at: SystemTime,
+}
+
+/// How long until `expires_at` (zero once it has passed).
+pub fn time_left(expires_at: SystemTime) -> std::time::Duration {
+    expires_at
+        .duration_since(SystemTime::now())
+        .unwrap_or_default()
+}
+
 /// Verifies the `Authorization` header of a request.
 #[derive(Debug, Clone)]
 pub struct Authenticator {
@@ -94,7 +111,7 @@ impl Authenticator {
     }
 
     /// The caller of a request carrying `Authorization: Bearer <token>`.
-    pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Caller, AuthError> {
+    pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Authenticated, AuthError> {
         let token = bearer_token(headers).ok_or(AuthError::MissingHeader)?;
         self.verifier.verify(token).await
     }

@@ -9,18 +9,18 @@
 //! (`Invalid token: Signature verification failed`).
 
 use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use director_platform::identity::Caller;
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::AuthError;
 use super::claims::caller_from_claims;
 use super::jwks::JwksCache;
+use super::{AuthError, Authenticated};
 use crate::config::AuthConfig;
 
 /// PyJWT's message for an algorithm that the key does not allow.
@@ -72,8 +72,8 @@ impl TokenVerifier {
         }
     }
 
-    /// Verifies `token` and answers its caller.
-    pub async fn verify(&self, token: &str) -> Result<Caller, AuthError> {
+    /// Verifies `token` and answers its caller and how long the token stays valid.
+    pub async fn verify(&self, token: &str) -> Result<Authenticated, AuthError> {
         let header = peek_header(token)?;
         let alg = header.alg.as_deref().unwrap_or("none");
         let claims = if alg == "HS256" {
@@ -84,10 +84,9 @@ impl TokenVerifier {
             let kid = header.kid.ok_or_else(|| {
                 AuthError::Invalid("Token is missing the \"kid\" header".to_owned())
             })?;
+            // The kid is the client's text: it is not echoed back.
             let key = jwks.key(&kid).await.ok_or_else(|| {
-                AuthError::Invalid(format!(
-                    "Unable to find a signing key that matches: \"{kid}\""
-                ))
+                AuthError::Invalid("Unable to find a signing key that matches the token".to_owned())
             })?;
             if alg.parse::<Algorithm>().ok() != Some(key.algorithm) {
                 return Err(not_allowed());
@@ -96,7 +95,22 @@ impl TokenVerifier {
         } else {
             return Err(not_allowed());
         };
-        caller_from_claims(&claims, &self.tenant_claim, &self.role_claim)
+        let caller = caller_from_claims(&claims, &self.tenant_claim, &self.role_claim)?;
+        Ok(Authenticated {
+            caller,
+            expires_at: self.expiry(&claims),
+        })
+    }
+
+    /// When the token stops being accepted: `exp` (checked present and numeric by the
+    /// decoder) plus the leeway.
+    fn expiry(&self, claims: &Value) -> SystemTime {
+        let exp = claims
+            .get("exp")
+            .and_then(Value::as_f64)
+            .filter(|exp| exp.is_finite() && *exp >= 0.0)
+            .unwrap_or_default();
+        UNIX_EPOCH + Duration::from_secs_f64(exp) + Duration::from_secs(self.leeway_seconds)
     }
 
     fn decode(&self, token: &str, key: &DecodingKey, alg: Algorithm) -> Result<Value, AuthError> {

@@ -43,6 +43,7 @@ use tonic::Code;
 pub use json_out::render as render_json;
 pub use routes::{PathMatch, RestRoute, RouteMatch};
 
+use crate::connection::is_body_read_timeout;
 use crate::error::ApiError;
 use crate::upstream::{Outbound, Upstreams};
 
@@ -219,6 +220,11 @@ async fn read_body(headers: &http::HeaderMap, body: Body, limit: usize) -> Resul
     match Limited::new(body, limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(error) if error.downcast_ref::<LengthLimitError>().is_some() => Err(too_large()),
+        Err(error) if is_body_read_timeout(&*error) => Err(ApiError::new(
+            Code::DeadlineExceeded,
+            format!("Request body not received in time: {error}"),
+        )
+        .with_http_status(StatusCode::REQUEST_TIMEOUT)),
         Err(error) => Err(ApiError::invalid_argument(format!(
             "Could not read the request body: {error}"
         ))),

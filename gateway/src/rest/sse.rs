@@ -7,7 +7,10 @@
 //! - no deadline: the stream lasts until the service ends it, the client goes away (dropping
 //!   the response body cancels the upstream call) or the gateway shuts down (the event stream
 //!   then ends normally, the upstream call is cancelled and the connection can drain; a
-//!   browser's `EventSource` reconnects, to another replica, with `Last-Event-ID`).
+//!   browser's `EventSource` reconnects, to another replica, with `Last-Event-ID`);
+//! - except the caller's token: when it expires the stream ends with an UNAUTHENTICATED
+//!   error event ("Token has expired"), so a revoked or lapsed session does not keep
+//!   receiving a tenant's events; the client reconnects with a fresh token.
 //!
 //! Resuming, by two field-name conventions (the gateway knows no particular service):
 //! - **`event_id`**: when a streamed response message has a top-level string or integer field
@@ -23,6 +26,7 @@
 //!   [`resume_field`]; the request side is applied by `request::build_request`.
 
 use std::convert::Infallible;
+use std::pin::Pin;
 use std::time::Duration;
 
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -37,6 +41,7 @@ use tonic::codec::Streaming;
 use super::call::{request_id, upstream_error};
 use super::json_out;
 use super::routes::RestRoute;
+use crate::auth::{AuthError, time_left};
 use crate::error::ApiError;
 use crate::upstream::Outbound;
 
@@ -97,6 +102,7 @@ pub fn respond(
         response_field: route.response_field.clone(),
         event_id_field: event_id_field(&route.method.output()),
         request_id: request_id(outbound).map(str::to_owned),
+        token_expiry: Box::pin(tokio::time::sleep(time_left(outbound.token_expires_at))),
         outbound: outbound.clone(),
     };
     let mut response = Sse::new(events(state))
@@ -117,11 +123,12 @@ struct StreamState {
     response_field: Option<FieldDescriptor>,
     event_id_field: Option<FieldDescriptor>,
     request_id: Option<String>,
+    token_expiry: Pin<Box<tokio::time::Sleep>>,
     outbound: Outbound,
 }
 
 /// The event stream: messages until the upstream ends or the gateway shuts down, or one
-/// error event.
+/// error event (an upstream error, or the caller's token expiring).
 fn events(state: StreamState) -> impl Stream<Item = Result<Event, Infallible>> + Send + 'static {
     futures::stream::unfold(Some(state), |state| async move {
         let mut state = state?;
@@ -129,6 +136,10 @@ fn events(state: StreamState) -> impl Stream<Item = Result<Event, Infallible>> +
             // Shutdown first, so a busy stream still ends promptly.
             biased;
             () = state.outbound.shutdown.cancelled() => return None,
+            () = state.token_expiry.as_mut() => {
+                let error = ApiError::from(AuthError::Expired);
+                return Some((Ok(error_event(&error, state.request_id.as_deref())), None));
+            }
             next = state.stream.message() => next,
         };
         match next {

@@ -363,6 +363,14 @@ impl EchoHandler {
             .unwrap_or_default()
             .to_owned();
         let input = request.get_ref();
+        // A name `internal:<message>` makes the service fail as a broken one would.
+        if let Some(name) = input.get_field_by_name("name")
+            && let Some(message) = name
+                .as_str()
+                .and_then(|name| name.strip_prefix("internal:"))
+        {
+            return Err(Status::internal(message.to_owned()));
+        }
         let mut output = DynamicMessage::new(self.method.output());
         for field in ["name", "count", "mood"] {
             output.set_field_by_name(field, input.get_field_by_name(field).unwrap().into_owned());
