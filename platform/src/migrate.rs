@@ -22,10 +22,11 @@ use sqlx::migrate::{MigrateDatabase, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 use crate::catalog::ServiceSpec;
-use crate::config::{ConfigError, Env};
-use crate::db::{DatabaseConfig, database_url_for, validate_url};
+use crate::config::{ConfigError, Env, Environment};
+use crate::db::{DatabaseConfig, database_url_for, url_credentials, validate_url};
 use crate::jobs;
 use crate::roles::{ServiceLogin, ensure_service_login};
+use crate::secrets::PUBLISHED_SECRETS;
 
 /// The folder holding `migrations/<service>/` folders.
 pub fn migrations_root(env: &Env) -> PathBuf {
@@ -89,11 +90,33 @@ pub struct ServiceMigration {
 pub async fn migrate_service(env: &Env, service: &str) -> anyhow::Result<ServiceMigration> {
     let database = DatabaseConfig::from_env(env, service)?;
     let owner_url = migration_url(env, service, &database)?;
+    refuse_published_password(env, service, database.url.expose())?;
     let migrations = create_and_migrate(&owner_url, &migrations_root(env), service).await?;
     let login = ensure_service_login(&owner_url, database.url.expose())
         .await
         .with_context(|| format!("could not set up the login role of {service}"))?;
     Ok(ServiceMigration { migrations, login })
+}
+
+/// Outside `ENVIRONMENT=dev`, refuses a services' URL whose password is one written in this
+/// repository (the compose file's, the dev overlay's, the development default): `migrate`
+/// would make it the login password of the services' role.
+fn refuse_published_password(env: &Env, service: &str, url: &str) -> Result<(), ConfigError> {
+    let environment = Environment::from_env(env)?;
+    let published = url_credentials(url)
+        .and_then(|(_, password)| password)
+        .is_some_and(|password| PUBLISHED_SECRETS.contains(&password.as_str()));
+    if published && !environment.is_dev() {
+        let prefix = service.to_ascii_uppercase().replace('-', "_");
+        return Err(ConfigError::new(
+            format!("DATABASE_URL or {prefix}_DATABASE_URL"),
+            format!(
+                "holds a development password published in Director's repository; set a \
+                 private one when ENVIRONMENT is {environment}"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// The folder of migrations every service's database gets first.
@@ -200,4 +223,72 @@ async fn applied_versions(pool: &sqlx::PgPool) -> anyhow::Result<usize> {
         .fetch_one(pool)
         .await?;
     Ok(usize::try_from(count).unwrap_or(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_published_services_password_is_refused_outside_dev_only() {
+        let url = format!(
+            "postgres://director_service:{}@db:5432/director_companies",
+            crate::roles::DEV_SERVICE_PASSWORD
+        );
+        for environment in ["staging", "prod"] {
+            let env = Env::from_pairs([("ENVIRONMENT", environment)]);
+            let error = refuse_published_password(&env, "companies", &url).expect_err("refused");
+            assert!(
+                error.to_string().contains("COMPANIES_DATABASE_URL"),
+                "{error}"
+            );
+            assert!(
+                !error
+                    .to_string()
+                    .contains(crate::roles::DEV_SERVICE_PASSWORD),
+                "{error}"
+            );
+            let private = "postgres://director_service:a-private-one@db:5432/d";
+            assert!(refuse_published_password(&env, "companies", private).is_ok());
+        }
+        let dev = Env::from_pairs([("ENVIRONMENT", "dev")]);
+        assert!(refuse_published_password(&dev, "companies", &url).is_ok());
+    }
+
+    #[test]
+    fn the_migration_url_is_the_owners_pointed_at_the_services_database() {
+        let env = Env::from_pairs([
+            (
+                "DATABASE_URL",
+                "postgres://svc:pw@bouncer:6432?sslmode=require",
+            ),
+            (
+                "MIGRATION_DATABASE_URL",
+                "postgres://owner:pw@db:5432/postgres?sslmode=require",
+            ),
+        ]);
+        let database = DatabaseConfig::from_env(&env, "companies").expect("valid");
+        assert_eq!(
+            migration_url(&env, "companies", &database).ok().as_deref(),
+            Some("postgres://owner:pw@db:5432/director_companies?sslmode=require")
+        );
+        let verbatim = env.with_overrides([(
+            "COMPANIES_MIGRATION_DATABASE_URL",
+            "postgres://owner@elsewhere/custom",
+        )]);
+        assert_eq!(
+            migration_url(&verbatim, "companies", &database)
+                .ok()
+                .as_deref(),
+            Some("postgres://owner@elsewhere/custom")
+        );
+        let alone = Env::from_pairs([("DATABASE_URL", "postgres://one@db:5432")]);
+        let database = DatabaseConfig::from_env(&alone, "companies").expect("valid");
+        assert_eq!(
+            migration_url(&alone, "companies", &database)
+                .ok()
+                .as_deref(),
+            Some("postgres://one@db:5432/director_companies")
+        );
+    }
 }
