@@ -2,8 +2,11 @@
 """Checks a rendered overlay (stdin) for the hardening every workload must keep:
 no service-account token, RuntimeDefault seccomp, non-root, every container without
 privilege escalation, with a read-only root and all capabilities dropped, pinned images,
-and a default-deny NetworkPolicy. Exits 1 naming each violation. Run by .ci/run."""
+a default-deny NetworkPolicy, and secrets kept apart: each Deployment or Job references
+exactly one Secret, its own (`director-<name>`, kustomize's hash suffix allowed), and no
+Secret is shared. Exits 1 naming each violation. Run by .ci/run."""
 
+import re
 import sys
 
 import yaml
@@ -14,11 +17,47 @@ policies = {d["metadata"]["name"] for d in documents if d["kind"] == "NetworkPol
 if "default-deny" not in policies:
     problems.append("no default-deny NetworkPolicy")
 
+
+
+def secrets_referenced(pod):
+    """Every Secret name a pod spec reads: envFrom, env valueFrom, volumes, projections."""
+    names = set()
+    for container in pod.get("containers", []) + pod.get("initContainers", []):
+        for source in container.get("envFrom", []):
+            if "secretRef" in source:
+                names.add(source["secretRef"]["name"])
+        for variable in container.get("env", []):
+            reference = variable.get("valueFrom", {}).get("secretKeyRef")
+            if reference:
+                names.add(reference["name"])
+    for volume in pod.get("volumes", []):
+        if "secret" in volume:
+            names.add(volume["secret"]["secretName"])
+        for source in volume.get("projected", {}).get("sources", []):
+            if "secret" in source:
+                names.add(source["secret"]["name"])
+    for pull in pod.get("imagePullSecrets", []):
+        names.add(pull["name"])
+    return names
+
+
+readers = {}
 for document in documents:
     if document["kind"] not in ("Deployment", "Job"):
         continue
     name = f'{document["kind"]}/{document["metadata"]["name"]}'
     pod = document["spec"]["template"]["spec"]
+    workload = document["metadata"]["name"].removeprefix("director-")
+    own = re.compile(rf"^director-{re.escape(workload)}(-[a-z0-9]{{10}})?$")
+    referenced = secrets_referenced(pod)
+    if not referenced:
+        problems.append(f"{name}: references no Secret (expected director-{workload})")
+    for secret in sorted(referenced):
+        readers.setdefault(secret, []).append(name)
+        if not own.match(secret):
+            problems.append(
+                f"{name}: references Secret {secret}; it may read only director-{workload}"
+            )
     if pod.get("automountServiceAccountToken") is not False:
         problems.append(f"{name}: automountServiceAccountToken is not false")
     context = pod.get("securityContext", {})
@@ -38,6 +77,10 @@ for document in documents:
         image = container["image"]
         if ":" not in image.rsplit("/", 1)[-1] or image.endswith(":latest"):
             problems.append(f"{where}: image {image} is not pinned")
+
+for secret, workloads in sorted(readers.items()):
+    if len(workloads) > 1:
+        problems.append(f"Secret {secret} is shared by {', '.join(workloads)}")
 
 for problem in problems:
     print(problem, file=sys.stderr)

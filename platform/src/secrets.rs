@@ -21,9 +21,11 @@ pub const PUBLISHED_SECRETS: &[&str] = &[
     // docker-compose.yml defaults
     "compose-dev-internal-secret-0123456789abcdef",
     "compose-dev-jwt-secret-0123456789abcdef",
+    "compose-dev-db-service-password-0123456789abcdef",
     // deploy/k8s/overlays/dev
     "dev-only-internal-secret-0123456789abcdef",
     "dev-only-jwt-secret-0123456789abcdef",
+    "dev-only-db-service-password-0123456789abcdef",
     // .ci/run
     "ci-schemathesis-internal-0123456789abcdef",
     "ci-schemathesis-secret-0123456789abcdef",
