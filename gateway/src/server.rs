@@ -71,7 +71,11 @@ impl Gateway {
         descriptors: DescriptorPool,
         upstreams: Vec<(String, http::Uri)>,
     ) -> anyhow::Result<Self> {
-        let upstreams = Upstreams::new(upstreams, config.limits.connect_timeout);
+        let upstreams = Upstreams::new(
+            upstreams,
+            config.limits.connect_timeout,
+            config.limits.max_concurrent_requests,
+        );
         let mut grpc_services = HashMap::new();
         let mut streaming_methods = HashSet::new();
         for service in descriptors.services() {

@@ -1,6 +1,13 @@
 //! The services behind the gateway: one lazily connected tonic `Channel` per upstream, built
 //! once at start-up. A `Channel` multiplexes every call over one HTTP/2 connection (and
 //! reconnects on its own), so the hot path never opens a connection per request.
+//!
+//! Flow control is sized so that clients who stop reading cannot stall that shared
+//! connection: a stalled stream holds at most one stream window ([`STREAM_WINDOW_BYTES`]) of
+//! unread data, and the connection window is a stream window for every stream the gateway's
+//! concurrency cap admits, so the stalled streams together can never use it up and the other
+//! calls keep flowing. (hyper's defaults — 2 MiB per stream, 5 MiB per connection, or the
+//! adaptive window — let three stalled streams stop every call to that upstream.)
 
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
@@ -9,6 +16,16 @@ use tokio_util::sync::CancellationToken;
 use tonic::metadata::MetadataMap;
 use tonic::transport::{Channel, Endpoint};
 
+/// The receive window of one upstream stream (HTTP/2's default).
+pub const STREAM_WINDOW_BYTES: u32 = 65_535;
+
+/// A stream window for each of `max_streams`, within HTTP/2's largest window.
+fn connection_window_bytes(max_streams: usize) -> u32 {
+    const LARGEST_WINDOW: u64 = (1 << 31) - 1;
+    let wanted = u64::from(STREAM_WINDOW_BYTES).saturating_mul(max_streams as u64);
+    u32::try_from(wanted.min(LARGEST_WINDOW)).unwrap_or(u32::MAX >> 1)
+}
+
 /// Upstream channels keyed by the protobuf package they serve.
 #[derive(Debug, Clone)]
 pub struct Upstreams {
@@ -16,8 +33,14 @@ pub struct Upstreams {
 }
 
 impl Upstreams {
-    /// One channel per distinct URI; packages served by the same URI share it.
-    pub fn new(upstreams: Vec<(String, http::Uri)>, connect_timeout: Duration) -> Self {
+    /// One channel per distinct URI; packages served by the same URI share it. At most
+    /// `max_streams` calls are open at once (the gateway's concurrency cap).
+    pub fn new(
+        upstreams: Vec<(String, http::Uri)>,
+        connect_timeout: Duration,
+        max_streams: usize,
+    ) -> Self {
+        let connection_window = connection_window_bytes(max_streams);
         let mut channels: HashMap<http::Uri, Channel> = HashMap::new();
         let by_package = upstreams
             .into_iter()
@@ -30,6 +53,9 @@ impl Upstreams {
                             .tcp_nodelay(true)
                             .http2_keep_alive_interval(Duration::from_secs(30))
                             .keep_alive_while_idle(true)
+                            .http2_adaptive_window(false)
+                            .initial_stream_window_size(STREAM_WINDOW_BYTES)
+                            .initial_connection_window_size(connection_window)
                             .connect_lazy()
                     })
                     .clone();

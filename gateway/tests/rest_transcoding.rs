@@ -258,6 +258,7 @@ async fn start() -> Harness {
             ("director.dispatch.v1".to_owned(), uri),
         ],
         Duration::from_secs(1),
+        64,
     );
     let pool = DescriptorPool::decode(director_proto::FILE_DESCRIPTOR_SET).unwrap();
     Harness {
@@ -462,6 +463,7 @@ async fn an_unreachable_or_unknown_upstream_is_503() {
                 format!("http://{dead}").parse().unwrap(),
             )],
             Duration::from_millis(500),
+            64,
         ),
         log: Log::default(),
     };

@@ -188,3 +188,40 @@ async fn internal_error_messages_are_hidden_from_grpc_callers_unless_debug() {
     assert_eq!(shown.code(), tonic::Code::Internal);
     assert_eq!(shown.message(), "pool db-3 timed out");
 }
+
+#[tokio::test]
+async fn clients_that_stop_reading_large_streams_do_not_stall_other_calls() {
+    let (gateway, _upstream) = spawn_echo_stack(&[]).await;
+    let pool = echo_pool();
+    // Each stream answers 100 messages of 100 KiB (10 MiB) to a client that reads none.
+    let large = "x".repeat(100 * 1024);
+    let mut stalled = Vec::new();
+    for _ in 0..6 {
+        let mut client = tonic::client::Grpc::new(grpc_channel(&gateway).await);
+        client.ready().await.unwrap();
+        let stream = client
+            .server_streaming(
+                authorized(echo_request(&pool, &large, 100, 0), &bearer()),
+                http::uri::PathAndQuery::from_static(STREAM_PATH),
+                DynamicCodec::new(echo_response_descriptor(&pool)),
+            )
+            .await
+            .unwrap()
+            .into_inner();
+        stalled.push((client, stream));
+    }
+    // Let the upstream send all it can into the stalled streams.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let mut client = tonic::client::Grpc::new(grpc_channel(&gateway).await);
+    let request = authorized(echo_request(&pool, "still flowing", 1, 0), &bearer());
+    let echo = tokio::time::timeout(
+        Duration::from_secs(5),
+        echo_unary(&mut client, &pool, ECHO_PATH, request),
+    )
+    .await
+    .expect("a unary call waited behind stalled streams")
+    .unwrap();
+    assert_eq!(text(&echo, "name"), "still flowing");
+    drop(stalled);
+}
