@@ -19,6 +19,16 @@ use crate::db::ping;
 use crate::identity::{InternalAuthLayer, InternalTokens};
 use crate::telemetry::TraceContextLayer;
 
+/// The largest request message a public service decodes (each generated server is built with
+/// it: `.max_decoding_message_size(MAX_REQUEST_MESSAGE_BYTES)`). The gateway forwards
+/// nothing larger under its default `MAX_BODY_BYTES`; a caller reaching a service directly is
+/// held to the same bound, and refused with RESOURCE_EXHAUSTED before the message is decoded.
+pub const MAX_REQUEST_MESSAGE_BYTES: usize = 1024 * 1024;
+
+/// The largest request message of the service-to-service bulk RPCs (batches of at most 1,000
+/// rows, well under this).
+pub const MAX_BULK_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
+
 /// What [`serve`] needs besides the listener and the service routes.
 #[derive(Debug, Clone)]
 pub struct ServeOptions {

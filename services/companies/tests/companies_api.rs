@@ -339,3 +339,19 @@ async fn calls_without_an_internal_token_are_unauthenticated() {
         .unwrap_err();
     assert_eq!(status.code(), Code::Unauthenticated);
 }
+
+#[tokio::test]
+async fn a_message_over_the_decode_limit_is_refused_before_it_is_decoded() {
+    let app = spawn_app().await;
+    // The client would send it; the service must not read it.
+    let mut client = app.client().await.max_encoding_message_size(usize::MAX);
+    let tenant = admin("tenant-a");
+    let huge = named(&"x".repeat(2 * 1024 * 1024));
+    let status = client
+        .create_company(app.request(&tenant, huge))
+        .await
+        .unwrap_err();
+    // tonic's answer for a message over the decode limit.
+    assert_eq!(status.code(), Code::OutOfRange, "{status:?}");
+    assert!(status.message().contains("limit is: 1048576"), "{status:?}");
+}

@@ -23,6 +23,7 @@ use director_platform::catalog;
 use director_platform::jobs::JobsConfig;
 use director_platform::notify::Notifications;
 use director_platform::runner::{Service, ServiceContext};
+use director_platform::server::{MAX_BULK_MESSAGE_BYTES, MAX_REQUEST_MESSAGE_BYTES};
 use director_proto::integrations::integrations_service_server::{self, IntegrationsServiceServer};
 use director_proto::integrations::jobs_service_server::{self, JobsServiceServer};
 use director_proto::integrations::notifications_service_server::{
@@ -82,20 +83,23 @@ fn routes(context: &ServiceContext) -> anyhow::Result<tonic::service::Routes> {
         context.shutdown.clone(),
     );
     let watch = JobWatch::new(app.jobs.clone(), notifications, context.shutdown.clone());
-    Ok(tonic::service::Routes::new(IntegrationsServiceServer::new(
-        vessey::grpc::IntegrationsApi::new(app.clone()),
-    ))
-    .add_service(JobsServiceServer::new(jobs::grpc::JobsApi::new(
-        app.jobs.clone(),
-        watch,
-    )))
-    .add_service(NotificationsServiceServer::new(
-        notifications::grpc::NotificationsApi::new(
+    Ok(tonic::service::Routes::new(
+        IntegrationsServiceServer::new(vessey::grpc::IntegrationsApi::new(app.clone()))
+            .max_decoding_message_size(MAX_REQUEST_MESSAGE_BYTES),
+    )
+    .add_service(
+        JobsServiceServer::new(jobs::grpc::JobsApi::new(app.jobs.clone(), watch))
+            .max_decoding_message_size(MAX_REQUEST_MESSAGE_BYTES),
+    )
+    .add_service(
+        NotificationsServiceServer::new(notifications::grpc::NotificationsApi::new(
             app.notifications.clone(),
             app.providers.clone(),
-        ),
+        ))
+        .max_decoding_message_size(MAX_REQUEST_MESSAGE_BYTES),
+    )
+    .add_service(
+        TaskEventSinkServiceServer::new(task_events::TaskEventSink::new(app))
+            .max_decoding_message_size(MAX_BULK_MESSAGE_BYTES),
     ))
-    .add_service(TaskEventSinkServiceServer::new(
-        task_events::TaskEventSink::new(app),
-    )))
 }
