@@ -1,10 +1,13 @@
 #!/usr/bin/env python3
 """Checks a rendered overlay (stdin) for the hardening every workload must keep:
-no service-account token, RuntimeDefault seccomp, non-root, every container without
-privilege escalation, with a read-only root and all capabilities dropped, pinned images,
-a default-deny NetworkPolicy, and secrets kept apart: each Deployment or Job references
-exactly one Secret, its own (`director-<name>`, kustomize's hash suffix allowed), and no
-Secret is shared. Exits 1 naming each violation. Run by .ci/run."""
+no automounted service-account token (a projected one only in init containers, never in the
+workload's own containers), RuntimeDefault seccomp, non-root, every container (init
+containers included) without privilege escalation, with a read-only root, all capabilities
+dropped, a pinned image and CPU and memory requests and limits, a default-deny
+NetworkPolicy, and secrets kept apart: each Deployment or Job references exactly one Secret,
+its own (`director-<name>`, kustomize's hash suffix allowed; <name> is the pod template's
+`app.kubernetes.io/name` without `director-`, else the workload's name), and no Secret is
+shared. Exits 1 naming each violation. Run by .ci/run."""
 
 import re
 import sys
@@ -46,8 +49,11 @@ for document in documents:
     if document["kind"] not in ("Deployment", "Job"):
         continue
     name = f'{document["kind"]}/{document["metadata"]["name"]}'
-    pod = document["spec"]["template"]["spec"]
-    workload = document["metadata"]["name"].removeprefix("director-")
+    template = document["spec"]["template"]
+    pod = template["spec"]
+    # The Job's name carries the release's tag (director-migrate-<tag>); its pods' label does not.
+    label = template.get("metadata", {}).get("labels", {}).get("app.kubernetes.io/name")
+    workload = (label or document["metadata"]["name"]).removeprefix("director-")
     own = re.compile(rf"^director-{re.escape(workload)}(-[a-z0-9]{{10}})?$")
     referenced = secrets_referenced(pod)
     if not referenced:
@@ -65,8 +71,25 @@ for document in documents:
         problems.append(f"{name}: seccompProfile is not RuntimeDefault")
     if context.get("runAsNonRoot") is not True:
         problems.append(f"{name}: may run as root")
+    token_volumes = {
+        volume["name"]
+        for volume in pod.get("volumes", [])
+        if any("serviceAccountToken" in source
+               for source in volume.get("projected", {}).get("sources", []))
+    }
     for container in pod["containers"]:
+        for mount in container.get("volumeMounts", []):
+            if mount["name"] in token_volumes:
+                problems.append(
+                    f'{name} container {container["name"]}: mounts a service-account token'
+                )
+    for container in pod["containers"] + pod.get("initContainers", []):
         where = f'{name} container {container["name"]}'
+        resources = container.get("resources", {})
+        for kind in ("requests", "limits"):
+            for resource in ("cpu", "memory"):
+                if resource not in resources.get(kind, {}):
+                    problems.append(f"{where}: no {resource} {kind[:-1]}")
         security = container.get("securityContext", {})
         if security.get("allowPrivilegeEscalation") is not False:
             problems.append(f"{where}: privilege escalation allowed")

@@ -1,0 +1,150 @@
+#!/usr/bin/env python3
+"""Checks a rendered overlay (stdin) holds the shape Director's deployment relies on:
+- a Deployment for each of gateway, companies, dispatch and integrations, rolling out without
+  going below the current count (maxUnavailable 0), with a preStop sleep and a termination
+  grace period longer than that sleep plus the 10 s drain, the admin port (9090) and the
+  Prometheus scrape annotations;
+- gRPC readiness and liveness probes on the three services' ports, HTTP probes on the gateway;
+- headless Services (clusterIP None) named companies, dispatch and integrations whose port is
+  the container's (no translation happens), a ClusterIP Service for the gateway;
+- autoscaling/v2 HorizontalPodAutoscalers on CPU for gateway, dispatch and integrations, whose
+  Deployments leave `replicas` to them; PodDisruptionBudgets selecting each of the four;
+- one migration Job, named director-migrate-<its image's tag>, and every service pod waiting
+  for exactly that Job in its init container `wait-for-migrations`.
+With --production also: at least two replicas everywhere (companies' count, the HPAs'
+minimum). Exits 1 naming each problem. Run by .ci/run."""
+
+import sys
+
+import yaml
+
+SERVICES = {"companies": 50051, "dispatch": 50052, "integrations": 50053}
+WORKLOADS = ["gateway", *SERVICES]
+AUTOSCALED = ["gateway", "dispatch", "integrations"]
+DRAIN_SECONDS = 10
+ADMIN_PORT = 9090
+
+production = "--production" in sys.argv[1:]
+documents = [d for d in yaml.safe_load_all(sys.stdin) if d]
+problems = []
+
+
+def of_kind(kind):
+    return {d["metadata"]["name"]: d for d in documents if d["kind"] == kind}
+
+
+deployments = of_kind("Deployment")
+services = of_kind("Service")
+autoscalers = of_kind("HorizontalPodAutoscaler")
+budgets = of_kind("PodDisruptionBudget")
+jobs = of_kind("Job")
+
+for name in WORKLOADS:
+    deployment = deployments.get(name)
+    if deployment is None:
+        problems.append(f"no Deployment {name}")
+        continue
+    spec = deployment["spec"]
+    template = spec["template"]
+    pod = template["spec"]
+    container = next((c for c in pod["containers"] if c["name"] == name), None)
+    if container is None:
+        problems.append(f"Deployment {name}: no container {name}")
+        continue
+    rolling = spec.get("strategy", {}).get("rollingUpdate", {})
+    if spec.get("strategy", {}).get("type", "RollingUpdate") != "RollingUpdate" or str(
+        rolling.get("maxUnavailable")
+    ) != "0":
+        problems.append(f"Deployment {name}: rolling update may go below the current count")
+    pre_stop = container.get("lifecycle", {}).get("preStop", {})
+    if "sleep" in pre_stop:
+        sleep = int(pre_stop["sleep"]["seconds"])
+    elif pre_stop.get("exec", {}).get("command", [""])[0].endswith("/sleep"):
+        sleep = int(pre_stop["exec"]["command"][1])
+    else:
+        sleep = None
+        problems.append(f"Deployment {name}: no preStop sleep")
+    grace = pod.get("terminationGracePeriodSeconds", 30)
+    if sleep is not None and grace <= sleep + DRAIN_SECONDS:
+        problems.append(
+            f"Deployment {name}: terminationGracePeriodSeconds {grace} is not longer than "
+            f"preStop {sleep} s + drain {DRAIN_SECONDS} s"
+        )
+    ports = {p.get("name"): p["containerPort"] for p in container.get("ports", [])}
+    if ports.get("admin") != ADMIN_PORT:
+        problems.append(f"Deployment {name}: no containerPort admin {ADMIN_PORT}")
+    annotations = template.get("metadata", {}).get("annotations", {})
+    if annotations.get("prometheus.io/scrape") != "true" or annotations.get(
+        "prometheus.io/port"
+    ) != str(ADMIN_PORT):
+        problems.append(f"Deployment {name}: no Prometheus scrape annotations for the admin port")
+
+    if name in SERVICES:
+        port = SERVICES[name]
+        for probe in ("readinessProbe", "livenessProbe"):
+            if container.get(probe, {}).get("grpc", {}).get("port") != port:
+                problems.append(f"Deployment {name}: {probe} is not gRPC on {port}")
+        if ports.get("grpc") != port:
+            problems.append(f"Deployment {name}: no containerPort grpc {port}")
+        service = services.get(name)
+        if service is None or service["spec"].get("clusterIP") != "None":
+            problems.append(f"Service {name}: missing or not headless")
+        elif [p["port"] for p in service["spec"]["ports"]] != [port]:
+            problems.append(f"Service {name}: port is not the container's {port}")
+    else:
+        for probe in ("readinessProbe", "livenessProbe"):
+            if "httpGet" not in container.get(probe, {}):
+                problems.append(f"Deployment {name}: {probe} is not HTTP")
+        service = services.get(name)
+        if service is None or service["spec"].get("clusterIP") == "None":
+            problems.append(f"Service {name}: missing or headless")
+
+    labels = template["metadata"]["labels"]
+    budget = budgets.get(name)
+    if budget is None:
+        problems.append(f"no PodDisruptionBudget {name}")
+    elif not budget["spec"]["selector"].get("matchLabels", {}).items() <= labels.items():
+        problems.append(f"PodDisruptionBudget {name}: does not select Deployment {name}'s pods")
+
+    if name in AUTOSCALED:
+        autoscaler = autoscalers.get(name)
+        if "replicas" in spec:
+            problems.append(f"Deployment {name}: sets replicas; its HPA owns the count")
+        if autoscaler is None or autoscaler["apiVersion"] != "autoscaling/v2":
+            problems.append(f"no autoscaling/v2 HorizontalPodAutoscaler {name}")
+        else:
+            target = autoscaler["spec"]["scaleTargetRef"]
+            if (target["kind"], target["name"]) != ("Deployment", name):
+                problems.append(f"HorizontalPodAutoscaler {name}: does not scale Deployment {name}")
+            if not any(
+                m.get("resource", {}).get("name") == "cpu"
+                and m["resource"]["target"]["type"] == "Utilization"
+                for m in autoscaler["spec"].get("metrics", [])
+            ):
+                problems.append(f"HorizontalPodAutoscaler {name}: no CPU utilization target")
+            if production and autoscaler["spec"].get("minReplicas", 1) < 2:
+                problems.append(f"HorizontalPodAutoscaler {name}: minReplicas below 2")
+    elif production and spec.get("replicas", 1) < 2:
+        problems.append(f"Deployment {name}: fewer than 2 replicas")
+
+# Migrations before services: one Job per release, waited for by every service pod.
+if len(jobs) != 1:
+    problems.append(f"expected one migration Job, found {sorted(jobs) or 'none'}")
+else:
+    (job_name, job), = jobs.items()
+    image = job["spec"]["template"]["spec"]["containers"][0]["image"]
+    tag = image.rsplit("/", 1)[-1].partition(":")[2]
+    if job_name != f"director-migrate-{tag}":
+        problems.append(f"Job {job_name}: name does not end in its image's tag {tag!r}")
+    for name in SERVICES:
+        pod = deployments.get(name, {}).get("spec", {}).get("template", {}).get("spec", {})
+        waits = [c for c in pod.get("initContainers", []) if c["name"] == "wait-for-migrations"]
+        if not waits or f"job/{job_name}" not in waits[0].get("args", []):
+            problems.append(f"Deployment {name}: does not wait for Job {job_name}")
+        containers = pod.get("containers", [])
+        if containers and containers[0]["image"] != image:
+            problems.append(f"Deployment {name}: image {containers[0]['image']} is not the Job's {image}")
+
+for problem in problems:
+    print(problem, file=sys.stderr)
+sys.exit(1 if problems else 0)
