@@ -8,10 +8,27 @@
 //! `set_config(.., true)` — transaction-local, undone at COMMIT/ROLLBACK, so a pooled
 //! connection (or a pgbouncer server connection) never carries one tenant into the next
 //! transaction.
+//!
+//! Round trips are the cost of a request (issue 9 measured a read at four: `BEGIN`, the
+//! settings, the query, `COMMIT`), so:
+//!
+//! - a transaction opens with `BEGIN` and the settings in one simple-protocol message
+//!   ([`begin`]; the values travel as quoted literals, see [`literal`]);
+//! - a read of at most one row ([`TenantDb::read_optional`], [`TenantDb::read_one`]) is
+//!   one statement in PostgreSQL's implicit transaction, which sets the tenant before it
+//!   reads ([`scoped_read`]): one round trip. It is used only when row-level security
+//!   applies to the login role itself (not a superuser, no BYPASSRLS: the services' role
+//!   `director migrate` creates), because a role switch inside a statement comes too late for
+//!   the plan, and never behind pgbouncer in transaction mode (whose sessions carry no
+//!   statement timeout). It fails closed: evaluated before the tenant is set, the policies
+//!   see no tenant and match no row.
+
+use std::sync::Arc;
 
 use sqlx::postgres::{PgArguments, PgRow};
 use sqlx::query::{Query, QueryAs};
-use sqlx::{FromRow, PgPool, Postgres, Transaction};
+use sqlx::{Arguments as _, AssertSqlSafe, Execute as _, FromRow, PgPool, Postgres, Transaction};
+use tokio::sync::OnceCell;
 
 use crate::db::DatabaseConfig;
 use crate::identity::Caller;
@@ -19,27 +36,61 @@ use crate::identity::Caller;
 /// Begins a transaction in which row-level security sees `caller.tenant_id`, the current
 /// role is `db.app_role`, and `statement_timeout` is `db.statement_timeout`.
 ///
-/// The three settings go in one statement after `BEGIN` (one round trip); it is an unnamed
-/// statement behind pgbouncer. The session user must be a member of `db.app_role` (a
+/// `BEGIN` and the three settings are one simple-protocol message: one round trip, and no
+/// statement for pgbouncer to lose. The session user must be a member of `db.app_role` (a
 /// superuser always is).
 pub async fn begin(
     pool: &PgPool,
     caller: &Caller,
     db: &DatabaseConfig,
 ) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
-    let mut tx = pool.begin().await?;
-    sqlx::query(
-        "SELECT set_config('app.tenant_id', $1, true), \
-                set_config('role', $2, true), \
-                set_config('statement_timeout', $3, true)",
+    let statement = format!(
+        "BEGIN; SELECT set_config('app.tenant_id', {}, true), set_config('role', {}, true), \
+         set_config('statement_timeout', '{}', true)",
+        literal(&caller.tenant_id)?,
+        literal(&db.app_role)?,
+        db.statement_timeout.as_millis(),
+    );
+    pool.begin_with(AssertSqlSafe(statement)).await
+}
+
+/// `value` as an SQL string literal: an escape string (`E'…'`) with quotes and backslashes
+/// doubled, which reads back exactly whatever `standard_conforming_strings` says. A NUL,
+/// which no PostgreSQL text can hold, is refused.
+pub fn literal(value: &str) -> Result<String, sqlx::Error> {
+    if value.contains('\0') {
+        return Err(sqlx::Error::Protocol(
+            "a tenant setting cannot contain a NUL character".to_owned(),
+        ));
+    }
+    let mut quoted = String::with_capacity(value.len() + 3);
+    quoted.push_str("E'");
+    for character in value.chars() {
+        if matches!(character, '\'' | '\\') {
+            quoted.push(character);
+        }
+        quoted.push(character);
+    }
+    quoted.push('\'');
+    Ok(quoted)
+}
+
+/// `sql`, whose parameters are `$1..$n`, as one statement that first sets the tenant to
+/// parameter `$n+1`, then runs `sql` for it.
+///
+/// The scope is a materialized CTE; the query is a lateral subquery that depends on it and
+/// cannot be flattened (`OFFSET 0`), so the plan scans the scope (setting the tenant) before
+/// it runs the query, whose row-level-security checks then see the tenant. The setting is
+/// transaction-local and the statement is its own transaction, so it ends with the statement.
+pub fn scoped_read(sql: &str, parameters: usize) -> String {
+    let tenant = parameters + 1;
+    format!(
+        "WITH director_scope AS MATERIALIZED \
+           (SELECT set_config('app.tenant_id', ${tenant}, true) AS tenant_id) \
+         SELECT director_row.* FROM director_scope CROSS JOIN LATERAL \
+           (SELECT * FROM ({sql}) AS director_query \
+            WHERE director_scope.tenant_id IS NOT NULL OFFSET 0) AS director_row"
     )
-    .bind(&caller.tenant_id)
-    .bind(&db.app_role)
-    .bind(db.statement_timeout.as_millis().to_string())
-    .persistent(db.persistent_statements())
-    .execute(&mut *tx)
-    .await?;
-    Ok(tx)
 }
 
 /// A service's database seen through tenant transactions: each method runs one statement in
@@ -52,12 +103,39 @@ pub async fn begin(
 pub struct TenantDb {
     pool: PgPool,
     config: DatabaseConfig,
+    /// Whether row-level security applies to the login role itself, so a one-statement read
+    /// may set the tenant without switching role; learned from the first read.
+    login_is_policed: Arc<OnceCell<bool>>,
 }
 
 impl TenantDb {
     /// Transactions on `pool`, configured by `config`.
     pub fn new(pool: PgPool, config: DatabaseConfig) -> Self {
-        Self { pool, config }
+        Self {
+            pool,
+            config,
+            login_is_policed: Arc::new(OnceCell::new()),
+        }
+    }
+
+    /// Whether a read may be one scoped statement (see the module docs).
+    async fn reads_in_one_statement(&self) -> Result<bool, sqlx::Error> {
+        if self.config.pgbouncer_transaction_mode {
+            return Ok(false);
+        }
+        let policed = self
+            .login_is_policed
+            .get_or_try_init(|| async {
+                sqlx::query_scalar::<_, bool>(
+                    "SELECT NOT (rolsuper OR rolbypassrls) FROM pg_roles \
+                     WHERE rolname = session_user",
+                )
+                .fetch_optional(&self.pool)
+                .await
+                .map(|policed| policed.unwrap_or(false))
+            })
+            .await?;
+        Ok(*policed)
     }
 
     /// The pool, for work outside any tenant (health checks, listeners).
@@ -100,6 +178,48 @@ impl TenantDb {
             .await?;
         tx.commit().await?;
         Ok(rows)
+    }
+
+    /// The first row the read-only `query` (a `SELECT`) returns, if any, in `caller`'s
+    /// tenant: in one round trip when the login role is policed (see the module docs), else
+    /// like [`TenantDb::fetch_optional`].
+    pub async fn read_optional<'q, O>(
+        &self,
+        caller: &Caller,
+        mut query: QueryAs<'q, Postgres, O, PgArguments>,
+    ) -> Result<Option<O>, sqlx::Error>
+    where
+        O: Send + Unpin + for<'r> FromRow<'r, PgRow>,
+    {
+        if !self.reads_in_one_statement().await? {
+            return self.fetch_optional(caller, query).await;
+        }
+        let mut arguments = query
+            .take_arguments()
+            .map_err(sqlx::Error::Encode)?
+            .unwrap_or_default();
+        let sql = scoped_read(query.sql().as_str(), arguments.len());
+        arguments
+            .add(caller.tenant_id.as_str())
+            .map_err(sqlx::Error::Encode)?;
+        sqlx::query_as_with::<_, O, _>(AssertSqlSafe(sql), arguments)
+            .fetch_optional(&self.pool)
+            .await
+    }
+
+    /// The one row the read-only `query` returns (`RowNotFound` when none); see
+    /// [`TenantDb::read_optional`].
+    pub async fn read_one<'q, O>(
+        &self,
+        caller: &Caller,
+        query: QueryAs<'q, Postgres, O, PgArguments>,
+    ) -> Result<O, sqlx::Error>
+    where
+        O: Send + Unpin + for<'r> FromRow<'r, PgRow>,
+    {
+        self.read_optional(caller, query)
+            .await?
+            .ok_or(sqlx::Error::RowNotFound)
     }
 
     /// The first row `query` returns, if any, in `caller`'s tenant.

@@ -107,3 +107,60 @@ async fn a_tenant_transaction_in_pgbouncer_mode_leaves_no_named_statement() {
     superuser.close().await;
     db.drop().await;
 }
+
+#[tokio::test]
+async fn a_policed_login_reads_one_row_in_one_scoped_statement() {
+    use director_platform::roles::ensure_service_login;
+    use director_platform::tenant::TenantDb;
+    use director_platform::testing::service_url;
+
+    let db = TestDb::create().await;
+    let superuser = db
+        .with_notes(&[("A", "a1"), ("A", "a2"), ("B", "b1")])
+        .await;
+    ensure_service_login(&db.url, &service_url(&db.url))
+        .await
+        .unwrap();
+    let config = db.config_with(&[("PLATFORM_TEST_DATABASE_URL", &service_url(&db.url))]);
+    let tenants = TenantDb::new(connect_lazy(&config).unwrap(), config);
+    let tenant_a = Caller::new("user-1", "A", Role::Admin);
+    let body =
+        |id: i32| sqlx::query_as::<_, (String,)>("SELECT body FROM notes WHERE id = $1").bind(id);
+
+    // Its own row, and nothing of another tenant's even by id.
+    assert_eq!(
+        tenants.read_optional(&tenant_a, body(1)).await.unwrap(),
+        Some(("a1".to_owned(),))
+    );
+    assert_eq!(
+        tenants.read_optional(&tenant_a, body(3)).await.unwrap(),
+        None
+    );
+    let (count,) = tenants
+        .fetch_one(
+            &tenant_a,
+            sqlx::query_as::<_, (i64,)>("SELECT count(*) FROM notes"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(count, 2, "the forgotten tenant filter is the policy's");
+
+    // The setting lived only as long as the statement.
+    let mut connection = tenants.pool().acquire().await.unwrap();
+    let (leftover,): (Option<String>,) =
+        sqlx::query_as("SELECT nullif(current_setting('app.tenant_id', true), '')")
+            .fetch_one(&mut *connection)
+            .await
+            .unwrap();
+    assert_eq!(leftover, None, "the pooled connection holds no tenant");
+    let (unscoped,): (i64,) = sqlx::query_as("SELECT count(*) FROM notes")
+        .fetch_one(&mut *connection)
+        .await
+        .unwrap();
+    assert_eq!(unscoped, 0, "without a tenant the login role sees nothing");
+    drop(connection);
+
+    tenants.pool().close().await;
+    superuser.close().await;
+    db.drop().await;
+}

@@ -133,7 +133,7 @@ impl CompanyStore {
         ))
         .bind(id)
         .bind(&caller.tenant_id);
-        self.db.fetch_optional(caller, query).await
+        self.db.read_optional(caller, query).await
     }
 
     /// Applies `changes` to the live company `id`; `None` when there is no such company.

@@ -111,7 +111,7 @@ impl TaskEvents {
             "SELECT coalesce(max(id), 0) FROM task_events WHERE tenant_id = $1",
         )
         .bind(&caller.tenant_id);
-        Ok(self.db.fetch_one(caller, query).await?.0)
+        Ok(self.db.read_one(caller, query).await?.0)
     }
 }
 

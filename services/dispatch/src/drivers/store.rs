@@ -159,7 +159,7 @@ impl DriverStore {
         .bind(&caller.tenant_id)
         .bind(driver_user(caller))
         .bind(id);
-        self.db.fetch_optional(caller, query).await
+        self.db.read_optional(caller, query).await
     }
 
     /// Applies `changes` to the live driver `id`; `None` when there is no such driver.

@@ -184,7 +184,7 @@ impl TaskStore {
         .bind(id)
         .bind(&caller.tenant_id)
         .bind(driver_user(caller));
-        self.db.fetch_optional(caller, query).await
+        self.db.read_optional(caller, query).await
     }
 
     /// Where the live task `id` stands, if the caller sees it.
@@ -217,7 +217,7 @@ impl TaskStore {
         )
         .bind(driver_id)
         .bind(&caller.tenant_id);
-        Ok(self.db.fetch_one(caller, query).await?.0)
+        Ok(self.db.read_one(caller, query).await?.0)
     }
 
     /// Creates a task, assigned when `new.driver_id` is set; `None` when that driver is not a

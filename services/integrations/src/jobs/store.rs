@@ -114,7 +114,7 @@ impl JobStore {
         ))
         .bind(&caller.tenant_id)
         .bind(id);
-        self.db.fetch_optional(caller, query).await
+        self.db.read_optional(caller, query).await
     }
 
     /// The tenant's jobs, newest first.

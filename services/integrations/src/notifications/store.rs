@@ -127,7 +127,7 @@ impl NotificationStore {
         ))
         .bind(&caller.tenant_id)
         .bind(id);
-        self.db.fetch_optional(caller, query).await
+        self.db.read_optional(caller, query).await
     }
 
     /// The tenant's delivery log, newest first.
