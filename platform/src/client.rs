@@ -11,10 +11,11 @@ use std::time::{Duration, Instant};
 
 use tonic::Status;
 use tonic::metadata::MetadataValue;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Endpoint;
 
 use crate::catalog::ServiceSpec;
 use crate::identity::{Caller, InternalTokens, caller};
+use crate::metrics::{MeteredChannel, RpcMetricsLayer};
 use crate::telemetry::inject_metadata;
 
 /// The request id header every hop passes on.
@@ -75,7 +76,7 @@ impl CallContext {
 #[derive(Debug, Clone)]
 pub struct ServiceClient {
     service: &'static str,
-    channel: Channel,
+    channel: MeteredChannel,
     tokens: Arc<InternalTokens>,
     default_timeout: Duration,
 }
@@ -99,10 +100,19 @@ impl ServiceClient {
             .connect_lazy();
         Self {
             service: spec.name,
-            channel,
+            channel: MeteredChannel::new(channel, RpcMetricsLayer::client("unknown")),
             tokens,
             default_timeout,
         }
+    }
+
+    /// The same client, its calls measured (`rpc_client_call_duration_seconds`) as made by
+    /// `service_name`.
+    #[must_use]
+    pub fn calling_from(mut self, service_name: &'static str) -> Self {
+        let channel = self.channel.into_inner();
+        self.channel = MeteredChannel::new(channel, RpcMetricsLayer::client(service_name));
+        self
     }
 
     /// The service's name, for error messages and logs.
@@ -110,8 +120,9 @@ impl ServiceClient {
         self.service
     }
 
-    /// The channel, for a generated client (`FooServiceClient::new(client.channel())`).
-    pub fn channel(&self) -> Channel {
+    /// The channel, for a generated client (`FooServiceClient::new(client.channel())`); its
+    /// calls are measured as `rpc_client_call_duration_seconds`.
+    pub fn channel(&self) -> MeteredChannel {
         self.channel.clone()
     }
 

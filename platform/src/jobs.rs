@@ -20,7 +20,10 @@
 use std::time::Duration;
 
 use anyhow::Context as _;
-use graphile_worker::WorkerOptions;
+use graphile_worker::{
+    JobComplete, JobCompleteContext, JobFail, JobFailContext, JobPermanentlyFail,
+    JobPermanentlyFailContext, WorkerOptions,
+};
 use sqlx::{PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -33,6 +36,9 @@ pub const SCHEMA: &str = "graphile_worker";
 
 /// How long to wait before retrying a worker start that failed (database down).
 const START_RETRY: Duration = Duration::from_secs(2);
+
+/// How often the queue's gauges are sampled.
+const QUEUE_SAMPLE_INTERVAL: Duration = Duration::from_secs(5);
 
 /// How a service's worker runs.
 #[derive(Debug, Clone)]
@@ -102,6 +108,18 @@ impl JobsConfig {
             .shutdown_grace_period(self.shutdown_grace)
             .shutdown_interrupted_job_retry_delay(Duration::ZERO)
             .shutdown_signal(async move { shutdown.cancelled_owned().await })
+            .on(JobComplete, |done: JobCompleteContext| async move {
+                count_attempt(done.job.task_identifier(), "succeeded");
+            })
+            .on(JobFail, |failed: JobFailContext| async move {
+                count_attempt(failed.job.task_identifier(), "failed");
+            })
+            .on(
+                JobPermanentlyFail,
+                |failed: JobPermanentlyFailContext| async move {
+                    count_attempt(failed.job.task_identifier(), "failed");
+                },
+            )
     }
 }
 
@@ -265,4 +283,84 @@ pub fn spawn_worker<F>(
             }
         }
     });
+}
+
+/// `director_job_attempts_total{task_identifier, outcome}`: one attempt of a job ran here.
+fn count_attempt(task_identifier: &str, outcome: &'static str) {
+    metrics::counter!(
+        "director_job_attempts_total",
+        "task_identifier" => task_identifier.to_owned(),
+        "outcome" => outcome,
+    )
+    .increment(1);
+}
+
+/// Per task: jobs waiting to run (not locked, attempts left), dead jobs (no attempts left),
+/// and the age of the oldest job due and waiting.
+const QUEUE_STATE: &str = "
+SELECT t.identifier,
+       count(*) FILTER (WHERE j.is_available) AS queued,
+       count(*) FILTER (WHERE j.attempts >= j.max_attempts) AS dead,
+       EXTRACT(EPOCH FROM now() - min(j.run_at)
+           FILTER (WHERE j.is_available AND j.run_at <= now()))::float8 AS oldest_age
+FROM graphile_worker._private_jobs j
+JOIN graphile_worker._private_tasks t ON t.id = j.task_id
+GROUP BY t.identifier";
+
+/// Samples the queue of `service_name`'s database every few seconds until `shutdown`:
+/// `director_jobs_queued{task_identifier}`, `director_jobs_oldest_age_seconds` and
+/// `director_jobs_dead` (each also labelled `service_name`).
+pub fn spawn_queue_metrics(
+    pool: PgPool,
+    service_name: &'static str,
+    shutdown: CancellationToken,
+    background: &TaskTracker,
+) {
+    background.spawn(async move {
+        let mut seen = std::collections::BTreeSet::<String>::new();
+        let mut interval = tokio::time::interval(QUEUE_SAMPLE_INTERVAL);
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                _ = interval.tick() => {}
+            }
+            let rows: Vec<(String, i64, i64, Option<f64>)> =
+                match sqlx::query_as(QUEUE_STATE).fetch_all(&pool).await {
+                    Ok(rows) => rows,
+                    Err(error) => {
+                        tracing::debug!(%error, "could not sample the job queue");
+                        continue;
+                    }
+                };
+            let mut dead = 0;
+            let mut oldest_age: f64 = 0.0;
+            let mut now_seen = std::collections::BTreeSet::new();
+            for (identifier, queued, task_dead, task_oldest) in rows {
+                queued_gauge(service_name, &identifier).set(queued as f64);
+                dead += task_dead;
+                oldest_age = oldest_age.max(task_oldest.unwrap_or(0.0));
+                now_seen.insert(identifier);
+            }
+            // A task whose jobs are all gone reads 0, not its last count.
+            for gone in seen.difference(&now_seen) {
+                queued_gauge(service_name, gone).set(0.0);
+            }
+            seen.extend(now_seen);
+            metrics::gauge!("director_jobs_dead", crate::metrics::SERVICE_NAME => service_name)
+                .set(dead as f64);
+            metrics::gauge!(
+                "director_jobs_oldest_age_seconds",
+                crate::metrics::SERVICE_NAME => service_name
+            )
+            .set(oldest_age);
+        }
+    });
+}
+
+fn queued_gauge(service_name: &'static str, task_identifier: &str) -> metrics::Gauge {
+    metrics::gauge!(
+        "director_jobs_queued",
+        crate::metrics::SERVICE_NAME => service_name,
+        "task_identifier" => task_identifier.to_owned(),
+    )
 }

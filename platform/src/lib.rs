@@ -24,6 +24,8 @@
 //! - [`validate`], [`time`]: input rules and timestamp conversions shared by services.
 //! - [`jobs`]: durable background jobs (graphile_worker) enqueued in the caller's
 //!   transaction; [`notify`]: LISTEN/NOTIFY wake-ups fanned out to waiters.
+//! - [`metrics`]: the Prometheus recorder, the admin listener serving `/metrics`, gRPC
+//!   call histograms (server and client side) and pool gauges.
 //! - [`migrate`]: database creation and migrations, a deploy step (`director migrate`).
 
 pub mod catalog;
@@ -33,6 +35,7 @@ pub mod db;
 pub mod error;
 pub mod identity;
 pub mod jobs;
+pub mod metrics;
 pub mod migrate;
 pub mod notify;
 pub mod roles;

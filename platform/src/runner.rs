@@ -5,7 +5,8 @@
 //! one line calling [`main`]. The runner does the rest the same way for every service:
 //! settings from the environment, telemetry, a lazily connecting pool, the gRPC server with
 //! health, reflection, internal auth, trace context and graceful drain ([`crate::server`]),
-//! signals, and the `migrate` subcommand.
+//! metrics (pool gauges; the binary's admin listener at `ADMIN_ADDR`), signals, and the
+//! `migrate` subcommand.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -24,7 +25,7 @@ use crate::db::{self, DatabaseConfig};
 use crate::identity::{InternalTokenConfig, InternalTokens};
 use crate::server::{self, ServeOptions};
 use crate::tenant::TenantDb;
-use crate::{migrate, telemetry};
+use crate::{metrics, migrate, telemetry};
 
 /// How long in-flight calls may take to finish once shutdown begins.
 pub const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
@@ -68,6 +69,8 @@ pub struct ServiceConfig {
     pub internal_tokens: InternalTokenConfig,
     /// Where it listens (`<NAME>_ADDR`, default `0.0.0.0:<port>`).
     pub listen_addr: SocketAddr,
+    /// Where the service binary serves `/metrics` (`ADMIN_ADDR`, default `0.0.0.0:9090`).
+    pub admin_addr: SocketAddr,
 }
 
 impl ServiceConfig {
@@ -78,6 +81,7 @@ impl ServiceConfig {
             database: DatabaseConfig::from_env(env, spec.name)?,
             internal_tokens: InternalTokenConfig::from_env(env, common.environment)?,
             listen_addr: spec.listen_addr(env)?,
+            admin_addr: metrics::admin_addr(env, metrics::DEFAULT_ADMIN_ADDR)?,
             common,
         })
     }
@@ -86,6 +90,8 @@ impl ServiceConfig {
 /// What a service's routes are built from.
 #[derive(Debug, Clone)]
 pub struct ServiceContext {
+    /// The service's catalog entry.
+    pub spec: &'static ServiceSpec,
     /// The environment, for the service's own settings.
     pub env: Env,
     /// The service's settings.
@@ -110,7 +116,8 @@ impl ServiceContext {
             Arc::clone(&self.tokens),
             CLIENT_CONNECT_TIMEOUT,
             CLIENT_DEFAULT_TIMEOUT,
-        ))
+        )
+        .calling_from(self.spec.name))
     }
 }
 
@@ -124,9 +131,16 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let config = ServiceConfig::from_env(service.spec, env)?;
+    metrics::install();
     let pool = db::connect_lazy(&config.database)?;
+    let _pool_metrics = metrics::observe_pool(
+        pool.clone(),
+        service.spec.name,
+        config.database.max_connections,
+    );
     let tokens = Arc::new(config.internal_tokens.tokens());
     let context = ServiceContext {
+        spec: service.spec,
         env: env.clone(),
         db: TenantDb::new(pool.clone(), config.database.clone()),
         config,
@@ -134,12 +148,21 @@ pub async fn serve(
         shutdown: shutdown.clone(),
         background: TaskTracker::new(),
     };
+    if service.spec.runs_jobs {
+        crate::jobs::spawn_queue_metrics(
+            pool.clone(),
+            service.spec.name,
+            shutdown.clone(),
+            &context.background,
+        );
+    }
     let routes = (service.routes)(&context)
         .with_context(|| format!("could not build the {} service", service.spec.name))?;
     let served = server::serve(
         listener,
         routes,
         ServeOptions {
+            name: service.spec.name,
             service_names: service.grpc_services.to_vec(),
             descriptor_set: service.descriptor_set,
             pool,
@@ -193,6 +216,7 @@ pub async fn main(service: &'static Service) -> anyhow::Result<()> {
                 .with_context(|| format!("could not listen on {}", config.listen_addr))?;
             let shutdown = CancellationToken::new();
             server::shutdown_on_signals(shutdown.clone());
+            metrics::spawn_admin(config.admin_addr, shutdown.clone()).await?;
             serve(service, &env, listener, shutdown).await
         }
     }
@@ -204,7 +228,7 @@ fn command(spec: &ServiceSpec) -> clap::Command {
     let settings = format!(
         "Settings come from the environment (and .env, .env.<ENVIRONMENT>):\n\
          ENVIRONMENT, DEBUG, RUST_LOG, LOG_FORMAT, OTEL_EXPORTER_OTLP_ENDPOINT,\n\
-         {prefix}_ADDR (0.0.0.0:{port}), DATABASE_URL or {prefix}_DATABASE_URL,\n\
+         {prefix}_ADDR (0.0.0.0:{port}), ADMIN_ADDR (0.0.0.0:9090, /metrics), DATABASE_URL or {prefix}_DATABASE_URL,\n\
          MIGRATION_DATABASE_URL or {prefix}_MIGRATION_DATABASE_URL (migrate only),\n\
          DB_MAX_CONNECTIONS, DB_CONNECT_TIMEOUT_MS, DB_ACQUIRE_TIMEOUT_MS, DB_STATEMENT_TIMEOUT_MS,\n\
          DB_PGBOUNCER_TRANSACTION_MODE, DB_APP_ROLE, INTERNAL_TOKEN_SECRET, INTERNAL_TOKEN_TTL_MS,\n\

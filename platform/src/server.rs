@@ -2,7 +2,7 @@
 //!
 //! It adds what each service would otherwise repeat: a request span continuing the caller's
 //! trace, internal-token authentication, `grpc.health.v1` driven by the database, reflection
-//! (v1 and v1alpha) for `grpcurl`, and graceful shutdown bounded by a deadline.
+//! (v1 and v1alpha) for `grpcurl`, call duration metrics ([`crate::metrics`]), and graceful shutdown bounded by a deadline.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,6 +17,7 @@ use tonic_health::server::HealthReporter;
 
 use crate::db::ping;
 use crate::identity::{InternalAuthLayer, InternalTokens};
+use crate::metrics::RpcMetricsLayer;
 use crate::telemetry::TraceContextLayer;
 
 /// The largest request message a public service decodes (each generated server is built with
@@ -29,9 +30,18 @@ pub const MAX_REQUEST_MESSAGE_BYTES: usize = 1024 * 1024;
 /// rows, well under this).
 pub const MAX_BULK_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
 
+/// The reflection services every server runs besides its own and health.
+const REFLECTION_SERVICES: [&str; 3] = [
+    "grpc.health.v1.Health",
+    "grpc.reflection.v1.ServerReflection",
+    "grpc.reflection.v1alpha.ServerReflection",
+];
+
 /// What [`serve`] needs besides the listener and the service routes.
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
+    /// The service's catalog name: label `service_name` of its call metrics.
+    pub name: &'static str,
     /// Fully-qualified gRPC service names (`director.companies.v1.CompaniesService`) whose
     /// health is reported, alongside the server-wide `""`.
     pub service_names: Vec<&'static str>,
@@ -81,6 +91,7 @@ pub async fn serve(
     opts: ServeOptions,
 ) -> anyhow::Result<()> {
     let ServeOptions {
+        name,
         service_names,
         descriptor_set,
         pool,
@@ -117,7 +128,14 @@ pub async fn serve(
         shutdown.clone(),
     ));
 
+    // Outermost, so calls refused by authentication are measured too.
+    let known_services = health_names
+        .iter()
+        .copied()
+        .chain(REFLECTION_SERVICES)
+        .filter(|name| !name.is_empty());
     let layers = tower::ServiceBuilder::new()
+        .layer(RpcMetricsLayer::server(name, known_services))
         .layer(TraceContextLayer::new())
         .layer(InternalAuthLayer::new(tokens))
         .into_inner();

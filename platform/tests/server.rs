@@ -120,6 +120,7 @@ async fn start(pool: PgPool, health_interval: Duration, drain_deadline: Duration
         Duration::from_secs(60),
     ));
     let opts = ServeOptions {
+        name: "whoami",
         service_names: vec![SERVICE],
         descriptor_set: descriptor_set(),
         pool,

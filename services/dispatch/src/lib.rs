@@ -59,6 +59,11 @@ fn routes(context: &ServiceContext) -> anyhow::Result<tonic::service::Routes> {
                 .add_extension(relay.clone())
         },
     );
+    relay::spawn_lag_metrics(
+        context.db.pool().clone(),
+        context.shutdown.clone(),
+        &context.background,
+    );
     let drivers = drivers::DriversApi::new(drivers::DriverStore::new(context.db.clone()));
     let tasks = tasks::TasksApi::new(tasks::TaskStore::new(context.db.clone()), companies, events);
     Ok(tonic::service::Routes::new(

@@ -9,6 +9,8 @@
 //! and hands the error to the queue, which retries with backoff; Integrations ignores events
 //! it has already consumed, so a batch sent twice has its effects once.
 
+use std::time::Duration;
+
 use director_platform::client::{CallContext, ServiceClient};
 use director_platform::identity::{Caller, Role};
 use director_platform::tenant::TenantDb;
@@ -17,7 +19,9 @@ use director_proto::internal::integrations::{DeliverTaskEventsRequest, TaskEvent
 use graphile_worker::{IntoTaskHandlerResult, TaskHandler, WorkerContext};
 use serde::{Deserialize, Serialize};
 use sqlx::postgres::PgRow;
-use sqlx::{FromRow, Row};
+use sqlx::{FromRow, PgPool, Row};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::tasks::{TaskRow, task_message};
 
@@ -25,6 +29,39 @@ use crate::tasks::{TaskRow, task_message};
 const SERVICE_USER: &str = "service:dispatch";
 /// Events per delivery.
 const BATCH: i64 = 200;
+/// How often the relay's lag is sampled.
+const LAG_SAMPLE_INTERVAL: Duration = Duration::from_secs(5);
+
+/// The age of the oldest event not yet relayed, across tenants: every tenant with pending
+/// events has a relay job (queued in the event's transaction, kept while it is retried or
+/// dead, and replaced by later events without changing its `created_at`) — the relay's own
+/// cursor table is tenant-scoped and not readable across tenants.
+const OLDEST_PENDING_RELAY: &str = "
+SELECT EXTRACT(EPOCH FROM now() - min(j.created_at))::float8
+FROM graphile_worker._private_jobs j
+JOIN graphile_worker._private_tasks t ON t.id = j.task_id
+WHERE t.identifier = 'dispatch_relay_task_events'";
+
+/// Samples `director_outbox_lag_seconds` (0 when nothing is waiting) every few seconds
+/// until `shutdown`.
+pub fn spawn_lag_metrics(pool: PgPool, shutdown: CancellationToken, background: &TaskTracker) {
+    background.spawn(async move {
+        let mut interval = tokio::time::interval(LAG_SAMPLE_INTERVAL);
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                _ = interval.tick() => {}
+            }
+            match sqlx::query_scalar::<_, Option<f64>>(OLDEST_PENDING_RELAY)
+                .fetch_one(&pool)
+                .await
+            {
+                Ok(lag) => metrics::gauge!("director_outbox_lag_seconds").set(lag.unwrap_or(0.0)),
+                Err(error) => tracing::debug!(%error, "could not sample the relay's lag"),
+            }
+        }
+    });
+}
 
 /// Relays `tenant_id`'s pending events.
 #[derive(Debug, Clone, Serialize, Deserialize)]

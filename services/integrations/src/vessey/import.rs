@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use chrono::NaiveDate;
 use director_platform::client::CallContext;
 use director_platform::identity::Caller;
+use director_platform::metrics::MeteredChannel;
 use director_platform::time::to_timestamp;
 use director_proto::internal::companies::companies_internal_service_client::CompaniesInternalServiceClient;
 use director_proto::internal::companies::{CompanyRef, EnsureCompaniesRequest};
@@ -16,7 +17,6 @@ use director_proto::internal::dispatch::dispatch_internal_service_client::Dispat
 use director_proto::internal::dispatch::{TaskUpsert, UpsertTasksRequest};
 use director_providers::{Page, ProviderError, VesseyClient, VesseyCollection};
 use tokio_util::task::AbortOnDropHandle;
-use tonic::transport::Channel;
 use uuid::Uuid;
 
 use super::pages::PageCursor;
@@ -77,6 +77,7 @@ pub async fn import_collections(
         total = total.saturating_add(len_i32(page.items.len()));
         for batch in page.items.chunks(BATCH) {
             writer.write(batch).await?;
+            metrics::counter!("director_import_collections_total").increment(batch.len() as u64);
         }
         done = total;
         app.jobs.progress(caller, job_id, done, total).await?;
@@ -101,8 +102,8 @@ fn fetch(
 struct Writer<'a> {
     app: &'a App,
     cx: CallContext,
-    companies: CompaniesInternalServiceClient<Channel>,
-    dispatch: DispatchInternalServiceClient<Channel>,
+    companies: CompaniesInternalServiceClient<MeteredChannel>,
+    dispatch: DispatchInternalServiceClient<MeteredChannel>,
     /// Vessey farm id → company id.
     farms: HashMap<String, String>,
 }
