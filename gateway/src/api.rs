@@ -50,6 +50,18 @@ impl GatewayRoute {
         })
     }
 
+    /// Its path, as the `http_route` label.
+    fn template(self) -> &'static str {
+        match self {
+            Self::Banner => "/api",
+            Self::Liveness => "/api/health",
+            Self::Readiness => "/api/health/ready",
+            Self::OpenApi => "/api/openapi.json",
+            Self::Docs => "/api/docs",
+            Self::Redoc => "/api/redoc",
+        }
+    }
+
     /// Liveness costs nothing and a kubelet polls it from one address: it is the one route
     /// exempt from the per-address limit. Readiness checks every upstream, so it is limited
     /// like the other public routes (the limit is far above any probe's rate).
@@ -66,25 +78,53 @@ pub(crate) fn http_service(state: Arc<AppState>) -> GrpcService {
     }))
 }
 
-async fn handle(state: Arc<AppState>, request: Request<Body>) -> Response {
-    match respond(&state, request).await {
-        Ok(response) => response,
-        Err(error) => error.into_response(),
-    }
+/// The route template a REST answer was given for (`/api/companies/{id}`), or
+/// [`HttpRoute::UNMATCHED`]: a response extension the edge reads for its metrics, so the raw
+/// path (ids and all) never becomes a label.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpRoute(pub String);
+
+impl HttpRoute {
+    /// The label of requests that matched no route.
+    pub const UNMATCHED: &'static str = "unmatched";
 }
 
-async fn respond(state: &AppState, request: Request<Body>) -> Result<Response, ApiError> {
+async fn handle(state: Arc<AppState>, request: Request<Body>) -> Response {
     let path = request.uri().path().to_owned();
-    if let Some(route) = GatewayRoute::of(&path) {
+    // Looked up once, here, for the metrics label and for the transcoder below; acted upon
+    // only after the edge checks, in their order.
+    let gateway_route = GatewayRoute::of(&path);
+    let matched = (gateway_route.is_none() && path.starts_with("/api/"))
+        .then(|| state.rest.matches(request.method(), &path));
+    let label = match (gateway_route, &matched) {
+        (Some(route), _) => route.template().to_owned(),
+        (None, Some(RouteMatch::Found(found))) => found.route.template.clone(),
+        _ => HttpRoute::UNMATCHED.to_owned(),
+    };
+    let mut response = match respond(&state, request, gateway_route, matched).await {
+        Ok(response) => response,
+        Err(error) => error.into_response(),
+    };
+    response.extensions_mut().insert(HttpRoute(label));
+    response
+}
+
+async fn respond(
+    state: &AppState,
+    request: Request<Body>,
+    gateway_route: Option<GatewayRoute>,
+    matched: Option<RouteMatch<'_>>,
+) -> Result<Response, ApiError> {
+    if let Some(route) = gateway_route {
         if route.is_rate_limited() {
             check_address(state, &request)?;
         }
-        return gateway_route(state, route, request.method()).await;
+        return gateway_route_answer(state, route, request.method()).await;
     }
-    if !path.starts_with("/api/") {
+    let Some(matched) = matched else {
         check_address(state, &request)?;
         return Err(not_found());
-    }
+    };
     if declared_length_exceeds(&request, state.limits.max_body_bytes) {
         return Err(body_too_large(state.limits.max_body_bytes));
     }
@@ -95,7 +135,7 @@ async fn respond(state: &AppState, request: Request<Body>) -> Result<Response, A
         state.rate_limits.client_address(&request),
     )
     .await?;
-    match state.rest.matches(request.method(), &path) {
+    match matched {
         RouteMatch::Found(_) => {}
         RouteMatch::NotFound => return Err(not_found()),
         RouteMatch::MethodNotAllowed(allowed) => return Ok(method_not_allowed(&allowed)),
@@ -125,7 +165,7 @@ fn check_address(state: &AppState, request: &Request<Body>) -> Result<(), ApiErr
         .map_err(|limited| limited.to_api_error())
 }
 
-async fn gateway_route(
+async fn gateway_route_answer(
     state: &AppState,
     route: GatewayRoute,
     method: &Method,

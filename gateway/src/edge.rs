@@ -1,39 +1,123 @@
 //! The outermost layer: gives every request its id and log span (continuing the client's W3C
 //! trace when it sent one), and gives every answer its `x-request-id`, its security headers
-//! and, for JSON errors, the request id in the body. It logs one line per request.
+//! and, for JSON errors, the request id in the body. It logs one line per request, and
+//! measures it (`http_server_request_duration_seconds`, until the response body ends) and
+//! the streams it opens (`director_open_streams`).
 
+use std::collections::HashSet;
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
 use axum::body::Body;
 use axum::response::IntoResponse;
+use director_platform::metrics::ObservedBody;
 use futures::future::BoxFuture;
-use http::{HeaderValue, Request, Response, header};
+use http::{HeaderValue, Method, Request, Response, header};
 use tower::{Service, ServiceExt};
 use tracing::{Instrument, info, warn};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
+use crate::api::HttpRoute;
 use crate::error::ApiError;
 use crate::protocol::Protocol;
 use crate::request_id::{RequestId, X_REQUEST_ID};
 use crate::security;
+
+/// The gRPC methods the gateway answers for, by path (`/package.Service/Method`): the
+/// `http_route` of gRPC and gRPC-Web requests is their path only when it is one of these.
+#[derive(Debug, Clone, Default)]
+pub struct GrpcMethods {
+    /// Every method served (proxied or local).
+    pub known: HashSet<String>,
+    /// Those whose responses are streams.
+    pub streaming: HashSet<String>,
+}
 
 /// Wraps the whole gateway.
 #[derive(Debug, Clone)]
 pub struct Edge<S> {
     inner: S,
     strict_transport: bool,
+    grpc_methods: Arc<GrpcMethods>,
 }
 
 impl<S> Edge<S> {
-    /// `strict_transport` adds `Strict-Transport-Security` (production only).
-    pub fn new(inner: S, strict_transport: bool) -> Self {
+    /// `strict_transport` adds `Strict-Transport-Security` (production only);
+    /// `grpc_methods` names the gRPC routes of the metrics.
+    pub fn new(inner: S, strict_transport: bool, grpc_methods: Arc<GrpcMethods>) -> Self {
         Self {
             inner,
             strict_transport,
+            grpc_methods,
         }
     }
+}
+
+/// `http_request_method`: the standard methods, anything else `_OTHER` (OpenTelemetry's
+/// rule, so made-up methods cannot grow the series).
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::CONNECT => "CONNECT",
+        Method::OPTIONS => "OPTIONS",
+        Method::TRACE => "TRACE",
+        Method::PATCH => "PATCH",
+        _ => "_OTHER",
+    }
+}
+
+/// The `protocol` of `director_open_streams` when `response` opens a stream: Server-Sent
+/// Events, or a gRPC / gRPC-Web server stream (not a trailers-only refusal).
+fn stream_protocol(
+    protocol: Protocol,
+    streaming_method: bool,
+    response: &Response<Body>,
+) -> Option<&'static str> {
+    let headers = response.headers();
+    match protocol {
+        Protocol::Rest => headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .is_some_and(|value| value.starts_with("text/event-stream"))
+            .then_some("sse"),
+        _ if !streaming_method || headers.contains_key("grpc-status") => None,
+        Protocol::Grpc => Some("grpc"),
+        Protocol::GrpcWeb => Some("grpc_web"),
+    }
+}
+
+/// Measures `response` until its body ends: the request's duration, and the stream it opens.
+fn observed(
+    response: Response<Body>,
+    route: String,
+    method: &'static str,
+    stream: Option<&'static str>,
+    started: Instant,
+) -> Response<Body> {
+    let status = response.status().as_u16().to_string();
+    if let Some(protocol) = stream {
+        metrics::gauge!("director_open_streams", "protocol" => protocol).increment(1.0);
+    }
+    response.map(|body| {
+        Body::new(ObservedBody::new(body, move |_| {
+            if let Some(protocol) = stream {
+                metrics::gauge!("director_open_streams", "protocol" => protocol).decrement(1.0);
+            }
+            metrics::histogram!(
+                "http_server_request_duration_seconds",
+                "http_route" => route,
+                "http_request_method" => method,
+                "http_response_status_code" => status,
+            )
+            .record(started.elapsed().as_secs_f64());
+        }))
+    })
 }
 
 impl<S> Service<Request<Body>> for Edge<S>
@@ -56,6 +140,19 @@ where
         let request_id = RequestId::from_headers(request.headers());
         request.extensions_mut().insert(request_id.clone());
         let protocol = Protocol::of(&request);
+        let method = method_label(request.method());
+        let path = request.uri().path();
+        // gRPC routes are their paths when known; REST routes come back with the answer.
+        let (grpc_route, streaming_method) = match protocol {
+            Protocol::Rest => (None, false),
+            Protocol::Grpc | Protocol::GrpcWeb => match self.grpc_methods.known.get(path) {
+                Some(known) => (
+                    Some(known.clone()),
+                    self.grpc_methods.streaming.contains(path),
+                ),
+                None => (Some(HttpRoute::UNMATCHED.to_owned()), false),
+            },
+        };
         let docs_page = security::is_docs_page(request.uri().path());
         let span = tracing::info_span!(
             "request",
@@ -91,7 +188,16 @@ where
                 } else {
                     info!(status, ?grpc_status, latency_ms, "request completed");
                 }
-                Ok(response)
+                let route = grpc_route
+                    .or_else(|| {
+                        response
+                            .extensions()
+                            .get::<HttpRoute>()
+                            .map(|route| route.0.clone())
+                    })
+                    .unwrap_or_else(|| HttpRoute::UNMATCHED.to_owned());
+                let stream = stream_protocol(protocol, streaming_method, &response);
+                Ok(observed(response, route, method, stream, started))
             }
             .instrument(span),
         )

@@ -6,14 +6,14 @@ use clap::Parser;
 use director_gateway::{Gateway, GatewayConfig};
 use director_platform::catalog;
 use director_platform::config::{Env, load_env_files};
-use director_platform::{server, telemetry};
+use director_platform::{metrics, server, telemetry};
 use prost_reflect::DescriptorPool;
 use tokio_util::sync::CancellationToken;
 
 /// Director's gateway: REST/JSON, gRPC-Web and gRPC on one port, in front of the services.
 ///
 /// Settings come from the environment (and `.env`, `.env.<ENVIRONMENT>`): GATEWAY_ADDR
-/// (0.0.0.0:8080), UPSTREAM_URL_TEMPLATE (http://127.0.0.1:{port}) and <SERVICE>_URL for
+/// (0.0.0.0:8080), ADMIN_ADDR (0.0.0.0:9090, Prometheus `/metrics`), UPSTREAM_URL_TEMPLATE (http://127.0.0.1:{port}) and <SERVICE>_URL for
 /// each service of the catalog (COMPANIES_URL, DISPATCH_URL, ...), SUPABASE_URL,
 /// SUPABASE_JWKS_URL, SUPABASE_JWT_SECRET, JWT_AUDIENCE, JWT_ISSUER, TENANT_CLAIM, ROLE_CLAIM,
 /// CORS_ORIGINS, ALLOWED_ORIGIN_REGEX, MAX_BODY_BYTES, RATE_LIMIT_PER_SECOND, RATE_LIMIT_BURST,
@@ -32,6 +32,7 @@ async fn main() -> anyhow::Result<()> {
     load_env_files();
     let env = Env::from_process();
     let config = GatewayConfig::from_env(&env)?;
+    let admin_addr = metrics::admin_addr(&env, metrics::DEFAULT_ADMIN_ADDR)?;
     let _telemetry = telemetry::init(&config.common.telemetry)?;
 
     let descriptors = DescriptorPool::decode(director_proto::FILE_DESCRIPTOR_SET)
@@ -45,6 +46,7 @@ async fn main() -> anyhow::Result<()> {
     tracing::info!(addr = %config.addr, "gateway listening");
     let shutdown = CancellationToken::new();
     server::shutdown_on_signals(shutdown.clone());
+    metrics::spawn_admin(admin_addr, shutdown.clone()).await?;
     Gateway::build(config, descriptors, upstreams)?
         .serve(listener, shutdown)
         .await

@@ -33,7 +33,7 @@ use crate::auth::Authenticator;
 use crate::config::GatewayConfig;
 use crate::connection::{self, ConnectionCap, ReadTimeoutBody};
 use crate::cors;
-use crate::edge::Edge;
+use crate::edge::{Edge, GrpcMethods};
 use crate::limits::{RateLimits, Shed};
 use crate::local_grpc::local_services;
 use crate::openapi::openapi_document;
@@ -53,6 +53,7 @@ type GatewayService = BoxCloneSyncService<Request<Body>, Response<Body>, Infalli
 #[derive(Debug)]
 pub struct Gateway {
     state: Arc<AppState>,
+    grpc_methods: Arc<GrpcMethods>,
     config: GatewayConfig,
     health: HealthReporter,
 }
@@ -95,6 +96,7 @@ impl Gateway {
                 ),
             }
         }
+        let grpc_methods = grpc_methods(&descriptors, &streaming_methods);
         let rest = RestApi::new(&descriptors).context("building the REST routes")?;
         // The document describes what this gateway serves: routes of packages with an upstream.
         let served = rest.restricted_to(|package| upstreams.channel_for_package(package).is_some());
@@ -117,8 +119,10 @@ impl Gateway {
             expose_internal_errors: config.common.debug,
             shutdown: CancellationToken::new(),
         };
+        director_platform::metrics::install();
         Ok(Self {
             state: Arc::new(state),
+            grpc_methods: Arc::new(grpc_methods),
             config,
             health,
         })
@@ -214,9 +218,50 @@ impl Gateway {
         };
         let shed = Shed::new(dispatch, self.state.limits.max_concurrent_requests);
         let cors = cors::layer(&self.config.cors).layer(shed);
-        let edge = Edge::new(cors, self.config.common.environment == Environment::Prod);
+        let edge = Edge::new(
+            cors,
+            self.config.common.environment == Environment::Prod,
+            Arc::clone(&self.grpc_methods),
+        );
         BoxCloneSyncService::new(edge)
     }
+}
+
+/// The gateway's own gRPC services (reflection, health): (path, streaming).
+const LOCAL_METHODS: [(&str, bool); 4] = [
+    ("/grpc.health.v1.Health/Check", false),
+    ("/grpc.health.v1.Health/Watch", true),
+    (
+        "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+        true,
+    ),
+    (
+        "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+        true,
+    ),
+];
+
+/// Every method of `descriptors` and the gateway's own, by path, for the metrics' routes.
+fn grpc_methods(descriptors: &DescriptorPool, streaming: &HashSet<String>) -> GrpcMethods {
+    let mut methods = GrpcMethods {
+        known: descriptors
+            .services()
+            .flat_map(|service| {
+                service
+                    .methods()
+                    .map(|method| format!("/{}/{}", service.full_name(), method.name()))
+                    .collect::<Vec<_>>()
+            })
+            .collect(),
+        streaming: streaming.clone(),
+    };
+    for (path, is_streaming) in LOCAL_METHODS {
+        methods.known.insert(path.to_owned());
+        if is_streaming {
+            methods.streaming.insert(path.to_owned());
+        }
+    }
+    methods
 }
 
 /// Chooses the handler by the request's protocol.

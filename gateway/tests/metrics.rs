@@ -1,0 +1,221 @@
+//! The gateway's Prometheus metrics, scraped over HTTP from an admin listener: request
+//! durations labelled by route template (never the raw path), method and status, gRPC routes
+//! by known method path (else `unmatched`), and open streams while they are open.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use common::*;
+use director_platform::identity::Role;
+use tokio_util::sync::CancellationToken;
+
+fn bearer() -> String {
+    format!("Bearer {}", token_for("user-1", "tenant-1", Role::Admin))
+}
+
+/// An admin listener on a free port, serving this process' metrics.
+async fn admin() -> (SocketAddr, CancellationToken) {
+    let shutdown = CancellationToken::new();
+    let addr =
+        director_platform::metrics::spawn_admin("127.0.0.1:0".parse().unwrap(), shutdown.clone())
+            .await
+            .unwrap();
+    (addr, shutdown)
+}
+
+async fn scrape(admin: SocketAddr) -> String {
+    let response = http()
+        .get(format!("http://{admin}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    response.text().await.unwrap()
+}
+
+/// The value of the series `name` carrying every label of `labels`.
+fn value(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    text.lines()
+        .filter(|line| {
+            line.starts_with(&format!("{name}{{")) || line.starts_with(&format!("{name} "))
+        })
+        .find(|line| {
+            labels
+                .iter()
+                .all(|(key, value)| line.contains(&format!("{key}=\"{value}\"")))
+        })
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|number| number.parse().ok())
+}
+
+#[tokio::test]
+async fn rest_requests_are_measured_by_route_template_method_and_status() {
+    let (admin, _stop) = admin().await;
+    let (gateway, _upstream) = spawn_echo_stack(&[]).await;
+    for name in ["alice-7f3a", "bob-7f3a"] {
+        let response = http()
+            .get(gateway.at(&format!("/api/testing/echo/{name}")))
+            .header("authorization", bearer())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        response.bytes().await.unwrap();
+    }
+    let missing = http()
+        .get(gateway.at("/api/testing/nowhere/7f3a"))
+        .header("authorization", bearer())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+    missing.bytes().await.unwrap();
+
+    let text = scrape(admin).await;
+    assert_eq!(
+        value(
+            &text,
+            "http_server_request_duration_seconds_count",
+            &[
+                ("http_route", "/api/testing/echo/{name}"),
+                ("http_request_method", "GET"),
+                ("http_response_status_code", "200"),
+            ],
+        ),
+        Some(2.0),
+        "{text}"
+    );
+    assert!(
+        value(
+            &text,
+            "http_server_request_duration_seconds_bucket",
+            &[("http_route", "/api/testing/echo/{name}"), ("le", "+Inf")],
+        )
+        .is_some(),
+        "a histogram with buckets: {text}"
+    );
+    assert_eq!(
+        value(
+            &text,
+            "http_server_request_duration_seconds_count",
+            &[
+                ("http_route", "unmatched"),
+                ("http_response_status_code", "404")
+            ],
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    assert!(
+        !text.contains("7f3a"),
+        "a raw path leaked into a label: {text}"
+    );
+}
+
+#[tokio::test]
+async fn grpc_requests_are_measured_by_known_method_path_else_unmatched() {
+    let (admin, _stop) = admin().await;
+    let (gateway, _upstream) = spawn_echo_stack(&[]).await;
+    let pool = echo_pool();
+    let mut client = tonic::client::Grpc::new(grpc_channel(&gateway).await);
+    let message = echo_request(&pool, "carol", 1, 0);
+    echo_unary(
+        &mut client,
+        &pool,
+        ECHO_PATH,
+        authorized(message.clone(), &bearer()),
+    )
+    .await
+    .unwrap();
+    let unknown = echo_unary(
+        &mut client,
+        &pool,
+        "/director.testing.v1.EchoService/NoSuchMethod-9c1d",
+        authorized(message, &bearer()),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(unknown.code(), tonic::Code::Unimplemented);
+
+    let text = scrape(admin).await;
+    assert_eq!(
+        value(
+            &text,
+            "http_server_request_duration_seconds_count",
+            &[
+                ("http_route", ECHO_PATH),
+                ("http_request_method", "POST"),
+                ("http_response_status_code", "200"),
+            ],
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        value(
+            &text,
+            "http_server_request_duration_seconds_count",
+            &[("http_route", "unmatched"), ("http_request_method", "POST")],
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    assert!(
+        !text.contains("9c1d"),
+        "an unknown method became a label: {text}"
+    );
+}
+
+#[tokio::test]
+async fn an_open_event_stream_counts_until_it_is_closed() {
+    let (admin, _stop) = admin().await;
+    let (gateway, _upstream) = spawn_echo_stack(&[]).await;
+    // One event, then held open by the upstream until the client leaves.
+    let mut stream = http()
+        .get(gateway.at(&format!("{WATCH_ROUTE}?count=1&hold=true")))
+        .header("authorization", bearer())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    assert!(stream.chunk().await.unwrap().is_some());
+    let sse = [("protocol", "sse")];
+    assert_eq!(
+        value(&scrape(admin).await, "director_open_streams", &sse),
+        Some(1.0)
+    );
+
+    drop(stream);
+    let mut open = None;
+    for _ in 0..50 {
+        open = value(&scrape(admin).await, "director_open_streams", &sse);
+        if open == Some(0.0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        open,
+        Some(0.0),
+        "the stream still counts after the client left"
+    );
+    let text = scrape(admin).await;
+    assert_eq!(
+        value(
+            &text,
+            "http_server_request_duration_seconds_count",
+            &[("http_route", WATCH_ROUTE), ("http_request_method", "GET")],
+        ),
+        Some(1.0),
+        "a closed stream is measured once: {text}"
+    );
+}
