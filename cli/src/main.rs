@@ -331,6 +331,7 @@ async fn up(process_env: Env, args: UpArgs) -> anyhow::Result<()> {
     println!("  API docs      {url}/api/docs");
     println!("  OpenAPI       {url}/api/openapi.json");
     println!("  gRPC/gRPC-Web {}", running.gateway_addr);
+    println!("  Metrics       {}", running.metrics_url());
     for service in &running.services {
         println!(
             "  {:<13} {} (gRPC, internal token)",

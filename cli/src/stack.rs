@@ -15,6 +15,10 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+/// Where `director up` serves `/metrics` unless `ADMIN_ADDR` says otherwise: loopback, on
+/// the port OpenTelemetry's Prometheus exporter uses by default.
+pub const DEFAULT_ADMIN_ADDR: &str = "127.0.0.1:9464";
+
 /// The services this binary links, one per catalog entry (checked by [`service_for`]).
 pub const LINKED: &[&Service] = &[
     &director_companies::SERVICE,
@@ -46,6 +50,9 @@ pub struct RunningService {
 pub struct RunningStack {
     /// Where the gateway listens (REST, gRPC-Web, gRPC).
     pub gateway_addr: SocketAddr,
+    /// Where the one admin listener of the process serves Prometheus `/metrics` (every
+    /// service and the gateway; series of a service are labelled `service_name`).
+    pub admin_addr: SocketAddr,
     /// Every started service, in start-up order.
     pub services: Vec<RunningService>,
     shutdown: CancellationToken,
@@ -56,6 +63,11 @@ impl RunningStack {
     /// The gateway's base URL, e.g. `http://127.0.0.1:8080`.
     pub fn gateway_url(&self) -> String {
         format!("http://{}", self.gateway_addr)
+    }
+
+    /// The Prometheus scrape URL, e.g. `http://127.0.0.1:9464/metrics`.
+    pub fn metrics_url(&self) -> String {
+        format!("http://{}/metrics", self.admin_addr)
     }
 
     /// Where the named service listens, if it was started.
@@ -108,6 +120,16 @@ pub async fn start(env: &Env, shutdown: CancellationToken) -> anyhow::Result<Run
     let mut services = Vec::new();
     let mut env = env.clone();
 
+    // One process, one recorder, one admin listener for all of it.
+    director_platform::metrics::install();
+    let admin_addr = director_platform::metrics::admin_addr(&env, DEFAULT_ADMIN_ADDR)?;
+    let admin_listener = bind(admin_addr, "admin (metrics)").await?;
+    let admin_addr = loopback(admin_listener.local_addr()?);
+    tasks.spawn(director_platform::metrics::serve_admin(
+        admin_listener,
+        shutdown.child_token(),
+    ));
+
     // Bind every listener first, so each service starts knowing where the others are.
     let mut listeners = Vec::new();
     for spec in catalog::SERVICES {
@@ -139,6 +161,7 @@ pub async fn start(env: &Env, shutdown: CancellationToken) -> anyhow::Result<Run
 
     Ok(RunningStack {
         gateway_addr,
+        admin_addr,
         services,
         shutdown,
         tasks,

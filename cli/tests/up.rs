@@ -1,7 +1,7 @@
 //! `director up` itself: with nothing but PostgreSQL it migrates, generates the secrets it
 //! lacks and says so, serves the printed URL, accepts the printed dev token, runs the
-//! services as the least-privilege `director_service` role, and stops cleanly on Ctrl-C
-//! (SIGINT).
+//! services as the least-privilege `director_service` role, serves every part's metrics at
+//! the printed URL, and stops cleanly on Ctrl-C (SIGINT).
 
 #![allow(clippy::unwrap_used)]
 
@@ -21,6 +21,7 @@ async fn director_up_serves_the_printed_url_with_the_printed_token_and_stops_on_
     command
         .arg("up")
         .env("GATEWAY_ADDR", "127.0.0.1:0")
+        .env("ADMIN_ADDR", "127.0.0.1:0")
         .env_remove("SUPABASE_JWT_SECRET")
         .env_remove("INTERNAL_TOKEN_SECRET")
         .env_remove("MIGRATION_DATABASE_URL")
@@ -129,6 +130,40 @@ async fn director_up_serves_the_printed_url_with_the_printed_token_and_stops_on_
     .await
     .unwrap();
     assert_eq!(users, ["director_service"]);
+
+    // The one admin listener serves every part's metrics: the gateway's request just made
+    // (by route template), the services' pools.
+    let metrics_url = printed
+        .iter()
+        .find_map(|line| line.trim().strip_prefix("Metrics"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    assert!(metrics_url.ends_with("/metrics"), "{metrics_url}");
+    let metrics = http.get(&metrics_url).send().await.unwrap();
+    assert_eq!(metrics.status(), 200);
+    let metrics = metrics.text().await.unwrap();
+    assert!(
+        metrics.lines().any(
+            |line| line.starts_with("http_server_request_duration_seconds_count{")
+                && line.contains(r#"http_route="/api/companies""#)
+                && line.contains(r#"http_request_method="GET""#)
+                && line.contains(r#"http_response_status_code="200""#)
+        ),
+        "{metrics}"
+    );
+    for spec in catalog::SERVICES {
+        assert!(
+            metrics
+                .lines()
+                .any(|line| line.starts_with("db_client_connection_max{")
+                    && line.contains(&format!(
+                        r#"db_client_connection_pool_name="{}""#,
+                        spec.name
+                    ))),
+            "{metrics}"
+        );
+    }
 
     let pid = child.id().unwrap().to_string();
     let interrupted = tokio::process::Command::new("kill")

@@ -59,6 +59,7 @@ pub async fn spawn_stack_with(extra: &[(&str, &str)]) -> TestStack {
     env.extend(
         [
             ("GATEWAY_ADDR", "127.0.0.1:0"),
+            ("ADMIN_ADDR", "127.0.0.1:0"),
             ("SUPABASE_JWT_SECRET", JWT_SECRET),
             ("INTERNAL_TOKEN_SECRET", INTERNAL_SECRET),
             ("RATE_LIMIT_PER_SECOND", "10000"),
