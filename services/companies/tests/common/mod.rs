@@ -31,6 +31,11 @@ pub async fn spawn_app() -> TestApp {
     TestApp(spawn_service(&director_companies::SERVICE, &[]).await)
 }
 
+/// The service with `extra` settings.
+pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
+    TestApp(spawn_service(&director_companies::SERVICE, extra).await)
+}
+
 pub async fn spawn_app_on(database_url: String) -> TestApp {
     TestApp(spawn_service_on(&director_companies::SERVICE, database_url, &[]).await)
 }
