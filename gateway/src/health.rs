@@ -47,16 +47,18 @@ pub struct UpstreamHealth {
 /// The readiness body.
 #[derive(Debug, Clone, Serialize)]
 pub struct Readiness {
-    /// `ok` when every upstream is serving, else `unavailable`.
+    /// `ok` when every upstream is serving, `degraded` when some are (the gateway serves;
+    /// the routes of the others answer 503), `unavailable` when none is.
     pub status: &'static str,
     /// Each upstream by the protobuf package it serves.
     pub services: BTreeMap<String, UpstreamHealth>,
 }
 
 impl Readiness {
-    /// Whether every upstream is serving.
+    /// Whether the gateway can serve: at least one upstream is serving. One absent service
+    /// must not take the whole API out of its load balancer; its own routes answer 503.
     pub fn is_ready(&self) -> bool {
-        self.status == "ok"
+        self.status != "unavailable"
     }
 }
 
@@ -85,13 +87,18 @@ pub async fn readiness(upstreams: &Upstreams, deadline: Duration) -> Readiness {
             (package, UpstreamHealth { status, database })
         })
         .collect();
-    let ready = services
+    let serving = services
         .values()
-        .all(|health| health.status == UpstreamState::Serving);
-    Readiness {
-        status: if ready { "ok" } else { "unavailable" },
-        services,
-    }
+        .filter(|health| health.status == UpstreamState::Serving)
+        .count();
+    let status = if serving == services.len() {
+        "ok"
+    } else if serving > 0 {
+        "degraded"
+    } else {
+        "unavailable"
+    };
+    Readiness { status, services }
 }
 
 async fn check(channel: Channel, deadline: Duration) -> UpstreamState {

@@ -1,5 +1,6 @@
 //! Liveness and readiness: `/api/health` never calls upstreams; `/api/health/ready` is 200
-//! only when every upstream's grpc.health.v1 says SERVING, and names each one's state.
+//! while at least one upstream's grpc.health.v1 says SERVING (`ok` when all do, `degraded`
+//! otherwise, the absent service's routes answering 503), and names each one's state.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -47,7 +48,7 @@ async fn readiness_is_200_when_every_upstream_is_serving() {
 }
 
 #[tokio::test]
-async fn readiness_is_503_when_an_upstream_is_unreachable() {
+async fn one_unreachable_upstream_degrades_readiness_and_fails_only_its_own_routes() {
     let upstream = spawn_echo_upstream().await;
     let down = unreachable_uri().await;
     let gateway = spawn_gateway(
@@ -65,13 +66,43 @@ async fn readiness_is_503_when_an_upstream_is_unreachable() {
         started.elapsed() < std::time::Duration::from_secs(5),
         "a short deadline"
     );
-    assert_eq!(status, 503, "{body}");
-    assert_eq!(body["status"], "unavailable");
+    assert_eq!(status, 200, "the gateway can still serve: {body}");
+    assert_eq!(body["status"], "degraded");
     assert_eq!(
         body["services"]["director.companies.v1"]["status"],
         "unreachable"
     );
     assert_eq!(body["services"][ECHO_PACKAGE]["status"], "serving");
+
+    let bearer = format!("Bearer {}", token("u1"));
+    let absent = http()
+        .get(gateway.at("/api/companies"))
+        .header("authorization", &bearer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(absent.status(), 503);
+    let present = http()
+        .get(gateway.at("/api/testing/echo/n1?count=1"))
+        .header("authorization", &bearer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(present.status(), 200);
+}
+
+#[tokio::test]
+async fn readiness_is_503_when_no_upstream_is_serving() {
+    let down = unreachable_uri().await;
+    let gateway = spawn_gateway(
+        config(&[]),
+        echo_pool(),
+        vec![(ECHO_PACKAGE.to_owned(), down)],
+    )
+    .await;
+    let (status, body) = ready(&gateway).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["status"], "unavailable");
 }
 
 #[tokio::test]
