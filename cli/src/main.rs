@@ -34,7 +34,7 @@ enum Command {
     /// Run the whole stack locally: migrate the databases, start every service and the
     /// gateway, print the URLs and a dev token; Ctrl-C stops it.
     ///
-    /// Needs only PostgreSQL at DATABASE_URL (default postgres://postgres@localhost:5432),
+    /// Needs only PostgreSQL at DATABASE_URL (default postgres://postgres@localhost:5432?sslmode=disable),
     /// which migrates; the services log in as the least-privilege role director_service
     /// (password DB_SERVICE_PASSWORD, a development default under ENVIRONMENT=dev).
     /// Generates SUPABASE_JWT_SECRET and INTERNAL_TOKEN_SECRET when unset, and says so.
@@ -310,7 +310,7 @@ async fn up(process_env: Env, args: UpArgs) -> anyhow::Result<()> {
     let env = migrate::with_service_login(env)?;
     for done in migrate::migrate_services(&env, &[]).await.context(
         "could not migrate the databases; is PostgreSQL running at DATABASE_URL \
-         (default postgres://postgres@localhost:5432)?",
+         (default postgres://postgres@localhost:5432?sslmode=disable)?",
     )? {
         tracing::info!(
             database = %done.migrations.database,

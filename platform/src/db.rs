@@ -46,7 +46,11 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use crate::config::{ConfigError, Env, Secret};
 
 /// Where the server-side default database URL points when nothing is configured.
-pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@localhost:5432";
+///
+/// A loopback server needs no TLS, and negotiating it costs CPU on every statement (sqlx's
+/// default `sslmode=prefer` uses TLS whenever the server offers it), so the default says
+/// `sslmode=disable`; a configured URL's own `sslmode` decides everywhere else.
+pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@localhost:5432?sslmode=disable";
 
 /// Database pool settings for one service.
 #[derive(Clone)]

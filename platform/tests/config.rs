@@ -53,7 +53,7 @@ fn the_database_url_defaults_to_a_per_service_database_on_the_shared_server() {
     let config = DatabaseConfig::from_env(&Env::default(), "companies").unwrap();
     assert_eq!(
         config.url.expose(),
-        "postgres://postgres@localhost:5432/director_companies"
+        "postgres://postgres@localhost:5432/director_companies?sslmode=disable"
     );
     assert_eq!(config.max_connections, 10);
     assert_eq!(config.connect_timeout, Duration::from_millis(5000));
