@@ -54,6 +54,47 @@ pub async fn begin(
     pool.begin_with(AssertSqlSafe(statement)).await
 }
 
+/// Runs one database operation of `db` inside an OpenTelemetry client span (`db.system.name`
+/// postgresql, `db.namespace` the database, `db.operation.name`), and records its duration
+/// in `db_client_operation_duration_seconds` labelled `db_operation_name`. The operation is
+/// what the platform did (`read`: one scoped statement, `query`, `execute`, `begin`), not
+/// the SQL text, which can carry personal data.
+async fn observed<T>(
+    database: &str,
+    operation: &'static str,
+    work: impl std::future::Future<Output = Result<T, sqlx::Error>>,
+) -> Result<T, sqlx::Error> {
+    use tracing::Instrument as _;
+    let span = tracing::info_span!(
+        "db",
+        otel.name = operation,
+        otel.kind = "client",
+        db.system.name = "postgresql",
+        db.namespace = database,
+        db.operation.name = operation,
+        "error.type" = tracing::field::Empty,
+    );
+    let started = std::time::Instant::now();
+    let result = work.instrument(span.clone()).await;
+    if let Err(error) = &result {
+        span.record("error.type", error_type(error));
+    }
+    metrics::histogram!("db_client_operation_duration_seconds", "db_operation_name" => operation)
+        .record(started.elapsed().as_secs_f64());
+    result
+}
+
+/// A low-cardinality name for a database error, for spans.
+fn error_type(error: &sqlx::Error) -> &'static str {
+    match error {
+        sqlx::Error::Database(_) => "database",
+        sqlx::Error::PoolTimedOut => "pool_timed_out",
+        sqlx::Error::RowNotFound => "row_not_found",
+        sqlx::Error::Io(_) | sqlx::Error::Tls(_) => "connection",
+        _ => "other",
+    }
+}
+
 /// `value` as an SQL string literal: an escape string (`E'…'`) with quotes and backslashes
 /// doubled, which reads back exactly whatever `standard_conforming_strings` says. A NUL,
 /// which no PostgreSQL text can hold, is refused.
@@ -106,6 +147,8 @@ pub struct TenantDb {
     /// Whether row-level security applies to the login role itself, so a one-statement read
     /// may set the tenant without switching role; learned from the first read.
     login_is_policed: Arc<OnceCell<bool>>,
+    /// The database's name, for spans.
+    database: Arc<str>,
 }
 
 impl TenantDb {
@@ -113,6 +156,7 @@ impl TenantDb {
     pub fn new(pool: PgPool, config: DatabaseConfig) -> Self {
         Self {
             pool,
+            database: config.database_name().unwrap_or_default().into(),
             config,
             login_is_policed: Arc::new(OnceCell::new()),
         }
@@ -154,7 +198,12 @@ impl TenantDb {
         &self,
         caller: &Caller,
     ) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
-        begin(&self.pool, caller, &self.config).await
+        observed(
+            &self.database,
+            "begin",
+            begin(&self.pool, caller, &self.config),
+        )
+        .await
     }
 
     /// Whether statements may be prepared by name.
@@ -171,13 +220,16 @@ impl TenantDb {
     where
         O: Send + Unpin + for<'r> FromRow<'r, PgRow>,
     {
-        let mut tx = self.begin(caller).await?;
-        let rows = query
-            .persistent(self.persistent())
-            .fetch_all(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(rows)
+        observed(&self.database, "query", async {
+            let mut tx = begin(&self.pool, caller, &self.config).await?;
+            let rows = query
+                .persistent(self.persistent())
+                .fetch_all(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(rows)
+        })
+        .await
     }
 
     /// The first row the read-only `query` (a `SELECT`) returns, if any, in `caller`'s
@@ -202,9 +254,8 @@ impl TenantDb {
         arguments
             .add(caller.tenant_id.as_str())
             .map_err(sqlx::Error::Encode)?;
-        sqlx::query_as_with::<_, O, _>(AssertSqlSafe(sql), arguments)
-            .fetch_optional(&self.pool)
-            .await
+        let read = sqlx::query_as_with::<_, O, _>(AssertSqlSafe(sql), arguments);
+        observed(&self.database, "read", read.fetch_optional(&self.pool)).await
     }
 
     /// The one row the read-only `query` returns (`RowNotFound` when none); see
@@ -231,13 +282,16 @@ impl TenantDb {
     where
         O: Send + Unpin + for<'r> FromRow<'r, PgRow>,
     {
-        let mut tx = self.begin(caller).await?;
-        let row = query
-            .persistent(self.persistent())
-            .fetch_optional(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(row)
+        observed(&self.database, "query", async {
+            let mut tx = begin(&self.pool, caller, &self.config).await?;
+            let row = query
+                .persistent(self.persistent())
+                .fetch_optional(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(row)
+        })
+        .await
     }
 
     /// The one row `query` returns (`RowNotFound` when none), in `caller`'s tenant.
@@ -260,13 +314,16 @@ impl TenantDb {
         caller: &Caller,
         query: Query<'q, Postgres, PgArguments>,
     ) -> Result<u64, sqlx::Error> {
-        let mut tx = self.begin(caller).await?;
-        let affected = query
-            .persistent(self.persistent())
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        tx.commit().await?;
-        Ok(affected)
+        observed(&self.database, "execute", async {
+            let mut tx = begin(&self.pool, caller, &self.config).await?;
+            let affected = query
+                .persistent(self.persistent())
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            tx.commit().await?;
+            Ok(affected)
+        })
+        .await
     }
 }

@@ -63,6 +63,20 @@ async fn calls_are_measured_by_method_and_status_and_the_pool_reports_its_connec
         "a histogram with buckets: {text}"
     );
 
+    // The create ran a tenant transaction; the get one scoped read (the services' login role
+    // is policed by row-level security).
+    for operation in ["query", "read"] {
+        assert!(
+            series_value(
+                &text,
+                "db_client_operation_duration_seconds_count",
+                &[("db_operation_name", operation)],
+            )
+            .is_some_and(|count| count >= 1.0),
+            "database operations are timed ({operation}): {text}"
+        );
+    }
+
     let pool = |name: &str, labels: &[(&str, &str)]| {
         let mut all = vec![("db_client_connection_pool_name", "companies")];
         all.extend_from_slice(labels);
