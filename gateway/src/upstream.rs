@@ -1,6 +1,8 @@
-//! The services behind the gateway: one lazily connected tonic `Channel` per upstream, built
-//! once at start-up. A `Channel` multiplexes every call over one HTTP/2 connection (and
-//! reconnects on its own), so the hot path never opens a connection per request.
+//! The services behind the gateway: one tonic `Channel` per upstream, built once at start-up,
+//! balanced over every replica the upstream's name resolves to and following them as they
+//! come and go (`director_platform::discovery`). Each replica gets one lazily connected
+//! HTTP/2 connection that multiplexes every call (and reconnects on its own), so the hot path
+//! never opens a connection per request.
 //!
 //! Flow control is sized so that clients who stop reading cannot stall that shared
 //! connection: a stalled stream holds at most one stream window ([`STREAM_WINDOW_BYTES`]) of
@@ -12,9 +14,10 @@
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
+use director_platform::discovery::{REFRESH_INTERVAL, balanced_channel};
 use tokio_util::sync::CancellationToken;
 use tonic::metadata::MetadataMap;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 /// The receive window of one upstream stream (HTTP/2's default).
 pub const STREAM_WINDOW_BYTES: u32 = 65_535;
@@ -48,15 +51,16 @@ impl Upstreams {
                 let channel = channels
                     .entry(uri.clone())
                     .or_insert_with(|| {
-                        Endpoint::from(uri.clone())
-                            .connect_timeout(connect_timeout)
-                            .tcp_nodelay(true)
-                            .http2_keep_alive_interval(Duration::from_secs(30))
-                            .keep_alive_while_idle(true)
-                            .http2_adaptive_window(false)
-                            .initial_stream_window_size(STREAM_WINDOW_BYTES)
-                            .initial_connection_window_size(connection_window)
-                            .connect_lazy()
+                        balanced_channel(uri.clone(), REFRESH_INTERVAL, move |endpoint| {
+                            endpoint
+                                .connect_timeout(connect_timeout)
+                                .tcp_nodelay(true)
+                                .http2_keep_alive_interval(Duration::from_secs(30))
+                                .keep_alive_while_idle(true)
+                                .http2_adaptive_window(false)
+                                .initial_stream_window_size(STREAM_WINDOW_BYTES)
+                                .initial_connection_window_size(connection_window)
+                        })
                     })
                     .clone();
                 (package, (uri, channel))

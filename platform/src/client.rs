@@ -9,9 +9,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::discovery;
 use tonic::Status;
 use tonic::metadata::MetadataValue;
-use tonic::transport::Endpoint;
 
 use crate::catalog::ServiceSpec;
 use crate::identity::{Caller, InternalTokens, caller};
@@ -82,7 +82,8 @@ pub struct ServiceClient {
 }
 
 impl ServiceClient {
-    /// A client of `spec` at `url`. Nothing connects until the first call; a connection
+    /// A client of `spec` at `url`, balanced over every replica the host resolves to (see
+    /// [`discovery`]). Nothing connects until the first call; a connection
     /// attempt gives up after `connect_timeout` (the call is then UNAVAILABLE). Calls made
     /// without an incoming deadline get `default_timeout`.
     pub fn new(
@@ -92,12 +93,14 @@ impl ServiceClient {
         connect_timeout: Duration,
         default_timeout: Duration,
     ) -> Self {
-        let channel = Endpoint::from(url)
-            .connect_timeout(connect_timeout)
-            .tcp_nodelay(true)
-            .http2_keep_alive_interval(Duration::from_secs(30))
-            .keep_alive_while_idle(true)
-            .connect_lazy();
+        let channel =
+            discovery::balanced_channel(url, discovery::REFRESH_INTERVAL, move |endpoint| {
+                endpoint
+                    .connect_timeout(connect_timeout)
+                    .tcp_nodelay(true)
+                    .http2_keep_alive_interval(Duration::from_secs(30))
+                    .keep_alive_while_idle(true)
+            });
         Self {
             service: spec.name,
             channel: MeteredChannel::new(channel, RpcMetricsLayer::client("unknown")),

@@ -32,6 +32,7 @@ pub mod catalog;
 pub mod client;
 pub mod config;
 pub mod db;
+pub mod discovery;
 pub mod error;
 pub mod identity;
 pub mod jobs;

@@ -110,9 +110,11 @@ async fn a_tenant_transaction_in_pgbouncer_mode_leaves_no_named_statement() {
 
 #[tokio::test]
 async fn a_policed_login_reads_one_row_in_one_scoped_statement() {
-    use director_platform::roles::ensure_service_login;
+    use director_platform::db::with_login;
+    use director_platform::roles::{DEV_SERVICE_PASSWORD, SERVICE_ROLE, ensure_service_login};
     use director_platform::tenant::TenantDb;
-    use director_platform::testing::service_url;
+
+    let service_url = |owner: &str| with_login(owner, SERVICE_ROLE, DEV_SERVICE_PASSWORD).unwrap();
 
     let db = TestDb::create().await;
     let superuser = db
