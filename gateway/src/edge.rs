@@ -159,11 +159,13 @@ where
             method = %request.method(),
             path = %request.uri().path(),
             request_id = %request_id.as_str(),
+            trace_id = tracing::field::Empty,
             protocol = ?protocol,
         );
         let parent = director_platform::telemetry::extract_context(request.headers());
         // Without an OpenTelemetry layer installed there is nothing to attach to.
         let _ = span.set_parent(parent);
+        director_platform::telemetry::record_trace_id(&span);
 
         let inner = self.inner.clone();
         let strict_transport = self.strict_transport;

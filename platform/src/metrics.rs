@@ -412,7 +412,7 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
         let started = Instant::now();
         let (rpc_service, rpc_method) = match split_path(request.uri().path()) {
             Some((service, method))
@@ -434,7 +434,24 @@ where
             started,
         };
         let side = self.layer.side;
-        let future = self.inner.call(request);
+        // A call to another service is a client span of its own, whose context is what the
+        // callee continues (replacing the caller's, injected when the request was built).
+        let client_span = (side == Side::Client).then(|| {
+            let span = tracing::info_span!(
+                "rpc.client",
+                otel.name = %request.uri().path(),
+                otel.kind = "client",
+                rpc.system = "grpc",
+                rpc.service = %call.rpc_service,
+                rpc.method = %call.rpc_method,
+            );
+            span.in_scope(|| crate::telemetry::inject_context(request.headers_mut()));
+            span
+        });
+        let future = tracing::Instrument::instrument(
+            self.inner.call(request),
+            client_span.unwrap_or_else(tracing::Span::none),
+        );
         Box::pin(async move {
             match future.await {
                 Ok(response) => {

@@ -224,6 +224,17 @@ pub fn inject_metadata(metadata: &mut tonic::metadata::MetadataMap) {
     }
 }
 
+/// Records the span's OpenTelemetry trace id in its `trace_id` field (declared empty by the
+/// caller), so JSON log lines written inside it carry the id of the trace they belong to.
+/// Nothing is recorded without the OpenTelemetry layer (no trace id exists then).
+pub fn record_trace_id(span: &tracing::Span) {
+    use opentelemetry::trace::TraceContextExt as _;
+    let trace_id = span.context().span().span_context().trace_id();
+    if trace_id != opentelemetry::trace::TraceId::INVALID {
+        span.record("trace_id", tracing::field::display(trace_id));
+    }
+}
+
 /// The remote trace context carried by W3C `traceparent`/`tracestate` headers; an empty
 /// context when they are absent or malformed.
 pub fn extract_context(headers: &http::HeaderMap) -> opentelemetry::Context {
@@ -303,6 +314,7 @@ where
             otel.name = %path,
             otel.kind = "server",
             request_id = tracing::field::Empty,
+            trace_id = tracing::field::Empty,
             tenant_id = tracing::field::Empty,
             user_id = tracing::field::Empty,
         );
@@ -316,6 +328,7 @@ where
         // Fails only when the OpenTelemetry layer is not installed (telemetry not
         // initialised), in which case there is nothing to continue.
         let _ = span.set_parent(extract_context(request.headers()));
+        record_trace_id(&span);
         let future = span.in_scope(|| self.inner.call(request));
         future.instrument(span)
     }

@@ -85,10 +85,16 @@ async fn an_outgoing_call_carries_the_caller_request_id_trace_and_remaining_dead
 
     // The handler runs inside the request span the server's trace layer opens, as in a
     // service; it calls the other service for its caller.
+    let handler_span = Arc::new(Mutex::new(String::new()));
+    let handler_span_seen = handler_span.clone();
     let handler = tower::service_fn(move |_: http::Request<()>| {
         let client = client.clone();
         let caller = caller.clone();
+        let handler_span = handler_span_seen.clone();
         async move {
+            let mut own = http::HeaderMap::new();
+            telemetry::inject_context(&mut own);
+            *handler_span.lock().unwrap() = own["traceparent"].to_str().unwrap().to_owned();
             let cx = CallContext::of(&incoming(&caller)).unwrap();
             let request = client.request(&cx, HealthCheckRequest::default()).unwrap();
             let answer = HealthClient::new(client.channel()).check(request).await;
@@ -126,6 +132,19 @@ async fn an_outgoing_call_carries_the_caller_request_id_trace_and_remaining_dead
         traceparent.split('-').nth(1),
         Some(TRACE_ID),
         "{traceparent}"
+    );
+    // The call is a client span of its own under the handler's span: the callee's parent
+    // is not the handler's span.
+    let handler_span_id = handler_span
+        .lock()
+        .unwrap()
+        .split('-')
+        .nth(2)
+        .unwrap()
+        .to_owned();
+    assert_ne!(
+        traceparent.split('-').nth(2),
+        Some(handler_span_id.as_str())
     );
     let timeout = headers["grpc-timeout"].to_str().unwrap();
     let micros: u64 = timeout.trim_end_matches('u').parse().unwrap();
