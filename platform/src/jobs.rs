@@ -231,17 +231,68 @@ impl<'a> NewJob<'a> {
 }
 
 /// Enqueues `job` on `connection` — inside the caller's transaction, so the job exists if
-/// and only if the transaction commits. Answers the queue's job id.
+/// and only if the transaction commits. Answers the queue's job id. The current span's
+/// trace context travels in the payload ([`TRACEPARENT`]) so the job's span links to the
+/// request that enqueued it ([`job_span`]).
 pub async fn enqueue(connection: &mut PgConnection, job: &NewJob<'_>) -> Result<i64, sqlx::Error> {
+    let payload = traced_payload(&job.payload);
     let (id,): (i64,) =
         sqlx::query_as("SELECT director_enqueue_job($1, $2::json, $3::int, $4::text)")
             .bind(job.identifier)
-            .bind(&job.payload)
+            .bind(payload.as_ref())
             .bind(job.max_attempts.map(i32::from))
             .bind(job.job_key.as_deref())
             .fetch_one(connection)
             .await?;
     Ok(id)
+}
+
+/// The payload key carrying the enqueuing request's W3C `traceparent`.
+pub const TRACEPARENT: &str = "traceparent";
+
+/// `payload` with the current span's `traceparent` added, when there is a traced span and
+/// the payload is an object (handlers ignore keys they do not know).
+pub fn traced_payload(payload: &serde_json::Value) -> std::borrow::Cow<'_, serde_json::Value> {
+    let mut headers = http::HeaderMap::new();
+    crate::telemetry::inject_context(&mut headers);
+    let traceparent = headers
+        .get(TRACEPARENT)
+        .and_then(|value| value.to_str().ok());
+    match (traceparent, payload) {
+        (Some(traceparent), serde_json::Value::Object(fields)) => {
+            let mut fields = fields.clone();
+            fields.insert(TRACEPARENT.to_owned(), traceparent.into());
+            std::borrow::Cow::Owned(serde_json::Value::Object(fields))
+        }
+        _ => std::borrow::Cow::Borrowed(payload),
+    }
+}
+
+/// The span one attempt of a job runs in: a consumer span of its own trace, linked to the
+/// request that enqueued the job when its payload carries that request's `traceparent` (a
+/// job can run long after, and many times; a link, not a parent, is the OpenTelemetry way).
+pub fn job_span(identifier: &'static str, payload: &serde_json::Value) -> tracing::Span {
+    use opentelemetry::trace::TraceContextExt as _;
+    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+    let span = tracing::info_span!(
+        "job",
+        otel.name = identifier,
+        otel.kind = "consumer",
+        messaging.system = "graphile_worker",
+        messaging.operation.type = "process",
+    );
+    if let Some(traceparent) = payload.get(TRACEPARENT).and_then(serde_json::Value::as_str) {
+        let mut headers = http::HeaderMap::new();
+        if let Ok(value) = http::HeaderValue::from_str(traceparent) {
+            headers.insert(TRACEPARENT, value);
+            let enqueued_by = crate::telemetry::extract_context(&headers);
+            let context = enqueued_by.span().span_context().clone();
+            if context.is_valid() {
+                span.add_link(context);
+            }
+        }
+    }
+    span
 }
 
 /// Runs a worker for the service until `shutdown`, tracked by `background` so the process

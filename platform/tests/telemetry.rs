@@ -86,3 +86,34 @@ async fn a_request_span_continues_the_callers_trace_and_passes_it_on() {
     assert_ne!(parts[2], PARENT_SPAN_ID, "under a new span of this service");
     assert_eq!(parts[3], "01");
 }
+
+#[tokio::test]
+async fn a_job_enqueued_in_a_traced_request_carries_its_traceparent() {
+    use director_platform::jobs::{TRACEPARENT, traced_payload};
+    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+
+    let _guard = telemetry::init(&config()).unwrap();
+    let payload = serde_json::json!({"job_id": "j-1"});
+    assert_eq!(
+        traced_payload(&payload).as_ref(),
+        &payload,
+        "outside a traced span nothing is added"
+    );
+
+    let span = tracing::info_span!("request");
+    let _ = span.set_parent(extract_context(&incoming_headers()));
+    let traced = span.in_scope(|| traced_payload(&payload).into_owned());
+    let traceparent = traced[TRACEPARENT].as_str().expect("a traceparent");
+    assert_eq!(
+        traceparent.split('-').nth(1),
+        Some(TRACE_ID),
+        "{traceparent}"
+    );
+    assert_eq!(traced["job_id"], "j-1", "the payload is kept");
+
+    let not_an_object = serde_json::json!([1, 2]);
+    assert_eq!(
+        span.in_scope(|| traced_payload(&not_an_object).into_owned()),
+        not_an_object
+    );
+}

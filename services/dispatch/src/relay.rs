@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use director_platform::client::{CallContext, ServiceClient};
 use director_platform::identity::{Caller, Role};
+use director_platform::jobs::job_span;
 use director_platform::tenant::TenantDb;
 use director_proto::internal::integrations::task_event_sink_service_client::TaskEventSinkServiceClient;
 use director_proto::internal::integrations::{DeliverTaskEventsRequest, TaskEventDelivery};
@@ -22,6 +23,7 @@ use sqlx::postgres::PgRow;
 use sqlx::{FromRow, PgPool, Row};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument as _;
 
 use crate::tasks::{TaskRow, task_message};
 
@@ -76,7 +78,8 @@ impl TaskHandler for RelayTaskEvents {
         let Some(relay) = ctx.get_ext::<Relay>().cloned() else {
             return Err("the worker was started without the relay".to_owned());
         };
-        relay.relay(&self.tenant_id).await
+        let span = job_span(Self::IDENTIFIER, ctx.payload());
+        relay.relay(&self.tenant_id).instrument(span).await
     }
 }
 

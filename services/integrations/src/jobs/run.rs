@@ -7,8 +7,10 @@
 //! credentials, refused data), leaves it `dead` with its error. The work itself is
 //! idempotent — upserts by external id — so an attempt after a crash redoes nothing twice.
 
+use director_platform::jobs::job_span;
 use graphile_worker::{IntoTaskHandlerResult, TaskHandler, WorkerContext};
 use serde::{Deserialize, Serialize};
+use tracing::Instrument as _;
 use uuid::Uuid;
 
 use crate::app::App;
@@ -39,7 +41,10 @@ impl TaskHandler for RunJob {
         };
         let attempt = i32::from(*ctx.job().attempts());
         let last_attempt = attempt >= i32::from(*ctx.job().max_attempts());
-        run_attempt(&app, &self, attempt, last_attempt).await
+        let span = job_span(Self::IDENTIFIER, ctx.payload());
+        run_attempt(&app, &self, attempt, last_attempt)
+            .instrument(span)
+            .await
     }
 }
 

@@ -4,8 +4,10 @@
 //! log says `sent` sends it again on the next attempt. A notification already `sent` or
 //! `dead` is never sent again (a duplicate job does nothing).
 
+use director_platform::jobs::job_span;
 use graphile_worker::{IntoTaskHandlerResult, TaskHandler, WorkerContext};
 use serde::{Deserialize, Serialize};
+use tracing::Instrument as _;
 use uuid::Uuid;
 
 use super::store::{Delivery, NotificationRow};
@@ -35,7 +37,10 @@ impl TaskHandler for SendNotification {
         };
         let attempt = i32::from(*ctx.job().attempts());
         let last_attempt = attempt >= i32::from(*ctx.job().max_attempts());
-        deliver(&app, &self, attempt, last_attempt).await
+        let span = job_span(Self::IDENTIFIER, ctx.payload());
+        deliver(&app, &self, attempt, last_attempt)
+            .instrument(span)
+            .await
     }
 }
 
