@@ -63,7 +63,9 @@ pub struct TelemetryConfig {
 }
 
 impl TelemetryConfig {
-    /// Reads `LOG_FORMAT` and `OTEL_EXPORTER_OTLP_ENDPOINT`.
+    /// Reads `LOG_FORMAT`, `OTEL_EXPORTER_OTLP_ENDPOINT` and `OTEL_SERVICE_NAME` (which
+    /// overrides `service_name`, the catalog's name, as the OpenTelemetry convention says).
+    /// Sampling follows `OTEL_TRACES_SAMPLER` / `OTEL_TRACES_SAMPLER_ARG`, read by the SDK.
     pub fn from_env(
         env: &Env,
         service_name: &str,
@@ -84,8 +86,12 @@ impl TelemetryConfig {
                 endpoint,
             ));
         }
+        let service_name = env
+            .string("OTEL_SERVICE_NAME")
+            .filter(|name| !name.trim().is_empty())
+            .unwrap_or_else(|| service_name.to_owned());
         Ok(Self {
-            service_name: service_name.to_owned(),
+            service_name,
             log_format,
             otlp_endpoint,
         })

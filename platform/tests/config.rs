@@ -193,6 +193,13 @@ fn bad_common_settings_name_their_variables() {
         telemetry.otlp_endpoint.as_deref(),
         Some("http://collector:4317")
     );
+    assert_eq!(
+        telemetry.service_name, "svc",
+        "the catalog's name by default"
+    );
+    let env = Env::from_pairs([("OTEL_SERVICE_NAME", "companies-eu")]);
+    let telemetry = TelemetryConfig::from_env(&env, "svc", Environment::Dev).unwrap();
+    assert_eq!(telemetry.service_name, "companies-eu");
 }
 
 #[test]
