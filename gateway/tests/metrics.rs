@@ -219,3 +219,106 @@ async fn an_open_event_stream_counts_until_it_is_closed() {
         "a closed stream is measured once: {text}"
     );
 }
+
+const WATCH_PATH: &str = "/director.testing.v1.EchoService/WatchEchoes";
+
+fn watch_request(pool: &prost_reflect::DescriptorPool) -> prost_reflect::DynamicMessage {
+    use prost_reflect::{DynamicMessage, Value};
+    let mut request = DynamicMessage::new(
+        pool.get_message_by_name("director.testing.v1.WatchEchoesRequest")
+            .unwrap(),
+    );
+    // One event, then held open by the upstream until the client leaves.
+    request.set_field_by_name("count", Value::I32(1));
+    request.set_field_by_name("hold", Value::Bool(true));
+    request
+}
+
+/// Scrapes until `director_open_streams{protocol}` reads `expected` (for up to 5 s); answers
+/// the last reading.
+async fn open_streams_become(admin: SocketAddr, protocol: &str, expected: f64) -> Option<f64> {
+    let mut open = None;
+    for _ in 0..50 {
+        open = value(
+            &scrape(admin).await,
+            "director_open_streams",
+            &[("protocol", protocol)],
+        );
+        if open == Some(expected) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    open
+}
+
+#[tokio::test]
+async fn an_open_grpc_stream_counts_until_the_client_drops_it() {
+    let (admin, _stop) = admin().await;
+    let (gateway, _upstream) = spawn_echo_stack(&[]).await;
+    let pool = echo_pool();
+    let mut client = tonic::client::Grpc::new(grpc_channel(&gateway).await);
+    client.ready().await.unwrap();
+    let mut stream = client
+        .server_streaming(
+            authorized(watch_request(&pool), &bearer()),
+            http::uri::PathAndQuery::from_static(WATCH_PATH),
+            DynamicCodec::new(
+                pool.get_message_by_name("director.testing.v1.WatchEchoesResponse")
+                    .unwrap(),
+            ),
+        )
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(stream.message().await.unwrap().is_some());
+    assert_eq!(
+        value(
+            &scrape(admin).await,
+            "director_open_streams",
+            &[("protocol", "grpc")]
+        ),
+        Some(1.0)
+    );
+
+    drop(stream);
+    assert_eq!(
+        open_streams_become(admin, "grpc", 0.0).await,
+        Some(0.0),
+        "the stream still counts after the client left"
+    );
+}
+
+#[tokio::test]
+async fn an_open_grpc_web_stream_counts_until_the_client_drops_it() {
+    use prost::Message as _;
+    let (admin, _stop) = admin().await;
+    let (gateway, _upstream) = spawn_echo_stack(&[]).await;
+    let pool = echo_pool();
+    let mut response = http()
+        .post(gateway.at(WATCH_PATH))
+        .header("content-type", "application/grpc-web+proto")
+        .header("authorization", bearer())
+        .body(grpc_web_frame(&watch_request(&pool).encode_to_vec()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let chunk = response.chunk().await.unwrap().unwrap();
+    assert!(!chunk.is_empty(), "the first message arrived");
+    assert_eq!(
+        value(
+            &scrape(admin).await,
+            "director_open_streams",
+            &[("protocol", "grpc_web")]
+        ),
+        Some(1.0)
+    );
+
+    drop(response);
+    assert_eq!(
+        open_streams_become(admin, "grpc_web", 0.0).await,
+        Some(0.0),
+        "the stream still counts after the client left"
+    );
+}
