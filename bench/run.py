@@ -415,6 +415,22 @@ def settle(server: str, databases=()):
     time.sleep(2)
 
 
+def assign_script(directory: Path, driver: str, tasks: list[str]) -> str:
+    """A wrk script posting `assign` to one of `tasks` at random."""
+    script = directory / "assign.lua"
+    ids = ", ".join(f'"{task}"' for task in tasks)
+    script.write_text(
+        f"local tasks = {{{ids}}}\n"
+        f'local body = \'{{"driver_id": "{driver}"}}\'\n'
+        'wrk.headers["Content-Type"] = "application/json"\n'
+        "request = function()\n"
+        "  local task = tasks[math.random(#tasks)]\n"
+        '  return wrk.format("POST", "/api/tasks/" .. task .. "/assign", nil, body)\n'
+        "end\n"
+    )
+    return str(script)
+
+
 def create_script(directory: Path) -> str:
     script = directory / "create.lua"
     script.write_text(
@@ -493,6 +509,19 @@ def main():
                                lambda: h2load(direct_url, direct_headers, get_message,
                                               seconds, 1)))
         # Writes last: the rows they add and the vacuum they cause would weigh on the reads.
+        driver = http_json("POST", f"{gateway}/api/drivers", token,
+                           {"name": "Bench Driver", "email": "driver@example.com"})["id"]
+        tasks = [http_json("POST", f"{gateway}/api/tasks", token,
+                           {"company_id": company, "title": f"Bench collection {n}",
+                            "scheduled_for": "2026-12-02"})["id"] for n in range(200)]
+        assign = assign_script(log_dir, driver, tasks)
+        dispatch = Group("dispatch", lambda: [stack.processes["dispatch"].pid])
+        integrations = Group("integrations", lambda: [stack.processes["integrations"].pid])
+        # Assigning a pending or assigned task (one of 200, at random) is a transition: a
+        # versioned update, a task event, and the relay to Integrations it queues.
+        results.append(measure("REST task assign", "gateway", [gw, dispatch, integrations, pg],
+                               lambda: wrk(f"{gateway}/api/tasks", token, seconds,
+                                           conns, assign)))
         results.append(measure("REST create", "gateway", director_groups, lambda: wrk(
             f"{gateway}/api/companies", token, seconds, conns, script)))
         rss = sum(rss_kib(p.pid) for name, p in stack.processes.items() if name != "reference")
