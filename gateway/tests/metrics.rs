@@ -220,20 +220,6 @@ async fn an_open_event_stream_counts_until_it_is_closed() {
     );
 }
 
-const WATCH_PATH: &str = "/director.testing.v1.EchoService/WatchEchoes";
-
-fn watch_request(pool: &prost_reflect::DescriptorPool) -> prost_reflect::DynamicMessage {
-    use prost_reflect::{DynamicMessage, Value};
-    let mut request = DynamicMessage::new(
-        pool.get_message_by_name("director.testing.v1.WatchEchoesRequest")
-            .unwrap(),
-    );
-    // One event, then held open by the upstream until the client leaves.
-    request.set_field_by_name("count", Value::I32(1));
-    request.set_field_by_name("hold", Value::Bool(true));
-    request
-}
-
 /// Scrapes until `director_open_streams{protocol}` reads `expected` (for up to 5 s); answers
 /// the last reading.
 async fn open_streams_become(admin: SocketAddr, protocol: &str, expected: f64) -> Option<f64> {
@@ -256,22 +242,7 @@ async fn open_streams_become(admin: SocketAddr, protocol: &str, expected: f64) -
 async fn an_open_grpc_stream_counts_until_the_client_drops_it() {
     let (admin, _stop) = admin().await;
     let (gateway, _upstream) = spawn_echo_stack(&[]).await;
-    let pool = echo_pool();
-    let mut client = tonic::client::Grpc::new(grpc_channel(&gateway).await);
-    client.ready().await.unwrap();
-    let mut stream = client
-        .server_streaming(
-            authorized(watch_request(&pool), &bearer()),
-            http::uri::PathAndQuery::from_static(WATCH_PATH),
-            DynamicCodec::new(
-                pool.get_message_by_name("director.testing.v1.WatchEchoesResponse")
-                    .unwrap(),
-            ),
-        )
-        .await
-        .unwrap()
-        .into_inner();
-    assert!(stream.message().await.unwrap().is_some());
+    let stream = open_held_grpc_stream(&gateway, &bearer()).await;
     assert_eq!(
         value(
             &scrape(admin).await,
@@ -291,19 +262,9 @@ async fn an_open_grpc_stream_counts_until_the_client_drops_it() {
 
 #[tokio::test]
 async fn an_open_grpc_web_stream_counts_until_the_client_drops_it() {
-    use prost::Message as _;
     let (admin, _stop) = admin().await;
     let (gateway, _upstream) = spawn_echo_stack(&[]).await;
-    let pool = echo_pool();
-    let mut response = http()
-        .post(gateway.at(WATCH_PATH))
-        .header("content-type", "application/grpc-web+proto")
-        .header("authorization", bearer())
-        .body(grpc_web_frame(&watch_request(&pool).encode_to_vec()))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
+    let mut response = open_held_grpc_web_stream(&gateway, &bearer()).await;
     let chunk = response.chunk().await.unwrap().unwrap();
     assert!(!chunk.is_empty(), "the first message arrived");
     assert_eq!(

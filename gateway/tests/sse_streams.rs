@@ -11,10 +11,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use director_platform::identity::Role;
-use prost_reflect::{DescriptorPool, DynamicMessage, Value};
 use serde_json::Value as Json;
-
-const WATCH_PATH: &str = "/director.testing.v1.EchoService/WatchEchoes";
 
 fn bearer() -> String {
     format!("Bearer {}", token_for("user-1", "tenant-1", Role::Admin))
@@ -203,39 +200,15 @@ async fn open_sse_streams_hold_their_concurrency_slots_until_they_close() {
 #[tokio::test]
 async fn open_grpc_and_grpc_web_streams_hold_their_concurrency_slots_too() {
     let (gateway, _upstream) = spawn_echo_stack(&[("MAX_CONCURRENT_REQUESTS", "1")]).await;
-    let pool = echo_pool();
 
     // Native gRPC: the slot is held while the stream is open, freed when the client drops it.
-    let mut client = tonic::client::Grpc::new(grpc_channel(&gateway).await);
-    client.ready().await.unwrap();
-    let mut stream = client
-        .server_streaming(
-            authorized(watch_request(&pool, 1, true), &bearer()),
-            http::uri::PathAndQuery::from_static(WATCH_PATH),
-            DynamicCodec::new(watch_response_descriptor(&pool)),
-        )
-        .await
-        .unwrap()
-        .into_inner();
-    let first = stream.message().await.unwrap().unwrap();
-    assert_eq!(text(&first, "event_id"), "1");
+    let stream = open_held_grpc_stream(&gateway, &bearer()).await;
     assert_eq!(banner_status(&gateway).await, 503);
     drop(stream);
     wait_for_a_free_slot(&gateway).await;
 
     // gRPC-Web (what a browser client uses for streams).
-    use prost::Message as _;
-    let mut response = http()
-        .post(gateway.at(WATCH_PATH))
-        .header("content-type", "application/grpc-web+proto")
-        .header("authorization", bearer())
-        .body(grpc_web_frame(
-            &watch_request(&pool, 1, true).encode_to_vec(),
-        ))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
+    let mut response = open_held_grpc_web_stream(&gateway, &bearer()).await;
     let chunk = response.chunk().await.unwrap().unwrap();
     assert!(!chunk.is_empty(), "the first message arrived");
     assert_eq!(banner_status(&gateway).await, 503);
@@ -293,20 +266,8 @@ async fn an_event_stream_ends_with_an_error_event_when_its_token_expires() {
 #[tokio::test]
 async fn grpc_and_grpc_web_streams_end_with_unauthenticated_when_their_token_expires() {
     let (gateway, _upstream) = spawn_echo_stack(&[]).await;
-    let pool = echo_pool();
 
-    let mut client = tonic::client::Grpc::new(grpc_channel(&gateway).await);
-    client.ready().await.unwrap();
-    let mut stream = client
-        .server_streaming(
-            authorized(watch_request(&pool, 1, true), &bearer_expiring_soon()),
-            http::uri::PathAndQuery::from_static(WATCH_PATH),
-            DynamicCodec::new(watch_response_descriptor(&pool)),
-        )
-        .await
-        .unwrap()
-        .into_inner();
-    assert!(stream.message().await.unwrap().is_some());
+    let mut stream = open_held_grpc_stream(&gateway, &bearer_expiring_soon()).await;
     let status = tokio::time::timeout(Duration::from_secs(10), stream.message())
         .await
         .expect("the held stream outlived its token")
@@ -314,18 +275,7 @@ async fn grpc_and_grpc_web_streams_end_with_unauthenticated_when_their_token_exp
     assert_eq!(status.code(), tonic::Code::Unauthenticated);
     assert_eq!(status.message(), "Token has expired");
 
-    use prost::Message as _;
-    let response = http()
-        .post(gateway.at(WATCH_PATH))
-        .header("content-type", "application/grpc-web+proto")
-        .header("authorization", bearer_expiring_soon())
-        .body(grpc_web_frame(
-            &watch_request(&pool, 1, true).encode_to_vec(),
-        ))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
+    let response = open_held_grpc_web_stream(&gateway, &bearer_expiring_soon()).await;
     let body = tokio::time::timeout(Duration::from_secs(10), response.bytes())
         .await
         .expect("the held gRPC-Web stream outlived its token")
@@ -334,21 +284,6 @@ async fn grpc_and_grpc_web_streams_end_with_unauthenticated_when_their_token_exp
     assert_eq!(messages.len(), 1);
     assert_eq!(trailers["grpc-status"], "16");
     assert_eq!(trailers["grpc-message"], "Token has expired");
-}
-
-fn watch_request(pool: &DescriptorPool, count: i32, hold: bool) -> DynamicMessage {
-    let mut request = DynamicMessage::new(
-        pool.get_message_by_name("director.testing.v1.WatchEchoesRequest")
-            .unwrap(),
-    );
-    request.set_field_by_name("count", Value::I32(count));
-    request.set_field_by_name("hold", Value::Bool(hold));
-    request
-}
-
-fn watch_response_descriptor(pool: &DescriptorPool) -> prost_reflect::MessageDescriptor {
-    pool.get_message_by_name("director.testing.v1.WatchEchoesResponse")
-        .unwrap()
 }
 
 // ---------------------------------------------------------------------------------------
