@@ -27,7 +27,10 @@ use std::sync::Arc;
 
 use sqlx::postgres::{PgArguments, PgRow};
 use sqlx::query::{Query, QueryAs};
-use sqlx::{Arguments as _, AssertSqlSafe, Execute as _, FromRow, PgPool, Postgres, Transaction};
+use sqlx::{
+    Arguments as _, AssertSqlSafe, Execute as _, FromRow, PgConnection, PgPool, Postgres,
+    Transaction,
+};
 use tokio::sync::OnceCell;
 
 use crate::db::DatabaseConfig;
@@ -206,6 +209,23 @@ impl TenantDb {
         .await
     }
 
+    /// `work` in a tenant transaction of `caller`, committed when it succeeds; observed as
+    /// `operation`.
+    async fn in_transaction<T>(
+        &self,
+        caller: &Caller,
+        operation: &'static str,
+        work: impl AsyncFnOnce(&mut PgConnection) -> Result<T, sqlx::Error>,
+    ) -> Result<T, sqlx::Error> {
+        observed(&self.database, operation, async {
+            let mut tx = begin(&self.pool, caller, &self.config).await?;
+            let value = work(&mut tx).await?;
+            tx.commit().await?;
+            Ok(value)
+        })
+        .await
+    }
+
     /// Whether statements may be prepared by name.
     pub fn persistent(&self) -> bool {
         self.config.persistent_statements()
@@ -220,14 +240,9 @@ impl TenantDb {
     where
         O: Send + Unpin + for<'r> FromRow<'r, PgRow>,
     {
-        observed(&self.database, "query", async {
-            let mut tx = begin(&self.pool, caller, &self.config).await?;
-            let rows = query
-                .persistent(self.persistent())
-                .fetch_all(&mut *tx)
-                .await?;
-            tx.commit().await?;
-            Ok(rows)
+        let persistent = self.persistent();
+        self.in_transaction(caller, "query", async |connection| {
+            query.persistent(persistent).fetch_all(connection).await
         })
         .await
     }
@@ -282,14 +297,12 @@ impl TenantDb {
     where
         O: Send + Unpin + for<'r> FromRow<'r, PgRow>,
     {
-        observed(&self.database, "query", async {
-            let mut tx = begin(&self.pool, caller, &self.config).await?;
-            let row = query
-                .persistent(self.persistent())
-                .fetch_optional(&mut *tx)
-                .await?;
-            tx.commit().await?;
-            Ok(row)
+        let persistent = self.persistent();
+        self.in_transaction(caller, "query", async |connection| {
+            query
+                .persistent(persistent)
+                .fetch_optional(connection)
+                .await
         })
         .await
     }
@@ -314,15 +327,10 @@ impl TenantDb {
         caller: &Caller,
         query: Query<'q, Postgres, PgArguments>,
     ) -> Result<u64, sqlx::Error> {
-        observed(&self.database, "execute", async {
-            let mut tx = begin(&self.pool, caller, &self.config).await?;
-            let affected = query
-                .persistent(self.persistent())
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            tx.commit().await?;
-            Ok(affected)
+        let persistent = self.persistent();
+        self.in_transaction(caller, "execute", async |connection| {
+            let done = query.persistent(persistent).execute(connection).await?;
+            Ok(done.rows_affected())
         })
         .await
     }
