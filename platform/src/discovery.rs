@@ -9,7 +9,10 @@
 //! one address and this is one connection, as before.
 //!
 //! When the name does not resolve (yet), the name itself is the only target, so calls fail
-//! fast with the connection error instead of waiting for an address.
+//! fast with the connection error instead of waiting for an address. A name with IPv4
+//! addresses is balanced over those only (see [`reachable_family`]). An address that stops
+//! answering stays a target until the name stops resolving to it: with headless Services
+//! DNS lists ready pods only, and a terminating pod leaves it before it stops serving.
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -86,7 +89,10 @@ async fn follow(
     let mut current: HashSet<Target> = HashSet::new();
     loop {
         let wanted: HashSet<Target> = match resolve(host.clone(), port).await {
-            Ok(addresses) => addresses.into_iter().map(Target::Address).collect(),
+            Ok(addresses) => reachable_family(addresses)
+                .into_iter()
+                .map(Target::Address)
+                .collect(),
             Err(error) => {
                 tracing::debug!(%error, host, "could not resolve an upstream");
                 HashSet::new()
@@ -127,6 +133,17 @@ async fn follow(
     }
 }
 
+/// The IPv4 addresses when there are any, else all of them. Director's processes listen on
+/// `0.0.0.0` (IPv4) by default, and a name such as `localhost` also resolves to `::1`: a
+/// target nobody listens on would fail every call the balancer sends it.
+fn reachable_family(addresses: Vec<SocketAddr>) -> Vec<SocketAddr> {
+    if addresses.iter().any(SocketAddr::is_ipv4) {
+        addresses.into_iter().filter(SocketAddr::is_ipv4).collect()
+    } else {
+        addresses
+    }
+}
+
 /// `uri` with its authority replaced by `address`.
 fn with_address(uri: &http::Uri, address: SocketAddr) -> Option<http::Uri> {
     let mut parts = uri.clone().into_parts();
@@ -137,6 +154,14 @@ fn with_address(uri: &http::Uri, address: SocketAddr) -> Option<http::Uri> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ipv4_addresses_are_preferred_when_a_name_has_both() {
+        let v4: SocketAddr = "127.0.0.1:50051".parse().expect("an address");
+        let v6: SocketAddr = "[::1]:50051".parse().expect("an address");
+        assert_eq!(reachable_family(vec![v6, v4]), vec![v4]);
+        assert_eq!(reachable_family(vec![v6]), vec![v6]);
+    }
 
     #[test]
     fn an_address_replaces_the_authority_only() {

@@ -110,3 +110,23 @@ async fn a_name_that_does_not_resolve_fails_calls_fast() {
     assert_eq!(result.unwrap_err().code(), tonic::Code::Unavailable);
     assert!(started.elapsed() < Duration::from_secs(5));
 }
+
+#[tokio::test]
+async fn an_ipv6_address_beside_ipv4_ones_gets_no_calls() {
+    // `localhost` resolves to ::1 as well, while Director listens on IPv4 by default.
+    let serving = replica(ServingStatus::Serving).await;
+    let ipv6 = SocketAddr::from(([0, 0, 0, 0, 0, 0, 0, 1], serving.port()));
+    let resolver: Resolver =
+        Arc::new(move |_host: String, _port: u16| Box::pin(async move { Ok(vec![ipv6, serving]) }));
+    let channel = balanced_channel_with(
+        "http://localhost:50051".parse().unwrap(),
+        Duration::from_secs(60),
+        |endpoint| endpoint.connect_timeout(Duration::from_secs(1)),
+        resolver,
+    );
+    assert_eq!(
+        answers(channel).await,
+        (40, 0),
+        "every call reached the IPv4 replica"
+    );
+}
