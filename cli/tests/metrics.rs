@@ -209,31 +209,17 @@ async fn an_import_counts_its_collections_and_job_attempts_and_the_queue_are_rep
         )
         .unwrap_or(0.0)
     };
-    // The import and the dead job's last attempt end the queue job (the `jobs` row records
-    // `dead`); the first attempt of the failing one hands its error back to the queue.
-    assert!(attempts("succeeded") >= 2.0, "{text}");
-    assert!(attempts("failed") >= 1.0, "{text}");
+    // The import succeeded; both attempts of the failing job failed, the last one leaving it
+    // dead in the queue too.
+    assert!(attempts("succeeded") >= 1.0, "{text}");
+    assert!(attempts("failed") >= 2.0, "{text}");
 
-    // The queue, sampled every 5 s: a job of a task nobody runs waits (due a minute ago), and
-    // one with no attempts left is dead.
+    // The queue, sampled every 5 s: the dead job is there, and a job of a task nobody runs
+    // waits (due a minute ago).
     let mut queue = owner_connection(&app, "INTEGRATIONS_DATABASE_URL").await;
     sqlx::query(
         "SELECT graphile_worker.add_job('metrics_probe_waiting', '{}'::json, \
          run_at => now() - interval '1 minute')",
-    )
-    .execute(&mut queue)
-    .await
-    .unwrap();
-    sqlx::query(
-        "SELECT graphile_worker.add_job('metrics_probe_dead', '{}'::json, max_attempts => 1)",
-    )
-    .execute(&mut queue)
-    .await
-    .unwrap();
-    sqlx::query(
-        "UPDATE graphile_worker._private_jobs SET attempts = max_attempts \
-         WHERE task_id = (SELECT id FROM graphile_worker._private_tasks \
-                          WHERE identifier = 'metrics_probe_dead')",
     )
     .execute(&mut queue)
     .await

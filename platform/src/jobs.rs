@@ -247,6 +247,52 @@ pub async fn enqueue(connection: &mut PgConnection, job: &NewJob<'_>) -> Result<
     Ok(id)
 }
 
+/// How one attempt of a job ended, for the queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attempt {
+    /// Done, or nothing was left to do.
+    Finished,
+    /// Failed; another attempt may succeed.
+    Retry(String),
+    /// Dead: refused data, missing credentials, attempts spent — no attempt can succeed.
+    GiveUp(String),
+}
+
+/// What a handler returns to the queue for `attempt` of queue job `queue_job_id`: `Ok` when
+/// finished, the error to retry, and for a dead job its error with no attempt left, so the
+/// queue keeps it as permanently failed — counted in `director_jobs_dead`, the attempt as
+/// `failed` — instead of retrying it, or reporting a success as returning `Ok` would.
+pub async fn end_attempt(
+    pool: &PgPool,
+    queue_job_id: i64,
+    attempt: Result<Attempt, String>,
+) -> Result<(), String> {
+    match attempt? {
+        Attempt::Finished => Ok(()),
+        Attempt::Retry(error) => Err(error),
+        Attempt::GiveUp(error) => {
+            if let Err(db) = make_last_attempt(pool, queue_job_id).await {
+                // The application's own record already says dead: an attempt the queue
+                // still makes finds it finished.
+                tracing::warn!(%db, queue_job_id, "could not end the queue job's attempts");
+            }
+            Err(error)
+        }
+    }
+}
+
+/// Makes the running attempt of queue job `job_id` its last.
+async fn make_last_attempt(pool: &PgPool, job_id: i64) -> Result<(), sqlx::Error> {
+    // In a transaction: safe behind pgbouncer in transaction mode too.
+    let mut tx = pool.begin().await?;
+    sqlx::query("UPDATE graphile_worker._private_jobs SET max_attempts = attempts WHERE id = $1")
+        .bind(job_id)
+        .persistent(false)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await
+}
+
 /// The payload key carrying the enqueuing request's W3C `traceparent`.
 pub const TRACEPARENT: &str = "traceparent";
 

@@ -7,7 +7,7 @@
 //! credentials, refused data), leaves it `dead` with its error. The work itself is
 //! idempotent — upserts by external id — so an attempt after a crash redoes nothing twice.
 
-use director_platform::jobs::job_span;
+use director_platform::jobs::{self as queue, Attempt, job_span};
 use graphile_worker::{IntoTaskHandlerResult, TaskHandler, WorkerContext};
 use serde::{Deserialize, Serialize};
 use tracing::Instrument as _;
@@ -42,19 +42,20 @@ impl TaskHandler for RunJob {
         let attempt = i32::from(*ctx.job().attempts());
         let last_attempt = attempt >= i32::from(*ctx.job().max_attempts());
         let span = job_span(Self::IDENTIFIER, ctx.payload());
-        run_attempt(&app, &self, attempt, last_attempt)
+        let result = run_attempt(&app, &self, attempt, last_attempt)
             .instrument(span)
-            .await
+            .await;
+        queue::end_attempt(app.jobs.pool(), *ctx.job().id(), result).await
     }
 }
 
-/// One attempt; `Err` asks the queue for another.
+/// One attempt.
 async fn run_attempt(
     app: &App,
     run: &RunJob,
     attempt: i32,
     last_attempt: bool,
-) -> Result<(), String> {
+) -> Result<Attempt, String> {
     let caller = App::service_caller(&run.tenant_id);
     let store = &app.jobs;
     let job = store
@@ -63,7 +64,7 @@ async fn run_attempt(
         .map_err(|error| format!("could not start job {}: {error}", run.job_id))?;
     let Some(job) = job else {
         // Already finished: a duplicate delivery of a job that completed.
-        return Ok(());
+        return Ok(Attempt::Finished);
     };
     let result = work(app, &job, &run.tenant_id).await;
     let (outcome, error) = match &result {
@@ -80,10 +81,11 @@ async fn run_attempt(
         .finish(&caller, job.id, outcome, error.as_deref())
         .await
         .map_err(|db| format!("could not record the end of job {}: {db}", job.id))?;
-    match (outcome, error) {
-        (Outcome::Failed, Some(error)) => Err(error),
-        _ => Ok(()),
-    }
+    Ok(match (outcome, error) {
+        (Outcome::Failed, Some(error)) => Attempt::Retry(error),
+        (Outcome::Dead, Some(error)) => Attempt::GiveUp(error),
+        _ => Attempt::Finished,
+    })
 }
 
 async fn work(app: &App, job: &JobRow, tenant_id: &str) -> Result<(), IntegrationsError> {

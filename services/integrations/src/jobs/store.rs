@@ -70,6 +70,11 @@ pub struct JobStore {
 }
 
 impl JobStore {
+    /// The pool, for the queue's own bookkeeping.
+    pub fn pool(&self) -> &sqlx::PgPool {
+        self.db.pool()
+    }
+
     pub fn new(db: TenantDb, max_attempts: i16) -> Self {
         Self { db, max_attempts }
     }

@@ -4,7 +4,7 @@
 //! log says `sent` sends it again on the next attempt. A notification already `sent` or
 //! `dead` is never sent again (a duplicate job does nothing).
 
-use director_platform::jobs::job_span;
+use director_platform::jobs::{self as queue, Attempt, job_span};
 use graphile_worker::{IntoTaskHandlerResult, TaskHandler, WorkerContext};
 use serde::{Deserialize, Serialize};
 use tracing::Instrument as _;
@@ -38,19 +38,20 @@ impl TaskHandler for SendNotification {
         let attempt = i32::from(*ctx.job().attempts());
         let last_attempt = attempt >= i32::from(*ctx.job().max_attempts());
         let span = job_span(Self::IDENTIFIER, ctx.payload());
-        deliver(&app, &self, attempt, last_attempt)
+        let result = deliver(&app, &self, attempt, last_attempt)
             .instrument(span)
-            .await
+            .await;
+        queue::end_attempt(app.notifications.pool(), *ctx.job().id(), result).await
     }
 }
 
-/// One delivery attempt; `Err` asks the queue for another.
+/// One delivery attempt.
 async fn deliver(
     app: &App,
     job: &SendNotification,
     attempt: i32,
     last_attempt: bool,
-) -> Result<(), String> {
+) -> Result<Attempt, String> {
     let caller = App::service_caller(&job.tenant_id);
     let store = &app.notifications;
     let row = store
@@ -63,7 +64,7 @@ async fn deliver(
             )
         })?;
     let Some(row) = row.filter(|row| matches!(row.status.as_str(), "queued" | "failed")) else {
-        return Ok(());
+        return Ok(Attempt::Finished);
     };
     let delivery = match send(app, &row).await {
         Ok(provider_id) => Delivery::Sent(provider_id),
@@ -77,10 +78,11 @@ async fn deliver(
         .record(&caller, row.id, attempt, &delivery)
         .await
         .map_err(|error| format!("could not record delivery of {}: {error}", row.id))?;
-    match delivery {
-        Delivery::Failed(error) => Err(error),
-        Delivery::Sent(_) | Delivery::Dead(_) => Ok(()),
-    }
+    Ok(match delivery {
+        Delivery::Failed(error) => Attempt::Retry(error),
+        Delivery::Dead(error) => Attempt::GiveUp(error),
+        Delivery::Sent(_) => Attempt::Finished,
+    })
 }
 
 /// Hands the message to its provider; the provider's id for it when there is one.
