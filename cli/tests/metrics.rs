@@ -10,6 +10,7 @@
 
 mod common;
 
+use director_platform::testing::series_value;
 use std::time::Duration;
 
 use common::{TestStack, spawn_stack_with, token};
@@ -45,21 +46,6 @@ async fn scrape(app: &TestStack) -> String {
     let response = app.http.get(app.stack.metrics_url()).send().await.unwrap();
     assert_eq!(response.status(), 200);
     response.text().await.unwrap()
-}
-
-/// The value of the first series `name` carrying every label of `labels`.
-fn value(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    text.lines()
-        .filter(|line| {
-            line.starts_with(&format!("{name}{{")) || line.starts_with(&format!("{name} "))
-        })
-        .find(|line| {
-            labels
-                .iter()
-                .all(|(key, value)| line.contains(&format!("{key}=\"{value}\"")))
-        })
-        .and_then(|line| line.rsplit(' ').next())
-        .and_then(|number| number.parse().ok())
 }
 
 /// Scrapes until `check` holds for the text, or fails the test after [`PATIENCE`] with the
@@ -130,14 +116,14 @@ async fn a_task_created_through_dispatch_measures_its_call_to_companies_on_the_c
         ("rpc_grpc_status_code", "0"),
     ];
     assert!(
-        value(&text, "rpc_client_call_duration_seconds_count", &labels)
+        series_value(&text, "rpc_client_call_duration_seconds_count", &labels)
             .is_some_and(|count| count >= 1.0),
         "Dispatch's GetCompany call is measured: {text}"
     );
     let mut bucket = labels.to_vec();
     bucket.push(("le", "+Inf"));
     assert!(
-        value(&text, "rpc_client_call_duration_seconds_bucket", &bucket)
+        series_value(&text, "rpc_client_call_duration_seconds_bucket", &bucket)
             .is_some_and(|count| count >= 1.0),
         "a histogram with buckets: {text}"
     );
@@ -147,10 +133,10 @@ async fn a_task_created_through_dispatch_measures_its_call_to_companies_on_the_c
 async fn the_outbox_lag_of_dispatch_is_sampled() {
     let (app, _fakes) = spawn_app(&[]).await;
     let text = scrape_until(&app, "director_outbox_lag_seconds", |text| {
-        value(text, "director_outbox_lag_seconds", &[]).is_some()
+        series_value(text, "director_outbox_lag_seconds", &[]).is_some()
     })
     .await;
-    let lag = value(&text, "director_outbox_lag_seconds", &[]).unwrap();
+    let lag = series_value(&text, "director_outbox_lag_seconds", &[]).unwrap();
     assert!(lag >= 0.0, "{text}");
 }
 
@@ -162,7 +148,7 @@ async fn an_import_counts_its_collections_and_job_attempts_and_the_queue_are_rep
         .all_collections(DAY.parse().unwrap())
         .len();
     assert!(collections > 0);
-    let imported_before = value(
+    let imported_before = series_value(
         &scrape(&app).await,
         "director_import_collections_total",
         &[],
@@ -193,13 +179,13 @@ async fn an_import_counts_its_collections_and_job_attempts_and_the_queue_are_rep
     assert_eq!(job["attempts"], 2, "{job}");
 
     let text = scrape(&app).await;
-    let imported = value(&text, "director_import_collections_total", &[]).unwrap_or(0.0);
+    let imported = series_value(&text, "director_import_collections_total", &[]).unwrap_or(0.0);
     assert!(
         imported - imported_before >= collections as f64,
         "{collections} collections imported, the counter went from {imported_before} to {imported}: {text}"
     );
     let attempts = |outcome: &str| {
-        value(
+        series_value(
             &text,
             "director_job_attempts_total",
             &[
@@ -230,12 +216,13 @@ async fn an_import_counts_its_collections_and_job_attempts_and_the_queue_are_rep
         ("task_identifier", "metrics_probe_waiting"),
     ];
     let text = scrape_until(&app, "the probe jobs to be sampled", |text| {
-        value(text, "director_jobs_queued", &waiting) == Some(1.0)
-            && value(text, "director_jobs_dead", &integrations).is_some_and(|dead| dead >= 1.0)
+        series_value(text, "director_jobs_queued", &waiting) == Some(1.0)
+            && series_value(text, "director_jobs_dead", &integrations)
+                .is_some_and(|dead| dead >= 1.0)
     })
     .await;
     assert!(
-        value(&text, "director_jobs_oldest_age_seconds", &integrations)
+        series_value(&text, "director_jobs_oldest_age_seconds", &integrations)
             .is_some_and(|age| age >= 60.0),
         "the oldest waiting job was due a minute ago: {text}"
     );

@@ -5,6 +5,7 @@
 
 mod common;
 
+use director_platform::testing::series_value;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -42,21 +43,6 @@ async fn scrape(admin: SocketAddr) -> String {
     response.text().await.unwrap()
 }
 
-/// The value of the series `name` carrying every label of `labels`.
-fn value(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    text.lines()
-        .filter(|line| {
-            line.starts_with(&format!("{name}{{")) || line.starts_with(&format!("{name} "))
-        })
-        .find(|line| {
-            labels
-                .iter()
-                .all(|(key, value)| line.contains(&format!("{key}=\"{value}\"")))
-        })
-        .and_then(|line| line.rsplit(' ').next())
-        .and_then(|number| number.parse().ok())
-}
-
 #[tokio::test]
 async fn rest_requests_are_measured_by_route_template_method_and_status() {
     let (admin, _stop) = admin().await;
@@ -82,7 +68,7 @@ async fn rest_requests_are_measured_by_route_template_method_and_status() {
 
     let text = scrape(admin).await;
     assert_eq!(
-        value(
+        series_value(
             &text,
             "http_server_request_duration_seconds_count",
             &[
@@ -95,7 +81,7 @@ async fn rest_requests_are_measured_by_route_template_method_and_status() {
         "{text}"
     );
     assert!(
-        value(
+        series_value(
             &text,
             "http_server_request_duration_seconds_bucket",
             &[("http_route", "/api/testing/echo/{name}"), ("le", "+Inf")],
@@ -104,7 +90,7 @@ async fn rest_requests_are_measured_by_route_template_method_and_status() {
         "a histogram with buckets: {text}"
     );
     assert_eq!(
-        value(
+        series_value(
             &text,
             "http_server_request_duration_seconds_count",
             &[
@@ -148,7 +134,7 @@ async fn grpc_requests_are_measured_by_known_method_path_else_unmatched() {
 
     let text = scrape(admin).await;
     assert_eq!(
-        value(
+        series_value(
             &text,
             "http_server_request_duration_seconds_count",
             &[
@@ -161,7 +147,7 @@ async fn grpc_requests_are_measured_by_known_method_path_else_unmatched() {
         "{text}"
     );
     assert_eq!(
-        value(
+        series_value(
             &text,
             "http_server_request_duration_seconds_count",
             &[("http_route", "unmatched"), ("http_request_method", "POST")],
@@ -190,14 +176,14 @@ async fn an_open_event_stream_counts_until_it_is_closed() {
     assert!(stream.chunk().await.unwrap().is_some());
     let sse = [("protocol", "sse")];
     assert_eq!(
-        value(&scrape(admin).await, "director_open_streams", &sse),
+        series_value(&scrape(admin).await, "director_open_streams", &sse),
         Some(1.0)
     );
 
     drop(stream);
     let mut open = None;
     for _ in 0..50 {
-        open = value(&scrape(admin).await, "director_open_streams", &sse);
+        open = series_value(&scrape(admin).await, "director_open_streams", &sse);
         if open == Some(0.0) {
             break;
         }
@@ -210,7 +196,7 @@ async fn an_open_event_stream_counts_until_it_is_closed() {
     );
     let text = scrape(admin).await;
     assert_eq!(
-        value(
+        series_value(
             &text,
             "http_server_request_duration_seconds_count",
             &[("http_route", WATCH_ROUTE), ("http_request_method", "GET")],
@@ -225,7 +211,7 @@ async fn an_open_event_stream_counts_until_it_is_closed() {
 async fn open_streams_become(admin: SocketAddr, protocol: &str, expected: f64) -> Option<f64> {
     let mut open = None;
     for _ in 0..50 {
-        open = value(
+        open = series_value(
             &scrape(admin).await,
             "director_open_streams",
             &[("protocol", protocol)],
@@ -244,7 +230,7 @@ async fn an_open_grpc_stream_counts_until_the_client_drops_it() {
     let (gateway, _upstream) = spawn_echo_stack(&[]).await;
     let stream = open_held_grpc_stream(&gateway, &bearer()).await;
     assert_eq!(
-        value(
+        series_value(
             &scrape(admin).await,
             "director_open_streams",
             &[("protocol", "grpc")]
@@ -268,7 +254,7 @@ async fn an_open_grpc_web_stream_counts_until_the_client_drops_it() {
     let chunk = response.chunk().await.unwrap().unwrap();
     assert!(!chunk.is_empty(), "the first message arrived");
     assert_eq!(
-        value(
+        series_value(
             &scrape(admin).await,
             "director_open_streams",
             &[("protocol", "grpc_web")]
