@@ -5,10 +5,12 @@
 //! owning service). In front of all of them: Supabase token authentication, CORS, body, rate
 //! and concurrency limits, request ids and security headers. See [`Gateway`].
 //!
-//! Module map: [`server`] (listener, layering), [`api`] (HTTP side), [`proxy`] (gRPC and
-//! gRPC-Web), [`local_grpc`] (reflection, health), [`auth`], [`forward`] (identity sent
-//! upstream), [`cors`], [`limits`], [`edge`], [`security`], [`health`], [`rest`] and
-//! [`openapi`] (transcoding and documentation).
+//! Module map: [`server`] (listener, layering), [`connection`] (connection cap and
+//! timeouts), [`api`] (HTTP side), [`proxy`] and [`proxy_body`] (gRPC and gRPC-Web, message
+//! cap, token expiry), [`local_grpc`] (reflection, health), [`auth`], [`admission`] (token
+//! then rate limit), [`client_addr`] (trusted proxies), [`forward`] (identity sent
+//! upstream), [`upstream`] (balanced channels), [`cors`], [`limits`], [`edge`],
+//! [`security`], [`health`], [`rest`] and [`openapi`] (transcoding and documentation).
 
 pub mod admission;
 pub mod api;
