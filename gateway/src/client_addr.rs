@@ -21,11 +21,6 @@ use crate::state::ClientAddr;
 pub struct TrustedProxies(Vec<IpNet>);
 
 impl TrustedProxies {
-    /// Trusts proxies in these networks (none: the TCP peer is always the client).
-    pub fn new(networks: Vec<IpNet>) -> Self {
-        Self(networks)
-    }
-
     /// Parses a comma-separated list of networks (`10.0.0.0/8, 192.168.1.7`); a bare address
     /// is a network of one.
     pub fn parse(raw: &str) -> Result<Self, String> {
