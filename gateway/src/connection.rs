@@ -54,13 +54,9 @@ impl ConnectionCap {
     }
 
     /// Waits until another connection may be accepted; the permit is held for its lifetime.
-    pub async fn admit(&self) -> OwnedSemaphorePermit {
-        loop {
-            // The semaphore is never closed, so acquiring only fails if it were.
-            if let Ok(permit) = self.0.clone().acquire_owned().await {
-                return permit;
-            }
-        }
+    /// `None` only if the cap were closed, which nothing does.
+    pub async fn admit(&self) -> Option<OwnedSemaphorePermit> {
+        self.0.clone().acquire_owned().await.ok()
     }
 }
 

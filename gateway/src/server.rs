@@ -154,7 +154,10 @@ impl Gateway {
         loop {
             let permit = tokio::select! {
                 () = shutdown.cancelled() => break,
-                permit = connection_cap.admit() => permit,
+                permit = connection_cap.admit() => match permit {
+                    Some(permit) => permit,
+                    None => break,
+                },
             };
             let (stream, peer) = tokio::select! {
                 () = shutdown.cancelled() => break,
