@@ -13,6 +13,9 @@ use regex::Regex;
 
 use crate::client_addr::TrustedProxies;
 
+/// The gateway's `service.name` (its binary's name) unless `OTEL_SERVICE_NAME` says otherwise.
+pub const SERVICE_NAME: &str = "director-gateway";
+
 const DEFAULT_RATE_PER_SECOND: NonZeroU32 = NonZeroU32::MIN.saturating_add(19);
 const DEFAULT_RATE_BURST: NonZeroU32 = NonZeroU32::MIN.saturating_add(39);
 const DEFAULT_ADDRESS_RATE_PER_SECOND: NonZeroU32 = NonZeroU32::MIN.saturating_add(99);
@@ -119,7 +122,7 @@ pub struct LimitsConfig {
 impl GatewayConfig {
     /// Reads and validates every gateway setting.
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        let common = CommonConfig::from_env(env, "gateway")?;
+        let common = CommonConfig::from_env(env, SERVICE_NAME)?;
         let internal_token = InternalTokenConfig::from_env(env, common.environment)?;
         let auth = AuthConfig::from_env(env)?;
         auth.check_for(common.environment)?;

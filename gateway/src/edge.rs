@@ -156,6 +156,10 @@ where
         let docs_page = security::is_docs_page(request.uri().path());
         let span = tracing::info_span!(
             "request",
+            otel.kind = "server",
+            service.name = crate::config::SERVICE_NAME,
+            http.route = tracing::field::Empty,
+            http.response.status_code = tracing::field::Empty,
             method = %request.method(),
             path = %request.uri().path(),
             request_id = %request_id.as_str(),
@@ -198,6 +202,11 @@ where
                             .map(|route| route.0.clone())
                     })
                     .unwrap_or_else(|| HttpRoute::UNMATCHED.to_owned());
+                // The span's name follows the HTTP conventions: `{method} {route}`.
+                let span = tracing::Span::current();
+                director_platform::telemetry::rename_span(&span, format!("{method} {route}"));
+                span.record("http.route", route.as_str());
+                span.record("http.response.status_code", status);
                 let stream = stream_protocol(protocol, streaming_method, &response);
                 Ok(observed(response, route, method, stream, started))
             }

@@ -86,7 +86,7 @@ impl ServiceSpec {
 
     /// Its binary: `director-dispatch`.
     pub fn binary(&self) -> String {
-        format!("director-{}", self.name)
+        binary_name(self.name)
     }
 
     /// Where it listens: `<NAME>_ADDR`, default `0.0.0.0:<default_port>`.
@@ -140,6 +140,12 @@ pub fn owner_of(package: &str) -> Option<&'static ServiceSpec> {
     SERVICES
         .iter()
         .find(|spec| spec.public_packages.contains(&package))
+}
+
+/// The binary of the service named `service` in the catalog: `director-dispatch`; also the
+/// `service.name` its telemetry reports by default.
+pub fn binary_name(service: &str) -> String {
+    format!("director-{service}")
 }
 
 #[cfg(test)]

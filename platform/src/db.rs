@@ -139,7 +139,7 @@ impl DatabaseConfig {
             connect_timeout: env.millis_or("DB_CONNECT_TIMEOUT_MS", 5_000)?,
             acquire_timeout: env.millis_or("DB_ACQUIRE_TIMEOUT_MS", 3_000)?,
             statement_timeout: env.millis_or("DB_STATEMENT_TIMEOUT_MS", 15_000)?,
-            application_name: format!("director-{service}"),
+            application_name: crate::catalog::binary_name(service),
             pgbouncer_transaction_mode: env.bool_or("DB_PGBOUNCER_TRANSACTION_MODE", false)?,
             app_role: env
                 .string("DB_APP_ROLE")

@@ -317,13 +317,19 @@ pub fn traced_payload(payload: &serde_json::Value) -> std::borrow::Cow<'_, serde
 /// The span one attempt of a job runs in: a consumer span of its own trace, linked to the
 /// request that enqueued the job when its payload carries that request's `traceparent` (a
 /// job can run long after, and many times; a link, not a parent, is the OpenTelemetry way).
-pub fn job_span(identifier: &'static str, payload: &serde_json::Value) -> tracing::Span {
+/// `service` is the service whose worker runs it.
+pub fn job_span(
+    service: &crate::catalog::ServiceSpec,
+    identifier: &'static str,
+    payload: &serde_json::Value,
+) -> tracing::Span {
     use opentelemetry::trace::TraceContextExt as _;
     use tracing_opentelemetry::OpenTelemetrySpanExt as _;
     let span = tracing::info_span!(
         "job",
         otel.name = identifier,
         otel.kind = "consumer",
+        service.name = service.binary(),
         messaging.system = "graphile_worker",
         messaging.operation.type = "process",
     );

@@ -6,7 +6,8 @@
 //! - [`config`]: typed, validated environment variables (`.env` files for local work) with
 //!   errors that name the offending variable, and [`Secret`]s that never print.
 //! - [`telemetry`]: one entry point for logs (pretty or JSON), OpenTelemetry traces over
-//!   OTLP, and W3C trace-context propagation across gRPC hops.
+//!   OTLP, and W3C trace-context propagation across gRPC hops; [`span_export`] exports each
+//!   span under its own service's name when several share a process.
 //! - [`db`]: a lazily connecting PostgreSQL pool that fails fast when the database is down,
 //!   with a pgbouncer transaction-pooling mode.
 //! - [`tenant`]: transactions scoped to the caller's tenant so row-level security applies, and
@@ -43,6 +44,7 @@ pub mod roles;
 pub mod runner;
 pub mod secrets;
 pub mod server;
+pub mod span_export;
 pub mod telemetry;
 pub mod tenant;
 #[cfg(feature = "testing")]

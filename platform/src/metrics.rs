@@ -327,6 +327,8 @@ impl Side {
 pub struct RpcMetricsLayer {
     side: Side,
     service_name: &'static str,
+    /// `service_name`'s binary, the `service.name` of client spans.
+    span_service_name: Arc<str>,
     known_services: Option<Arc<HashSet<String>>>,
 }
 
@@ -341,6 +343,7 @@ impl RpcMetricsLayer {
         Self {
             side: Side::Server,
             service_name,
+            span_service_name: crate::catalog::binary_name(service_name).into(),
             known_services: Some(Arc::new(
                 known_services.into_iter().map(str::to_owned).collect(),
             )),
@@ -353,6 +356,7 @@ impl RpcMetricsLayer {
         Self {
             side: Side::Client,
             service_name,
+            span_service_name: crate::catalog::binary_name(service_name).into(),
             known_services: None,
         }
     }
@@ -441,6 +445,7 @@ where
                 "rpc.client",
                 otel.name = %request.uri().path(),
                 otel.kind = "client",
+                service.name = &*self.layer.span_service_name,
                 rpc.system = "grpc",
                 rpc.service = %call.rpc_service,
                 rpc.method = %call.rpc_method,

@@ -136,7 +136,7 @@ pub async fn serve(
         .filter(|name| !name.is_empty());
     let layers = tower::ServiceBuilder::new()
         .layer(RpcMetricsLayer::server(name, known_services))
-        .layer(TraceContextLayer::new())
+        .layer(TraceContextLayer::new(crate::catalog::binary_name(name)))
         .layer(InternalAuthLayer::new(tokens))
         .into_inner();
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));

@@ -5,10 +5,15 @@
 //! `traceparent` received by one process is passed on by the next even when no collector is
 //! configured; when `OTEL_EXPORTER_OTLP_ENDPOINT` is set, spans are also exported over OTLP
 //! (gRPC).
+//!
+//! The spans the platform opens (a request, a job, a database operation, a call to another
+//! service) name the service they belong to in a `service.name` field, which export turns into
+//! the span's resource ([`crate::span_export`]): each service reports its own `service.name`
+//! even when `director up` runs them all in one process.
 
 use std::fmt;
 use std::str::FromStr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
@@ -27,6 +32,7 @@ use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 
 use crate::config::{ConfigError, Env, Environment};
+use crate::span_export::PerServiceExporter;
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +61,10 @@ impl FromStr for LogFormat {
 pub struct TelemetryConfig {
     /// `service.name` of exported spans, e.g. `director-companies`.
     pub service_name: String,
+    /// The name the binary's own spans carry in their `service.name` field: its default name,
+    /// whatever `OTEL_SERVICE_NAME` says. Spans naming another service (those `director up`
+    /// hosts in the same process) are exported under that name instead of `service_name`.
+    pub span_service_name: String,
     /// `LOG_FORMAT`: `pretty` (default in dev) or `json` (default elsewhere).
     pub log_format: LogFormat,
     /// `OTEL_EXPORTER_OTLP_ENDPOINT`, e.g. `http://otel-collector:4317`; traces are exported
@@ -86,12 +96,14 @@ impl TelemetryConfig {
                 endpoint,
             ));
         }
+        let span_service_name = service_name.to_owned();
         let service_name = env
             .string("OTEL_SERVICE_NAME")
             .filter(|name| !name.trim().is_empty())
             .unwrap_or_else(|| service_name.to_owned());
         Ok(Self {
             service_name,
+            span_service_name,
             log_format,
             otlp_endpoint,
         })
@@ -162,7 +174,10 @@ pub fn init(config: &TelemetryConfig) -> anyhow::Result<TelemetryGuard> {
             .with_endpoint(endpoint.clone())
             .build()
             .context("OTEL_EXPORTER_OTLP_ENDPOINT: cannot build the OTLP exporter")?;
-        provider = provider.with_batch_exporter(exporter);
+        provider = provider.with_batch_exporter(PerServiceExporter::new(
+            exporter,
+            config.span_service_name.clone(),
+        ));
     }
     let provider = provider.build();
     let tracer = provider.tracer(config.service_name.clone());
@@ -241,6 +256,14 @@ pub fn record_trace_id(span: &tracing::Span) {
     }
 }
 
+/// Renames the OpenTelemetry span of `span`, for a name known only once the work is under
+/// way (an HTTP server span's `{method} {route}` once routing has matched). Recording
+/// `otel.name` would not do: it is read only before the span has started.
+pub fn rename_span(span: &tracing::Span, name: String) {
+    use opentelemetry::trace::TraceContextExt as _;
+    span.context().span().update_name(name);
+}
+
 /// The remote trace context carried by W3C `traceparent`/`tracestate` headers; an empty
 /// context when they are absent or malformed.
 pub fn extract_context(headers: &http::HeaderMap) -> opentelemetry::Context {
@@ -276,13 +299,18 @@ impl Extractor for HeaderExtractor<'_> {
 /// continuing the caller's trace from its `traceparent` header and carrying its
 /// `x-request-id`. Inner layers (such as the internal auth layer) record `tenant_id` and
 /// `user_id` on it.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct TraceContextLayer;
+#[derive(Debug, Clone)]
+pub struct TraceContextLayer {
+    service_name: Arc<str>,
+}
 
 impl TraceContextLayer {
-    /// The layer.
-    pub fn new() -> Self {
-        Self
+    /// The layer of the service whose binary is named `service_name` (the span's
+    /// `service.name`, e.g. `director-companies`).
+    pub fn new(service_name: impl Into<Arc<str>>) -> Self {
+        Self {
+            service_name: service_name.into(),
+        }
     }
 }
 
@@ -290,7 +318,10 @@ impl<S> tower::Layer<S> for TraceContextLayer {
     type Service = TraceContextService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        TraceContextService { inner }
+        TraceContextService {
+            inner,
+            service_name: Arc::clone(&self.service_name),
+        }
     }
 }
 
@@ -298,6 +329,7 @@ impl<S> tower::Layer<S> for TraceContextLayer {
 #[derive(Debug, Clone)]
 pub struct TraceContextService<S> {
     inner: S,
+    service_name: Arc<str>,
 }
 
 impl<S, B> tower::Service<http::Request<B>> for TraceContextService<S>
@@ -319,6 +351,7 @@ where
             rpc = %path,
             otel.name = %path,
             otel.kind = "server",
+            service.name = &*self.service_name,
             request_id = tracing::field::Empty,
             trace_id = tracing::field::Empty,
             tenant_id = tracing::field::Empty,

@@ -57,12 +57,14 @@ pub async fn begin(
     pool.begin_with(AssertSqlSafe(statement)).await
 }
 
-/// Runs one database operation of `db` inside an OpenTelemetry client span (`db.system.name`
+/// Runs one database operation of `service` (its `service.name`) on `database` inside an
+/// OpenTelemetry client span (`db.system.name`
 /// postgresql, `db.namespace` the database, `db.operation.name`), and records its duration
 /// in `db_client_operation_duration_seconds` labelled `db_operation_name`. The operation is
 /// what the platform did (`read`: one scoped statement, `query`, `execute`, `begin`), not
 /// the SQL text, which can carry personal data.
 async fn observed<T>(
+    service: &str,
     database: &str,
     operation: &'static str,
     work: impl std::future::Future<Output = Result<T, sqlx::Error>>,
@@ -72,6 +74,7 @@ async fn observed<T>(
         "db",
         otel.name = operation,
         otel.kind = "client",
+        service.name = service,
         db.system.name = "postgresql",
         db.namespace = database,
         db.operation.name = operation,
@@ -202,6 +205,7 @@ impl TenantDb {
         caller: &Caller,
     ) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
         observed(
+            &self.config.application_name,
             &self.database,
             "begin",
             begin(&self.pool, caller, &self.config),
@@ -217,12 +221,17 @@ impl TenantDb {
         operation: &'static str,
         work: impl AsyncFnOnce(&mut PgConnection) -> Result<T, sqlx::Error>,
     ) -> Result<T, sqlx::Error> {
-        observed(&self.database, operation, async {
-            let mut tx = begin(&self.pool, caller, &self.config).await?;
-            let value = work(&mut tx).await?;
-            tx.commit().await?;
-            Ok(value)
-        })
+        observed(
+            &self.config.application_name,
+            &self.database,
+            operation,
+            async {
+                let mut tx = begin(&self.pool, caller, &self.config).await?;
+                let value = work(&mut tx).await?;
+                tx.commit().await?;
+                Ok(value)
+            },
+        )
         .await
     }
 
@@ -270,7 +279,13 @@ impl TenantDb {
             .add(caller.tenant_id.as_str())
             .map_err(sqlx::Error::Encode)?;
         let read = sqlx::query_as_with::<_, O, _>(AssertSqlSafe(sql), arguments);
-        observed(&self.database, "read", read.fetch_optional(&self.pool)).await
+        observed(
+            &self.config.application_name,
+            &self.database,
+            "read",
+            read.fetch_optional(&self.pool),
+        )
+        .await
     }
 
     /// The one row the read-only `query` returns (`RowNotFound` when none); see

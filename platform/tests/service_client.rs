@@ -75,6 +75,7 @@ fn incoming(caller: &Caller) -> tonic::Request<()> {
 async fn an_outgoing_call_carries_the_caller_request_id_trace_and_remaining_deadline() {
     let _telemetry = telemetry::init(&TelemetryConfig {
         service_name: "platform-client-test".to_owned(),
+        span_service_name: "platform-client-test".to_owned(),
         log_format: LogFormat::Json,
         otlp_endpoint: None,
     })
@@ -108,7 +109,7 @@ async fn an_outgoing_call_carries_the_caller_request_id_trace_and_remaining_dead
             .parse()
             .unwrap(),
     );
-    let answered = TraceContextLayer::new()
+    let answered = TraceContextLayer::new("director-companies")
         .layer(handler)
         .oneshot(traced)
         .await

@@ -15,6 +15,7 @@ const PARENT_SPAN_ID: &str = "00f067aa0ba902b7";
 fn config() -> TelemetryConfig {
     TelemetryConfig {
         service_name: "platform-telemetry-test".to_owned(),
+        span_service_name: "platform-telemetry-test".to_owned(),
         log_format: LogFormat::Json,
         otlp_endpoint: None,
     }
@@ -66,7 +67,7 @@ async fn a_request_span_continues_the_callers_trace_and_passes_it_on() {
             .map(|value| value.to_str().unwrap().to_owned());
         Ok::<_, Infallible>(http::Response::new(traceparent))
     });
-    let service = TraceContextLayer::new().layer(inner);
+    let service = TraceContextLayer::new("director-companies").layer(inner);
     let mut request = http::Request::builder()
         .uri("/director.companies.v1.CompaniesService/GetCompany")
         .body(())

@@ -11,6 +11,7 @@
 
 use std::time::Duration;
 
+use director_platform::catalog;
 use director_platform::client::{CallContext, ServiceClient};
 use director_platform::identity::{Caller, Role};
 use director_platform::jobs::job_span;
@@ -78,7 +79,7 @@ impl TaskHandler for RelayTaskEvents {
         let Some(relay) = ctx.get_ext::<Relay>().cloned() else {
             return Err("the worker was started without the relay".to_owned());
         };
-        let span = job_span(Self::IDENTIFIER, ctx.payload());
+        let span = job_span(&catalog::DISPATCH, Self::IDENTIFIER, ctx.payload());
         relay.relay(&self.tenant_id).instrument(span).await
     }
 }

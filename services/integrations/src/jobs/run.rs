@@ -7,6 +7,7 @@
 //! credentials, refused data), leaves it `dead` with its error. The work itself is
 //! idempotent — upserts by external id — so an attempt after a crash redoes nothing twice.
 
+use director_platform::catalog;
 use director_platform::jobs::{self as queue, Attempt, job_span};
 use graphile_worker::{IntoTaskHandlerResult, TaskHandler, WorkerContext};
 use serde::{Deserialize, Serialize};
@@ -41,7 +42,7 @@ impl TaskHandler for RunJob {
         };
         let attempt = i32::from(*ctx.job().attempts());
         let last_attempt = attempt >= i32::from(*ctx.job().max_attempts());
-        let span = job_span(Self::IDENTIFIER, ctx.payload());
+        let span = job_span(&catalog::INTEGRATIONS, Self::IDENTIFIER, ctx.payload());
         let result = run_attempt(&app, &self, attempt, last_attempt)
             .instrument(span)
             .await;

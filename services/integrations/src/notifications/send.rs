@@ -4,6 +4,7 @@
 //! log says `sent` sends it again on the next attempt. A notification already `sent` or
 //! `dead` is never sent again (a duplicate job does nothing).
 
+use director_platform::catalog;
 use director_platform::jobs::{self as queue, Attempt, job_span};
 use graphile_worker::{IntoTaskHandlerResult, TaskHandler, WorkerContext};
 use serde::{Deserialize, Serialize};
@@ -37,7 +38,7 @@ impl TaskHandler for SendNotification {
         };
         let attempt = i32::from(*ctx.job().attempts());
         let last_attempt = attempt >= i32::from(*ctx.job().max_attempts());
-        let span = job_span(Self::IDENTIFIER, ctx.payload());
+        let span = job_span(&catalog::INTEGRATIONS, Self::IDENTIFIER, ctx.payload());
         let result = deliver(&app, &self, attempt, last_attempt)
             .instrument(span)
             .await;
