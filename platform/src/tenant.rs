@@ -37,7 +37,8 @@ use crate::db::DatabaseConfig;
 use crate::identity::Caller;
 
 /// Begins a transaction in which row-level security sees `caller.tenant_id`, the current
-/// role is `db.app_role`, and `statement_timeout` is `db.statement_timeout`.
+/// role is `db.app_role`, `statement_timeout` is `db.statement_timeout`, and
+/// `app.traceparent` is the current span's trace context (see [`current_traceparent`]).
 ///
 /// `BEGIN` and the three settings are one simple-protocol message: one round trip, and no
 /// statement for pgbouncer to lose. The session user must be a member of `db.app_role` (a
@@ -49,12 +50,26 @@ pub async fn begin(
 ) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
     let statement = format!(
         "BEGIN; SELECT set_config('app.tenant_id', {}, true), set_config('role', {}, true), \
-         set_config('statement_timeout', '{}', true)",
+         set_config('statement_timeout', '{}', true), set_config('app.traceparent', {}, true)",
         literal(&caller.tenant_id)?,
         literal(&db.app_role)?,
         db.statement_timeout.as_millis(),
+        literal(&current_traceparent())?,
     );
     pool.begin_with(AssertSqlSafe(statement)).await
+}
+
+/// The W3C `traceparent` of the current span (empty outside a trace): jobs that triggers
+/// queue in the transaction copy it from `app.traceparent` into their payload, so their
+/// spans link to the request that queued them, as [`crate::jobs::enqueue`]'s do.
+fn current_traceparent() -> String {
+    let mut headers = http::HeaderMap::new();
+    crate::telemetry::inject_context(&mut headers);
+    headers
+        .get(crate::jobs::TRACEPARENT)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
 }
 
 /// Runs one database operation of `service` (its `service.name`) on `database` inside an
