@@ -152,6 +152,7 @@ fn take_service_name(span: &mut SpanData) -> Option<String> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use std::sync::{Arc, Mutex};
 
