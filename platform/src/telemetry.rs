@@ -28,6 +28,8 @@ use tracing::Instrument as _;
 use tracing::instrument::Instrumented;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::Layer as _;
+use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 
@@ -200,7 +202,11 @@ pub fn init(config: &TelemetryConfig) -> anyhow::Result<TelemetryGuard> {
         .with(filter)
         .with(pretty)
         .with(json)
-        .with(tracing_opentelemetry::layer().with_tracer(tracer))
+        .with(
+            tracing_opentelemetry::layer()
+                .with_tracer(tracer)
+                .with_filter(exported_spans()),
+        )
         .try_init()
         .is_ok();
     if !installed_now {
@@ -221,6 +227,16 @@ pub fn init(config: &TelemetryConfig) -> anyhow::Result<TelemetryGuard> {
     Ok(TelemetryGuard {
         provider: Some(provider),
     })
+}
+
+/// What becomes an OpenTelemetry span: everything the log filter lets through but the job
+/// queue's own spans, which would each start a trace of their own (it polls every few
+/// seconds); the work of a job is traced by [`crate::jobs::job_span`], a trace of its own
+/// linked to the request that queued the job.
+fn exported_spans() -> Targets {
+    Targets::new()
+        .with_default(LevelFilter::TRACE)
+        .with_target("graphile_worker", LevelFilter::OFF)
 }
 
 /// Writes the current span's trace context into `headers` as W3C `traceparent` (and
