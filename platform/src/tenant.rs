@@ -14,9 +14,9 @@
 //!
 //! - a transaction opens with `BEGIN` and the settings in one simple-protocol message
 //!   ([`begin`]; the values travel as quoted literals, see [`literal`]);
-//! - a read of at most one row ([`TenantDb::read_optional`], [`TenantDb::read_one`]) is
-//!   one statement in PostgreSQL's implicit transaction, which sets the tenant before it
-//!   reads ([`scoped_read`]): one round trip. It is used only when row-level security
+//! - a read ([`TenantDb::read_optional`], [`TenantDb::read_one`], and
+//!   [`TenantDb::read_all`] with its order) is one statement in PostgreSQL's implicit
+//!   transaction, which sets the tenant before it reads ([`scoped_read`]): one round trip. It is used only when row-level security
 //!   applies to the login role itself (not a superuser, no BYPASSRLS: the services' role
 //!   `director migrate` creates), because a role switch inside a statement comes too late for
 //!   the plan, and never behind pgbouncer in transaction mode (whose sessions carry no
@@ -145,14 +145,49 @@ pub fn literal(value: &str) -> Result<String, sqlx::Error> {
 /// it runs the query, whose row-level-security checks then see the tenant. The setting is
 /// transaction-local and the statement is its own transaction, so it ends with the statement.
 pub fn scoped_read(sql: &str, parameters: usize) -> String {
+    scoped_read_ordered(sql, parameters, None)
+}
+
+/// [`scoped_read`] for a query of many rows: the outer statement orders them by `order_by`
+/// (the query's own `ORDER BY`, in terms of its output columns), since the order of a
+/// subquery's rows is not guaranteed to survive the statement around it.
+pub fn scoped_read_ordered(sql: &str, parameters: usize, order_by: Option<&str>) -> String {
     let tenant = parameters + 1;
-    format!(
+    let mut statement = format!(
         "WITH director_scope AS MATERIALIZED \
-           (SELECT set_config('app.tenant_id', ${tenant}, true) AS tenant_id) \
+           (SELECT set_config('app.tenant_id', ${tenant}, true) AS director_tenant) \
          SELECT director_row.* FROM director_scope CROSS JOIN LATERAL \
            (SELECT * FROM ({sql}) AS director_query \
-            WHERE director_scope.tenant_id IS NOT NULL OFFSET 0) AS director_row"
-    )
+            WHERE director_scope.director_tenant IS NOT NULL OFFSET 0) AS director_row"
+    );
+    if let Some(order_by) = order_by {
+        statement.push_str(" ORDER BY ");
+        statement.push_str(order_by);
+    }
+    statement
+}
+
+/// `query` rewritten by [`scoped_read_ordered`] for `caller`'s tenant, its arguments kept.
+fn scoped<'q, O>(
+    mut query: QueryAs<'q, Postgres, O, PgArguments>,
+    caller: &Caller,
+    order_by: Option<&str>,
+) -> Result<QueryAs<'q, Postgres, O, PgArguments>, sqlx::Error>
+where
+    O: Send + Unpin + for<'r> FromRow<'r, PgRow>,
+{
+    let mut arguments = query
+        .take_arguments()
+        .map_err(sqlx::Error::Encode)?
+        .unwrap_or_default();
+    let sql = scoped_read_ordered(query.sql().as_str(), arguments.len(), order_by);
+    arguments
+        .add(caller.tenant_id.as_str())
+        .map_err(sqlx::Error::Encode)?;
+    Ok(sqlx::query_as_with::<_, O, _>(
+        AssertSqlSafe(sql),
+        arguments,
+    ))
 }
 
 /// A service's database seen through tenant transactions: each method runs one statement in
@@ -271,13 +306,39 @@ impl TenantDb {
         .await
     }
 
+    /// Every row the read-only `query` (a `SELECT`) returns in `caller`'s tenant, ordered by
+    /// `order_by` — the query's own `ORDER BY` in terms of its output columns, e.g.
+    /// `"created_at, id"`: in one round trip when the login role is policed (see the module
+    /// docs), else like [`TenantDb::fetch_all`].
+    pub async fn read_all<'q, O>(
+        &self,
+        caller: &Caller,
+        query: QueryAs<'q, Postgres, O, PgArguments>,
+        order_by: &'static str,
+    ) -> Result<Vec<O>, sqlx::Error>
+    where
+        O: Send + Unpin + for<'r> FromRow<'r, PgRow>,
+    {
+        if !self.reads_in_one_statement().await? {
+            return self.fetch_all(caller, query).await;
+        }
+        let read = scoped(query, caller, Some(order_by))?;
+        observed(
+            &self.config.application_name,
+            &self.database,
+            "read",
+            read.fetch_all(&self.pool),
+        )
+        .await
+    }
+
     /// The first row the read-only `query` (a `SELECT`) returns, if any, in `caller`'s
     /// tenant: in one round trip when the login role is policed (see the module docs), else
     /// like [`TenantDb::fetch_optional`].
     pub async fn read_optional<'q, O>(
         &self,
         caller: &Caller,
-        mut query: QueryAs<'q, Postgres, O, PgArguments>,
+        query: QueryAs<'q, Postgres, O, PgArguments>,
     ) -> Result<Option<O>, sqlx::Error>
     where
         O: Send + Unpin + for<'r> FromRow<'r, PgRow>,
@@ -285,15 +346,7 @@ impl TenantDb {
         if !self.reads_in_one_statement().await? {
             return self.fetch_optional(caller, query).await;
         }
-        let mut arguments = query
-            .take_arguments()
-            .map_err(sqlx::Error::Encode)?
-            .unwrap_or_default();
-        let sql = scoped_read(query.sql().as_str(), arguments.len());
-        arguments
-            .add(caller.tenant_id.as_str())
-            .map_err(sqlx::Error::Encode)?;
-        let read = sqlx::query_as_with::<_, O, _>(AssertSqlSafe(sql), arguments);
+        let read = scoped(query, caller, None)?;
         observed(
             &self.config.application_name,
             &self.database,

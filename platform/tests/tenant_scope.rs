@@ -109,7 +109,7 @@ async fn a_tenant_transaction_in_pgbouncer_mode_leaves_no_named_statement() {
 }
 
 #[tokio::test]
-async fn a_policed_login_reads_one_row_in_one_scoped_statement() {
+async fn a_policed_login_reads_in_one_scoped_statement() {
     use director_platform::db::with_login;
     use director_platform::roles::{DEV_SERVICE_PASSWORD, SERVICE_ROLE, ensure_service_login};
     use director_platform::tenant::TenantDb;
@@ -146,6 +146,42 @@ async fn a_policed_login_reads_one_row_in_one_scoped_statement() {
         .await
         .unwrap();
     assert_eq!(count, 2, "the forgotten tenant filter is the policy's");
+
+    // Many rows in one statement: only the tenant's, in the order asked for.
+    let bodies = |descending: bool| {
+        sqlx::query_as::<_, (String,)>(if descending {
+            "SELECT body FROM notes ORDER BY body DESC"
+        } else {
+            "SELECT body FROM notes ORDER BY body"
+        })
+    };
+    let strings = |rows: Vec<(String,)>| rows.into_iter().map(|(body,)| body).collect::<Vec<_>>();
+    assert_eq!(
+        strings(
+            tenants
+                .read_all(&tenant_a, bodies(true), "body DESC")
+                .await
+                .unwrap()
+        ),
+        ["a2", "a1"]
+    );
+    assert_eq!(
+        strings(
+            tenants
+                .read_all(&tenant_a, bodies(false), "body")
+                .await
+                .unwrap()
+        ),
+        ["a1", "a2"]
+    );
+    let tenant_c = Caller::new("user-3", "C", Role::Admin);
+    assert!(
+        tenants
+            .read_all(&tenant_c, bodies(false), "body")
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     // The setting lived only as long as the statement.
     let mut connection = tenants.pool().acquire().await.unwrap();

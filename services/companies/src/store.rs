@@ -101,7 +101,7 @@ impl CompanyStore {
         .bind(&caller.tenant_id)
         .bind(page.offset)
         .bind(page.limit);
-        self.db.fetch_all(caller, query).await
+        self.db.read_all(caller, query, "created_at, id").await
     }
 
     pub async fn create(

@@ -127,7 +127,7 @@ impl DriverStore {
         .bind(status)
         .bind(page.offset)
         .bind(page.limit);
-        self.db.fetch_all(caller, query).await
+        self.db.read_all(caller, query, "created_at, id").await
     }
 
     pub async fn create(&self, caller: &Caller, new: NewDriver) -> Result<DriverRow, sqlx::Error> {

@@ -170,7 +170,9 @@ impl TaskStore {
         .bind(filter.from)
         .bind(filter.to)
         .bind(page.offset);
-        self.db.fetch_all(caller, query).await
+        self.db
+            .read_all(caller, query, "scheduled_for, created_at, id")
+            .await
     }
 
     /// The live task `id`, if the caller sees it.
