@@ -238,6 +238,21 @@ impl TenantDb {
         Ok(*policed)
     }
 
+    /// [`observed`] for this service's database.
+    async fn observed<T>(
+        &self,
+        operation: &'static str,
+        work: impl std::future::Future<Output = Result<T, sqlx::Error>>,
+    ) -> Result<T, sqlx::Error> {
+        observed(
+            &self.config.application_name,
+            &self.database,
+            operation,
+            work,
+        )
+        .await
+    }
+
     /// The pool, for work outside any tenant (health checks, listeners).
     pub fn pool(&self) -> &PgPool {
         &self.pool
@@ -254,13 +269,8 @@ impl TenantDb {
         &self,
         caller: &Caller,
     ) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
-        observed(
-            &self.config.application_name,
-            &self.database,
-            "begin",
-            begin(&self.pool, caller, &self.config),
-        )
-        .await
+        self.observed("begin", begin(&self.pool, caller, &self.config))
+            .await
     }
 
     /// `work` in a tenant transaction of `caller`, committed when it succeeds; observed as
@@ -271,17 +281,12 @@ impl TenantDb {
         operation: &'static str,
         work: impl AsyncFnOnce(&mut PgConnection) -> Result<T, sqlx::Error>,
     ) -> Result<T, sqlx::Error> {
-        observed(
-            &self.config.application_name,
-            &self.database,
-            operation,
-            async {
-                let mut tx = begin(&self.pool, caller, &self.config).await?;
-                let value = work(&mut tx).await?;
-                tx.commit().await?;
-                Ok(value)
-            },
-        )
+        self.observed(operation, async {
+            let mut tx = begin(&self.pool, caller, &self.config).await?;
+            let value = work(&mut tx).await?;
+            tx.commit().await?;
+            Ok(value)
+        })
         .await
     }
 
@@ -323,13 +328,7 @@ impl TenantDb {
             return self.fetch_all(caller, query).await;
         }
         let read = scoped(query, caller, Some(order_by))?;
-        observed(
-            &self.config.application_name,
-            &self.database,
-            "read",
-            read.fetch_all(&self.pool),
-        )
-        .await
+        self.observed("read", read.fetch_all(&self.pool)).await
     }
 
     /// The first row the read-only `query` (a `SELECT`) returns, if any, in `caller`'s
@@ -347,13 +346,7 @@ impl TenantDb {
             return self.fetch_optional(caller, query).await;
         }
         let read = scoped(query, caller, None)?;
-        observed(
-            &self.config.application_name,
-            &self.database,
-            "read",
-            read.fetch_optional(&self.pool),
-        )
-        .await
+        self.observed("read", read.fetch_optional(&self.pool)).await
     }
 
     /// The one row the read-only `query` returns (`RowNotFound` when none); see
