@@ -1,7 +1,8 @@
 //! `director up` itself: with nothing but PostgreSQL it migrates, generates the secrets it
 //! lacks and says so, serves the printed URL, accepts the printed dev token, runs the
 //! services as the least-privilege `director_service` role, serves every part's metrics at
-//! the printed URL, and stops cleanly on Ctrl-C (SIGINT).
+//! the printed URL, and stops cleanly on Ctrl-C (SIGINT). Its JSON logs, our crates' debug
+//! lines included, carry no phone number, e-mail address or token.
 
 #![allow(clippy::unwrap_used)]
 
@@ -14,6 +15,13 @@ use director_platform::catalog;
 use director_platform::db::database_url_for;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
+/// Our own crates at debug, everything else at info.
+const DEBUG_OUR_CRATES: &str = "info,director=debug,director_platform=debug,director_gateway=debug,\
+     director_companies=debug,director_dispatch=debug,director_integrations=debug";
+const PHONE: &str = "+1 555 010 0001";
+const PHONE_E164: &str = "+15550100001";
+const EMAIL: &str = "ann.driver@example.com";
+
 #[tokio::test]
 async fn director_up_serves_the_printed_url_with_the_printed_token_and_stops_on_ctrl_c() {
     let prefix = format!("test_up_{}", uuid::Uuid::new_v4().simple());
@@ -25,6 +33,8 @@ async fn director_up_serves_the_printed_url_with_the_printed_token_and_stops_on_
         .env_remove("SUPABASE_JWT_SECRET")
         .env_remove("INTERNAL_TOKEN_SECRET")
         .env_remove("MIGRATION_DATABASE_URL")
+        .env("LOG_FORMAT", "json")
+        .env("RUST_LOG", DEBUG_OUR_CRATES)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .kill_on_drop(true);
@@ -165,6 +175,39 @@ async fn director_up_serves_the_printed_url_with_the_printed_token_and_stops_on_
         );
     }
 
+    // Personal data and tokens in requests, accepted and refused, never reach the logs.
+    let driver = http
+        .post(format!("{api}/drivers"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"name": "Ann", "phone": PHONE, "email": EMAIL}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(driver.status(), 200);
+    let refused = http
+        .post(format!("{api}/drivers"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"name": "", "phone": PHONE, "email": EMAIL}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 400, "a driver needs a name");
+    let forged = format!("{token}x");
+    let unauthorized = http
+        .get(format!("{api}/drivers"))
+        .bearer_auth(&forged)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unauthorized.status(), 401);
+    let rest_of_the_log = tokio::spawn(async move {
+        let mut rest = Vec::new();
+        while let Ok(Some(line)) = lines.next_line().await {
+            rest.push(line);
+        }
+        rest
+    });
+
     let pid = child.id().unwrap().to_string();
     let interrupted = tokio::process::Command::new("kill")
         .args(["-INT", &pid])
@@ -177,6 +220,21 @@ async fn director_up_serves_the_printed_url_with_the_printed_token_and_stops_on_
         .expect("director up did not stop after SIGINT")
         .unwrap();
     assert!(exit.success(), "exit status {exit}");
+    let logged: Vec<String> = printed
+        .iter()
+        .cloned()
+        .chain(rest_of_the_log.await.unwrap())
+        .filter(|line| line.starts_with('{'))
+        .collect();
+    assert!(
+        logged.iter().any(|line| line.contains("/api/drivers")),
+        "the requests were logged: {logged:#?}"
+    );
+    for line in &logged {
+        for secret in [PHONE, PHONE_E164, EMAIL, &token, &forged] {
+            assert!(!line.contains(secret), "{secret} logged: {line}");
+        }
+    }
 
     for spec in catalog::SERVICES {
         sqlx::query(sqlx::AssertSqlSafe(format!(
