@@ -4,6 +4,8 @@
 
 use std::time::Instant;
 
+use bytes::Bytes;
+
 use prost_reflect::DynamicMessage;
 use tonic::Code;
 use tonic::client::Grpc;
@@ -11,23 +13,23 @@ use tonic::codec::Streaming;
 use tonic::transport::Channel;
 use tracing::warn;
 
-use super::codec::DynamicCodec;
+use super::codec::{DynamicCodec, EncodedResponseCodec};
 use super::routes::RestRoute;
 use crate::error::ApiError;
 use crate::upstream::{Outbound, Upstreams};
 
-/// One unary call; the response message of the route's method.
+/// One unary call; the response message of the route's method, still encoded.
 pub async fn unary(
     route: &RestRoute,
     message: DynamicMessage,
     upstreams: &Upstreams,
     outbound: &Outbound,
-) -> Result<DynamicMessage, ApiError> {
+) -> Result<Bytes, ApiError> {
     let mut grpc = Grpc::new(channel(route, upstreams, outbound)?);
     let mut request = tonic::Request::new(message);
     *request.metadata_mut() = outbound.metadata.clone();
     request.set_timeout(outbound.timeout);
-    let codec = DynamicCodec::new(route.method.output());
+    let codec = EncodedResponseCodec;
     let started = Instant::now();
     let call = async {
         grpc.ready()

@@ -1,6 +1,7 @@
 //! A tonic codec for `DynamicMessage`: requests are encoded from the message itself, responses
 //! are decoded against the method's output descriptor (a cheap `Arc` clone per call).
 
+use bytes::{Buf as _, Bytes};
 use prost::Message as _;
 use prost_reflect::{DynamicMessage, MessageDescriptor};
 use tonic::Status;
@@ -64,5 +65,38 @@ impl Decoder for DynamicDecoder {
         DynamicMessage::decode(self.response.clone(), src)
             .map(Some)
             .map_err(|error| Status::internal(format!("decoding the response failed: {error}")))
+    }
+}
+
+/// Encodes a `DynamicMessage` request and hands the response over as its protobuf bytes,
+/// undecoded (the REST path renders JSON straight from them, see `wire_json`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EncodedResponseCodec;
+
+impl Codec for EncodedResponseCodec {
+    type Encode = DynamicMessage;
+    type Decode = Bytes;
+    type Encoder = DynamicEncoder;
+    type Decoder = EncodedDecoder;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        DynamicEncoder
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        EncodedDecoder
+    }
+}
+
+/// A response message's bytes (no copy: the frame's buffer is split off).
+#[derive(Debug, Clone, Copy)]
+pub struct EncodedDecoder;
+
+impl Decoder for EncodedDecoder {
+    type Item = Bytes;
+    type Error = Status;
+
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Self::Item>, Self::Error> {
+        Ok(Some(src.copy_to_bytes(src.remaining())))
     }
 }

@@ -117,6 +117,11 @@ impl Serialize for FieldJson<'_> {
     }
 }
 
+/// One non-list value of `kind` as JSON (a map's value, say).
+pub(super) fn value_json(kind: &Kind, value: &Value) -> Result<Vec<u8>, serde_json::Error> {
+    serde_json::to_vec(&ValueJson { kind, value })
+}
+
 /// One non-list value of a known kind.
 struct ValueJson<'a> {
     kind: &'a Kind,
@@ -170,7 +175,7 @@ fn serialize_float<S: Serializer>(value: f64, serializer: S) -> Result<S::Ok, S:
     }
 }
 
-fn map_key_text(key: &MapKey) -> String {
+pub(super) fn map_key_text(key: &MapKey) -> String {
     match key {
         MapKey::Bool(flag) => flag.to_string(),
         MapKey::I32(n) => n.to_string(),

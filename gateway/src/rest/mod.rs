@@ -31,6 +31,7 @@ mod request;
 mod routes;
 mod sse;
 pub mod template;
+pub mod wire_json;
 
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
@@ -42,6 +43,7 @@ use tonic::Code;
 
 pub use json_out::render as render_json;
 pub use routes::{PathMatch, RestRoute, RouteMatch};
+pub use wire_json::{Fallback, ResponsePlan};
 
 use crate::connection::is_body_read_timeout;
 use crate::error::ApiError;
@@ -113,9 +115,16 @@ impl RestApi {
             return Ok(sse::respond(route, stream, &outbound));
         }
         let answer = call::unary(route, message, upstreams, &outbound).await?;
-        let json = json_out::render(&answer, route.response_field.as_ref()).map_err(|error| {
-            tracing::error!(rpc = route.grpc_path(), error = %error, "could not render the response");
-            ApiError::new(Code::Internal, "An error occurred")
+        let json = route.render_encoded_response(&answer).map_err(|error| match error {
+            ResponseError::Decode(error) => call::upstream_error(
+                route.grpc_path(),
+                &outbound,
+                &tonic::Status::internal(format!("decoding the response failed: {error}")),
+            ),
+            ResponseError::Render(error) => {
+                tracing::error!(rpc = route.grpc_path(), error = %error, "could not render the response");
+                ApiError::new(Code::Internal, "An error occurred")
+            }
         })?;
         Ok((
             StatusCode::OK,
@@ -159,6 +168,39 @@ impl RestRoute {
     pub fn render_response(&self, response: &DynamicMessage) -> Result<Vec<u8>, serde_json::Error> {
         json_out::render(response, self.response_field.as_ref())
     }
+
+    /// The JSON answer of this route for an upstream response still in protobuf binary form:
+    /// rendered straight from the bytes ([`wire_json`]) or, where that path gives up, decoded
+    /// as a `DynamicMessage` and rendered by [`RestRoute::render_response`]. Either way the
+    /// same bytes.
+    pub fn render_encoded_response(&self, response: &[u8]) -> Result<Vec<u8>, ResponseError> {
+        if let Some(Ok(json)) = self.render_encoded_fast(response) {
+            return Ok(json);
+        }
+        let message = DynamicMessage::decode(self.method.output(), response)
+            .map_err(ResponseError::Decode)?;
+        self.render_response(&message)
+            .map_err(ResponseError::Render)
+    }
+
+    /// The fast path of [`RestRoute::render_encoded_response`] alone: `None` when this route's
+    /// answers always take the dynamic path, `Err` when it gave up on this answer.
+    pub fn render_encoded_fast(&self, response: &[u8]) -> Option<Result<Vec<u8>, Fallback>> {
+        self.response_plan
+            .as_ref()
+            .map(|plan| plan.render(response))
+    }
+}
+
+/// Why an upstream answer could not be rendered.
+#[derive(Debug, thiserror::Error)]
+pub enum ResponseError {
+    /// It is not a valid message of the method's output type.
+    #[error("{0}")]
+    Decode(prost::DecodeError),
+    /// It has no JSON form (a timestamp out of range, say).
+    #[error("{0}")]
+    Render(serde_json::Error),
 }
 
 /// Content type check (only when a body was sent), then the request message.

@@ -2,6 +2,8 @@
 //! included) of every method in the descriptor pool, resolved against the descriptors once at
 //! start-up, and the matcher that picks a route for a request.
 
+use std::sync::Arc;
+
 use anyhow::{Context as _, anyhow, bail};
 use http::Method;
 use http::uri::PathAndQuery;
@@ -11,6 +13,7 @@ use prost_reflect::{
 };
 
 use super::template::{PathTemplate, RequestPath};
+use super::wire_json::ResponsePlan;
 
 /// One REST binding of a gRPC method, with everything the hot path needs precomputed.
 #[derive(Debug, Clone)]
@@ -37,6 +40,9 @@ pub struct RestRoute {
     pub(crate) response_field: Option<FieldDescriptor>,
     pub(crate) update_mask_field: Option<FieldDescriptor>,
     pub(crate) grpc_path: PathAndQuery,
+    /// How unary answers are rendered straight from their bytes (`None`: always through a
+    /// `DynamicMessage`).
+    pub(crate) response_plan: Option<Arc<ResponsePlan>>,
 }
 
 impl RestRoute {
@@ -303,6 +309,7 @@ fn route_from_rule(
         method.name()
     ))?;
 
+    let response_plan = ResponsePlan::compile(&output, response_field.as_ref()).map(Arc::new);
     Ok(RestRoute {
         http_method,
         template,
@@ -317,6 +324,7 @@ fn route_from_rule(
         response_field,
         update_mask_field,
         grpc_path,
+        response_plan,
     })
 }
 
