@@ -15,6 +15,7 @@
 //! ([`crate::roles::ensure_service_login`]), with the URL's password.
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use sqlx::Postgres;
@@ -160,6 +161,7 @@ pub async fn create_and_migrate(
         jobs::install(&pool).await?;
     }
     let applied_after = applied_versions(&pool).await?;
+    record_migrated(&pool, latest_version(&migrator)).await?;
     pool.close().await;
 
     Ok(MigrationReport {
@@ -208,6 +210,100 @@ async fn create_if_missing(database_url: &str) -> Result<bool, sqlx::Error> {
         Err(_) if Postgres::database_exists(database_url).await? => Ok(false),
         Err(error) => Err(error),
     }
+}
+
+/// The newest migration version of `migrator` (0 for none).
+fn latest_version(migrator: &Migrator) -> i64 {
+    migrator
+        .iter()
+        .map(|migration| migration.version)
+        .max()
+        .unwrap_or(0)
+}
+
+/// `migrate`'s own record, beside sqlx's `_sqlx_migrations`: the newest migration version a
+/// completed run (migrations and job queue) has brought the database to. Any login may read it
+/// (it holds a number and a time), so services wait on it with their own credentials.
+const MIGRATED_TABLE: &str = "
+CREATE TABLE IF NOT EXISTS director_migrated (
+    singleton   boolean     PRIMARY KEY DEFAULT true CHECK (singleton),
+    version     bigint      NOT NULL,
+    finished_at timestamptz NOT NULL DEFAULT now()
+);
+GRANT SELECT ON director_migrated TO PUBLIC";
+
+/// Records that a run brought the database to `version`. A run of an older release, which
+/// ships fewer migrations, does not lower it: the schema stays what the newest run made it.
+async fn record_migrated(pool: &sqlx::PgPool, version: i64) -> anyhow::Result<()> {
+    sqlx::raw_sql(MIGRATED_TABLE)
+        .execute(pool)
+        .await
+        .context("could not create director_migrated")?;
+    sqlx::query(
+        "INSERT INTO director_migrated (version) VALUES ($1) \
+         ON CONFLICT (singleton) DO UPDATE \
+         SET version = greatest(director_migrated.version, excluded.version), finished_at = now()",
+    )
+    .bind(version)
+    .execute(pool)
+    .await
+    .context("could not record the migration run")?;
+    Ok(())
+}
+
+/// `migrate --wait`: waits, with the service's own credentials, until a migration run (the
+/// deployment's migration Job) has brought `service`'s database to the newest migration this
+/// build ships, checking every `poll`; fails after `timeout` saying what it last saw. Answers
+/// the version found. Applies nothing: the services never hold the owner's credentials.
+pub async fn wait_until_migrated(
+    env: &Env,
+    service: &str,
+    timeout: Duration,
+    poll: Duration,
+) -> anyhow::Result<i64> {
+    let database = DatabaseConfig::from_env(env, service)?;
+    let wanted = latest_version(&service_migrator(&migrations_root(env), service).await?);
+    let deadline = Instant::now() + timeout;
+    loop {
+        let waiting_for = match migrated_version(database.url.expose(), poll).await {
+            Ok(Some(version)) if version >= wanted => return Ok(version),
+            Ok(Some(version)) => {
+                format!("the database is at migration {version}; this build needs {wanted}")
+            }
+            Ok(None) => "no migration run has finished yet".to_owned(),
+            Err(error) => format!("{error:#}"),
+        };
+        if Instant::now() >= deadline {
+            anyhow::bail!(
+                "the database of {service} was not migrated within {}s: {waiting_for}",
+                timeout.as_secs()
+            );
+        }
+        tracing::info!(%waiting_for, "waiting for the migrations");
+        tokio::time::sleep(poll).await;
+    }
+}
+
+/// The version `director_migrated` records, `None` before the first completed run.
+async fn migrated_version(url: &str, connect_timeout: Duration) -> anyhow::Result<Option<i64>> {
+    use sqlx::Connection as _;
+    let mut connection = tokio::time::timeout(connect_timeout, sqlx::PgConnection::connect(url))
+        .await
+        .context("connecting to the database timed out")?
+        .context("could not connect to the database")?;
+    let recorded: bool =
+        sqlx::query_scalar("SELECT to_regclass('public.director_migrated') IS NOT NULL")
+            .fetch_one(&mut connection)
+            .await?;
+    let version = if recorded {
+        sqlx::query_scalar("SELECT version FROM director_migrated")
+            .fetch_optional(&mut connection)
+            .await?
+    } else {
+        None
+    };
+    let _ = connection.close().await;
+    Ok(version)
 }
 
 /// How many migrations the database records as applied (0 before the first run).

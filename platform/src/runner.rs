@@ -198,6 +198,18 @@ pub async fn main(service: &'static Service) -> anyhow::Result<()> {
     let _telemetry = telemetry::init(&config.common.telemetry)?;
 
     match matches.subcommand_name() {
+        Some("migrate") if wait_requested(&matches) => {
+            let timeout = wait_timeout(&matches);
+            let version = migrate::wait_until_migrated(
+                &env,
+                service.spec.name,
+                timeout,
+                MIGRATION_POLL_INTERVAL,
+            )
+            .await?;
+            tracing::info!(version, "the database is migrated");
+            Ok(())
+        }
         Some("migrate") => {
             let done = migrate::migrate_service(&env, service.spec.name).await?;
             let report = done.migrations;
@@ -243,6 +255,70 @@ fn command(spec: &ServiceSpec) -> clap::Command {
         .subcommand(clap::Command::new("serve").about("Serve the gRPC API (the default)."))
         .subcommand(
             clap::Command::new("migrate")
-                .about("Create the service's database if missing and apply its migrations."),
+                .about("Create the service's database if missing and apply its migrations.")
+                .arg(
+                    clap::Arg::new("wait")
+                        .long("wait")
+                        .action(clap::ArgAction::SetTrue)
+                        .help(
+                            "Apply nothing: wait, with the service's own credentials, until \
+                             a migration run has brought the database to this build's newest \
+                             migration (a deployment's init step)",
+                        ),
+                )
+                .arg(
+                    clap::Arg::new("timeout")
+                        .long("timeout")
+                        .value_name("SECONDS")
+                        .value_parser(clap::value_parser!(u64).range(1..))
+                        .default_value("600")
+                        .requires("wait")
+                        .help("How long --wait waits before failing"),
+                ),
         )
+}
+
+/// How often `migrate --wait` looks again.
+const MIGRATION_POLL_INTERVAL: Duration = Duration::from_secs(2);
+
+fn wait_requested(matches: &clap::ArgMatches) -> bool {
+    matches
+        .subcommand_matches("migrate")
+        .is_some_and(|migrate| migrate.get_flag("wait"))
+}
+
+fn wait_timeout(matches: &clap::ArgMatches) -> Duration {
+    let seconds = matches
+        .subcommand_matches("migrate")
+        .and_then(|migrate| migrate.get_one::<u64>("timeout").copied())
+        .unwrap_or(600);
+    Duration::from_secs(seconds)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<clap::ArgMatches, clap::Error> {
+        command(&crate::catalog::COMPANIES)
+            .try_get_matches_from(std::iter::once("director-companies").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn migrate_waits_only_when_asked_and_for_as_long_as_asked() {
+        let plain = parse(&["migrate"]).unwrap();
+        assert!(!wait_requested(&plain));
+        let waiting = parse(&["migrate", "--wait"]).unwrap();
+        assert!(wait_requested(&waiting));
+        assert_eq!(wait_timeout(&waiting), Duration::from_secs(600));
+        let short = parse(&["migrate", "--wait", "--timeout", "5"]).unwrap();
+        assert_eq!(wait_timeout(&short), Duration::from_secs(5));
+        assert!(
+            parse(&["migrate", "--timeout", "5"]).is_err(),
+            "needs --wait"
+        );
+        assert!(parse(&["migrate", "--wait", "--timeout", "0"]).is_err());
+        assert!(parse(&["migrate", "--wait", "--timeout", "soon"]).is_err());
+    }
 }

@@ -57,3 +57,63 @@ async fn a_service_migration_reusing_a_shared_version_is_refused() {
     std::fs::remove_dir_all(&root).unwrap();
     db.drop().await;
 }
+
+/// `migrate --wait`, as a service's init step: it applies nothing and holds until a migration
+/// run has brought the database to the newest migration the waiting build ships.
+#[tokio::test]
+async fn waiting_holds_until_a_run_reaches_the_builds_newest_migration() {
+    use std::time::Duration;
+
+    use director_platform::config::Env;
+    use director_platform::migrate::wait_until_migrated;
+
+    let run = uuid::Uuid::new_v4();
+    let older = std::env::temp_dir().join(format!("director-migrate-older-{run}"));
+    folder_with(
+        &older,
+        "shared",
+        "0001_base.sql",
+        "CREATE TABLE base (id int);",
+    );
+    let newer = std::env::temp_dir().join(format!("director-migrate-newer-{run}"));
+    folder_with(
+        &newer,
+        "shared",
+        "0001_base.sql",
+        "CREATE TABLE base (id int);",
+    );
+    folder_with(&newer, "svc", "0002_own.sql", "CREATE TABLE own (id int);");
+    let db = common::TestDb::create().await;
+    let env = Env::from_pairs([
+        ("SVC_DATABASE_URL", db.url.as_str()),
+        ("MIGRATIONS_DIR", newer.to_str().unwrap()),
+    ]);
+    let poll = Duration::from_millis(100);
+    let wait = |timeout: Duration| wait_until_migrated(&env, "svc", timeout, poll);
+
+    let error = wait(Duration::from_secs(1)).await.unwrap_err().to_string();
+    assert!(
+        error.contains("no migration run has finished yet"),
+        "{error}"
+    );
+
+    // A run of an older release is not enough for the newer build.
+    create_and_migrate(&db.url, &older, "svc").await.unwrap();
+    let error = wait(Duration::from_secs(1)).await.unwrap_err().to_string();
+    assert!(
+        error.contains("at migration 1; this build needs 2"),
+        "{error}"
+    );
+
+    // The newer release's run, while the build waits, lets it go.
+    let waiting = tokio::spawn({
+        let env = env.clone();
+        async move { wait_until_migrated(&env, "svc", Duration::from_secs(30), poll).await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!waiting.is_finished(), "it waited for the run");
+    create_and_migrate(&db.url, &newer, "svc").await.unwrap();
+    assert_eq!(waiting.await.unwrap().unwrap(), 2);
+
+    db.drop().await;
+}
