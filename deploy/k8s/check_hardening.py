@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Checks a rendered overlay (stdin) for the hardening every workload must keep:
-no automounted service-account token (a projected one only in init containers, never in the
-workload's own containers), RuntimeDefault seccomp, non-root, every container (init
+no service-account token (none automounted, none projected: nothing talks to the Kubernetes
+API), RuntimeDefault seccomp, non-root, every container (init
 containers included) without privilege escalation, with a read-only root, all capabilities
 dropped, a pinned image and CPU and memory requests and limits, a default-deny
 NetworkPolicy, and secrets kept apart: each Deployment or Job references exactly one Secret,
@@ -77,12 +77,8 @@ for document in documents:
         if any("serviceAccountToken" in source
                for source in volume.get("projected", {}).get("sources", []))
     }
-    for container in pod["containers"]:
-        for mount in container.get("volumeMounts", []):
-            if mount["name"] in token_volumes:
-                problems.append(
-                    f'{name} container {container["name"]}: mounts a service-account token'
-                )
+    for volume in sorted(token_volumes):
+        problems.append(f"{name}: volume {volume} projects a service-account token")
     for container in pod["containers"] + pod.get("initContainers", []):
         where = f'{name} container {container["name"]}'
         resources = container.get("resources", {})

@@ -10,7 +10,8 @@
 - autoscaling/v2 HorizontalPodAutoscalers on CPU for gateway, dispatch and integrations, whose
   Deployments leave `replicas` to them; PodDisruptionBudgets selecting each of the four;
 - one migration Job, named director-migrate-<its image's tag>, and every service pod waiting
-  for exactly that Job in its init container `wait-for-migrations`.
+  for its schema in the init container `wait-for-migrations`: its own binary's
+  `migrate --wait`, from the Job's image, with the same settings as the service.
 With --production also: at least two replicas everywhere (companies' count, the HPAs'
 minimum). Exits 1 naming each problem. Run by .ci/run."""
 
@@ -127,7 +128,7 @@ for name in WORKLOADS:
     elif production and spec.get("replicas", 1) < 2:
         problems.append(f"Deployment {name}: fewer than 2 replicas")
 
-# Migrations before services: one Job per release, waited for by every service pod.
+# Migrations before services: one Job per release; every service pod waits for its schema.
 if len(jobs) != 1:
     problems.append(f"expected one migration Job, found {sorted(jobs) or 'none'}")
 else:
@@ -139,9 +140,13 @@ else:
     for name in SERVICES:
         pod = deployments.get(name, {}).get("spec", {}).get("template", {}).get("spec", {})
         waits = [c for c in pod.get("initContainers", []) if c["name"] == "wait-for-migrations"]
-        if not waits or f"job/{job_name}" not in waits[0].get("args", []):
-            problems.append(f"Deployment {name}: does not wait for Job {job_name}")
         containers = pod.get("containers", [])
+        if not waits or waits[0].get("command", [])[:3] != [f"director-{name}", "migrate", "--wait"]:
+            problems.append(f"Deployment {name}: no init container running `director-{name} migrate --wait`")
+        elif waits[0]["image"] != image:
+            problems.append(f"Deployment {name}: waits with image {waits[0]['image']}, not the Job's {image}")
+        elif containers and waits[0].get("envFrom") != containers[0].get("envFrom"):
+            problems.append(f"Deployment {name}: the migration wait does not read the service's settings")
         if containers and containers[0]["image"] != image:
             problems.append(f"Deployment {name}: image {containers[0]['image']} is not the Job's {image}")
 
