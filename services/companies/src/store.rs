@@ -31,18 +31,21 @@ pub struct CompanyRow {
     pub deleted_at: Option<DateTime<Utc>>,
 }
 
+/// Columns are read by position, in the order of `columns!()` (every statement here returns
+/// exactly those): by name, each read hashed and compared the column's name, about a tenth of
+/// Companies' CPU for a page of 100 (perf, issue 9). The type of each column is still checked.
 impl<'r> sqlx::FromRow<'r, PgRow> for CompanyRow {
     fn from_row(row: &'r PgRow) -> Result<Self, sqlx::Error> {
         Ok(Self {
-            id: row.try_get("id")?,
-            name: row.try_get("name")?,
-            email: row.try_get("email")?,
-            phone: row.try_get("phone")?,
-            address: row.try_get("address")?,
-            external_id: row.try_get("external_id")?,
-            created_at: row.try_get("created_at")?,
-            updated_at: row.try_get("updated_at")?,
-            deleted_at: row.try_get("deleted_at")?,
+            id: row.try_get(0)?,
+            name: row.try_get(1)?,
+            email: row.try_get(2)?,
+            phone: row.try_get(3)?,
+            address: row.try_get(4)?,
+            external_id: row.try_get(5)?,
+            created_at: row.try_get(6)?,
+            updated_at: row.try_get(7)?,
+            deleted_at: row.try_get(8)?,
         })
     }
 }

@@ -63,6 +63,41 @@ async fn a_created_company_is_trimmed_normalised_and_readable() {
     assert_eq!(read, created);
 }
 
+/// Rows are read by column position: every column must land in its own field, whichever
+/// statement (insert, one-row read, list) returned it.
+#[tokio::test]
+async fn every_column_lands_in_its_own_field_in_creates_reads_and_lists() {
+    let app = spawn_app().await;
+    let mut client = app.client().await;
+    let tenant = admin("tenant-a");
+    let request = CreateCompanyRequest {
+        name: "Columns Farm".into(),
+        email: Some("columns@example.com".into()),
+        phone: Some("+15550109999".into()),
+        address: Some("9 Column Lane".into()),
+        external_id: Some("vessey-columns".into()),
+    };
+    let created = app.create(&mut client, &tenant, request).await;
+    assert!(uuid::Uuid::parse_str(&created.id).is_ok());
+    assert_eq!(created.name, "Columns Farm");
+    assert_eq!(created.email.as_deref(), Some("columns@example.com"));
+    assert_eq!(created.phone.as_deref(), Some("+15550109999"));
+    assert_eq!(created.address.as_deref(), Some("9 Column Lane"));
+    assert_eq!(created.external_id.as_deref(), Some("vessey-columns"));
+    assert!(created.created_at.is_some());
+    assert_eq!(created.updated_at, created.created_at);
+    assert_eq!(created.deleted_at, None);
+
+    let read = app
+        .get(&mut client, &tenant, &created.id)
+        .await
+        .unwrap()
+        .company
+        .unwrap();
+    assert_eq!(read, created);
+    assert_eq!(app.list(&mut client, &tenant).await, [created]);
+}
+
 #[tokio::test]
 async fn every_invalid_field_is_named_and_nothing_is_created() {
     let app = spawn_app().await;
