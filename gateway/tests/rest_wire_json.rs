@@ -712,3 +712,26 @@ fn a_route_falls_back_to_the_dynamic_path_with_the_same_answer_or_error() {
     // Empty: a bare empty array.
     assert_eq!(list.render_encoded_response(&[]).unwrap(), b"[]");
 }
+
+#[test]
+fn deep_nesting_is_left_to_the_dynamic_path() {
+    let pool = pool();
+    let leaf = pool.get_message_by_name("test.wire.v1.Leaf").unwrap();
+    let plan = ResponsePlan::compile(&leaf, None).unwrap();
+    let nested = |levels: usize| {
+        let mut bytes = Vec::new();
+        string_field(1, b"bottom", &mut bytes);
+        for _ in 0..levels {
+            let mut outer = Vec::new();
+            string_field(3, &bytes, &mut outer);
+            bytes = outer;
+        }
+        bytes
+    };
+    // Ordinary depth: rendered here, as the dynamic path renders it.
+    same_as_reference(&leaf, None, &nested(20));
+    // Deeper: this path gives up and the route's answer is the dynamic path's, whatever it is.
+    assert!(plan.render(&nested(80)).is_err());
+    assert!(plan.render(&nested(150)).is_err());
+    assert_eq!(reference(&leaf, None, &nested(150)), None);
+}

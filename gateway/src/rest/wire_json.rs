@@ -29,17 +29,15 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use base64::Engine as _;
-use prost_reflect::{
-    DynamicMessage, FieldDescriptor, Kind, MapKey, MessageDescriptor, ReflectMessage as _, Value,
-};
+use prost_reflect::{DynamicMessage, FieldDescriptor, Kind, MapKey, MessageDescriptor, Value};
 use serde::Serializer as _;
 
 use super::json_out::{FieldJson, MessageJson, map_key_text, value_json};
 use super::names::{NULL_VALUE, enum_value_is_null, is_well_known, short_enum_name};
 
-/// prost's default recursion limit: deeper messages are left to the dynamic decoder (which
-/// refuses them).
-const RECURSION_LIMIT: usize = 100;
+/// Nesting deeper than this is left to the dynamic decoder, which decides (prost refuses
+/// beyond 100 levels; staying well below it, this path never accepts what that one refuses).
+const RECURSION_LIMIT: usize = 64;
 /// Field numbers up to this are looked up in a table, larger ones by binary search.
 const DENSE_NUMBERS: u32 = 1024;
 
@@ -1109,7 +1107,6 @@ fn dynamic(
     }
     let message = DynamicMessage::decode(descriptor.clone(), joined.as_slice())
         .map_err(|_| Fallback("well-known type"))?;
-    debug_assert_eq!(message.descriptor().full_name(), descriptor.full_name());
     serde_json::to_writer(out, &MessageJson(&message)).map_err(|_| Fallback("well-known type"))
 }
 
