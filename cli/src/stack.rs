@@ -120,6 +120,8 @@ pub async fn start(env: &Env, shutdown: CancellationToken) -> anyhow::Result<Run
     let mut services = Vec::new();
     let mut env = env.clone();
 
+    // Each part's spans are exported under its own service.name.
+    director_platform::telemetry::host_several_services();
     // One process, one recorder, one admin listener for all of it.
     director_platform::metrics::install();
     let admin_addr = director_platform::metrics::admin_addr(&env, DEFAULT_ADMIN_ADDR)?;

@@ -157,9 +157,6 @@ where
         let span = tracing::info_span!(
             "request",
             otel.kind = "server",
-            service.name = crate::config::SERVICE_NAME,
-            http.route = tracing::field::Empty,
-            http.response.status_code = tracing::field::Empty,
             method = %request.method(),
             path = %request.uri().path(),
             request_id = %request_id.as_str(),
@@ -169,6 +166,7 @@ where
         let parent = director_platform::telemetry::extract_context(request.headers());
         // Without an OpenTelemetry layer installed there is nothing to attach to.
         let _ = span.set_parent(parent);
+        director_platform::telemetry::name_service(&span, crate::config::SERVICE_NAME);
         director_platform::telemetry::record_trace_id(&span);
 
         let inner = self.inner.clone();
@@ -205,8 +203,9 @@ where
                 // The span's name follows the HTTP conventions: `{method} {route}`.
                 let span = tracing::Span::current();
                 director_platform::telemetry::rename_span(&span, format!("{method} {route}"));
-                span.record("http.route", route.as_str());
-                span.record("http.response.status_code", status);
+                // On the OpenTelemetry span only: the log line has the status already.
+                span.set_attribute("http.route", route.clone());
+                span.set_attribute("http.response.status_code", i64::from(status));
                 let stream = stream_protocol(protocol, streaming_method, &response);
                 Ok(observed(response, route, method, stream, started))
             }

@@ -329,10 +329,10 @@ pub fn job_span(
         "job",
         otel.name = identifier,
         otel.kind = "consumer",
-        service.name = service.binary(),
         messaging.system = "graphile_worker",
         messaging.operation.type = "process",
     );
+    crate::telemetry::name_service(&span, &service.binary());
     if let Some(traceparent) = payload.get(TRACEPARENT).and_then(serde_json::Value::as_str) {
         let mut headers = http::HeaderMap::new();
         if let Ok(value) = http::HeaderValue::from_str(traceparent) {

@@ -445,11 +445,11 @@ where
                 "rpc.client",
                 otel.name = %request.uri().path(),
                 otel.kind = "client",
-                service.name = &*self.layer.span_service_name,
                 rpc.system = "grpc",
                 rpc.service = %call.rpc_service,
                 rpc.method = %call.rpc_method,
             );
+            crate::telemetry::name_service(&span, &self.layer.span_service_name);
             span.in_scope(|| crate::telemetry::inject_context(request.headers_mut()));
             span
         });

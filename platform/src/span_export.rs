@@ -1,8 +1,8 @@
 //! Span export under each span's own service: the OpenTelemetry `service.name` is a resource
 //! attribute, one per tracer provider, but `director up` runs the gateway and every service in
-//! one process with one provider. Spans opened by the platform carry the name of the service
-//! they belong to in a [`SERVICE_NAME`] field; [`PerServiceExporter`] groups each batch by that
-//! field and exports every group with the process's resource renamed to its service, so a
+//! one process with one provider. There, spans opened by the platform carry the name of the
+//! service they belong to in a [`SERVICE_NAME`] attribute; [`PerServiceExporter`] groups each
+//! batch by it and exports every group with the process's resource renamed to its service, so a
 //! trace across `director up` shows the same services as one across separate processes.
 //!
 //! Writing a span exporter is the SDK's extension point for exactly this; no crate offers
@@ -18,9 +18,10 @@ use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 
-/// The span field naming the service a span belongs to, e.g. `director-dispatch`: the name
-/// the service's own binary reports by default. Exported as the resource's `service.name`,
-/// never as a span attribute.
+/// The span attribute naming the service a span belongs to, e.g. `director-dispatch`: the
+/// name the service's own binary reports by default (set by
+/// [`crate::telemetry::name_service`]). Exported as the resource's `service.name`, never as a
+/// span attribute.
 pub const SERVICE_NAME: &str = "service.name";
 
 /// Wraps the exporter of a process whose own spans are named `own_name` (its binary's

@@ -6,13 +6,15 @@
 //! configured; when `OTEL_EXPORTER_OTLP_ENDPOINT` is set, spans are also exported over OTLP
 //! (gRPC).
 //!
-//! The spans the platform opens (a request, a job, a database operation, a call to another
-//! service) name the service they belong to in a `service.name` field, which export turns into
-//! the span's resource ([`crate::span_export`]): each service reports its own `service.name`
-//! even when `director up` runs them all in one process.
+//! When one process hosts several services (`director up`, [`host_several_services`]), the
+//! spans the platform opens (a request, a job, a database operation, a call to another
+//! service) carry the name of the service they belong to ([`name_service`]), which export
+//! turns into the span's resource ([`crate::span_export`]): each service reports its own
+//! `service.name` there too. A process of one service names none and costs nothing for it.
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
@@ -135,6 +137,25 @@ impl Drop for TelemetryGuard {
         {
             tracing::warn!(%error, "trace exporter did not shut down cleanly");
         }
+    }
+}
+
+/// Whether this process hosts several services ([`host_several_services`]).
+static SEVERAL_SERVICES: AtomicBool = AtomicBool::new(false);
+
+/// Declares that this process hosts several services (`director up`): from now on
+/// [`name_service`] names the service of each span it is given.
+pub fn host_several_services() {
+    SEVERAL_SERVICES.store(true, Ordering::Relaxed);
+}
+
+/// Names the service (its binary's name, e.g. `director-dispatch`) that `span` belongs to, for
+/// export under that service ([`crate::span_export`]), when the process hosts several;
+/// otherwise does nothing: every span of the process is its own. Set on the OpenTelemetry span
+/// only, not as a tracing field, so log lines do not repeat it.
+pub fn name_service(span: &tracing::Span, service: &str) {
+    if SEVERAL_SERVICES.load(Ordering::Relaxed) {
+        span.set_attribute(crate::span_export::SERVICE_NAME, service.to_owned());
     }
 }
 
@@ -367,7 +388,6 @@ where
             rpc = %path,
             otel.name = %path,
             otel.kind = "server",
-            service.name = &*self.service_name,
             request_id = tracing::field::Empty,
             trace_id = tracing::field::Empty,
             tenant_id = tracing::field::Empty,
@@ -383,6 +403,7 @@ where
         // Fails only when the OpenTelemetry layer is not installed (telemetry not
         // initialised), in which case there is nothing to continue.
         let _ = span.set_parent(extract_context(request.headers()));
+        name_service(&span, &self.service_name);
         record_trace_id(&span);
         let future = span.in_scope(|| self.inner.call(request));
         future.instrument(span)

@@ -89,12 +89,12 @@ async fn observed<T>(
         "db",
         otel.name = operation,
         otel.kind = "client",
-        service.name = service,
         db.system.name = "postgresql",
         db.namespace = database,
         db.operation.name = operation,
         "error.type" = tracing::field::Empty,
     );
+    crate::telemetry::name_service(&span, service);
     let started = std::time::Instant::now();
     let result = work.instrument(span.clone()).await;
     if let Err(error) = &result {
