@@ -65,9 +65,10 @@ impl FromStr for LogFormat {
 pub struct TelemetryConfig {
     /// `service.name` of exported spans, e.g. `director-companies`.
     pub service_name: String,
-    /// The name the binary's own spans carry in their `service.name` field: its default name,
-    /// whatever `OTEL_SERVICE_NAME` says. Spans naming another service (those `director up`
-    /// hosts in the same process) are exported under that name instead of `service_name`.
+    /// The binary's default name, whatever `OTEL_SERVICE_NAME` says: spans naming it (see
+    /// [`name_service`]), like spans naming no service, are exported under `service_name`;
+    /// spans naming another service (one `director up` hosts in the same process) under that
+    /// service's name.
     pub span_service_name: String,
     /// `LOG_FORMAT`: `pretty` (default in dev) or `json` (default elsewhere).
     pub log_format: LogFormat,
