@@ -14,8 +14,8 @@ mod common;
 use std::future::Future;
 use std::time::Duration;
 
-use common::{TestStack, spawn_stack_with, token};
-use director_fakes::{FakeAddrs, FakeThirdParties};
+use common::{TestStack, spawn_stack_with_fakes, token};
+use director_fakes::FakeThirdParties;
 use director_platform::identity::Role;
 use serde_json::{Value, json};
 
@@ -29,26 +29,10 @@ struct App {
     fakes: FakeThirdParties,
 }
 
-/// The stack with every integration pointed at fresh fakes, jobs polled quickly.
+/// The stack pointed at fresh fakes ([`spawn_stack_with_fakes`]).
 async fn spawn_app(extra: &[(&str, &str)]) -> App {
-    let fakes = FakeThirdParties::start(FakeAddrs::any_loopback())
-        .await
-        .unwrap();
-    let fake_env = fakes.env();
-    let mut env: Vec<(&str, &str)> = fake_env
-        .iter()
-        .map(|(name, value)| (*name, value.as_str()))
-        .collect();
-    env.extend([
-        ("JOB_POLL_INTERVAL_MS", "200"),
-        ("PROVIDER_RETRY_MIN_DELAY_MS", "10"),
-        ("PROVIDER_RETRY_MAX_DELAY_MS", "100"),
-    ]);
-    env.extend_from_slice(extra);
-    App {
-        stack: spawn_stack_with(&env).await,
-        fakes,
-    }
+    let (stack, fakes) = spawn_stack_with_fakes(extra).await;
+    App { stack, fakes }
 }
 
 /// Polls `check` until it answers `Some`, or fails the test after [`PATIENCE`].

@@ -13,8 +13,7 @@ mod common;
 use director_platform::testing::series_value;
 use std::time::Duration;
 
-use common::{TestStack, spawn_stack_with, token};
-use director_fakes::{FakeAddrs, FakeThirdParties};
+use common::{TestStack, spawn_stack_with_fakes, token};
 use serde_json::{Value, json};
 
 /// How long a job or a sampled gauge may take before a test gives up (gauges are sampled
@@ -22,25 +21,6 @@ use serde_json::{Value, json};
 const PATIENCE: Duration = Duration::from_secs(30);
 /// A day the fake Vessey has collections for (it has them for any day).
 const DAY: &str = "2026-11-23";
-
-/// The stack with every integration pointed at fresh fakes, jobs polled quickly.
-async fn spawn_app(extra: &[(&str, &str)]) -> (TestStack, FakeThirdParties) {
-    let fakes = FakeThirdParties::start(FakeAddrs::any_loopback())
-        .await
-        .unwrap();
-    let fake_env = fakes.env();
-    let mut env: Vec<(&str, &str)> = fake_env
-        .iter()
-        .map(|(name, value)| (*name, value.as_str()))
-        .collect();
-    env.extend([
-        ("JOB_POLL_INTERVAL_MS", "200"),
-        ("PROVIDER_RETRY_MIN_DELAY_MS", "10"),
-        ("PROVIDER_RETRY_MAX_DELAY_MS", "100"),
-    ]);
-    env.extend_from_slice(extra);
-    (spawn_stack_with(&env).await, fakes)
-}
 
 async fn scrape(app: &TestStack) -> String {
     let response = app.http.get(app.stack.metrics_url()).send().await.unwrap();
@@ -94,7 +74,7 @@ async fn run_job(app: &TestStack, path: &str, token: &str, body: Value) -> Value
 
 #[tokio::test]
 async fn a_task_created_through_dispatch_measures_its_call_to_companies_on_the_callers_side() {
-    let (app, _fakes) = spawn_app(&[]).await;
+    let (app, _fakes) = spawn_stack_with_fakes(&[]).await;
     let admin = token("metrics-rpc", None);
     let company = app
         .create_company(&admin, json!({"name": "Metered Farm"}))
@@ -131,7 +111,7 @@ async fn a_task_created_through_dispatch_measures_its_call_to_companies_on_the_c
 
 #[tokio::test]
 async fn the_outbox_lag_of_dispatch_is_sampled() {
-    let (app, _fakes) = spawn_app(&[]).await;
+    let (app, _fakes) = spawn_stack_with_fakes(&[]).await;
     let text = scrape_until(&app, "director_outbox_lag_seconds", |text| {
         series_value(text, "director_outbox_lag_seconds", &[]).is_some()
     })
@@ -142,7 +122,7 @@ async fn the_outbox_lag_of_dispatch_is_sampled() {
 
 #[tokio::test]
 async fn an_import_counts_its_collections_and_job_attempts_and_the_queue_are_reported() {
-    let (app, fakes) = spawn_app(&[("JOB_MAX_ATTEMPTS", "2")]).await;
+    let (app, fakes) = spawn_stack_with_fakes(&[("JOB_MAX_ATTEMPTS", "2")]).await;
     let admin = token("metrics-jobs", None);
     let collections = director_fakes::VesseyData::sample()
         .all_collections(DAY.parse().unwrap())

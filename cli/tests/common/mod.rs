@@ -7,6 +7,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use director::stack::{self, RunningStack};
+use director_fakes::{FakeAddrs, FakeThirdParties};
 use director_platform::catalog;
 use director_platform::config::Env;
 use director_platform::db::{database_url_for, with_login};
@@ -85,6 +86,27 @@ pub async fn spawn_stack_with(extra: &[(&str, &str)]) -> TestStack {
             .unwrap(),
         env,
     }
+}
+
+/// The stack with every integration pointed at fresh fakes of Vessey, Slack and Twilio (what
+/// `director up --fakes` runs), jobs polled quickly and provider retries short; `extra`
+/// settings override these.
+pub async fn spawn_stack_with_fakes(extra: &[(&str, &str)]) -> (TestStack, FakeThirdParties) {
+    let fakes = FakeThirdParties::start(FakeAddrs::any_loopback())
+        .await
+        .unwrap();
+    let fake_env = fakes.env();
+    let mut env: Vec<(&str, &str)> = fake_env
+        .iter()
+        .map(|(name, value)| (*name, value.as_str()))
+        .collect();
+    env.extend([
+        ("JOB_POLL_INTERVAL_MS", "200"),
+        ("PROVIDER_RETRY_MIN_DELAY_MS", "10"),
+        ("PROVIDER_RETRY_MAX_DELAY_MS", "100"),
+    ]);
+    env.extend_from_slice(extra);
+    (spawn_stack_with(&env).await, fakes)
 }
 
 /// A gateway token for a user of `tenant` (admin unless `role` says otherwise).
