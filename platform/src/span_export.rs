@@ -24,12 +24,11 @@ use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 /// span attribute.
 pub const SERVICE_NAME: &str = "service.name";
 
-/// Wraps the exporter of a process whose own spans are named `own_name` (its binary's
-/// default name): those, and spans naming no service, are exported with the process's
-/// resource unchanged (which honours `OTEL_SERVICE_NAME`); spans naming another service with
-/// that resource's `service.name` replaced by theirs.
+/// Wraps a process's exporter: spans naming no service (every span of a process that hosts
+/// one) are exported with the process's resource unchanged (which honours
+/// `OTEL_SERVICE_NAME`); spans naming a service with that resource's `service.name` replaced
+/// by theirs.
 pub struct PerServiceExporter<E> {
-    own_name: String,
     // The SDK never calls `export` concurrently; the lock only lets one export set the inner
     // exporter's resource and then use it, across the export's await.
     state: tokio::sync::Mutex<State<E>>,
@@ -66,10 +65,9 @@ impl<E> State<E> {
 }
 
 impl<E> PerServiceExporter<E> {
-    /// `exporter`, for a process whose own spans are named `own_name`.
-    pub fn new(exporter: E, own_name: impl Into<String>) -> Self {
+    /// `exporter`, wrapped.
+    pub fn new(exporter: E) -> Self {
         Self {
-            own_name: own_name.into(),
             state: tokio::sync::Mutex::new(State {
                 exporter,
                 resource: Resource::builder_empty().build(),
@@ -81,15 +79,13 @@ impl<E> PerServiceExporter<E> {
 
 impl<E> fmt::Debug for PerServiceExporter<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PerServiceExporter")
-            .field("own_name", &self.own_name)
-            .finish_non_exhaustive()
+        f.debug_struct("PerServiceExporter").finish_non_exhaustive()
     }
 }
 
 impl<E: SpanExporter> SpanExporter for PerServiceExporter<E> {
     async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
-        let groups = by_service(batch, &self.own_name);
+        let groups = by_service(batch);
         let mut state = self.state.lock().await;
         let mut outcome = Ok(());
         for (service, spans) in groups {
@@ -132,10 +128,10 @@ impl<E> PerServiceExporter<E> {
 
 /// `batch` grouped by the service each span names (`None`: the process's own), in order of
 /// first appearance, with the [`SERVICE_NAME`] field taken out of the spans' attributes.
-fn by_service(batch: Vec<SpanData>, own_name: &str) -> Vec<(Option<String>, Vec<SpanData>)> {
+fn by_service(batch: Vec<SpanData>) -> Vec<(Option<String>, Vec<SpanData>)> {
     let mut groups: Vec<(Option<String>, Vec<SpanData>)> = Vec::new();
     for mut span in batch {
-        let service = take_service_name(&mut span).filter(|name| name != own_name);
+        let service = take_service_name(&mut span);
         match groups.iter_mut().find(|(named, _)| *named == service) {
             Some((_, spans)) => spans.push(span),
             None => groups.push((service, vec![span])),
@@ -226,7 +222,7 @@ mod tests {
     async fn each_service_is_exported_under_its_own_name_and_the_field_is_not_an_attribute() {
         let recording = Recording::default();
         let sent = Arc::clone(&recording.sent);
-        let mut exporter = PerServiceExporter::new(recording, "director");
+        let mut exporter = PerServiceExporter::new(recording);
         exporter.set_resource(
             &Resource::builder_empty()
                 .with_service_name("director-dev")
@@ -239,7 +235,6 @@ mod tests {
                 span("db", Some("director-dispatch")),
                 span("request", Some("director-gateway")),
                 span("CreateTask", Some("director-dispatch")),
-                span("migrate", Some("director")),
                 span("untagged", None),
             ])
             .await
@@ -260,11 +255,12 @@ mod tests {
                     strings(&["request"]),
                     strings(&["rpc.system"])
                 ),
-                // The process's own spans keep its resource, OTEL_SERVICE_NAME included.
+                // Spans naming no service keep the process's resource, OTEL_SERVICE_NAME
+                // included.
                 (
                     "director-dev".to_owned(),
-                    strings(&["migrate", "untagged"]),
-                    strings(&["rpc.system", "rpc.system"])
+                    strings(&["untagged"]),
+                    strings(&["rpc.system"])
                 ),
             ]
         );

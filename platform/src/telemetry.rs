@@ -65,11 +65,6 @@ impl FromStr for LogFormat {
 pub struct TelemetryConfig {
     /// `service.name` of exported spans, e.g. `director-companies`.
     pub service_name: String,
-    /// The binary's default name, whatever `OTEL_SERVICE_NAME` says: spans naming it (see
-    /// [`name_service`]), like spans naming no service, are exported under `service_name`;
-    /// spans naming another service (one `director up` hosts in the same process) under that
-    /// service's name.
-    pub span_service_name: String,
     /// `LOG_FORMAT`: `pretty` (default in dev) or `json` (default elsewhere).
     pub log_format: LogFormat,
     /// `OTEL_EXPORTER_OTLP_ENDPOINT`, e.g. `http://otel-collector:4317`; traces are exported
@@ -101,14 +96,12 @@ impl TelemetryConfig {
                 endpoint,
             ));
         }
-        let span_service_name = service_name.to_owned();
         let service_name = env
             .string("OTEL_SERVICE_NAME")
             .filter(|name| !name.trim().is_empty())
             .unwrap_or_else(|| service_name.to_owned());
         Ok(Self {
             service_name,
-            span_service_name,
             log_format,
             otlp_endpoint,
         })
@@ -198,10 +191,7 @@ pub fn init(config: &TelemetryConfig) -> anyhow::Result<TelemetryGuard> {
             .with_endpoint(endpoint.clone())
             .build()
             .context("OTEL_EXPORTER_OTLP_ENDPOINT: cannot build the OTLP exporter")?;
-        provider = provider.with_batch_exporter(PerServiceExporter::new(
-            exporter,
-            config.span_service_name.clone(),
-        ));
+        provider = provider.with_batch_exporter(PerServiceExporter::new(exporter));
     }
     let provider = provider.build();
     let tracer = provider.tracer(config.service_name.clone());

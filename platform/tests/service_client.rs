@@ -75,7 +75,6 @@ fn incoming(caller: &Caller) -> tonic::Request<()> {
 async fn an_outgoing_call_carries_the_caller_request_id_trace_and_remaining_deadline() {
     let _telemetry = telemetry::init(&TelemetryConfig {
         service_name: "platform-client-test".to_owned(),
-        span_service_name: "platform-client-test".to_owned(),
         log_format: LogFormat::Json,
         otlp_endpoint: None,
     })

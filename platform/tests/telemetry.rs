@@ -15,7 +15,6 @@ const PARENT_SPAN_ID: &str = "00f067aa0ba902b7";
 fn config() -> TelemetryConfig {
     TelemetryConfig {
         service_name: "platform-telemetry-test".to_owned(),
-        span_service_name: "platform-telemetry-test".to_owned(),
         log_format: LogFormat::Json,
         otlp_endpoint: None,
     }

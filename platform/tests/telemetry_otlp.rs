@@ -10,7 +10,6 @@ use director_platform::telemetry::{self, LogFormat, TelemetryConfig};
 async fn exporting_to_an_unreachable_collector_neither_fails_start_up_nor_hangs_shutdown() {
     let config = TelemetryConfig {
         service_name: "platform-otlp-test".to_owned(),
-        span_service_name: "platform-otlp-test".to_owned(),
         log_format: LogFormat::Pretty,
         otlp_endpoint: Some("http://127.0.0.1:1".to_owned()),
     };
