@@ -52,11 +52,15 @@ pub struct AuthConfig {
     /// only when present.
     pub issuer: Option<String>,
     /// `TENANT_CLAIM`: dotted path of the tenant id claim (default `app_metadata.tenant_id`);
-    /// `sub` is used when the claim is absent.
+    /// when it is absent the token is refused if `require_claims`, else `sub` is the tenant.
     pub tenant_claim: String,
-    /// `ROLE_CLAIM`: dotted path of the role claim (default `app_metadata.role`); absent means
-    /// admin.
+    /// `ROLE_CLAIM`: dotted path of the role claim (default `app_metadata.role`); when it is
+    /// absent the token is refused if `require_claims`, else the caller is admin.
     pub role_claim: String,
+    /// `REQUIRE_CLAIMS`: refuse (403) a token lacking the tenant or role claim instead of
+    /// falling back to `sub` and admin. Default `true` outside dev, where `false` is refused
+    /// (on an open Supabase project anyone can sign up); `false` in dev.
+    pub require_claims: bool,
     /// Clock skew tolerated on `exp` (30 s).
     pub leeway: Duration,
     /// How often the JWKS is refreshed in the background (10 min).
@@ -124,7 +128,7 @@ impl GatewayConfig {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         let common = CommonConfig::from_env(env, SERVICE_NAME)?;
         let internal_token = InternalTokenConfig::from_env(env, common.environment)?;
-        let auth = AuthConfig::from_env(env)?;
+        let auth = AuthConfig::from_env(env, common.environment)?;
         auth.check_for(common.environment)?;
         Ok(Self {
             addr: env.parse_or("GATEWAY_ADDR", SocketAddr::from(([0, 0, 0, 0], 8080)))?,
@@ -138,8 +142,9 @@ impl GatewayConfig {
 }
 
 impl AuthConfig {
-    /// Reads the authentication settings.
-    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+    /// Reads the authentication settings; `environment` decides whether claims are required
+    /// by default, and that they cannot be waived outside dev.
+    pub fn from_env(env: &Env, environment: Environment) -> Result<Self, ConfigError> {
         let supabase_url = env
             .string("SUPABASE_URL")
             .map(|url| url.trim_end_matches('/').to_owned());
@@ -158,6 +163,16 @@ impl AuthConfig {
         let issuer = env
             .string("JWT_ISSUER")
             .or_else(|| supabase_url.as_ref().map(|base| format!("{base}/auth/v1")));
+        let require_claims = env.bool_or("REQUIRE_CLAIMS", !environment.is_dev())?;
+        if !require_claims && !environment.is_dev() {
+            return Err(ConfigError::new(
+                "REQUIRE_CLAIMS",
+                format!(
+                    "cannot be false when ENVIRONMENT is {environment}: a token without the \
+                     tenant or role claim would make its user admin of a tenant of its own"
+                ),
+            ));
+        }
         Ok(Self {
             jwt_secret: env.secret("SUPABASE_JWT_SECRET"),
             jwks_url,
@@ -167,6 +182,7 @@ impl AuthConfig {
             issuer,
             tenant_claim: claim_path(env, "TENANT_CLAIM", "app_metadata.tenant_id")?,
             role_claim: claim_path(env, "ROLE_CLAIM", "app_metadata.role")?,
+            require_claims,
             leeway: Duration::from_secs(30),
             jwks_refresh_interval: Duration::from_secs(600),
             jwks_min_refresh_interval: Duration::from_secs(30),
@@ -437,7 +453,38 @@ mod tests {
     }
 
     fn auth(pairs: &[(&str, &str)]) -> AuthConfig {
-        AuthConfig::from_env(&Env::from_pairs(pairs.iter().copied())).expect("valid settings")
+        AuthConfig::from_env(&Env::from_pairs(pairs.iter().copied()), Environment::Dev)
+            .expect("valid settings")
+    }
+
+    #[test]
+    fn claims_are_required_by_default_outside_dev_and_cannot_be_waived_there() {
+        let read = |environment: Environment, pairs: &[(&str, &str)]| {
+            AuthConfig::from_env(&Env::from_pairs(pairs.iter().copied()), environment)
+        };
+        assert!(!read(Environment::Dev, &[]).expect("dev").require_claims);
+        assert!(
+            read(Environment::Dev, &[("REQUIRE_CLAIMS", "true")])
+                .expect("dev")
+                .require_claims
+        );
+        for environment in [Environment::Staging, Environment::Prod] {
+            assert!(read(environment, &[]).expect("default").require_claims);
+            assert!(
+                read(environment, &[("REQUIRE_CLAIMS", "yes")])
+                    .expect("on")
+                    .require_claims
+            );
+            let error = read(environment, &[("REQUIRE_CLAIMS", "false")]).expect_err("waived");
+            assert_eq!(error.variable, "REQUIRE_CLAIMS");
+            assert!(
+                error.reason.contains(environment.as_str()),
+                "{}",
+                error.reason
+            );
+        }
+        let error = read(Environment::Dev, &[("REQUIRE_CLAIMS", "sometimes")]).expect_err("bad");
+        assert_eq!(error.variable, "REQUIRE_CLAIMS");
     }
 
     #[test]

@@ -160,7 +160,7 @@ async fn a_valid_token_passes_and_an_unknown_route_then_answers_404_in_the_error
 
 #[tokio::test]
 async fn an_unknown_role_is_forbidden() {
-    let gateway = gateway(&[]).await;
+    let dev = gateway(&[]).await;
     let token = jsonwebtoken::encode(
         &jsonwebtoken::Header::default(),
         &serde_json::json!({
@@ -171,9 +171,194 @@ async fn an_unknown_role_is_forbidden() {
         &jsonwebtoken::EncodingKey::from_secret(JWT_SECRET.as_bytes()),
     )
     .unwrap();
-    let (status, body) = get_bearer(&gateway, &token).await;
+    let (status, body) = get_bearer(&dev, &token).await;
     assert_eq!(status, 403);
     assert_eq!(body["code"], "PERMISSION_DENIED");
+    assert_eq!(body["error"], "Unknown role: superuser");
+
+    // Outside dev too, with the tenant claim present.
+    let prod = gateway(&claims_settings("prod", &[])).await;
+    assert_forbidden(
+        &prod,
+        &token_with_metadata(
+            "u1",
+            serde_json::json!({"tenant_id": "t-1", "role": "superuser"}),
+        ),
+        "Unknown role: superuser",
+    )
+    .await;
+}
+
+/// A token for `sub` with exactly these `app_metadata` claims (no tenant or role unless given).
+fn token_with_metadata(sub: &str, app_metadata: Value) -> String {
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &serde_json::json!({
+            "sub": sub, "aud": "authenticated", "role": "authenticated",
+            "iss": STAGING_ISSUER,
+            "exp": SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs() + 600,
+            "app_metadata": app_metadata,
+        }),
+        &jsonwebtoken::EncodingKey::from_secret(private_secret().as_bytes()),
+    )
+    .unwrap()
+}
+
+const STAGING_ISSUER: &str = "https://project.supabase.co/auth/v1";
+
+/// The HS256 secret the gateways of the claim tests accept: outside dev the published test
+/// secret is refused, so every environment here uses one of its own.
+fn private_secret() -> &'static str {
+    "a-private-jwt-secret-only-this-test-knows-1"
+}
+
+/// Settings for a gateway in `environment` accepting [`token_with_metadata`]'s tokens.
+fn claims_settings<'a>(
+    environment: &'a str,
+    extra: &[(&'a str, &'a str)],
+) -> Vec<(&'a str, &'a str)> {
+    let mut settings = vec![
+        ("ENVIRONMENT", environment),
+        ("SUPABASE_JWT_SECRET", private_secret()),
+        (
+            "INTERNAL_TOKEN_SECRET",
+            "a-private-internal-secret-only-this-test-knows",
+        ),
+        ("JWT_ISSUER", STAGING_ISSUER),
+    ];
+    settings.extend_from_slice(extra);
+    settings
+}
+
+/// Asserts that `token` is refused with 403 PERMISSION_DENIED and `message`, over REST.
+async fn assert_forbidden(gateway: &TestGateway, token: &str, message: &str) {
+    let (status, body) = get_bearer(gateway, token).await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["code"], "PERMISSION_DENIED");
+    assert_eq!(body["error"], message);
+    assert_eq!(body["detail"], message);
+}
+
+#[tokio::test]
+async fn with_require_claims_in_dev_a_token_with_neither_claim_is_forbidden() {
+    let gateway = gateway(&claims_settings("dev", &[("REQUIRE_CLAIMS", "true")])).await;
+    assert_forbidden(
+        &gateway,
+        &token_with_metadata("u1", serde_json::json!({})),
+        r#"Token is missing the "app_metadata.tenant_id" and "app_metadata.role" claims"#,
+    )
+    .await;
+    // Both claims: the token passes (404 from the unknown route behind authentication).
+    let both = token_with_metadata(
+        "u1",
+        serde_json::json!({"tenant_id": "t-1", "role": "dispatcher"}),
+    );
+    assert_eq!(get_bearer(&gateway, &both).await.0, 404);
+}
+
+#[tokio::test]
+async fn outside_dev_a_token_lacking_a_claim_is_forbidden_naming_it_on_every_protocol() {
+    for environment in ["staging", "prod"] {
+        let gateway = gateway(&claims_settings(environment, &[])).await;
+        assert_forbidden(
+            &gateway,
+            &token_with_metadata("u1", serde_json::json!({"tenant_id": "t-1"})),
+            r#"Token is missing the "app_metadata.role" claim"#,
+        )
+        .await;
+        assert_forbidden(
+            &gateway,
+            &token_with_metadata("u1", serde_json::json!({"role": "admin"})),
+            r#"Token is missing the "app_metadata.tenant_id" claim"#,
+        )
+        .await;
+        let both = token_with_metadata(
+            "u1",
+            serde_json::json!({"tenant_id": "t-1", "role": "driver"}),
+        );
+        assert_eq!(get_bearer(&gateway, &both).await.0, 404, "{environment}");
+    }
+
+    // The configured paths are the ones named, and gRPC and gRPC-Web callers get
+    // PERMISSION_DENIED with the same message.
+    let settings = claims_settings(
+        "prod",
+        &[
+            ("TENANT_CLAIM", "app_metadata.org"),
+            ("ROLE_CLAIM", "app_metadata.kind"),
+        ],
+    );
+    let upstream = spawn_echo_upstream().await;
+    let mut config = config(&settings);
+    // The echo upstream checks internal tokens with the harness' secret.
+    config.internal_token.secret = director_platform::config::Secret::from(INTERNAL_SECRET);
+    let gateway = spawn_gateway(
+        config,
+        echo_pool(),
+        vec![(ECHO_PACKAGE.to_owned(), upstream.uri.clone())],
+    )
+    .await;
+    // The default paths' claims do not count once others are configured.
+    let token = token_with_metadata(
+        "u1",
+        serde_json::json!({"tenant_id": "t-1", "role": "admin", "kind": "admin"}),
+    );
+    let message = r#"Token is missing the "app_metadata.org" claim"#;
+    assert_forbidden(&gateway, &token, message).await;
+
+    let pool = echo_pool();
+    let mut client = tonic::client::Grpc::new(grpc_channel(&gateway).await);
+    let request = authorized(echo_request(&pool, "n", 1, 0), &format!("Bearer {token}"));
+    let status = echo_unary(&mut client, &pool, ECHO_PATH, request)
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::PermissionDenied);
+    assert_eq!(status.message(), message);
+
+    let response = http()
+        .post(gateway.at(ECHO_PATH))
+        .header("content-type", "application/grpc-web+proto")
+        .header("x-grpc-web", "1")
+        .header("authorization", format!("Bearer {token}"))
+        .body(grpc_web_frame(&[]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["grpc-status"], "7");
+    assert_eq!(
+        response.headers()["grpc-message"],
+        "Token%20is%20missing%20the%20%22app_metadata.org%22%20claim"
+    );
+
+    // With both configured claims the call reaches the service as that tenant and role.
+    let token = token_with_metadata(
+        "u1",
+        serde_json::json!({"org": "t-7", "kind": "dispatcher"}),
+    );
+    let request = authorized(echo_request(&pool, "n", 1, 0), &format!("Bearer {token}"));
+    let echo = echo_unary(&mut client, &pool, ECHO_PATH, request)
+        .await
+        .unwrap();
+    assert_eq!(text(&echo, "tenant_id"), "t-7");
+    assert_eq!(text(&echo, "role"), "dispatcher");
+}
+
+#[tokio::test]
+async fn in_dev_by_default_a_token_without_claims_falls_back_to_its_own_tenant_as_admin() {
+    let (gateway, _upstream) = spawn_echo_stack(&[]).await;
+    let pool = echo_pool();
+    let mut client = tonic::client::Grpc::new(grpc_channel(&gateway).await);
+    let request = authorized(
+        echo_request(&pool, "n", 1, 0),
+        &format!("Bearer {}", token("user-9")),
+    );
+    let echo = echo_unary(&mut client, &pool, ECHO_PATH, request)
+        .await
+        .unwrap();
+    assert_eq!(text(&echo, "user_id"), "user-9");
+    assert_eq!(text(&echo, "tenant_id"), "user-9");
+    assert_eq!(text(&echo, "role"), "admin");
 }
 
 #[tokio::test]

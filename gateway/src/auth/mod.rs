@@ -37,13 +37,28 @@ pub enum AuthError {
     /// The token is valid but names a role Director does not know.
     #[error("Unknown role: {0}")]
     UnknownRole(String),
+    /// The token is valid but lacks the tenant or role claim (named by their configured
+    /// paths) where claims are required (`REQUIRE_CLAIMS`, always outside dev).
+    #[error("{}", missing_claims_message(.0))]
+    MissingClaims(Vec<String>),
+}
+
+/// `Token is missing the "app_metadata.role" claim`, or both paths when both are missing.
+fn missing_claims_message(paths: &[String]) -> String {
+    let quoted: Vec<String> = paths.iter().map(|path| format!("\"{path}\"")).collect();
+    match quoted.as_slice() {
+        [one] => format!("Token is missing the {one} claim"),
+        _ => format!("Token is missing the {} claims", quoted.join(" and ")),
+    }
 }
 
 impl AuthError {
-    /// The gRPC code of the failure: UNAUTHENTICATED, or PERMISSION_DENIED for an unknown role.
+    /// The gRPC code of the failure: UNAUTHENTICATED when the token itself is missing or bad,
+    /// PERMISSION_DENIED (HTTP 403) when a genuine token names an unknown role or lacks a
+    /// required claim.
     pub fn code(&self) -> tonic::Code {
         match self {
-            Self::UnknownRole(_) => tonic::Code::PermissionDenied,
+            Self::UnknownRole(_) | Self::MissingClaims(_) => tonic::Code::PermissionDenied,
             _ => tonic::Code::Unauthenticated,
         }
     }

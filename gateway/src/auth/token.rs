@@ -35,6 +35,7 @@ pub struct TokenVerifier {
     leeway_seconds: u64,
     tenant_claim: String,
     role_claim: String,
+    require_claims: bool,
 }
 
 impl std::fmt::Debug for TokenVerifier {
@@ -44,6 +45,7 @@ impl std::fmt::Debug for TokenVerifier {
             .field("jwks", &self.jwks)
             .field("audience", &self.audience)
             .field("issuer", &self.issuer)
+            .field("require_claims", &self.require_claims)
             .finish_non_exhaustive()
     }
 }
@@ -69,6 +71,7 @@ impl TokenVerifier {
             leeway_seconds: config.leeway.as_secs(),
             tenant_claim: config.tenant_claim.clone(),
             role_claim: config.role_claim.clone(),
+            require_claims: config.require_claims,
         }
     }
 
@@ -95,7 +98,12 @@ impl TokenVerifier {
         } else {
             return Err(not_allowed());
         };
-        let caller = caller_from_claims(&claims, &self.tenant_claim, &self.role_claim)?;
+        let caller = caller_from_claims(
+            &claims,
+            &self.tenant_claim,
+            &self.role_claim,
+            self.require_claims,
+        )?;
         Ok(Authenticated {
             caller,
             expires_at: self.expiry(&claims),
