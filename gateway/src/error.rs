@@ -83,7 +83,9 @@ impl ApiError {
 
     /// Translates an upstream status. Messages of INTERNAL/UNKNOWN/DATA_LOSS errors are
     /// replaced by a generic one unless `expose_internal` (DEBUG outside prod) is set; the
-    /// original is logged by the caller with the request id.
+    /// original is logged by the caller with the request id. A `google.rpc.BadRequest` detail
+    /// becomes `fields`; a `google.rpc.RetryInfo` detail (a service's spending limit, say)
+    /// becomes `Retry-After`, in whole seconds rounded up.
     pub fn from_status(status: &tonic::Status, expose_internal: bool) -> Self {
         let code = status.code();
         let hides_details = matches!(code, Code::Internal | Code::Unknown | Code::DataLoss);
@@ -105,7 +107,12 @@ impl ApiError {
                     .collect()
             })
             .unwrap_or_default();
-        Self::new(code, message).with_fields(fields)
+        let mut error = Self::new(code, message).with_fields(fields);
+        error.retry_after = status
+            .get_details_retry_info()
+            .and_then(|info| info.retry_delay)
+            .map(retry_after_seconds);
+        error
     }
 
     /// The HTTP status: the override, else the standard gRPC → HTTP mapping
@@ -163,6 +170,15 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// A retry delay as `Retry-After` seconds: rounded up, and at least 1 (a client told "0"
+/// would retry at once).
+fn retry_after_seconds(delay: std::time::Duration) -> u64 {
+    let rounded_up = delay
+        .as_secs()
+        .saturating_add(u64::from(delay.subsec_nanos() > 0));
+    rounded_up.max(1)
+}
+
 /// The standard mapping from gRPC codes to HTTP statuses.
 pub fn http_status_of(code: Code) -> StatusCode {
     match code {
@@ -202,5 +218,79 @@ pub fn code_name(code: Code) -> &'static str {
         Code::Unavailable => "UNAVAILABLE",
         Code::DataLoss => "DATA_LOSS",
         Code::Unauthenticated => "UNAUTHENTICATED",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tonic_types::ErrorDetails;
+
+    use super::*;
+
+    fn exhausted_with_retry_info(delay: Duration) -> tonic::Status {
+        tonic::Status::with_error_details(
+            Code::ResourceExhausted,
+            "Daily SMS limit of 500 reached",
+            ErrorDetails::with_retry_info(Some(delay)),
+        )
+    }
+
+    #[test]
+    fn retry_info_becomes_retry_after_in_whole_seconds_rounded_up() {
+        for (delay, seconds) in [
+            (Duration::from_millis(1200), 2),
+            (Duration::from_secs(30), 30),
+            (Duration::from_millis(1), 1),
+            (Duration::ZERO, 1),
+            (
+                Duration::from_secs(86_399) + Duration::from_nanos(1),
+                86_400,
+            ),
+        ] {
+            let error = ApiError::from_status(&exhausted_with_retry_info(delay), false);
+            assert_eq!(error.retry_after, Some(seconds), "{delay:?}");
+            assert_eq!(error.code, Code::ResourceExhausted);
+            assert_eq!(error.message, "Daily SMS limit of 500 reached");
+            let response = error.into_response();
+            assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+            assert_eq!(
+                response.headers()[header::RETRY_AFTER],
+                seconds.to_string().as_str()
+            );
+        }
+    }
+
+    #[test]
+    fn without_retry_info_there_is_no_retry_after() {
+        let plain = tonic::Status::resource_exhausted("Too many requests");
+        let error = ApiError::from_status(&plain, false);
+        assert_eq!(error.retry_after, None);
+        assert!(
+            error
+                .into_response()
+                .headers()
+                .get(header::RETRY_AFTER)
+                .is_none()
+        );
+        let no_delay = tonic::Status::with_error_details(
+            Code::ResourceExhausted,
+            "Too many requests",
+            ErrorDetails::with_retry_info(None),
+        );
+        assert_eq!(ApiError::from_status(&no_delay, false).retry_after, None);
+    }
+
+    #[test]
+    fn retry_info_and_field_violations_are_read_together() {
+        let mut details = ErrorDetails::with_retry_info(Some(Duration::from_secs(5)));
+        details.add_bad_request_violation("to", "calling code 882 is not allowed");
+        let status =
+            tonic::Status::with_error_details(Code::InvalidArgument, "Invalid SMS", details);
+        let error = ApiError::from_status(&status, false);
+        assert_eq!(error.retry_after, Some(5));
+        assert_eq!(error.fields.len(), 1);
+        assert_eq!(error.fields[0].field, "to");
     }
 }
