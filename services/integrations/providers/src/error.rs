@@ -1,8 +1,11 @@
 //! What can go wrong calling a third party, and how it reaches Director's callers.
 //!
 //! Messages say which call failed and how (`"Vessey GET /drivers/7 failed after 5 attempts:
-//! 503 Service Unavailable"`) and never carry a credential: clients never put keys, tokens or
-//! the Slack webhook URL into them.
+//! 503 Service Unavailable"`) and never carry a credential: clients never put keys, tokens, the
+//! Twilio account SID, URLs or the Slack webhook URL into them, describe transport failures by
+//! kind rather than by reqwest's text, and replace their secrets in whatever the provider
+//! answered (see `redact.rs`). A `ProviderError` has no `source()`: `{:#}` prints the same.
+//! Such messages reach callers (gRPC statuses) and are stored (a notification's last error).
 
 /// One integration call's failure.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

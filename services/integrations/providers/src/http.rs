@@ -4,6 +4,11 @@
 //! provider's `Retry-After`) on 5xx, 408, 429, timeouts and connection errors — never on other
 //! 4xx.
 //!
+//! Nothing it produces holds a secret or a URL: reqwest's errors are described by kind
+//! ([`describe`]), the provider's error message is cleaned by the client's [`Redactor`] before it
+//! is kept, and every message leaving [`Transport::send`] (and the retry `warn!`) passes through
+//! the redactor once more.
+//!
 //! Retrying a POST after a timeout or a dropped connection can deliver it twice (the provider
 //! may have acted before the answer was lost). Twilio and Slack POSTs are retried anyway, on
 //! 5xx, 429, timeouts and connection errors: a duplicate notification is judged better than a
@@ -12,6 +17,7 @@
 
 use std::error::Error as StdError;
 use std::fmt;
+use std::io;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, SystemTime};
 
@@ -20,8 +26,11 @@ use bytes::Bytes;
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 use reqwest::{Client, RequestBuilder, Response, StatusCode, Url, redirect};
 
+use serde::de::DeserializeOwned;
+
 use crate::config::RetryPolicy;
 use crate::error::ProviderError;
+use crate::redact::Redactor;
 
 /// Redirects followed in one call at most (same origin only).
 const MAX_REDIRECTS: usize = 5;
@@ -38,7 +47,8 @@ pub(crate) const BODY_LIMIT: usize = 1024 * 1024;
 /// One call as the retry loop sees it.
 #[derive(Debug, Clone)]
 pub(crate) struct Call {
-    /// How messages name it: `"Vessey GET /drivers/7"`. Never holds a credential.
+    /// How messages name it: `"Vessey GET /drivers/7"`. Never holds a credential, a URL or an
+    /// account identifier (Twilio's SID is part of its URL: the label says `Messages.json`).
     pub(crate) label: String,
     /// Per attempt, until the body is read.
     pub(crate) timeout: Duration,
@@ -52,16 +62,22 @@ pub(crate) struct Answer {
     pub(crate) body: Bytes,
 }
 
-/// A provider's HTTP client with its retry policy.
+/// A provider's HTTP client with its retry policy and the secrets its messages must not hold.
 #[derive(Debug, Clone)]
 pub(crate) struct Transport {
     client: Client,
     retry: RetryPolicy,
+    redactor: Redactor,
 }
 
 impl Transport {
-    /// A client for `provider` (named in the error if TLS cannot be set up).
-    pub(crate) fn new(provider: &str, retry: RetryPolicy) -> Result<Self, ProviderError> {
+    /// A client for `provider` (named in the error if TLS cannot be set up) whose messages are
+    /// cleaned of `redactor`'s secrets.
+    pub(crate) fn new(
+        provider: &str,
+        retry: RetryPolicy,
+        redactor: Redactor,
+    ) -> Result<Self, ProviderError> {
         let client = Client::builder()
             .redirect(same_origin_redirects())
             .user_agent(concat!("director/", env!("CARGO_PKG_VERSION")))
@@ -73,7 +89,11 @@ impl Transport {
                     describe(&e)
                 ))
             })?;
-        Ok(Self { client, retry })
+        Ok(Self {
+            client,
+            retry,
+            redactor,
+        })
     }
 
     /// The underlying client, to build requests with.
@@ -87,7 +107,8 @@ impl Transport {
     /// Failures: 404 → `NotFound("{label}: not found")` (callers may say it better); other
     /// non-retryable 4xx and refused redirects → `Rejected`; transient failures that outlast
     /// the retries → `Unavailable("{label} failed after N attempts: ...")`; oversized or
-    /// unexpected answers → `InvalidResponse`.
+    /// unexpected answers → `InvalidResponse`. No message holds one of the client's secrets
+    /// (see [`crate::redact`]), nor a URL.
     pub(crate) async fn send(
         &self,
         call: &Call,
@@ -97,7 +118,12 @@ impl Transport {
         let policy = &self.retry;
         let outcome = (|| async {
             attempts.fetch_add(1, Ordering::Relaxed);
-            attempt(build().timeout(call.timeout), call.body_limit).await
+            attempt(
+                build().timeout(call.timeout),
+                call.body_limit,
+                &self.redactor,
+            )
+            .await
         })
         .retry(backoff(policy))
         .when(AttemptError::is_transient)
@@ -109,6 +135,7 @@ impl Transport {
             })
         })
         .notify(|error, delay| {
+            let error = self.redactor.redact(&error.to_string());
             tracing::warn!(
                 call = %call.label,
                 %error,
@@ -117,7 +144,41 @@ impl Transport {
             );
         })
         .await;
-        outcome.map_err(|error| error.into_provider_error(call, attempts.load(Ordering::Relaxed)))
+        outcome.map_err(|error| {
+            let error = error.into_provider_error(call, attempts.load(Ordering::Relaxed));
+            self.redact_error(error)
+        })
+    }
+
+    /// The answer's body parsed as `T`; `InvalidResponse` naming the call otherwise (the parser's
+    /// message may quote the body, so it is redacted too).
+    pub(crate) fn parse_json<T: DeserializeOwned>(
+        &self,
+        call: &Call,
+        answer: &Answer,
+    ) -> Result<T, ProviderError> {
+        serde_json::from_slice(&answer.body).map_err(|e| {
+            self.redact_error(ProviderError::InvalidResponse(format!(
+                "{}: unexpected answer: {e}",
+                call.label
+            )))
+        })
+    }
+
+    /// `error` with the client's secrets replaced in its message: the last line of defence,
+    /// should any part of a message have picked one up.
+    fn redact_error(&self, error: ProviderError) -> ProviderError {
+        let redact = |text: String| self.redactor.redact(&text);
+        match error {
+            ProviderError::NotFound(m) => ProviderError::NotFound(redact(m)),
+            ProviderError::Rejected { status, message } => ProviderError::Rejected {
+                status,
+                message: redact(message),
+            },
+            ProviderError::Unavailable(m) => ProviderError::Unavailable(redact(m)),
+            ProviderError::InvalidResponse(m) => ProviderError::InvalidResponse(redact(m)),
+            other @ ProviderError::NotConfigured { .. } => other,
+        }
     }
 }
 
@@ -132,8 +193,13 @@ fn backoff(policy: &RetryPolicy) -> ExponentialBuilder {
         .with_max_times(usize::try_from(retries).unwrap_or(usize::MAX))
 }
 
-/// One try: send, check the status, read the body within `limit`.
-async fn attempt(request: RequestBuilder, limit: usize) -> Result<Answer, AttemptError> {
+/// One try: send, check the status, read the body within `limit`; the provider's message in
+/// an error answer is cleaned of `redactor`'s secrets.
+async fn attempt(
+    request: RequestBuilder,
+    limit: usize,
+    redactor: &Redactor,
+) -> Result<Answer, AttemptError> {
     let mut response = request.send().await.map_err(AttemptError::from_reqwest)?;
     let status = response.status();
     if status.is_success() {
@@ -142,7 +208,7 @@ async fn attempt(request: RequestBuilder, limit: usize) -> Result<Answer, Attemp
     }
     let retry_after = retry_after(response.headers());
     let message = match read_limited(&mut response, ERROR_BODY_LIMIT).await {
-        Ok(body) => provider_message(&body),
+        Ok(body) => provider_message(&body, redactor),
         Err(_) => String::new(),
     };
     Err(AttemptError::Status {
@@ -179,8 +245,9 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
 }
 
 /// The provider's explanation in an error body: a JSON `message` or `error` field (Twilio,
-/// Vessey), else the text itself (Slack's `invalid_payload`), trimmed.
-fn provider_message(body: &[u8]) -> String {
+/// Vessey), else the text itself (Slack's `invalid_payload`), with the client's secrets
+/// replaced (a provider may echo our request), then trimmed.
+fn provider_message(body: &[u8], redactor: &Redactor) -> String {
     let from_json = serde_json::from_slice::<serde_json::Value>(body)
         .ok()
         .and_then(|json| {
@@ -189,6 +256,7 @@ fn provider_message(body: &[u8]) -> String {
                 .find_map(|field| json.get(field)?.as_str().map(str::to_owned))
         });
     let text = from_json.unwrap_or_else(|| String::from_utf8_lossy(body).into_owned());
+    let text = redactor.redact(&text);
     let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
     match text.char_indices().nth(MESSAGE_LIMIT) {
         Some((cut, _)) => format!("{}…", &text[..cut]),
@@ -219,6 +287,8 @@ enum AttemptError {
 
 impl AttemptError {
     fn from_reqwest(error: reqwest::Error) -> Self {
+        // Nothing below prints the error itself, but should it ever be: no URL.
+        let error = error.without_url();
         if error.is_timeout() {
             return Self::Timeout;
         }
@@ -373,18 +443,93 @@ fn find_source<'a, T: StdError + 'static>(error: &'a (dyn StdError + 'static)) -
     None
 }
 
-/// A reqwest error and its causes on one line, without the URL (which may hold a token).
+/// A reqwest error described by its kind and cause, never by its text: reqwest's `Display`
+/// carries the URL (Slack's webhook URL is its own secret, Twilio's path holds the account
+/// SID), and a cause of unknown type could quote anything. So the description is built only
+/// from what is known to be safe: reqwest's kind (`is_connect`, `is_body`, ...), the
+/// [`io::ErrorKind`] of an I/O cause, hyper's fixed descriptions, a TLS failure, and the
+/// resolver's refusal. `"could not connect: connection refused"`, `"reading the answer
+/// failed: connection reset"`.
 fn describe(error: &reqwest::Error) -> String {
-    let mut parts = Vec::new();
-    let mut current: Option<&(dyn StdError + 'static)> = Some(error);
+    let what = if error.is_timeout() {
+        "timed out"
+    } else if error.is_connect() {
+        "could not connect"
+    } else if error.is_body() || error.is_decode() {
+        "reading the answer failed"
+    } else if error.is_redirect() {
+        "following a redirect failed"
+    } else if error.is_builder() {
+        "the request could not be built"
+    } else if error.is_request() {
+        "sending the request failed"
+    } else {
+        "the HTTP exchange failed"
+    };
+    match cause_of(error) {
+        Some(cause) => format!("{what}: {cause}"),
+        None => what.to_owned(),
+    }
+}
+
+/// The most telling cause in `error`'s chain that can be named without quoting it.
+fn cause_of(error: &(dyn StdError + 'static)) -> Option<String> {
+    let mut found: Option<String> = None;
+    let mut current = error.source();
     while let Some(cause) = current {
-        let text = cause.to_string();
-        if parts.last() != Some(&text) {
-            parts.push(text);
+        if let Some(io) = cause.downcast_ref::<io::Error>() {
+            // An I/O error's own `source()` skips its payload: look at it directly.
+            if let Some(inner) = io.get_ref()
+                && let Some(deeper) = cause_of_payload(inner)
+            {
+                return Some(deeper);
+            }
+            return io_kind(io.kind()).map(str::to_owned).or(found);
+        }
+        if let Some(tls) = cause.downcast_ref::<native_tls::Error>() {
+            return Some(format!("TLS handshake failed ({tls})"));
+        }
+        if let Some(hyper) = cause.downcast_ref::<hyper::Error>() {
+            // hyper's descriptions are fixed phrases ("connection closed before message
+            // completed"); a deeper cause, if any, is more precise.
+            found = Some(hyper.to_string());
+        } else if cause.to_string() == "dns error" {
+            // hyper-util's connector wraps a resolver failure in this fixed message.
+            found = Some("the host name could not be resolved".to_owned());
         }
         current = cause.source();
     }
-    parts.join(": ")
+    found
+}
+
+/// The payload of an `io::Error`, when it is a type named safely.
+fn cause_of_payload(payload: &(dyn StdError + Send + Sync + 'static)) -> Option<String> {
+    if let Some(tls) = payload.downcast_ref::<native_tls::Error>() {
+        return Some(format!("TLS handshake failed ({tls})"));
+    }
+    if let Some(hyper) = payload.downcast_ref::<hyper::Error>() {
+        return Some(hyper.to_string());
+    }
+    None
+}
+
+/// A fixed phrase for the I/O failures a call meets; `None` for the uninformative ones.
+fn io_kind(kind: io::ErrorKind) -> Option<&'static str> {
+    use io::ErrorKind as K;
+    Some(match kind {
+        K::ConnectionRefused => "connection refused",
+        K::ConnectionReset => "connection reset",
+        K::ConnectionAborted => "connection aborted",
+        K::NotConnected | K::BrokenPipe => "connection closed",
+        K::UnexpectedEof => "connection closed before the answer was complete",
+        K::TimedOut => "timed out",
+        K::AddrNotAvailable | K::AddrInUse => "no local address available",
+        K::HostUnreachable => "host unreachable",
+        K::NetworkUnreachable | K::NetworkDown => "network unreachable",
+        K::InvalidData => "invalid data",
+        K::PermissionDenied => "permission denied",
+        _ => return None,
+    })
 }
 
 /// Appends `segments` (each percent-encoded as one segment, `/` included) to `base`'s path.
@@ -425,14 +570,21 @@ mod tests {
     #[test]
     fn provider_messages_come_from_json_fields_or_text_and_are_trimmed() {
         assert_eq!(
-            provider_message(br#"{"code": 21211, "message": "bad  To"}"#),
+            provider_message(
+                br#"{"code": 21211, "message": "bad  To"}"#,
+                &Redactor::default()
+            ),
             "bad To"
         );
-        assert_eq!(provider_message(br#"{"error": "nope"}"#), "nope");
-        assert_eq!(provider_message(b"invalid_payload\n"), "invalid_payload");
+        let none = Redactor::default();
+        assert_eq!(provider_message(br#"{"error": "nope"}"#, &none), "nope");
+        assert_eq!(
+            provider_message(b"invalid_payload\n", &none),
+            "invalid_payload"
+        );
         let long = "x".repeat(1_000);
         assert_eq!(
-            provider_message(long.as_bytes()).chars().count(),
+            provider_message(long.as_bytes(), &none).chars().count(),
             MESSAGE_LIMIT + 1
         );
     }

@@ -11,7 +11,11 @@
 //! - follows redirects only within the configured origin (scheme, host, port): a redirect to
 //!   another host is refused with [`ProviderError::Rejected`];
 //! - reads at most 1 MiB of answer (8 MiB for a collections page), counted while streaming;
-//! - fails with a [`ProviderError`] naming the call and never a credential.
+//! - fails with a [`ProviderError`] naming the call and never a credential, a URL or
+//!   Twilio's account SID: transport failures are described by kind (`"could not connect:
+//!   connection refused"`), never by reqwest's text (which carries the URL), and the provider's
+//!   own explanation is cleaned of the client's secrets before it is kept, should the provider
+//!   echo our request back. The retry log line is built the same way.
 //!
 //! Retrying a POST whose answer was lost (timeout, dropped connection) may deliver it twice:
 //! Twilio and Slack sends are retried anyway, because a lost notification is worse than a
@@ -21,6 +25,7 @@
 mod config;
 mod error;
 mod http;
+mod redact;
 mod slack;
 mod twilio;
 mod vessey;

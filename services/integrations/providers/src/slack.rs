@@ -7,6 +7,7 @@ use serde::Serialize;
 use crate::config::{RetryPolicy, SlackConfig};
 use crate::error::ProviderError;
 use crate::http::{BODY_LIMIT, Call, Transport};
+use crate::redact::{Redactor, secret_url_parts};
 
 /// Posts to a Slack incoming webhook. Cheap to clone. The webhook URL is a credential: it never
 /// appears in errors, logs or `Debug`.
@@ -36,7 +37,7 @@ impl SlackClient {
     /// A client for the configured webhook.
     pub fn new(config: SlackConfig, retry: RetryPolicy) -> Result<Self, ProviderError> {
         Ok(Self {
-            http: Transport::new("Slack", retry)?,
+            http: Transport::new("Slack", retry, redactor(&config))?,
             config,
         })
     }
@@ -59,4 +60,9 @@ impl SlackClient {
             .await?;
         Ok(())
     }
+}
+
+/// What a Slack client's messages must never hold: the webhook URL and its secret path.
+fn redactor(config: &SlackConfig) -> Redactor {
+    Redactor::new(secret_url_parts(config.webhook_url.expose()))
 }

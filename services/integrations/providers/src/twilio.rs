@@ -7,6 +7,7 @@ use serde::Deserialize;
 use crate::config::{RetryPolicy, TwilioConfig};
 use crate::error::ProviderError;
 use crate::http::{BODY_LIMIT, Call, Transport, join_segments};
+use crate::redact::{Redactor, url_credentials};
 
 /// Sends SMS through Twilio. Cheap to clone.
 ///
@@ -46,7 +47,7 @@ impl TwilioClient {
             ],
         );
         Ok(Self {
-            http: Transport::new("Twilio", retry)?,
+            http: Transport::new("Twilio", retry, redactor(&config))?,
             messages_url,
             config,
         })
@@ -77,9 +78,19 @@ impl TwilioClient {
                     .form(&form)
             })
             .await?;
-        let created: CreatedMessage = serde_json::from_slice(&answer.body).map_err(|e| {
-            ProviderError::InvalidResponse(format!("{}: unexpected answer: {e}", call.label))
-        })?;
+        let created: CreatedMessage = self.http.parse_json(&call, &answer)?;
         Ok(created.sid)
     }
+}
+
+/// What a Twilio client's messages must never hold: the account SID (it is in the URL's path
+/// too), the auth token, the basic-auth value made of both, and any credential in the API URL.
+fn redactor(config: &TwilioConfig) -> Redactor {
+    use base64::Engine;
+    let sid = &config.account_sid;
+    let token = config.auth_token.expose();
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("{sid}:{token}"));
+    let mut secrets = vec![sid.clone(), token.to_owned(), basic];
+    secrets.extend(url_credentials(&config.api_url));
+    Redactor::new(secrets)
 }

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::{RetryPolicy, VesseyConfig};
 use crate::error::ProviderError;
 use crate::http::{BODY_LIMIT, Call, PAGE_BODY_LIMIT, Transport, join_segments};
+use crate::redact::{Redactor, url_credentials};
 
 /// A driver as Vessey knows them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -96,7 +97,7 @@ impl VesseyClient {
     /// A client for the configured Vessey.
     pub fn new(config: VesseyConfig, retry: RetryPolicy) -> Result<Self, ProviderError> {
         Ok(Self {
-            http: Transport::new("Vessey", retry)?,
+            http: Transport::new("Vessey", retry, redactor(&config))?,
             config,
         })
     }
@@ -173,8 +174,13 @@ impl VesseyClient {
                     .bearer_auth(self.config.api_key.expose())
             })
             .await?;
-        serde_json::from_slice(&answer.body).map_err(|e| {
-            ProviderError::InvalidResponse(format!("{}: unexpected answer: {e}", call.label))
-        })
+        self.http.parse_json(call, &answer)
     }
+}
+
+/// What a Vessey client's messages must never hold: the key, and any credential in the base URL.
+fn redactor(config: &VesseyConfig) -> Redactor {
+    let mut secrets = vec![config.api_key.expose().to_owned()];
+    secrets.extend(url_credentials(&config.base_url));
+    Redactor::new(secrets)
 }

@@ -2,6 +2,8 @@
 
 #![allow(clippy::unwrap_used, dead_code)]
 
+pub mod raw;
+
 use std::time::Duration;
 
 use director_fakes::{FakeServer, FakeSlack, FakeTwilio, FakeVessey};
