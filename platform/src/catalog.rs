@@ -24,9 +24,24 @@ pub struct ServiceSpec {
     /// Its other packages (service-to-service calls) are never routed by the gateway.
     pub public_packages: &'static [&'static str],
     /// Whether it runs durable jobs: its migrations then install the job queue
-    /// ([`crate::jobs`]).
+    /// ([`crate::jobs`]). True exactly when it has [`ServiceSpec::jobs`].
     pub runs_jobs: bool,
+    /// The task identifiers of its durable jobs: the only ones `director_enqueue_job` accepts
+    /// in its database ([`crate::jobs::install`]). Each is one of the constants below, which
+    /// the job's handler uses as its `TaskHandler::IDENTIFIER`, so the handlers and this list
+    /// cannot name different jobs.
+    pub jobs: &'static [&'static str],
 }
+
+/// Dispatch's relay of task events to Integrations (its handler, and the trigger queueing it
+/// in `migrations/dispatch/`).
+pub const DISPATCH_RELAY_TASK_EVENTS: &str = "dispatch_relay_task_events";
+
+/// Integrations' run of a sync or import job.
+pub const INTEGRATIONS_RUN_JOB: &str = "integrations_run_job";
+
+/// Integrations' delivery of one notification.
+pub const INTEGRATIONS_SEND_NOTIFICATION: &str = "integrations_send_notification";
 
 /// The farms milk is collected from.
 pub const COMPANIES: ServiceSpec = ServiceSpec {
@@ -34,6 +49,7 @@ pub const COMPANIES: ServiceSpec = ServiceSpec {
     default_port: 50051,
     public_packages: &["director.companies.v1"],
     runs_jobs: false,
+    jobs: &[],
 };
 
 /// Drivers, collection tasks, their state machine and live task events.
@@ -42,6 +58,7 @@ pub const DISPATCH: ServiceSpec = ServiceSpec {
     default_port: 50052,
     public_packages: &["director.dispatch.v1"],
     runs_jobs: true,
+    jobs: &[DISPATCH_RELAY_TASK_EVENTS],
 };
 
 /// Vessey sync and import, Slack and Twilio notifications, as durable jobs.
@@ -50,6 +67,7 @@ pub const INTEGRATIONS: ServiceSpec = ServiceSpec {
     default_port: 50053,
     public_packages: &["director.integrations.v1"],
     runs_jobs: true,
+    jobs: &[INTEGRATIONS_RUN_JOB, INTEGRATIONS_SEND_NOTIFICATION],
 };
 
 /// Every Director service, in start-up order (a service comes after those it calls; Dispatch
@@ -163,6 +181,18 @@ mod tests {
                         .iter()
                         .all(|p| !b.public_packages.contains(p))
                 );
+            }
+        }
+    }
+
+    #[test]
+    fn a_service_runs_jobs_exactly_when_it_names_them_and_no_two_name_the_same() {
+        let mut seen = std::collections::BTreeSet::new();
+        for spec in SERVICES {
+            assert_eq!(spec.runs_jobs, !spec.jobs.is_empty(), "{}", spec.name);
+            for identifier in spec.jobs {
+                assert!(!identifier.is_empty());
+                assert!(seen.insert(*identifier), "{identifier} is named twice");
             }
         }
     }

@@ -73,7 +73,7 @@ pub struct RelayTaskEvents {
 }
 
 impl TaskHandler for RelayTaskEvents {
-    const IDENTIFIER: &'static str = "dispatch_relay_task_events";
+    const IDENTIFIER: &'static str = catalog::DISPATCH_RELAY_TASK_EVENTS;
 
     async fn run(self, ctx: WorkerContext) -> impl IntoTaskHandlerResult {
         let Some(relay) = ctx.get_ext::<Relay>().cloned() else {
