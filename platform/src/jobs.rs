@@ -8,14 +8,45 @@
 //! hands the jobs of a worker that died (killed, OOM, lost its node) to another one.
 //!
 //! A service that runs jobs:
+//! - names them in its catalog entry ([`ServiceSpec::jobs`]), whose constants its handlers
+//!   use as their `TaskHandler::IDENTIFIER`;
 //! - installs the queue's schema in its database with its migrations ([`install`], run by
 //!   `migrate` for services whose catalog entry says `runs_jobs`);
-//! - enqueues with [`enqueue`] inside its own transaction (SQL triggers call the same
-//!   `director_enqueue_job` function);
+//! - enqueues with [`enqueue`] inside a tenant transaction, with a payload naming that
+//!   tenant (`tenant_id`); SQL triggers call the same `director_enqueue_job` function;
 //! - runs a worker in the process with [`spawn_worker`], configured here the same way for
 //!   every service (concurrency, attempts, recovery, shutdown with the service).
 //!
 //! Handlers must be idempotent: a job runs at least once, and again after a crash.
+//!
+//! # Least privilege
+//!
+//! The queue's tables are private (row-level security; policies only for [`WORKER_ROLE`],
+//! which the worker, running in the service's session outside any tenant transaction, reaches
+//! them as). The application role's one door into the queue is `director_enqueue_job`,
+//! `SECURITY DEFINER` so that it may write the queue on the caller's behalf. Its owner is
+//! [`QUEUE_ROLE`], which owns the queue (the `graphile_worker` schema and everything in it:
+//! graphile_worker's own functions run with their caller's rights, so the owner needs the
+//! tables) and nothing else, is no superuser and a member of no role: the function can do
+//! what the queue's owner can, and not what the migrating owner can (a superuser under
+//! `director up` and compose). Before queueing anything it refuses
+//!
+//! - a task identifier that is not one of the service's ([`ServiceSpec::jobs`]), baked into
+//!   the function by [`install`]: nothing can queue a job no handler of the service runs;
+//! - a payload that is not a JSON object whose `tenant_id` is a non-empty string;
+//! - a payload for another tenant than the calling transaction's `app.tenant_id` (set by
+//!   [`crate::tenant::begin`]), and a caller with no tenant set — unless the session's login
+//!   has the queue's rights itself (a superuser, or the owner doing maintenance outside any
+//!   tenant), who could write the queue directly anyway.
+//!
+//! It is as strong as row-level security, which reads the same setting: it keeps a tenant
+//! transaction's jobs to its own tenant, whatever the code running in it passes; it is no
+//! defence against SQL that sets `app.tenant_id` itself. What is queued is the payload as
+//! checked (parsed once, so a key given twice is read once), and a `job_key` is scoped to the
+//! payload's tenant (stored as the JSON array `[tenant, job_key]`), so one tenant's key never
+//! replaces another tenant's pending job.
+//!
+//! [`ServiceSpec::jobs`]: crate::catalog::ServiceSpec::jobs
 
 use std::time::Duration;
 
@@ -29,7 +60,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{ConfigError, Env};
-use crate::roles::{APP_ROLE, WORKER_ROLE, ensure_nologin_role};
+use crate::roles::{APP_ROLE, QUEUE_ROLE, WORKER_ROLE, ensure_queue_roles};
+use crate::tenant::literal;
 
 /// The PostgreSQL schema holding the queue.
 pub const SCHEMA: &str = "graphile_worker";
@@ -123,25 +155,141 @@ impl JobsConfig {
     }
 }
 
-/// The one door the application role has into the queue. The queue's tables are private
-/// (row-level security; policies only for [`WORKER_ROLE`]), so enqueueing runs with the rights
-/// of the function's owner — the migrating role — and the application role may call this
-/// function and nothing else of the queue. SQL callers (triggers) use it too.
+/// `director_enqueue_job`, the application role's one door into the queue (see the module
+/// docs, "Least privilege"). `{accepted}` is replaced by the service's task identifiers, as
+/// SQL literals, and `{queue_role}` by [`QUEUE_ROLE`].
 const ENQUEUE_FUNCTION: &str = "
 CREATE OR REPLACE FUNCTION public.director_enqueue_job(
     identifier text, payload json, max_attempts integer DEFAULT NULL,
     job_key text DEFAULT NULL, job_key_mode text DEFAULT 'replace')
 RETURNS bigint
-LANGUAGE sql
+LANGUAGE plpgsql
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
-AS $$
-    SELECT (graphile_worker.add_job(
-        identifier, payload,
+AS $enqueue$
+DECLARE
+    accepted CONSTANT text[] := ARRAY[{accepted}]::text[];
+    caller_tenant CONSTANT text := nullif(current_setting('app.tenant_id', true), '');
+    checked jsonb;
+    job_tenant text;
+BEGIN
+    IF identifier IS NULL OR NOT identifier = ANY (accepted) THEN
+        RAISE EXCEPTION 'director_enqueue_job: % is not a job of this service',
+                coalesce(quote_literal(identifier), 'NULL')
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'its jobs are ' || array_to_string(accepted, ', ');
+    END IF;
+    IF payload IS NULL OR json_typeof(payload) <> 'object' THEN
+        RAISE EXCEPTION 'director_enqueue_job: a payload is a JSON object naming its tenant'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    checked := payload::jsonb;
+    IF jsonb_typeof(checked -> 'tenant_id') IS DISTINCT FROM 'string'
+       OR checked ->> 'tenant_id' = '' THEN
+        RAISE EXCEPTION 'director_enqueue_job: the payload names no tenant (tenant_id)'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    job_tenant := checked ->> 'tenant_id';
+    IF caller_tenant IS NULL THEN
+        IF NOT pg_has_role(session_user, '{queue_role}', 'USAGE') THEN
+            RAISE EXCEPTION 'director_enqueue_job: the transaction has no tenant (app.tenant_id)'
+                USING ERRCODE = 'insufficient_privilege',
+                      HINT = 'jobs are queued in a tenant transaction';
+        END IF;
+    ELSIF job_tenant <> caller_tenant THEN
+        RAISE EXCEPTION 'director_enqueue_job: a transaction of tenant % cannot queue a job for tenant %',
+                quote_literal(caller_tenant), quote_literal(job_tenant)
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    RETURN (graphile_worker.add_job(
+        identifier, checked::json,
         max_attempts => max_attempts,
-        job_key => job_key,
-        job_key_mode => job_key_mode)).id
-$$";
+        job_key => CASE WHEN job_key IS NULL THEN NULL
+                        ELSE json_build_array(job_tenant, job_key)::text END,
+        job_key_mode => job_key_mode)).id;
+END
+$enqueue$";
+
+/// The enqueue function's signature.
+const ENQUEUE_SIGNATURE: &str = "public.director_enqueue_job(text, json, integer, text, text)";
+
+/// Hands the queue — the `graphile_worker` schema and every object in it — to
+/// [`QUEUE_ROLE`]: what graphile_worker's own migrations just created belongs to the
+/// migrating owner. Objects that follow another (indexes, a table's row type, sequences owned
+/// by a column, array types) move with it. A new owner must be allowed to create where the
+/// object lives, which a superuser doing this is not asked; an owner that is not a superuser
+/// grants the queue role that right on the database and takes it back in the same
+/// transaction.
+const HAND_OVER_QUEUE: &str = "
+DO $hand_over$
+DECLARE
+    transient boolean := NOT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user);
+    object record;
+BEGIN
+    IF transient THEN
+        EXECUTE format('GRANT CREATE ON DATABASE %I TO {queue_role}', current_database());
+    END IF;
+    IF (SELECT nspowner <> '{queue_role}'::regrole FROM pg_namespace
+        WHERE nspname = 'graphile_worker') THEN
+        ALTER SCHEMA graphile_worker OWNER TO {queue_role};
+    END IF;
+    FOR object IN
+        SELECT c.oid::regclass AS name,
+               CASE c.relkind WHEN 'S' THEN 'SEQUENCE' WHEN 'v' THEN 'VIEW'
+                              WHEN 'm' THEN 'MATERIALIZED VIEW' WHEN 'f' THEN 'FOREIGN TABLE'
+                              WHEN 'c' THEN 'TYPE' ELSE 'TABLE' END AS kind
+        FROM pg_class c
+        WHERE c.relnamespace = 'graphile_worker'::regnamespace
+          AND c.relowner <> '{queue_role}'::regrole
+          AND c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S', 'c')
+          AND NOT EXISTS (SELECT 1 FROM pg_depend d
+                          WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
+                            AND d.refclassid = 'pg_class'::regclass
+                            AND d.deptype IN ('a', 'i'))
+    LOOP
+        EXECUTE format('ALTER %s %s OWNER TO {queue_role}', object.kind, object.name);
+    END LOOP;
+    FOR object IN
+        SELECT t.oid::regtype AS name FROM pg_type t
+        WHERE t.typnamespace = 'graphile_worker'::regnamespace
+          AND t.typowner <> '{queue_role}'::regrole
+          AND t.typtype IN ('b', 'd', 'e', 'r')
+          AND NOT EXISTS (SELECT 1 FROM pg_type e WHERE e.typarray = t.oid)
+    LOOP
+        EXECUTE format('ALTER TYPE %s OWNER TO {queue_role}', object.name);
+    END LOOP;
+    FOR object IN
+        SELECT p.oid::regprocedure AS name,
+               CASE p.prokind WHEN 'a' THEN 'AGGREGATE' ELSE 'ROUTINE' END AS kind
+        FROM pg_proc p
+        WHERE p.pronamespace = 'graphile_worker'::regnamespace
+          AND p.proowner <> '{queue_role}'::regrole
+    LOOP
+        EXECUTE format('ALTER %s %s OWNER TO {queue_role}', object.kind, object.name);
+    END LOOP;
+    IF transient THEN
+        EXECUTE format('REVOKE CREATE ON DATABASE %I FROM {queue_role}', current_database());
+    END IF;
+END
+$hand_over$";
+
+/// Makes [`QUEUE_ROLE`] the owner of the enqueue function, which lives in `public`: an owner
+/// that is not a superuser lends the queue role CREATE there for the change (see
+/// [`HAND_OVER_QUEUE`]).
+const HAND_OVER_FUNCTION: &str = "
+DO $hand_over$
+DECLARE
+    transient boolean := NOT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user);
+BEGIN
+    IF transient THEN
+        GRANT CREATE ON SCHEMA public TO {queue_role};
+    END IF;
+    ALTER FUNCTION {signature} OWNER TO {queue_role};
+    IF transient THEN
+        REVOKE CREATE ON SCHEMA public FROM {queue_role};
+    END IF;
+END
+$hand_over$";
 
 /// What the worker, running as the services' login role (a member of [`WORKER_ROLE`]), may
 /// do with the queue: use its schema, read its migrations (the worker checks them at start;
@@ -172,35 +320,58 @@ END
 $$;
 ";
 
-/// Installs or updates the queue's schema in the database `pool` reaches, the function the
-/// application role enqueues with, and the worker's privileges ([`WORKER_ROLE`]). Safe to
-/// run again.
-pub async fn install(pool: &PgPool) -> anyhow::Result<()> {
+/// The advisory lock serialising installs of the queue in one database.
+const INSTALL_LOCK: i64 = 0x6469_7265_6374_6f71;
+
+/// Installs or updates the queue's schema in the database `pool` reaches (logged in as the
+/// databases' owner), hands it to [`QUEUE_ROLE`], and (re)creates the function the
+/// application role enqueues with, accepting only `identifiers` — the service's jobs,
+/// [`ServiceSpec::jobs`](crate::catalog::ServiceSpec::jobs) — and the worker's privileges
+/// ([`WORKER_ROLE`]). Safe to run again, and concurrently.
+pub async fn install(pool: &PgPool, identifiers: &[&str]) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        !identifiers.is_empty(),
+        "a service running jobs names their task identifiers in its catalog entry"
+    );
     graphile_worker_migrations::migrate(pool.clone(), SCHEMA)
         .await
         .map_err(|error| anyhow::anyhow!("{error:?}"))
         .context("could not install the job queue schema")?;
-    ensure_nologin_role(&mut *pool.acquire().await?, WORKER_ROLE)
+    ensure_queue_roles(&pool.connect_options())
         .await
-        .with_context(|| format!("could not create role {WORKER_ROLE}"))?;
+        .with_context(|| format!("could not set up roles {WORKER_ROLE} and {QUEUE_ROLE}"))?;
+    let accepted = identifiers
+        .iter()
+        .map(|identifier| literal(identifier))
+        .collect::<Result<Vec<_>, _>>()?
+        .join(", ");
     let statements = [
-        ENQUEUE_FUNCTION.to_owned(),
-        "REVOKE ALL ON FUNCTION public.director_enqueue_job(text, json, integer, text, text) \
-         FROM PUBLIC"
-            .to_owned(),
-        format!(
-            "GRANT EXECUTE ON FUNCTION public.director_enqueue_job(text, json, integer, text, text) \
-             TO {APP_ROLE}"
-        ),
+        HAND_OVER_QUEUE.replace("{queue_role}", QUEUE_ROLE),
+        ENQUEUE_FUNCTION
+            .replace("{accepted}", &accepted)
+            .replace("{queue_role}", QUEUE_ROLE),
+        HAND_OVER_FUNCTION
+            .replace("{signature}", ENQUEUE_SIGNATURE)
+            .replace("{queue_role}", QUEUE_ROLE),
+        format!("REVOKE ALL ON FUNCTION {ENQUEUE_SIGNATURE} FROM PUBLIC"),
+        format!("GRANT EXECUTE ON FUNCTION {ENQUEUE_SIGNATURE} TO {APP_ROLE}"),
         WORKER_GRANTS.to_owned(),
     ];
+    // One transaction: the function is never seen owned by anyone but the queue role, nor
+    // accepting anything else.
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(INSTALL_LOCK)
+        .execute(&mut *tx)
+        .await?;
     for statement in statements {
-        // Built from constants only.
+        // Built from constants, and identifiers quoted as literals.
         sqlx::raw_sql(sqlx::AssertSqlSafe(statement.as_str()))
-            .execute(pool)
+            .execute(&mut *tx)
             .await
             .with_context(|| format!("could not run `{statement}`"))?;
     }
+    tx.commit().await?;
     Ok(())
 }
 
@@ -230,10 +401,11 @@ impl<'a> NewJob<'a> {
     }
 }
 
-/// Enqueues `job` on `connection` — inside the caller's transaction, so the job exists if
-/// and only if the transaction commits. Answers the queue's job id. The current span's
-/// trace context travels in the payload ([`TRACEPARENT`]) so the job's span links to the
-/// request that enqueued it ([`job_span`]).
+/// Enqueues `job` on `connection` — inside the caller's tenant transaction, so the job exists
+/// if and only if the transaction commits. Its payload names that tenant (`tenant_id`) and its
+/// identifier is one of the service's, or the database refuses it (see the module docs).
+/// Answers the queue's job id. The current span's trace context travels in the payload
+/// ([`TRACEPARENT`]) so the job's span links to the request that enqueued it ([`job_span`]).
 pub async fn enqueue(connection: &mut PgConnection, job: &NewJob<'_>) -> Result<i64, sqlx::Error> {
     let payload = traced_payload(&job.payload);
     let (id,): (i64,) =

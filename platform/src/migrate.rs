@@ -157,8 +157,8 @@ pub async fn create_and_migrate(
         .await
         .with_context(|| format!("migrating database {database} failed"))?;
     // After the shared migrations, which create the application role the queue is granted to.
-    if ServiceSpec::named(service).is_some_and(|spec| spec.runs_jobs) {
-        jobs::install(&pool).await?;
+    if let Some(spec) = ServiceSpec::named(service).filter(|spec| spec.runs_jobs) {
+        jobs::install(&pool, spec.jobs).await?;
     }
     let applied_after = applied_versions(&pool).await?;
     record_migrated(&pool, latest_version(&migrator)).await?;

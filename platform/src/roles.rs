@@ -14,6 +14,13 @@
 //!   that runs in the service's session outside any tenant transaction. Kept apart from
 //!   [`APP_ROLE`] so tenant transactions reach the queue only through
 //!   `director_enqueue_job` (see [`crate::jobs`]).
+//! - [`QUEUE_ROLE`] (`director_queue`, NOLOGIN): owns the job queue — the `graphile_worker`
+//!   schema with everything in it, and `director_enqueue_job` — and nothing else; no
+//!   superuser, no other attribute, a member of no role ([`ensure_queue_roles`]). The
+//!   enqueue function is `SECURITY DEFINER`, so it runs with exactly this role's rights: the
+//!   queue's, not the migrating owner's (a superuser under `director up` and compose). When
+//!   the owner is not a superuser it is made a member of this role, to hand it the queue's
+//!   objects and change them later; the services' login role must never be one.
 
 use anyhow::Context as _;
 use sqlx::postgres::PgConnectOptions;
@@ -26,6 +33,9 @@ pub const APP_ROLE: &str = "director_app";
 
 /// The role holding the job queue's privileges.
 pub const WORKER_ROLE: &str = "director_worker";
+
+/// The role owning the job queue and the function the application role enqueues with.
+pub const QUEUE_ROLE: &str = "director_queue";
 
 /// The services' login role `director up` and the test harness derive from the owner's URL.
 pub const SERVICE_ROLE: &str = "director_service";
@@ -56,6 +66,100 @@ pub async fn ensure_nologin_role(
     Ok(())
 }
 
+/// Makes [`WORKER_ROLE`] and [`QUEUE_ROLE`] exist, logging in as the owner (`owner`, pointed
+/// at the maintenance database `postgres`, where migrators of different databases take turns
+/// at role changes). [`QUEUE_ROLE`] is created NOLOGIN with no other attribute, or an existing
+/// one is brought back to that (LOGIN, CREATEDB, CREATEROLE, SUPERUSER, REPLICATION and
+/// BYPASSRLS are taken away; the last three need a superuser owner); one that is a member of
+/// any role is refused, since the enqueue function would run with that role's rights too.
+/// An owner that is not a superuser is made a member of [`QUEUE_ROLE`]: handing the queue's
+/// objects to a role, and later changing them, takes that.
+pub async fn ensure_queue_roles(owner: &PgConnectOptions) -> anyhow::Result<()> {
+    let maintenance = owner.clone().database("postgres");
+    let mut connection = PgConnection::connect_with(&maintenance)
+        .await
+        .context("could not connect to the maintenance database `postgres` as the owner")?;
+    let mut tx = connection.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(ROLE_LOCK)
+        .execute(&mut *tx)
+        .await?;
+    ensure_nologin_role(&mut tx, WORKER_ROLE).await?;
+    ensure_nologin_role(&mut tx, QUEUE_ROLE).await?;
+
+    let (login, createdb, createrole, superuser, replication, bypassrls): (
+        bool,
+        bool,
+        bool,
+        bool,
+        bool,
+        bool,
+    ) = sqlx::query_as(
+        "SELECT rolcanlogin, rolcreatedb, rolcreaterole, rolsuper, rolreplication, rolbypassrls \
+         FROM pg_roles WHERE rolname = $1",
+    )
+    .bind(QUEUE_ROLE)
+    .fetch_one(&mut *tx)
+    .await?;
+    // Only the attributes it has: naming SUPERUSER, REPLICATION or BYPASSRLS at all takes a
+    // superuser.
+    let mut alter = format!("ALTER ROLE {QUEUE_ROLE} WITH");
+    let unaltered = alter.len();
+    for (has, attribute) in [
+        (login, " NOLOGIN"),
+        (createdb, " NOCREATEDB"),
+        (createrole, " NOCREATEROLE"),
+        (superuser, " NOSUPERUSER"),
+        (replication, " NOREPLICATION"),
+        (bypassrls, " NOBYPASSRLS"),
+    ] {
+        if has {
+            alter.push_str(attribute);
+        }
+    }
+    if alter.len() > unaltered {
+        // Built from constants only.
+        sqlx::raw_sql(sqlx::AssertSqlSafe(alter.as_str()))
+            .execute(&mut *tx)
+            .await
+            .with_context(|| format!("could not run `{alter}`"))?;
+    }
+
+    let memberships: Option<String> = sqlx::query_scalar(
+        "SELECT string_agg(m.roleid::regrole::text, ', ' ORDER BY m.roleid::regrole::text) \
+         FROM pg_auth_members m WHERE m.member = $1::text::regrole",
+    )
+    .bind(QUEUE_ROLE)
+    .fetch_one(&mut *tx)
+    .await?;
+    if let Some(memberships) = memberships {
+        anyhow::bail!(
+            "the job queue's role {QUEUE_ROLE} is a member of {memberships}; it must hold the \
+             queue's rights and nothing else, since director_enqueue_job runs with them: \
+             REVOKE those roles FROM {QUEUE_ROLE}"
+        );
+    }
+
+    let (owner_is_superuser, owner_is_member): (bool, bool) = sqlx::query_as(
+        "SELECT rolsuper, pg_has_role(current_user, $1, 'MEMBER') \
+         FROM pg_roles WHERE rolname = current_user",
+    )
+    .bind(QUEUE_ROLE)
+    .fetch_one(&mut *tx)
+    .await?;
+    if !owner_is_superuser && !owner_is_member {
+        let grant = format!("GRANT {QUEUE_ROLE} TO CURRENT_USER");
+        // Built from constants only.
+        sqlx::raw_sql(sqlx::AssertSqlSafe(grant.as_str()))
+            .execute(&mut *tx)
+            .await
+            .with_context(|| format!("could not run `{grant}`"))?;
+    }
+    tx.commit().await?;
+    connection.close().await?;
+    Ok(())
+}
+
 /// What [`ensure_service_login`] found and did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServiceLogin {
@@ -71,7 +175,7 @@ pub struct ServiceLogin {
 /// it [`APP_ROLE`], [`WORKER_ROLE`] and CONNECT on the database. Answers `None`, doing
 /// nothing, when both URLs log in as the same user (a deployment that manages roles
 /// itself). Refuses a role that is a superuser, has BYPASSRLS or REPLICATION, owns any
-/// object or has the owner's privileges.
+/// object or has the privileges of the owner or of [`QUEUE_ROLE`].
 pub async fn ensure_service_login(
     owner_url: &str,
     service_url: &str,
@@ -143,14 +247,16 @@ pub async fn ensure_service_login(
             if replication {
                 return Err(refuse("has REPLICATION"));
             }
-            let (owns, has_owner_rights): (bool, bool) = sqlx::query_as(
+            let (owns, has_owner_rights, has_queue_rights): (bool, bool, bool) = sqlx::query_as(
                 "SELECT EXISTS (SELECT 1 FROM pg_shdepend \
-                                WHERE refclassid = 'pg_authid'::regclass \
-                                  AND refobjid = $1::text::regrole AND deptype = 'o'), \
-                        pg_has_role($1, $2, 'USAGE')",
+                                    WHERE refclassid = 'pg_authid'::regclass \
+                                      AND refobjid = $1::text::regrole AND deptype = 'o'), \
+                            pg_has_role($1, $2, 'USAGE'), \
+                            coalesce(pg_has_role($1, to_regrole($3), 'USAGE'), false)",
             )
             .bind(&role)
             .bind(&owner_role)
+            .bind(QUEUE_ROLE)
             .fetch_one(&mut *tx)
             .await?;
             if owns {
@@ -159,6 +265,11 @@ pub async fn ensure_service_login(
             if has_owner_rights {
                 return Err(refuse(&format!(
                     "has the privileges of the owner {owner_role:?}"
+                )));
+            }
+            if has_queue_rights {
+                return Err(refuse(&format!(
+                    "has the privileges of the job queue's owner {QUEUE_ROLE}"
                 )));
             }
             let mut template = String::from("ALTER ROLE %I WITH");
