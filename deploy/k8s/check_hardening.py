@@ -7,8 +7,14 @@ dropped, a pinned image and CPU and memory requests and limits, a default-deny
 NetworkPolicy, and secrets kept apart: each Deployment or Job references exactly one Secret,
 its own (`director-<name>`, kustomize's hash suffix allowed; <name> is the pod template's
 `app.kubernetes.io/name` without `director-`, else the workload's name), and no Secret is
-shared. Exits 1 naming each violation. Run by .ci/run."""
+shared. Egress is narrow: no NetworkPolicy rule lets PostgreSQL (5432) out to any
+destination (a rule without destinations, or an ipBlock wider than /16, or an address that is
+not one: the base's placeholder left unset), nor HTTPS (443) to any destination short of the
+internet (an ipBlock must except every private, CGNAT and link-local range it spans; none may
+lie inside one), and the gateway has no way to PostgreSQL; a rule without ports counts as
+every port. Exits 1 naming each violation. Run by .ci/run."""
 
+import ipaddress
 import re
 import sys
 
@@ -16,9 +22,111 @@ import yaml
 
 problems = []
 documents = [d for d in yaml.safe_load_all(sys.stdin) if d]
-policies = {d["metadata"]["name"] for d in documents if d["kind"] == "NetworkPolicy"}
+network_policies = [d for d in documents if d["kind"] == "NetworkPolicy"]
+policies = {d["metadata"]["name"] for d in network_policies}
 if "default-deny" not in policies:
     problems.append("no default-deny NetworkPolicy")
+
+POSTGRES, HTTPS = 5432, 443
+# The widest block a database's address may be given as.
+DATABASE_MIN_PREFIX = {4: 16, 6: 48}
+# Where HTTPS must not go: private (RFC 1918, IPv6 unique-local), CGNAT, link-local (cloud
+# metadata), and IPv4-mapped IPv6 addresses (which reach all of IPv4).
+NOT_THE_INTERNET = [
+    ipaddress.ip_network(block)
+    for block in (
+        "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16",
+        "fc00::/7", "fe80::/10", "::ffff:0:0/96",
+    )
+]
+
+
+def allows_port(rule, port):
+    """Whether an egress rule lets `port` out (no ports: every port; a named port may be it)."""
+    ports = rule.get("ports")
+    if not ports:
+        return True
+    for entry in ports:
+        number = entry.get("port")
+        if number is None or isinstance(number, str):
+            return True
+        if number <= port <= entry.get("endPort", number):
+            return True
+    return False
+
+
+def block_problem(peer, port):
+    """Why an ipBlock peer is too wide for `port`, or None."""
+    cidr = peer["ipBlock"].get("cidr", "")
+    try:
+        block = ipaddress.ip_network(cidr, strict=False)
+    except ValueError:
+        return f"ipBlock {cidr!r} is not an address (is the overlay's setting unset?)"
+    if port == POSTGRES:
+        if block.prefixlen < DATABASE_MIN_PREFIX[block.version]:
+            return f"ipBlock {cidr} is wider than the database's address may be"
+        return None
+    excepted = []
+    for text in peer["ipBlock"].get("except", []):
+        try:
+            excepted.append(ipaddress.ip_network(text, strict=False))
+        except ValueError:
+            return f"ipBlock {cidr} excepts {text!r}, which is not an address"
+    for forbidden in NOT_THE_INTERNET:
+        if forbidden.version != block.version or not forbidden.overlaps(block):
+            continue
+        if block.subnet_of(forbidden):
+            return f"ipBlock {cidr} lies inside {forbidden}"
+        if not any(e.version == block.version and forbidden.subnet_of(e) for e in excepted):
+            return f"ipBlock {cidr} does not except {forbidden}"
+    return None
+
+
+def selects(selector, labels):
+    """Whether a label selector (matchLabels, matchExpressions) selects `labels`."""
+    if any(labels.get(key) != value for key, value in selector.get("matchLabels", {}).items()):
+        return False
+    for expression in selector.get("matchExpressions", []):
+        key, operator = expression["key"], expression["operator"]
+        values = expression.get("values", [])
+        if operator == "In" and labels.get(key) not in values:
+            return False
+        if operator == "NotIn" and key in labels and labels[key] in values:
+            return False
+        if operator == "Exists" and key not in labels:
+            return False
+        if operator == "DoesNotExist" and key in labels:
+            return False
+    return True
+
+
+for policy in network_policies:
+    name = policy["metadata"]["name"]
+    for number, rule in enumerate(policy["spec"].get("egress", [])):
+        for port in (POSTGRES, HTTPS):
+            if not allows_port(rule, port):
+                continue
+            where = f"NetworkPolicy {name} egress rule {number}: port {port}"
+            peers = rule.get("to") or []
+            if not peers:
+                problems.append(f"{where} to any destination")
+            for peer in peers:
+                if "ipBlock" in peer:
+                    reason = block_problem(peer, port)
+                    if reason:
+                        problems.append(f"{where}: {reason}")
+                elif port == POSTGRES and "podSelector" not in peer:
+                    problems.append(f"{where} to whole namespaces, not the database's pods")
+
+for document in documents:
+    if document["kind"] != "Deployment" or document["metadata"]["name"] != "gateway":
+        continue
+    labels = document["spec"]["template"]["metadata"].get("labels", {})
+    for policy in network_policies:
+        if selects(policy["spec"].get("podSelector", {}), labels) and any(
+            allows_port(rule, POSTGRES) for rule in policy["spec"].get("egress", [])
+        ):
+            problems.append(f"NetworkPolicy {policy['metadata']['name']}: the gateway may reach PostgreSQL")
 
 
 

@@ -11,7 +11,10 @@
   Deployments leave `replicas` to them; PodDisruptionBudgets selecting each of the four;
 - one migration Job, named director-migrate-<its image's tag>, and every service pod waiting
   for its schema in the init container `wait-for-migrations`: its own binary's
-  `migrate --wait`, from the Job's image, with the same settings as the service.
+  `migrate --wait`, from the Job's image, with the same settings as the service;
+- the egress each workload needs, through a NetworkPolicy selecting its pods: DNS (UDP and
+  TCP 53) for all, PostgreSQL (5432) for the services and the migration Job, HTTPS (443) for
+  the gateway and Integrations (how narrow these are is check_hardening.py's business).
 With --production also: at least two replicas everywhere (companies' count, the HPAs'
 minimum). Exits 1 naming each problem. Run by .ci/run."""
 
@@ -149,6 +152,66 @@ else:
             problems.append(f"Deployment {name}: the migration wait does not read the service's settings")
         if containers and containers[0]["image"] != image:
             problems.append(f"Deployment {name}: image {containers[0]['image']} is not the Job's {image}")
+
+# The egress each workload needs, allowed by some NetworkPolicy selecting its pods.
+NEEDS = {
+    "gateway": [("UDP", 53), ("TCP", 53), ("TCP", 443)],
+    "companies": [("UDP", 53), ("TCP", 53), ("TCP", 5432)],
+    "dispatch": [("UDP", 53), ("TCP", 53), ("TCP", 5432)],
+    "integrations": [("UDP", 53), ("TCP", 53), ("TCP", 5432), ("TCP", 443)],
+    "director-migrate": [("UDP", 53), ("TCP", 53), ("TCP", 5432)],
+}
+network_policies = [d for d in documents if d["kind"] == "NetworkPolicy"]
+
+
+def selects(selector, labels):
+    """Whether a label selector (matchLabels, matchExpressions) selects `labels`."""
+    if any(labels.get(key) != value for key, value in selector.get("matchLabels", {}).items()):
+        return False
+    for expression in selector.get("matchExpressions", []):
+        key, operator = expression["key"], expression["operator"]
+        values = expression.get("values", [])
+        if operator == "In" and labels.get(key) not in values:
+            return False
+        if operator == "NotIn" and key in labels and labels[key] in values:
+            return False
+        if operator == "Exists" and key not in labels:
+            return False
+        if operator == "DoesNotExist" and key in labels:
+            return False
+    return True
+
+
+def egress_allows(labels, protocol, port):
+    for policy in network_policies:
+        spec = policy["spec"]
+        if "Egress" not in spec.get("policyTypes", []) or not selects(
+            spec.get("podSelector", {}), labels
+        ):
+            continue
+        for rule in spec.get("egress", []):
+            ports = rule.get("ports")
+            if not ports or any(
+                entry.get("protocol", "TCP") == protocol
+                and entry.get("port") is not None
+                and entry["port"] <= port <= entry.get("endPort", entry["port"])
+                for entry in ports
+                if not isinstance(entry.get("port"), str)
+            ):
+                return True
+    return False
+
+
+pods = {name: d["spec"]["template"] for name, d in deployments.items()}
+pods.update({"director-migrate": job["spec"]["template"] for job in jobs.values()})
+for name, needs in NEEDS.items():
+    template = pods.get(name)
+    if template is None:
+        continue
+    labels = template.get("metadata", {}).get("labels", {})
+    for protocol, port in needs:
+        if not egress_allows(labels, protocol, port):
+            problems.append(f"{name}: no NetworkPolicy lets its pods out on {protocol} {port}")
 
 for problem in problems:
     print(problem, file=sys.stderr)
