@@ -3,6 +3,12 @@
 //!
 //! [`ProvidersConfig::from_env`] reads which integrations are configured (a missing one is
 //! reported, not fatal); [`VesseyClient`], [`TwilioClient`] and [`SlackClient`] make the calls.
+//!
+//! Two kinds of configuration reach these clients: the operator's, from the environment, and a
+//! tenant's own settings. A tenant chooses its URLs, so they go through the egress guard
+//! ([`EgressPolicy`], read by [`EgressPolicy::from_env`]): [`EgressPolicy::check_url`] and
+//! [`EgressPolicy::check_resolves`] when the settings are saved.
+//!
 //! Every call:
 //! - has a per-attempt timeout ([`Timeouts`]: 10 s, 30 s for a collections page);
 //! - is retried with exponential backoff and jitter ([`RetryPolicy`]) on 5xx, 408, 429,
@@ -23,6 +29,7 @@
 //! one that succeeded.
 
 mod config;
+pub mod egress;
 mod error;
 mod http;
 mod redact;
@@ -34,6 +41,7 @@ pub use config::{
     DEFAULT_TWILIO_API_URL, IntegrationState, Missing, ProvidersConfig, RetryPolicy, SecretUrl,
     SlackConfig, Timeouts, TwilioConfig, VesseyConfig,
 };
+pub use egress::{DEFAULT_SLACK_WEBHOOK_HOSTS, EgressPolicy, Purpose, forbidden_range};
 pub use error::ProviderError;
 pub use slack::SlackClient;
 pub use twilio::TwilioClient;
