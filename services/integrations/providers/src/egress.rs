@@ -21,14 +21,14 @@
 //! the host then and refuses it when *any* address is in a forbidden range (so the answer to the
 //! `PUT` is immediate). Neither is enough alone: a name can resolve to a public address when
 //! checked and to `127.0.0.1` a second later (DNS rebinding). So the HTTP client used for
-//! tenants' configurations (`HttpClients::tenant`) checks again where it matters, on
+//! tenants' configurations ([`crate::HttpClients::tenant`]) checks again where it matters, on
 //! the addresses it is about to connect to: its DNS resolver (`GuardedResolver`) fails the
 //! resolution when any address is forbidden; a request to an IP literal (which reqwest connects
 //! to without asking the resolver) is checked by the transport before it is sent, with the
 //! scheme, credential and Slack host rules (the local-name rule is left to the resolver there:
 //! names are judged by the addresses they resolve to); and the client ignores proxy settings
 //! from the environment (a proxy would resolve the name itself, past the guard). A refusal at
-//! send time is `ProviderError::Refused`, never retried. Redirects stay within the
+//! send time is [`crate::ProviderError::Refused`], never retried. Redirects stay within the
 //! original origin, as for every client.
 //!
 //! Forbidden ranges: unspecified, "this network" `0.0.0.0/8`, loopback, RFC 1918 private,
@@ -41,17 +41,27 @@
 //! address rules and allows `http`, so local development and tests can point tenants at fakes
 //! on loopback; a Slack webhook may then also be on a loopback or private IP literal or a local
 //! name (the fakes), besides the listed hosts. URLs from the environment are the operator's and
-//! are not checked: their clients use `HttpClients::operator`.
+//! are not checked: their clients use [`crate::HttpClients::operator`].
 //!
 //! Messages name the field and the rule, never the URL (a Slack webhook URL is a secret) nor
 //! the addresses a name resolved to (that would map the internal network for the tenant).
 
+use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use director_platform::config::{ConfigError, Env, Environment};
 use ipnet::{Ipv4Net, Ipv6Net};
 use reqwest::Url;
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+
+use crate::config::{RetryPolicy, SlackConfig, TwilioConfig, VesseyConfig};
+use crate::error::ProviderError;
+use crate::http::HttpClient;
+use crate::{SlackClient, TwilioClient, VesseyClient};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// `SLACK_WEBHOOK_HOSTS` when unset.
 pub const DEFAULT_SLACK_WEBHOOK_HOSTS: &str = "hooks.slack.com";
@@ -75,7 +85,8 @@ pub enum Purpose {
 pub struct EgressPolicy {
     /// Lift the address rules and allow `http` (dev only): for fakes on loopback.
     pub allow_private_networks: bool,
-    /// The hosts a Slack webhook URL may name, lowercase, without a trailing dot.
+    /// The hosts a Slack webhook URL may name (matched exactly, ignoring ASCII case and a
+    /// trailing dot; [`Self::from_env`] stores them lowercase, without the dot).
     pub slack_webhook_hosts: Vec<String>,
 }
 
@@ -170,6 +181,16 @@ impl EgressPolicy {
 
     /// The URL rules, without resolving: the reason when `url` is refused for `purpose`.
     pub(crate) fn check(&self, url: &Url, purpose: Purpose) -> Result<(), String> {
+        self.check_rules(url, purpose, Names::Checked)
+    }
+
+    /// The rules a guarded client applies before sending: all but the local-name rule, as
+    /// names are judged by the addresses they resolve to, in the client's resolver.
+    pub(crate) fn check_for_send(&self, url: &Url, purpose: Purpose) -> Result<(), String> {
+        self.check_rules(url, purpose, Names::LeftToTheResolver)
+    }
+
+    fn check_rules(&self, url: &Url, purpose: Purpose, names: Names) -> Result<(), String> {
         match (url.scheme(), self.allow_private_networks) {
             ("https", _) | ("http", true) => {}
             (_, false) => return Err("must be an https:// URL".to_owned()),
@@ -184,16 +205,24 @@ impl EgressPolicy {
             UrlHost::Name(name) => is_local_name(name),
         };
         if local && !self.allow_private_networks {
-            return match host {
-                UrlHost::Ip(ip) => self.check_ip(ip, "is"),
-                UrlHost::Name(_) => Err("the host is a local name".to_owned()),
-            };
+            match host {
+                UrlHost::Ip(ip) => return self.check_ip(ip, "is"),
+                UrlHost::Name(_) if names == Names::Checked => {
+                    return Err("the host is a local name".to_owned());
+                }
+                UrlHost::Name(_) => {}
+            }
         }
         if purpose == Purpose::Slack {
-            let listed = match &host {
-                UrlHost::Name(name) => self.slack_webhook_hosts.contains(name),
-                UrlHost::Ip(ip) => self.slack_webhook_hosts.contains(&ip.to_string()),
+            let host_text = match &host {
+                UrlHost::Name(name) => name.clone(),
+                UrlHost::Ip(ip) => ip.to_string(),
             };
+            let listed = self.slack_webhook_hosts.iter().any(|listed| {
+                listed
+                    .trim_end_matches('.')
+                    .eq_ignore_ascii_case(&host_text)
+            });
             // With private networks allowed, a fake Slack on loopback is fine.
             let local_fake = local && self.allow_private_networks;
             if !(listed || local_fake) {
@@ -216,6 +245,82 @@ impl EgressPolicy {
             )),
             _ => Ok(()),
         }
+    }
+}
+
+/// Clients for tenants' settings, all on one shared guarded HTTP client
+/// ([`HttpClient::guarded`]) with one retry policy: build once per process, then one client per
+/// tenant configuration, cheaply (no TLS set-up per client).
+///
+/// Each constructor first checks the configuration's URL against the policy (the rules of
+/// [`EgressPolicy::check_url`]; settings were checked when saved, but the policy may have
+/// changed since) and answers [`ProviderError::Refused`] naming the setting and the rule.
+#[derive(Debug, Clone)]
+pub struct GuardedHttp {
+    http: HttpClient,
+    policy: Arc<EgressPolicy>,
+    retry: RetryPolicy,
+}
+
+impl GuardedHttp {
+    /// The guarded client for `policy`; its provider clients retry per `retry`.
+    pub fn new(policy: EgressPolicy, retry: RetryPolicy) -> Result<Self, ProviderError> {
+        let policy = Arc::new(policy);
+        Ok(Self {
+            http: HttpClient::guarded_by(policy.clone())?,
+            policy,
+            retry,
+        })
+    }
+
+    /// The policy enforced, for checking settings when they are saved.
+    pub fn policy(&self) -> &EgressPolicy {
+        &self.policy
+    }
+
+    /// The shared guarded client, for the clients' `new_with` constructors.
+    pub fn http(&self) -> &HttpClient {
+        &self.http
+    }
+
+    /// A Vessey client for a tenant's settings.
+    pub fn vessey(&self, config: VesseyConfig) -> Result<VesseyClient, ProviderError> {
+        self.admit(&config.base_url, Purpose::Vessey, "Vessey API URL")?;
+        Ok(VesseyClient::new_with(
+            config,
+            self.retry.clone(),
+            &self.http,
+        ))
+    }
+
+    /// A Slack client for a tenant's webhook.
+    pub fn slack(&self, config: SlackConfig) -> Result<SlackClient, ProviderError> {
+        self.admit(
+            config.webhook_url.expose(),
+            Purpose::Slack,
+            "Slack webhook URL",
+        )?;
+        Ok(SlackClient::new_with(
+            config,
+            self.retry.clone(),
+            &self.http,
+        ))
+    }
+
+    /// A Twilio client for a tenant's account (and a Twilio API URL the policy admits).
+    pub fn twilio(&self, config: TwilioConfig) -> Result<TwilioClient, ProviderError> {
+        self.admit(&config.api_url, Purpose::Twilio, "Twilio API URL")?;
+        Ok(TwilioClient::new_with(
+            config,
+            self.retry.clone(),
+            &self.http,
+        ))
+    }
+
+    fn admit(&self, url: &Url, purpose: Purpose, what: &str) -> Result<(), ProviderError> {
+        self.policy.check(url, purpose).map_err(|reason| {
+            ProviderError::Refused(format!("the tenant's {what} is refused: {reason}"))
+        })
     }
 }
 
@@ -351,6 +456,13 @@ fn forbidden_v6(ip: Ipv6Addr) -> Option<String> {
     None
 }
 
+/// Whether [`EgressPolicy::check_rules`] refuses local names itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Names {
+    Checked,
+    LeftToTheResolver,
+}
+
 /// A URL's host as the guard sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum UrlHost {
@@ -410,6 +522,54 @@ fn article(range: &str) -> &'static str {
         .iter()
         .any(|start| range.starts_with(start));
     if vowel { "an" } else { "a" }
+}
+
+/// Why the guard stopped a connection: in the source chain of the reqwest error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct EgressRefused {
+    pub(crate) reason: String,
+}
+
+impl fmt::Display for EgressRefused {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.reason)
+    }
+}
+
+impl std::error::Error for EgressRefused {}
+
+/// The DNS resolver of guarded clients: resolves with the system resolver (through tokio) and
+/// fails when any address is forbidden, so the connection is never attempted. With private
+/// networks allowed it only resolves.
+#[derive(Debug, Clone)]
+pub(crate) struct GuardedResolver {
+    policy: EgressPolicy,
+}
+
+impl GuardedResolver {
+    pub(crate) fn new(policy: EgressPolicy) -> Self {
+        Self { policy }
+    }
+}
+
+impl Resolve for GuardedResolver {
+    fn resolve(&self, name: Name) -> Resolving {
+        let policy = self.policy.clone();
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            // Port 0: reqwest puts the URL's port (or the scheme's) in its place.
+            let addrs: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            for addr in &addrs {
+                // Boxed as itself (not as a `Box<EgressRefused>`), so the transport finds it
+                // in the error's source chain.
+                policy
+                    .check_ip(addr.ip(), "resolves to")
+                    .map_err(|reason| EgressRefused { reason })?;
+            }
+            Ok::<Addrs, BoxError>(Box::new(addrs.into_iter()))
+        })
+    }
 }
 
 #[cfg(test)]
@@ -660,7 +820,7 @@ mod tests {
     #[test]
     fn slack_hosts_match_exactly_ignoring_case_and_a_trailing_dot() {
         let policy = EgressPolicy {
-            slack_webhook_hosts: vec!["hooks.slack.com".into(), "hooks.slack-gov.com".into()],
+            slack_webhook_hosts: vec!["hooks.slack.com".into(), "Hooks.Slack-Gov.com.".into()],
             ..EgressPolicy::default()
         };
         for ok in [
@@ -685,7 +845,7 @@ mod tests {
                 .unwrap_err();
             assert!(
                 error.ends_with(
-                    "the host must be one of hooks.slack.com, hooks.slack-gov.com \
+                    "the host must be one of hooks.slack.com, Hooks.Slack-Gov.com. \
                      (SLACK_WEBHOOK_HOSTS)"
                 ),
                 "{refused}: {error}"
@@ -818,5 +978,37 @@ mod tests {
                 .unwrap_err(),
             "f: the host name does not resolve"
         );
+    }
+
+    #[tokio::test]
+    async fn the_resolver_fails_a_name_with_a_forbidden_address_unless_private_is_allowed() {
+        let name = || "localhost".parse::<Name>().unwrap();
+        let Err(error) = GuardedResolver::new(policy()).resolve(name()).await else {
+            panic!("localhost resolved through the guard");
+        };
+        let refused = error.downcast_ref::<EgressRefused>().unwrap();
+        assert_eq!(
+            refused.reason,
+            "the host resolves to a loopback address, which Director does not contact"
+        );
+        let Ok(addrs) = GuardedResolver::new(private_allowed())
+            .resolve(name())
+            .await
+        else {
+            panic!("localhost did not resolve");
+        };
+        let addrs: Vec<SocketAddr> = addrs.collect();
+        assert!(!addrs.is_empty() && addrs.iter().all(|a| a.ip().is_loopback()));
+    }
+
+    #[test]
+    fn sending_leaves_names_to_the_resolver_but_not_literals() {
+        let local = Url::parse("https://localhost/").unwrap();
+        assert!(policy().check(&local, Purpose::Vessey).is_err());
+        assert!(policy().check_for_send(&local, Purpose::Vessey).is_ok());
+        let literal = Url::parse("https://127.0.0.1/").unwrap();
+        assert!(policy().check_for_send(&literal, Purpose::Vessey).is_err());
+        let slack = Url::parse("https://localhost/services/T/B/x").unwrap();
+        assert!(policy().check_for_send(&slack, Purpose::Slack).is_err());
     }
 }

@@ -41,6 +41,11 @@ pub enum ProviderError {
     /// The provider answered something unusable: not the JSON expected, or too large.
     #[error("{0}")]
     InvalidResponse(String),
+    /// Director refused to send the request: a tenant-supplied destination the egress guard
+    /// does not allow (its host is, or now resolves to, a private address; see
+    /// [`crate::EgressPolicy`]). Only a change of the tenant's settings fixes it.
+    #[error("{0}")]
+    Refused(String),
 }
 
 impl ProviderError {
@@ -50,7 +55,10 @@ impl ProviderError {
     pub fn is_retryable(&self) -> bool {
         match self {
             Self::Unavailable(_) | Self::InvalidResponse(_) => true,
-            Self::NotConfigured { .. } | Self::NotFound(_) | Self::Rejected { .. } => false,
+            Self::NotConfigured { .. }
+            | Self::NotFound(_)
+            | Self::Rejected { .. }
+            | Self::Refused(_) => false,
         }
     }
 
@@ -71,6 +79,8 @@ impl ProviderError {
 /// - Rejected → FAILED_PRECONDITION: the provider refused a request Director made on the
 ///   caller's behalf; it is neither the caller's malformed input (that is validated before any
 ///   call) nor a transient fault. The provider's message is passed on.
+/// - Refused → FAILED_PRECONDITION: the tenant's settings point where Director does not send
+///   requests; the message says which rule, not the URL.
 /// - Unavailable → UNAVAILABLE: the provider is down or throttling; trying later may work.
 /// - InvalidResponse → UNAVAILABLE: the provider is misbehaving, which for the caller is the
 ///   dependency being unusable right now, not a bug in Director (INTERNAL) and not their
@@ -78,9 +88,9 @@ impl ProviderError {
 impl From<ProviderError> for tonic::Status {
     fn from(error: ProviderError) -> Self {
         let code = match &error {
-            ProviderError::NotConfigured { .. } | ProviderError::Rejected { .. } => {
-                tonic::Code::FailedPrecondition
-            }
+            ProviderError::NotConfigured { .. }
+            | ProviderError::Rejected { .. }
+            | ProviderError::Refused(_) => tonic::Code::FailedPrecondition,
             ProviderError::NotFound(_) => tonic::Code::NotFound,
             ProviderError::Unavailable(_) | ProviderError::InvalidResponse(_) => {
                 tonic::Code::Unavailable
@@ -159,6 +169,10 @@ mod tests {
             code(ProviderError::InvalidResponse("x".into())),
             tonic::Code::Unavailable
         );
+        assert_eq!(
+            code(ProviderError::Refused("x".into())),
+            tonic::Code::FailedPrecondition
+        );
     }
 
     #[test]
@@ -174,5 +188,6 @@ mod tests {
             .is_retryable()
         );
         assert!(!ProviderError::not_configured("slack", &["SLACK_WEBHOOK_URL"]).is_retryable());
+        assert!(!ProviderError::Refused("x".into()).is_retryable());
     }
 }

@@ -18,6 +18,7 @@
 use std::error::Error as StdError;
 use std::fmt;
 use std::io;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, SystemTime};
 
@@ -29,6 +30,7 @@ use reqwest::{Client, RequestBuilder, Response, StatusCode, Url, redirect};
 use serde::de::DeserializeOwned;
 
 use crate::config::RetryPolicy;
+use crate::egress::{EgressPolicy, EgressRefused, GuardedResolver, Purpose};
 use crate::error::ProviderError;
 use crate::redact::Redactor;
 
@@ -62,43 +64,155 @@ pub(crate) struct Answer {
     pub(crate) body: Bytes,
 }
 
-/// A provider's HTTP client with its retry policy and the secrets its messages must not hold.
+/// One shared HTTP client (a reqwest `Client`: connection pool, TLS set-up) and, for tenants'
+/// configurations, the egress guard it enforces. Cheap to clone: clones share the pool.
+///
+/// - [`HttpClient::operator`]: for the operator's configuration, from the environment. No
+///   egress checks; proxy settings from the environment are honoured.
+/// - [`HttpClient::guarded`]: for a tenant's configuration. Its DNS resolver refuses a name
+///   when any address it resolves to is forbidden by the [`EgressPolicy`], a request to a
+///   forbidden IP literal (or with a scheme, credentials or Slack host the policy refuses) is
+///   refused before it is sent, and proxy settings from the environment are ignored (a proxy
+///   resolves names itself, past the guard). Refusals are [`ProviderError::Refused`].
+///
+/// Both follow redirects within the original origin only.
+#[derive(Debug, Clone)]
+pub struct HttpClient {
+    client: Client,
+    guard: Option<Arc<EgressPolicy>>,
+}
+
+impl HttpClient {
+    /// An unguarded client, for the operator's configuration.
+    pub fn operator() -> Result<Self, ProviderError> {
+        Ok(Self {
+            client: build_client(None)?,
+            guard: None,
+        })
+    }
+
+    /// A client that enforces `policy`, for tenants' configurations.
+    pub fn guarded(policy: EgressPolicy) -> Result<Self, ProviderError> {
+        Self::guarded_by(Arc::new(policy))
+    }
+
+    pub(crate) fn guarded_by(policy: Arc<EgressPolicy>) -> Result<Self, ProviderError> {
+        Ok(Self {
+            client: build_client(Some(GuardedResolver::new(policy.as_ref().clone())))?,
+            guard: Some(policy),
+        })
+    }
+
+    /// The policy this client enforces; `None` for the operator's.
+    pub fn policy(&self) -> Option<&EgressPolicy> {
+        self.guard.as_deref()
+    }
+}
+
+/// The two shared clients a process needs: build once at start-up and hand
+/// [`Self::operator`] or [`Self::tenant`] to the clients' `new_with` constructors
+/// (`VesseyClient::new_with(config, retry, clients.tenant())`), so every provider client
+/// shares their connection pools instead of setting up TLS per call.
+#[derive(Debug, Clone)]
+pub struct HttpClients {
+    operator: HttpClient,
+    tenant: HttpClient,
+    policy: Arc<EgressPolicy>,
+}
+
+impl HttpClients {
+    /// The operator's client and a client guarded by `policy` for tenants.
+    pub fn new(policy: EgressPolicy) -> Result<Self, ProviderError> {
+        let policy = Arc::new(policy);
+        Ok(Self {
+            operator: HttpClient::operator()?,
+            tenant: HttpClient::guarded_by(policy.clone())?,
+            policy,
+        })
+    }
+
+    /// For configurations from the environment: not guarded.
+    pub fn operator(&self) -> &HttpClient {
+        &self.operator
+    }
+
+    /// For configurations a tenant supplied: guarded.
+    pub fn tenant(&self) -> &HttpClient {
+        &self.tenant
+    }
+
+    /// The policy the tenants' client enforces (for checking settings when they are saved).
+    pub fn policy(&self) -> &EgressPolicy {
+        &self.policy
+    }
+}
+
+/// A reqwest client following same-origin redirects only; with `resolver`, the guarded kind.
+fn build_client(resolver: Option<GuardedResolver>) -> Result<Client, ProviderError> {
+    let mut builder = Client::builder()
+        .redirect(same_origin_redirects())
+        .user_agent(concat!("director/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(Duration::from_secs(5));
+    if let Some(resolver) = resolver {
+        builder = builder.dns_resolver(resolver).no_proxy();
+    }
+    builder.build().map_err(|e| {
+        ProviderError::Unavailable(format!("could not set up an HTTP client: {}", describe(&e)))
+    })
+}
+
+/// A provider client's view of its [`HttpClient`]: what the calls are for (the Slack host
+/// rule), its retry policy and the secrets its messages must not hold.
 #[derive(Debug, Clone)]
 pub(crate) struct Transport {
-    client: Client,
+    http: HttpClient,
+    purpose: Purpose,
     retry: RetryPolicy,
     redactor: Redactor,
 }
 
 impl Transport {
-    /// A client for `provider` (named in the error if TLS cannot be set up) whose messages are
-    /// cleaned of `redactor`'s secrets.
+    /// A transport with a client of its own (unguarded), as before shared clients existed.
     pub(crate) fn new(
-        provider: &str,
+        purpose: Purpose,
         retry: RetryPolicy,
         redactor: Redactor,
     ) -> Result<Self, ProviderError> {
-        let client = Client::builder()
-            .redirect(same_origin_redirects())
-            .user_agent(concat!("director/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(Duration::from_secs(5))
-            .build()
-            .map_err(|e| {
-                ProviderError::Unavailable(format!(
-                    "could not set up an HTTP client for {provider}: {}",
-                    describe(&e)
-                ))
-            })?;
-        Ok(Self {
-            client,
+        let http = HttpClient::operator().map_err(|error| {
+            ProviderError::Unavailable(format!("{error} (for {})", purpose_name(purpose)))
+        })?;
+        Ok(Self::with_http(&http, purpose, retry, redactor))
+    }
+
+    /// A transport on the shared `http` client (guarded or not).
+    pub(crate) fn with_http(
+        http: &HttpClient,
+        purpose: Purpose,
+        retry: RetryPolicy,
+        redactor: Redactor,
+    ) -> Self {
+        Self {
+            http: http.clone(),
+            purpose,
             retry,
             redactor,
-        })
+        }
     }
 
     /// The underlying client, to build requests with.
     pub(crate) fn client(&self) -> &Client {
-        &self.client
+        &self.http.client
+    }
+
+    /// With a guard: the reason `build`'s request may not be sent (checked once per call;
+    /// redirects stay within its origin). Names are judged by the addresses they resolve to,
+    /// in the client's resolver; this catches what never reaches it: IP literals (reqwest
+    /// connects to them directly), and the scheme, credential and Slack host rules.
+    fn refused(&self, build: &impl Fn() -> RequestBuilder) -> Option<String> {
+        let policy = self.http.guard.as_deref()?;
+        // A request that cannot be built is never sent either: the attempt reports it.
+        let request = build().build().ok()?;
+        policy.check_for_send(request.url(), self.purpose).err()
     }
 
     /// Sends the request `build` makes (once per attempt), retrying transient failures, and
@@ -114,6 +228,10 @@ impl Transport {
         call: &Call,
         build: impl Fn() -> RequestBuilder,
     ) -> Result<Answer, ProviderError> {
+        if let Some(reason) = self.refused(&build) {
+            let refused = ProviderError::Refused(format!("{} refused: {reason}", call.label));
+            return Err(self.redact_error(refused));
+        }
         let attempts = AtomicU32::new(0);
         let policy = &self.retry;
         let outcome = (|| async {
@@ -177,6 +295,7 @@ impl Transport {
             },
             ProviderError::Unavailable(m) => ProviderError::Unavailable(redact(m)),
             ProviderError::InvalidResponse(m) => ProviderError::InvalidResponse(redact(m)),
+            ProviderError::Refused(m) => ProviderError::Refused(redact(m)),
             other @ ProviderError::NotConfigured { .. } => other,
         }
     }
@@ -279,6 +398,8 @@ enum AttemptError {
     Transport(String),
     /// A redirect we would not follow.
     RedirectRefused { status: u16, message: String },
+    /// The egress guard's resolver refused the host.
+    EgressRefused(String),
     /// A successful answer larger than `limit` bytes.
     TooLarge { limit: usize },
     /// The request could not even be built (a bug, not the provider's doing).
@@ -291,6 +412,9 @@ impl AttemptError {
         let error = error.without_url();
         if error.is_timeout() {
             return Self::Timeout;
+        }
+        if let Some(refused) = find_source::<EgressRefused>(&error) {
+            return Self::EgressRefused(refused.to_string());
         }
         if let Some(refused) = find_source::<RedirectRefused>(&error) {
             return Self::RedirectRefused {
@@ -313,7 +437,10 @@ impl AttemptError {
                     || *status == StatusCode::REQUEST_TIMEOUT
             }
             Self::Timeout | Self::Transport(_) => true,
-            Self::RedirectRefused { .. } | Self::TooLarge { .. } | Self::Invalid(_) => false,
+            Self::RedirectRefused { .. }
+            | Self::EgressRefused(_)
+            | Self::TooLarge { .. }
+            | Self::Invalid(_) => false,
         }
     }
 
@@ -350,6 +477,9 @@ impl AttemptError {
                 status,
                 message: format!("{label}: {message}"),
             },
+            Self::EgressRefused(reason) => {
+                ProviderError::Refused(format!("{label} refused: {reason}"))
+            }
             other => ProviderError::InvalidResponse(format!("{label}: {other}")),
         }
     }
@@ -368,7 +498,9 @@ impl fmt::Display for AttemptError {
                 Ok(())
             }
             Self::Timeout => f.write_str("timed out"),
-            Self::Transport(message) | Self::Invalid(message) => f.write_str(message),
+            Self::Transport(message) | Self::Invalid(message) | Self::EgressRefused(message) => {
+                f.write_str(message)
+            }
             Self::RedirectRefused { message, .. } => f.write_str(message),
             Self::TooLarge { limit } => {
                 write!(f, "answer larger than {} KiB refused", limit / 1024)
@@ -489,6 +621,9 @@ fn cause_of(error: &(dyn StdError + 'static)) -> Option<String> {
         if let Some(tls) = cause.downcast_ref::<native_tls::Error>() {
             return Some(format!("TLS handshake failed ({tls})"));
         }
+        if let Some(refused) = cause.downcast_ref::<EgressRefused>() {
+            return Some(refused.to_string());
+        }
         if let Some(hyper) = cause.downcast_ref::<hyper::Error>() {
             // hyper's descriptions are fixed phrases ("connection closed before message
             // completed"); a deeper cause, if any, is more precise.
@@ -530,6 +665,15 @@ fn io_kind(kind: io::ErrorKind) -> Option<&'static str> {
         K::PermissionDenied => "permission denied",
         _ => return None,
     })
+}
+
+/// How messages name the provider of `purpose`.
+fn purpose_name(purpose: Purpose) -> &'static str {
+    match purpose {
+        Purpose::Vessey => "Vessey",
+        Purpose::Twilio => "Twilio",
+        Purpose::Slack => "Slack",
+    }
 }
 
 /// Appends `segments` (each percent-encoded as one segment, `/` included) to `base`'s path.

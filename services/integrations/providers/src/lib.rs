@@ -5,9 +5,15 @@
 //! reported, not fatal); [`VesseyClient`], [`TwilioClient`] and [`SlackClient`] make the calls.
 //!
 //! Two kinds of configuration reach these clients: the operator's, from the environment, and a
-//! tenant's own settings. A tenant chooses its URLs, so they go through the egress guard
+//! tenant's own settings. A tenant chooses its URLs, so its clients go through the egress guard
 //! ([`EgressPolicy`], read by [`EgressPolicy::from_env`]): [`EgressPolicy::check_url`] and
-//! [`EgressPolicy::check_resolves`] when the settings are saved.
+//! [`EgressPolicy::check_resolves`] when the settings are saved, and at every call the guarded
+//! HTTP client of [`HttpClients::tenant`], which refuses forbidden addresses where names resolve
+//! and IP literals before sending ([`ProviderError::Refused`]). Build one [`HttpClients`] per
+//! process and pass [`HttpClients::tenant`] or [`HttpClients::operator`] to the clients'
+//! `new_with` constructors, so they share connection pools (or use [`egress::GuardedHttp`],
+//! which builds tenants' clients on one guarded client); `new` still builds a client with an
+//! unguarded pool of its own.
 //!
 //! Every call:
 //! - has a per-attempt timeout ([`Timeouts`]: 10 s, 30 s for a collections page);
@@ -43,6 +49,7 @@ pub use config::{
 };
 pub use egress::{DEFAULT_SLACK_WEBHOOK_HOSTS, EgressPolicy, Purpose, forbidden_range};
 pub use error::ProviderError;
+pub use http::{HttpClient, HttpClients};
 pub use slack::SlackClient;
 pub use twilio::TwilioClient;
 pub use vessey::{Page, VesseyClient, VesseyCollection, VesseyDriver};

@@ -5,8 +5,9 @@ use std::fmt;
 use serde::Serialize;
 
 use crate::config::{RetryPolicy, SlackConfig};
+use crate::egress::Purpose;
 use crate::error::ProviderError;
-use crate::http::{BODY_LIMIT, Call, Transport};
+use crate::http::{BODY_LIMIT, Call, HttpClient, Transport};
 use crate::redact::{Redactor, secret_url_parts};
 
 /// Posts to a Slack incoming webhook. Cheap to clone. The webhook URL is a credential: it never
@@ -34,12 +35,24 @@ struct Message<'a> {
 }
 
 impl SlackClient {
-    /// A client for the configured webhook.
+    /// A client for the configured webhook with an unguarded HTTP client of its own (the
+    /// operator's configuration; prefer [`Self::new_with`] and a shared client).
     pub fn new(config: SlackConfig, retry: RetryPolicy) -> Result<Self, ProviderError> {
         Ok(Self {
-            http: Transport::new("Slack", retry, redactor(&config))?,
+            http: Transport::new(Purpose::Slack, retry, redactor(&config))?,
             config,
         })
+    }
+
+    /// A client for the configured webhook on the shared `http` client:
+    /// [`crate::HttpClients::tenant`] for a tenant's settings (guarded: the webhook's host
+    /// must be in `SLACK_WEBHOOK_HOSTS`), [`crate::HttpClients::operator`] for the
+    /// environment's.
+    pub fn new_with(config: SlackConfig, retry: RetryPolicy, http: &HttpClient) -> Self {
+        Self {
+            http: Transport::with_http(http, Purpose::Slack, retry, redactor(&config)),
+            config,
+        }
     }
 
     /// Posts `text`, to `channel` when given (else the webhook's own channel).

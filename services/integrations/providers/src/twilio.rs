@@ -5,8 +5,9 @@ use std::fmt;
 use serde::Deserialize;
 
 use crate::config::{RetryPolicy, TwilioConfig};
+use crate::egress::Purpose;
 use crate::error::ProviderError;
-use crate::http::{BODY_LIMIT, Call, Transport, join_segments};
+use crate::http::{BODY_LIMIT, Call, HttpClient, Transport, join_segments};
 use crate::redact::{Redactor, url_credentials};
 
 /// Sends SMS through Twilio. Cheap to clone.
@@ -35,8 +36,22 @@ struct CreatedMessage {
 }
 
 impl TwilioClient {
-    /// A client for the configured Twilio account.
+    /// A client for the configured Twilio account with an unguarded HTTP client of its own (the
+    /// operator's configuration; prefer [`Self::new_with`] and a shared client).
     pub fn new(config: TwilioConfig, retry: RetryPolicy) -> Result<Self, ProviderError> {
+        let http = Transport::new(Purpose::Twilio, retry, redactor(&config))?;
+        Ok(Self::on(config, http))
+    }
+
+    /// A client for the configured Twilio account on the shared `http` client:
+    /// [`crate::HttpClients::tenant`] for a tenant's settings (guarded),
+    /// [`crate::HttpClients::operator`] for the environment's.
+    pub fn new_with(config: TwilioConfig, retry: RetryPolicy, http: &HttpClient) -> Self {
+        let http = Transport::with_http(http, Purpose::Twilio, retry, redactor(&config));
+        Self::on(config, http)
+    }
+
+    fn on(config: TwilioConfig, http: Transport) -> Self {
         let messages_url = join_segments(
             &config.api_url,
             &[
@@ -46,11 +61,11 @@ impl TwilioClient {
                 "Messages.json",
             ],
         );
-        Ok(Self {
-            http: Transport::new("Twilio", retry, redactor(&config))?,
+        Self {
+            http,
             messages_url,
             config,
-        })
+        }
     }
 
     /// Sends `body` to `to` (E.164) from the configured number; returns Twilio's message SID.

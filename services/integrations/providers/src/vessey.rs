@@ -7,8 +7,9 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{RetryPolicy, VesseyConfig};
+use crate::egress::Purpose;
 use crate::error::ProviderError;
-use crate::http::{BODY_LIMIT, Call, PAGE_BODY_LIMIT, Transport, join_segments};
+use crate::http::{BODY_LIMIT, Call, HttpClient, PAGE_BODY_LIMIT, Transport, join_segments};
 use crate::redact::{Redactor, url_credentials};
 
 /// A driver as Vessey knows them.
@@ -94,12 +95,23 @@ impl fmt::Debug for VesseyClient {
 }
 
 impl VesseyClient {
-    /// A client for the configured Vessey.
+    /// A client for the configured Vessey with an unguarded HTTP client of its own (the
+    /// operator's configuration; prefer [`Self::new_with`] and a shared client).
     pub fn new(config: VesseyConfig, retry: RetryPolicy) -> Result<Self, ProviderError> {
         Ok(Self {
-            http: Transport::new("Vessey", retry, redactor(&config))?,
+            http: Transport::new(Purpose::Vessey, retry, redactor(&config))?,
             config,
         })
+    }
+
+    /// A client for the configured Vessey on the shared `http` client:
+    /// [`crate::HttpClients::tenant`] for a tenant's settings (guarded),
+    /// [`crate::HttpClients::operator`] for the environment's.
+    pub fn new_with(config: VesseyConfig, retry: RetryPolicy, http: &HttpClient) -> Self {
+        Self {
+            http: Transport::with_http(http, Purpose::Vessey, retry, redactor(&config)),
+            config,
+        }
     }
 
     /// The driver with Vessey id `id`; `NotFound` when Vessey has none.

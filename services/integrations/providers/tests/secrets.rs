@@ -296,3 +296,79 @@ async fn an_unusable_answer_quoting_the_request_is_redacted() {
     );
     assert!(message.contains("[redacted]"), "{message}");
 }
+
+#[tokio::test]
+async fn tenant_clients_name_no_secret_when_refused_or_failing() {
+    use director_providers::EgressPolicy;
+    use director_providers::egress::GuardedHttp;
+
+    let (log, guard) = capture();
+    let mut errors = Vec::new();
+
+    // Refused by the guard: at construction, and when sending to a name that resolves to
+    // loopback.
+    let strict = GuardedHttp::new(EgressPolicy::default(), retry()).unwrap();
+    let slack = SlackConfig::new(&format!("https://127.0.0.1{SLACK_PATH}")).unwrap();
+    errors.push(strict.slack(slack).unwrap_err());
+    let vessey = VesseyConfig::new(
+        &format!("https://localhost:1/api/?sig={VESSEY_QUERY_SECRET}"),
+        VESSEY_KEY,
+    )
+    .unwrap();
+    errors.push(
+        VesseyClient::new_with(vessey, retry(), strict.http())
+            .driver("1")
+            .await
+            .unwrap_err(),
+    );
+    assert!(
+        errors
+            .iter()
+            .all(|e| matches!(e, ProviderError::Refused(_)))
+    );
+
+    // Through the guarded client with private networks allowed: refused connections and echoes.
+    let dev = GuardedHttp::new(
+        EgressPolicy {
+            allow_private_networks: true,
+            ..EgressPolicy::default()
+        },
+        retry(),
+    )
+    .unwrap();
+    let (echo, _) = raw::echoing(500, EchoAs::Json).await;
+    for addr in [raw::closed_port().await, echo] {
+        let mut slack = SlackConfig::new(&format!("http://{addr}{SLACK_PATH}")).unwrap();
+        slack.timeouts = timeouts();
+        errors.push(
+            dev.slack(slack)
+                .unwrap()
+                .post("hi", None)
+                .await
+                .unwrap_err(),
+        );
+        let mut twilio = TwilioConfig::new(
+            &format!("http://{addr}"),
+            TWILIO_SID,
+            TWILIO_TOKEN,
+            "+15550100000",
+        )
+        .unwrap();
+        twilio.timeouts = timeouts();
+        errors.push(
+            dev.twilio(twilio)
+                .unwrap()
+                .send_sms("+15550100001", "hi")
+                .await
+                .unwrap_err(),
+        );
+    }
+    drop(guard);
+    assert_all_clean(&errors, &log.text());
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.to_string().contains("connection refused"))
+    );
+    assert!(errors.iter().any(|e| e.to_string().contains("[redacted]")));
+}

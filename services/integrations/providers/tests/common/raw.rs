@@ -3,6 +3,7 @@
 //! that echoes the request (URL, `Authorization`) back in its error answer.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -111,6 +112,33 @@ pub async fn echoing(status: u16, form: EchoAs) -> (SocketAddr, Arc<Mutex<Vec<St
         }
     });
     (addr, seen)
+}
+
+/// Answers every request on a connection with 200 and `body` (JSON), keeping connections
+/// alive; counts the connections accepted.
+pub async fn counting_connections(body: &'static str) -> (SocketAddr, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let connections = Arc::new(AtomicUsize::new(0));
+    let count = connections.clone();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            count.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                while read_request(&mut stream).await.is_some() {
+                    let answer = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\
+                         content-length: {}\r\n\r\n{body}",
+                        body.len()
+                    );
+                    if stream.write_all(answer.as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (addr, connections)
 }
 
 /// Reads one request's head and (by `Content-Length`) its body; returns the head.
