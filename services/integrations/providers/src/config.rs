@@ -81,8 +81,9 @@ impl fmt::Display for SecretUrl {
     }
 }
 
-/// The Vessey API: `VESSEY_API_URL`, `VESSEY_API_KEY`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The Vessey API: `VESSEY_API_URL`, `VESSEY_API_KEY`. `Debug` shows the URL without
+/// credentials or query string, and not the key.
+#[derive(Clone, PartialEq, Eq)]
 pub struct VesseyConfig {
     /// Base URL; `/drivers` and `/collections` are appended to its path.
     pub base_url: Url,
@@ -104,8 +105,8 @@ impl VesseyConfig {
 }
 
 /// Twilio's Messages API: `TWILIO_API_URL`, `TWILIO_ACCOUNT_SID`, `TWILIO_AUTH_TOKEN`,
-/// `TWILIO_FROM_NUMBER`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// `TWILIO_FROM_NUMBER`. `Debug` shows neither the account SID nor the token.
+#[derive(Clone, PartialEq, Eq)]
 pub struct TwilioConfig {
     /// `https://api.twilio.com` unless overridden (tests, fakes).
     pub api_url: Url,
@@ -117,6 +118,53 @@ pub struct TwilioConfig {
     pub from_number: String,
     /// Per-attempt time limits (`call`).
     pub timeouts: Timeouts,
+}
+
+impl fmt::Debug for VesseyConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VesseyConfig")
+            .field("base_url", &PrintableUrl(&self.base_url))
+            .field("api_key", &self.api_key)
+            .field("timeouts", &self.timeouts)
+            .finish()
+    }
+}
+
+impl fmt::Debug for TwilioConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TwilioConfig")
+            .field("api_url", &PrintableUrl(&self.api_url))
+            .field("account_sid", &"[redacted]")
+            .field("auth_token", &self.auth_token)
+            .field("from_number", &self.from_number)
+            .field("timeouts", &self.timeouts)
+            .finish()
+    }
+}
+
+/// A URL as `Debug` may show it: scheme, host, port and path; a user name, password or query
+/// string (which may carry a token) replaced by `[redacted]`.
+pub(crate) struct PrintableUrl<'a>(pub(crate) &'a Url);
+
+impl fmt::Debug for PrintableUrl<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let url = self.0;
+        write!(f, "\"{}://", url.scheme())?;
+        if !url.username().is_empty() || url.password().is_some() {
+            f.write_str("[redacted]@")?;
+        }
+        if let Some(host) = url.host_str() {
+            f.write_str(host)?;
+        }
+        if let Some(port) = url.port() {
+            write!(f, ":{port}")?;
+        }
+        f.write_str(url.path())?;
+        if url.query().is_some() {
+            f.write_str("?[redacted]")?;
+        }
+        f.write_str("\"")
+    }
 }
 
 /// Where Twilio is when `TWILIO_API_URL` is unset.

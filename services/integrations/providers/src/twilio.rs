@@ -4,7 +4,7 @@ use std::fmt;
 
 use serde::Deserialize;
 
-use crate::config::{RetryPolicy, TwilioConfig};
+use crate::config::{PrintableUrl, RetryPolicy, TwilioConfig};
 use crate::egress::Purpose;
 use crate::error::ProviderError;
 use crate::http::{BODY_LIMIT, Call, HttpClient, Transport, join_segments};
@@ -25,7 +25,8 @@ pub struct TwilioClient {
 impl fmt::Debug for TwilioClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TwilioClient")
-            .field("messages_url", &self.messages_url.as_str())
+            // Not the messages URL: its path holds the account SID.
+            .field("api_url", &PrintableUrl(&self.config.api_url))
             .finish_non_exhaustive()
     }
 }

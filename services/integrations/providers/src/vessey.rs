@@ -6,7 +6,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::config::{RetryPolicy, VesseyConfig};
+use crate::config::{PrintableUrl, RetryPolicy, VesseyConfig};
 use crate::egress::Purpose;
 use crate::error::ProviderError;
 use crate::http::{BODY_LIMIT, Call, HttpClient, PAGE_BODY_LIMIT, Transport, join_segments};
@@ -89,7 +89,7 @@ pub struct VesseyClient {
 impl fmt::Debug for VesseyClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("VesseyClient")
-            .field("base_url", &self.config.base_url.as_str())
+            .field("base_url", &PrintableUrl(&self.config.base_url))
             .finish_non_exhaustive()
     }
 }

@@ -372,3 +372,35 @@ async fn tenant_clients_name_no_secret_when_refused_or_failing() {
     );
     assert!(errors.iter().any(|e| e.to_string().contains("[redacted]")));
 }
+
+#[tokio::test]
+async fn debug_output_of_configurations_and_clients_holds_no_secret() {
+    use director_platform::config::Env;
+    use director_providers::ProvidersConfig;
+
+    let addr = raw::closed_port().await;
+    let clients = clients(addr);
+    let env = Env::from_pairs([
+        (
+            "VESSEY_API_URL",
+            format!("http://{addr}/api/?sig={VESSEY_QUERY_SECRET}"),
+        ),
+        ("VESSEY_API_KEY", VESSEY_KEY.to_owned()),
+        ("SLACK_WEBHOOK_URL", format!("http://{addr}{SLACK_PATH}")),
+        ("TWILIO_ACCOUNT_SID", TWILIO_SID.to_owned()),
+        ("TWILIO_AUTH_TOKEN", TWILIO_TOKEN.to_owned()),
+        ("TWILIO_FROM_NUMBER", "+15550100000".to_owned()),
+    ]);
+    let config = ProvidersConfig::from_env(&env).unwrap();
+    let debug = format!(
+        "{:?} {:?} {:?} {config:?}",
+        clients.vessey, clients.twilio, clients.slack
+    );
+    for secret in secrets() {
+        assert!(!debug.contains(&secret), "Debug holds {secret:?}: {debug}");
+    }
+    assert!(
+        debug.contains(&format!("http://{addr}/api/?[redacted]")),
+        "{debug}"
+    );
+}
