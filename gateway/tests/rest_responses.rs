@@ -126,6 +126,7 @@ fn a_route_without_response_body_answers_the_whole_message() {
             name: "vessey".into(),
             configured: false,
             missing: vec!["VESSEY_API_KEY".into()],
+            source: None,
         }],
     };
     let message = dynamic(
@@ -135,7 +136,7 @@ fn a_route_without_response_body_answers_the_whole_message() {
     );
     assert_eq!(
         rendered(route(&api, "GET", "/api/integrations"), &message),
-        json!({"integrations": [{"name": "vessey", "configured": false, "missing": ["VESSEY_API_KEY"]}]})
+        json!({"integrations": [{"name": "vessey", "configured": false, "missing": ["VESSEY_API_KEY"], "source": null}]})
     );
 }
 

@@ -35,6 +35,16 @@ const API_MD_ROUTES: &[(&str, &str, &str)] = &[
     ("GET", "/api/integrations", "ListIntegrations"),
     (
         "GET",
+        "/api/integrations/settings",
+        "GetIntegrationSettings",
+    ),
+    (
+        "PUT",
+        "/api/integrations/settings",
+        "UpdateIntegrationSettings",
+    ),
+    (
+        "GET",
         "/api/integrations/vessey/drivers/{driver_id}",
         "GetVesseyDriver",
     ),

@@ -14,10 +14,15 @@ use crate::roles::DEV_SERVICE_PASSWORD;
 /// The shortest secret accepted outside dev, in bytes (an HS256 key).
 pub const MIN_DEPLOYED_SECRET_LEN: usize = 32;
 
+/// The key that seals tenants' integration settings in development (`INTEGRATIONS_ENCRYPTION_KEY`
+/// unset under `ENVIRONMENT=dev`): 32 bytes, base64. Refused everywhere else.
+pub const DEV_INTEGRATIONS_ENCRYPTION_KEY: &str = "ZGlyZWN0b3ItZGV2LW9ubHktc2V0dGluZ3Mta2V5ISE=";
+
 /// Every secret value written in this repository. Public by definition.
 pub const PUBLISHED_SECRETS: &[&str] = &[
     DEV_INTERNAL_TOKEN_SECRET,
     DEV_SERVICE_PASSWORD,
+    DEV_INTEGRATIONS_ENCRYPTION_KEY,
     // docker-compose.yml defaults
     "compose-dev-internal-secret-0123456789abcdef",
     "compose-dev-jwt-secret-0123456789abcdef",
@@ -30,6 +35,7 @@ pub const PUBLISHED_SECRETS: &[&str] = &[
     "ci-schemathesis-internal-0123456789abcdef",
     "ci-schemathesis-secret-0123456789abcdef",
     // tests
+    "AC-sid-secret-0123456789abcdef",
     "another-secret-entirely-0123456789abcdef",
     "e2e-internal-token-secret-0123456789abcdef",
     "e2e-supabase-jwt-secret-0123456789abcdef",

@@ -68,6 +68,8 @@ const API_MD_ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/tasks/{id}/cancel"),
     ("GET", "/api/tasks/watch"),
     ("GET", "/api/integrations"),
+    ("GET", "/api/integrations/settings"),
+    ("PUT", "/api/integrations/settings"),
     ("GET", "/api/integrations/vessey/drivers/{driver_id}"),
     ("POST", "/api/integrations/vessey/drivers:sync"),
     ("POST", "/api/integrations/vessey/collections:import"),

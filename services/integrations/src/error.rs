@@ -4,6 +4,9 @@
 use director_platform::error::status_from_sqlx;
 use director_providers::ProviderError;
 use tonic::Status;
+use tonic_types::{ErrorDetails, StatusExt as _};
+
+use crate::notifications::limits::LimitReached;
 
 /// A failed Integrations request or job step.
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +33,17 @@ pub enum IntegrationsError {
     /// The database refused or could not be reached.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// The tenant's stored settings for an integration do not open (a key was dropped from
+    /// the configuration, or the row was altered).
+    #[error("the tenant's {integration} settings cannot be read: {reason}")]
+    SettingsUnreadable {
+        integration: &'static str,
+        /// Logged; not shown to the caller.
+        reason: String,
+    },
+    /// Over one of the tenant's spending limits.
+    #[error("{0}")]
+    LimitReached(LimitReached),
 }
 
 impl IntegrationsError {
@@ -58,6 +72,7 @@ impl IntegrationsError {
                     | tonic::Code::Unknown
             ),
             Self::Database(_) => true,
+            Self::SettingsUnreadable { .. } | Self::LimitReached(_) => false,
         }
     }
 }
@@ -81,6 +96,17 @@ impl From<IntegrationsError> for Status {
                 Status::unavailable(format!("The {service} service did not answer"))
             }
             IntegrationsError::Database(error) => status_from_sqlx(&error),
+            IntegrationsError::SettingsUnreadable { integration, .. } => {
+                Status::failed_precondition(format!(
+                    "The tenant's {integration} settings cannot be read; an admin must set \
+                     them again (PUT /api/integrations/settings)"
+                ))
+            }
+            IntegrationsError::LimitReached(reached) => Status::with_error_details(
+                tonic::Code::ResourceExhausted,
+                reached.to_string(),
+                ErrorDetails::with_retry_info(Some(reached.retry_after)),
+            ),
         }
     }
 }

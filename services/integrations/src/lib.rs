@@ -7,7 +7,11 @@
 //!   bulk internal RPCs.
 //! - [`jobs`]: the tenant's view of its jobs, run by the platform's durable queue
 //!   ([`director_platform::jobs`]), watched live.
-//! - [`notifications`]: SMS and Slack messages queued with a delivery log and sent by jobs.
+//! - [`settings`]: each tenant's own integration credentials, sealed at rest;
+//!   [`providers`]: whose credentials a tenant's calls use (its own, or the deployment's for
+//!   the tenants it serves).
+//! - [`notifications`]: SMS and Slack messages queued with a delivery log and sent by jobs,
+//!   within each tenant's spending limits.
 //! - [`task_events`]: Dispatch's task events, relayed here at least once and consumed once.
 //!
 //! The third parties' clients live in `director-providers`; their fakes in `director-fakes`.
@@ -16,6 +20,8 @@ pub mod app;
 pub mod error;
 pub mod jobs;
 pub mod notifications;
+pub mod providers;
+pub mod settings;
 pub mod task_events;
 pub mod vessey;
 
@@ -33,13 +39,18 @@ use director_proto::internal::integrations::task_event_sink_service_server::{
     self, TaskEventSinkServiceServer,
 };
 use director_providers::ProvidersConfig;
+use director_providers::egress::EgressPolicy;
 
-use crate::app::{App, Providers};
+use crate::app::App;
 use crate::jobs::run::RunJob;
 use crate::jobs::store::JobStore;
 use crate::jobs::watch::JobWatch;
+use crate::notifications::limits::SpendingLimits;
 use crate::notifications::send::SendNotification;
 use crate::notifications::store::NotificationStore;
+use crate::providers::Providers;
+use crate::settings::cipher::SettingsCipher;
+use crate::settings::store::SettingsStore;
 
 /// The Integrations service, as the runner (and `director up`) start it.
 pub const SERVICE: Service = Service {
@@ -55,11 +66,24 @@ pub const SERVICE: Service = Service {
 };
 
 fn routes(context: &ServiceContext) -> anyhow::Result<tonic::service::Routes> {
-    let jobs_config = JobsConfig::from_env(&context.env)?;
-    let providers = Providers::new(ProvidersConfig::from_env(&context.env)?);
+    let env = &context.env;
+    let jobs_config = JobsConfig::from_env(env)?;
+    let cipher = SettingsCipher::from_env(env)?;
+    tracing::info!(
+        key_id = cipher.current_key_id(),
+        "tenants' integration settings are sealed with this key"
+    );
+    let settings = SettingsStore::new(context.db.clone(), cipher);
+    let providers = Providers::new(
+        env,
+        ProvidersConfig::from_env(env)?,
+        settings,
+        EgressPolicy::from_env(env)?,
+    )?;
+    let limits = SpendingLimits::from_env(env)?;
     let app = App {
         jobs: JobStore::new(context.db.clone(), jobs_config.max_attempts),
-        notifications: NotificationStore::new(context.db.clone(), jobs_config.max_attempts),
+        notifications: NotificationStore::new(context.db.clone(), jobs_config.max_attempts, limits),
         providers,
         dispatch: context.client(&catalog::DISPATCH)?,
         companies: context.client(&catalog::COMPANIES)?,

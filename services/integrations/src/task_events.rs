@@ -5,9 +5,13 @@
 //! goes into `consumed_task_events` in the same transaction as the notifications the event
 //! causes (and their delivery jobs), so a redelivered event — before or after that commit —
 //! finds its id taken and does nothing. An event's effects:
-//! - `assigned`: one SMS to the driver's phone, when the driver has one and Twilio is set up;
-//! - `completed`, `cancelled`: one Slack message naming the task and its farm, when Slack is
-//!   set up.
+//! - `assigned`: one SMS to the driver's phone, when the driver has one and the tenant has
+//!   Twilio (its own or the shared one);
+//! - `completed`, `cancelled`: one Slack message naming the task and its farm, when the tenant
+//!   has Slack.
+//!
+//! Each is charged to the tenant's spending limits: beyond them, or to a phone whose calling
+//! code is not allowed, the notification is recorded `refused` with the reason and never sent.
 
 use std::collections::HashMap;
 
@@ -26,6 +30,7 @@ use tonic::{Code, Request, Response, Status};
 use crate::app::App;
 use crate::error::IntegrationsError;
 use crate::notifications::store::NewNotification;
+use crate::providers::TenantProviders;
 
 /// Most events per delivery.
 const MAX_EVENTS: usize = 500;
@@ -61,9 +66,10 @@ impl TaskEventSinkService for TaskEventSink {
         let events = checked(request.into_inner().events)?;
         let delivered = i32::try_from(events.len()).unwrap_or(i32::MAX);
         let fresh = self.unconsumed(&caller, events).await?;
-        let farms = self.farm_names(&cx, &fresh).await?;
+        let providers = self.app.providers.for_tenant(&caller).await?;
+        let farms = self.farm_names(&cx, &fresh, &providers).await?;
         let consumed = self
-            .consume(&caller, fresh, &farms)
+            .consume(&caller, fresh, &farms, &providers)
             .await
             .map_err(IntegrationsError::from)?;
         Ok(Response::new(DeliverTaskEventsResponse {
@@ -103,9 +109,10 @@ impl TaskEventSink {
         &self,
         cx: &CallContext,
         events: &[Event],
+        providers: &TenantProviders,
     ) -> Result<HashMap<String, String>, Status> {
         let mut names = HashMap::new();
-        if self.app.providers.slack().is_err() {
+        if providers.slack().is_err() {
             return Ok(names);
         }
         let mut companies = CompaniesServiceClient::new(self.app.companies.channel());
@@ -138,6 +145,7 @@ impl TaskEventSink {
         caller: &Caller,
         events: Vec<Event>,
         farms: &HashMap<String, String>,
+        providers: &TenantProviders,
     ) -> Result<i32, sqlx::Error> {
         let store = &self.app.notifications;
         let mut tx = store.db().begin(caller).await?;
@@ -156,75 +164,95 @@ impl TaskEventSink {
                 continue;
             }
             consumed += 1;
-            if let Some(notification) = self.notification_for(&event, farms) {
-                store.queue_in(&mut tx, caller, notification).await?;
+            let Some(notification) = notification_for(&event, farms, providers) else {
+                continue;
+            };
+            let refused_destination = match (&notification.recipient, providers.twilio()) {
+                (Some(phone), Ok(twilio)) if notification.channel == "sms" => store
+                    .limits()
+                    .check_destination(phone, &twilio.from_number)
+                    .err(),
+                _ => None,
+            };
+            match refused_destination {
+                Some(reason) => {
+                    store
+                        .refuse_in(&mut tx, caller, notification, &format!("to {reason}"))
+                        .await?;
+                }
+                None => {
+                    store
+                        .queue_or_refuse_in(&mut tx, caller, notification)
+                        .await?;
+                }
             }
         }
         tx.commit().await?;
         Ok(consumed)
     }
+}
 
-    /// The notification `event` causes, if any (none when its channel is not configured).
-    fn notification_for(
-        &self,
-        event: &Event,
-        farms: &HashMap<String, String>,
-    ) -> Option<NewNotification> {
-        let task = &event.task;
-        let farm = || {
-            farms
-                .get(&task.company_id)
-                .cloned()
-                .unwrap_or_else(|| task.company_id.clone())
-        };
-        let (channel, recipient, message) = match event.kind.as_str() {
-            "assigned" => {
-                self.app.providers.twilio().ok()?;
-                let phone = event.driver_phone.clone()?;
-                let message = format!(
-                    "New collection assigned to you: {} on {}.",
-                    task.title, task.scheduled_for
-                );
-                ("sms", Some(phone), message)
-            }
-            "completed" => {
-                self.app.providers.slack().ok()?;
-                let volume = task
-                    .volume_liters
-                    .map(|litres| format!(" ({litres} L)"))
-                    .unwrap_or_default();
-                let message = format!(
-                    "Task completed: {} at {} on {}{volume}.",
-                    task.title,
-                    farm(),
-                    task.scheduled_for
-                );
-                ("slack", None, message)
-            }
-            "cancelled" => {
-                self.app.providers.slack().ok()?;
-                let reason = task
-                    .cancel_reason
-                    .as_deref()
-                    .map(|reason| format!(": {reason}"))
-                    .unwrap_or_default();
-                let message = format!(
-                    "Task cancelled: {} at {} on {}{reason}",
-                    task.title,
-                    farm(),
-                    task.scheduled_for
-                );
-                ("slack", None, message)
-            }
-            _ => return None,
-        };
-        Some(NewNotification {
-            channel,
-            recipient,
-            message,
-            source_event_id: Some(event.id),
-        })
-    }
+/// The notification `event` causes, if any (none when its channel is not configured for the
+/// tenant).
+fn notification_for(
+    event: &Event,
+    farms: &HashMap<String, String>,
+    providers: &TenantProviders,
+) -> Option<NewNotification> {
+    let task = &event.task;
+    let farm = || {
+        farms
+            .get(&task.company_id)
+            .cloned()
+            .unwrap_or_else(|| task.company_id.clone())
+    };
+    let (channel, recipient, message) = match event.kind.as_str() {
+        "assigned" => {
+            providers.twilio().ok()?;
+            let phone = event.driver_phone.clone()?;
+            let message = format!(
+                "New collection assigned to you: {} on {}.",
+                task.title, task.scheduled_for
+            );
+            ("sms", Some(phone), message)
+        }
+        "completed" => {
+            providers.slack().ok()?;
+            let volume = task
+                .volume_liters
+                .map(|litres| format!(" ({litres} L)"))
+                .unwrap_or_default();
+            let message = format!(
+                "Task completed: {} at {} on {}{volume}.",
+                task.title,
+                farm(),
+                task.scheduled_for
+            );
+            ("slack", None, message)
+        }
+        "cancelled" => {
+            providers.slack().ok()?;
+            let reason = task
+                .cancel_reason
+                .as_deref()
+                .map(|reason| format!(": {reason}"))
+                .unwrap_or_default();
+            let message = format!(
+                "Task cancelled: {} at {} on {}{reason}",
+                task.title,
+                farm(),
+                task.scheduled_for
+            );
+            ("slack", None, message)
+        }
+        _ => return None,
+    };
+    Some(NewNotification {
+        channel,
+        recipient,
+        message,
+        source_event_id: Some(event.id),
+    })
 }
 
 fn posts_to_slack(kind: &str) -> bool {

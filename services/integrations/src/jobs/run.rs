@@ -34,7 +34,7 @@ impl RunJob {
 }
 
 impl TaskHandler for RunJob {
-    const IDENTIFIER: &'static str = "integrations_run_job";
+    const IDENTIFIER: &'static str = catalog::INTEGRATIONS_RUN_JOB;
 
     async fn run(self, ctx: WorkerContext) -> impl IntoTaskHandlerResult {
         let Some(app) = ctx.get_ext::<App>().cloned() else {

@@ -12,8 +12,8 @@ use director_proto::integrations::{
 use tonic::{Request, Response, Status};
 
 use super::store::{NewNotification, NotificationRow, NotificationStore};
-use crate::app::Providers;
 use crate::error::IntegrationsError;
+use crate::providers::Providers;
 use crate::vessey::grpc::DRIVERS_CANNOT_USE;
 
 /// Longest SMS text, in characters (Twilio's limit).
@@ -49,18 +49,25 @@ impl NotificationsService for NotificationsApi {
         let message = violations.check("message", message_text(&request.message, SMS_MAX));
         violations.into_result()?;
         // Refused now rather than queued to fail for certain.
-        self.providers.twilio().map_err(IntegrationsError::from)?;
+        let providers = self.providers.for_tenant(&caller).await?;
+        let twilio = providers.twilio().map_err(IntegrationsError::from)?;
+        if let Some(to) = &to {
+            let mut violations = Violations::new();
+            violations.check(
+                "to",
+                self.store
+                    .limits()
+                    .check_destination(to, &twilio.from_number),
+            );
+            violations.into_result()?;
+        }
         let new = NewNotification {
             channel: "sms",
             recipient: to,
             message: message.unwrap_or_default(),
             source_event_id: None,
         };
-        let row = self
-            .store
-            .queue(&caller, new)
-            .await
-            .map_err(IntegrationsError::from)?;
+        let row = self.store.queue(&caller, new).await?;
         Ok(Response::new(SendSmsResponse {
             notification: Some(notification_message(row)),
         }))
@@ -81,18 +88,18 @@ impl NotificationsService for NotificationsApi {
             )
             .flatten();
         violations.into_result()?;
-        self.providers.slack().map_err(IntegrationsError::from)?;
+        self.providers
+            .for_tenant(&caller)
+            .await?
+            .slack()
+            .map_err(IntegrationsError::from)?;
         let new = NewNotification {
             channel: "slack",
             recipient: channel,
             message: text.unwrap_or_default(),
             source_event_id: None,
         };
-        let row = self
-            .store
-            .queue(&caller, new)
-            .await
-            .map_err(IntegrationsError::from)?;
+        let row = self.store.queue(&caller, new).await?;
         Ok(Response::new(SendSlackMessageResponse {
             notification: Some(notification_message(row)),
         }))
@@ -135,7 +142,8 @@ fn status_filter(value: i32) -> Result<Option<&'static str>, String> {
         Ok(NotificationStatus::Sent) => Ok(Some("sent")),
         Ok(NotificationStatus::Failed) => Ok(Some("failed")),
         Ok(NotificationStatus::Dead) => Ok(Some("dead")),
-        Err(_) => Err("must be queued, sent, failed or dead".to_owned()),
+        Ok(NotificationStatus::Refused) => Ok(Some("refused")),
+        Err(_) => Err("must be queued, sent, failed, dead or refused".to_owned()),
     }
 }
 
@@ -151,6 +159,7 @@ pub fn notification_message(row: NotificationRow) -> Notification {
         "sent" => NotificationStatus::Sent,
         "failed" => NotificationStatus::Failed,
         "dead" => NotificationStatus::Dead,
+        "refused" => NotificationStatus::Refused,
         _ => NotificationStatus::Unspecified,
     };
     Notification {

@@ -5,6 +5,7 @@
 //! `dead` is never sent again (a duplicate job does nothing).
 
 use director_platform::catalog;
+use director_platform::identity::Caller;
 use director_platform::jobs::{self as queue, Attempt, job_span};
 use graphile_worker::{IntoTaskHandlerResult, TaskHandler, WorkerContext};
 use serde::{Deserialize, Serialize};
@@ -30,7 +31,7 @@ impl SendNotification {
 }
 
 impl TaskHandler for SendNotification {
-    const IDENTIFIER: &'static str = "integrations_send_notification";
+    const IDENTIFIER: &'static str = catalog::INTEGRATIONS_SEND_NOTIFICATION;
 
     async fn run(self, ctx: WorkerContext) -> impl IntoTaskHandlerResult {
         let Some(app) = ctx.get_ext::<App>().cloned() else {
@@ -67,7 +68,7 @@ async fn deliver(
     let Some(row) = row.filter(|row| matches!(row.status.as_str(), "queued" | "failed")) else {
         return Ok(Attempt::Finished);
     };
-    let delivery = match send(app, &row).await {
+    let delivery = match send(app, &caller, &row).await {
         Ok(provider_id) => Delivery::Sent(provider_id),
         Err(error) if error.is_retryable() && !last_attempt => Delivery::Failed(error.to_string()),
         Err(error) => Delivery::Dead(error.to_string()),
@@ -86,16 +87,23 @@ async fn deliver(
     })
 }
 
-/// Hands the message to its provider; the provider's id for it when there is one.
-async fn send(app: &App, row: &NotificationRow) -> Result<Option<String>, IntegrationsError> {
+/// Hands the message to its provider — the tenant's own or the shared one, as it is now —
+/// and answers the provider's id for it when there is one.
+async fn send(
+    app: &App,
+    caller: &Caller,
+    row: &NotificationRow,
+) -> Result<Option<String>, IntegrationsError> {
+    let providers = app.providers.for_tenant(caller).await?;
     match row.channel.as_str() {
         "sms" => {
             let to = row.recipient.as_deref().unwrap_or_default();
-            let sid = app.providers.twilio()?.send_sms(to, &row.message).await?;
+            let twilio = providers.twilio()?;
+            let sid = twilio.client.send_sms(to, &row.message).await?;
             Ok(Some(sid))
         }
         _ => {
-            app.providers
+            providers
                 .slack()?
                 .post(&row.message, row.recipient.as_deref())
                 .await?;

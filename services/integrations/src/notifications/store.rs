@@ -9,7 +9,9 @@ use graphile_worker::TaskHandler;
 use sqlx::{FromRow, PgConnection};
 use uuid::Uuid;
 
+use super::limits::SpendingLimits;
 use super::send::SendNotification;
+use crate::error::IntegrationsError;
 
 /// Columns of a notification, in [`NotificationRow`] order.
 macro_rules! columns {
@@ -57,11 +59,12 @@ pub enum Delivery {
     Dead(String),
 }
 
-/// Notifications, through tenant transactions.
+/// Notifications, through tenant transactions, charged to their tenant's spending limits.
 #[derive(Debug, Clone)]
 pub struct NotificationStore {
     db: TenantDb,
     max_attempts: i16,
+    limits: SpendingLimits,
 }
 
 impl NotificationStore {
@@ -70,46 +73,89 @@ impl NotificationStore {
         self.db.pool()
     }
 
-    pub fn new(db: TenantDb, max_attempts: i16) -> Self {
-        Self { db, max_attempts }
+    pub fn new(db: TenantDb, max_attempts: i16, limits: SpendingLimits) -> Self {
+        Self {
+            db,
+            max_attempts,
+            limits,
+        }
+    }
+
+    /// The limits notifications are held to.
+    pub fn limits(&self) -> &SpendingLimits {
+        &self.limits
     }
 
     pub fn db(&self) -> &TenantDb {
         &self.db
     }
 
-    /// Queues `new` in its own transaction.
+    /// Charges `new` to the tenant's limit and queues it, in its own transaction; over the
+    /// limit, nothing is stored and the answer says which limit.
     pub async fn queue(
         &self,
         caller: &Caller,
         new: NewNotification,
-    ) -> Result<NotificationRow, sqlx::Error> {
+    ) -> Result<NotificationRow, IntegrationsError> {
         let mut tx = self.db.begin(caller).await?;
+        if let Err(reached) = self
+            .limits
+            .charge(&mut tx, &caller.tenant_id, new.channel)
+            .await?
+        {
+            return Err(IntegrationsError::LimitReached(reached));
+        }
         let row = self.queue_in(&mut tx, caller, new).await?;
         tx.commit().await?;
         Ok(row)
     }
 
-    /// Records `new` and queues its delivery inside the caller's transaction.
-    pub async fn queue_in(
+    /// Inside the caller's transaction: charges `new` to the tenant's limit and queues it, or,
+    /// over the limit, records it `refused` with the reason (for notifications nobody is
+    /// waiting on, such as those task events cause).
+    pub async fn queue_or_refuse_in(
         &self,
         connection: &mut PgConnection,
         caller: &Caller,
         new: NewNotification,
     ) -> Result<NotificationRow, sqlx::Error> {
-        let row: NotificationRow = sqlx::query_as(concat!(
-            "INSERT INTO notifications (tenant_id, channel, recipient, message, source_event_id)
-             VALUES ($1, $2, $3, $4, $5)
-             RETURNING ",
-            columns!()
-        ))
-        .bind(&caller.tenant_id)
-        .bind(new.channel)
-        .bind(&new.recipient)
-        .bind(&new.message)
-        .bind(new.source_event_id)
-        .fetch_one(&mut *connection)
-        .await?;
+        match self
+            .limits
+            .charge(connection, &caller.tenant_id, new.channel)
+            .await?
+        {
+            Ok(()) => self.queue_in(connection, caller, new).await,
+            Err(reached) => {
+                self.refuse_in(connection, caller, new, &reached.to_string())
+                    .await
+            }
+        }
+    }
+
+    /// Records `new` as `refused` for `reason`, never to be sent.
+    pub async fn refuse_in(
+        &self,
+        connection: &mut PgConnection,
+        caller: &Caller,
+        new: NewNotification,
+        reason: &str,
+    ) -> Result<NotificationRow, sqlx::Error> {
+        tracing::info!(channel = new.channel, reason, "notification refused");
+        self.insert(connection, caller, &new, "refused", Some(reason))
+            .await
+    }
+
+    /// Records `new` and queues its delivery inside the caller's transaction (already
+    /// charged).
+    async fn queue_in(
+        &self,
+        connection: &mut PgConnection,
+        caller: &Caller,
+        new: NewNotification,
+    ) -> Result<NotificationRow, sqlx::Error> {
+        let row = self
+            .insert(connection, caller, &new, "queued", None)
+            .await?;
         let send = SendNotification {
             notification_id: row.id,
             tenant_id: caller.tenant_id.clone(),
@@ -118,6 +164,32 @@ impl NotificationStore {
         job.max_attempts = Some(self.max_attempts);
         jobs::enqueue(connection, &job).await?;
         Ok(row)
+    }
+
+    async fn insert(
+        &self,
+        connection: &mut PgConnection,
+        caller: &Caller,
+        new: &NewNotification,
+        status: &str,
+        error: Option<&str>,
+    ) -> Result<NotificationRow, sqlx::Error> {
+        sqlx::query_as(concat!(
+            "INSERT INTO notifications
+                 (tenant_id, channel, recipient, message, source_event_id, status, last_error)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             RETURNING ",
+            columns!()
+        ))
+        .bind(&caller.tenant_id)
+        .bind(new.channel)
+        .bind(&new.recipient)
+        .bind(&new.message)
+        .bind(new.source_event_id)
+        .bind(status)
+        .bind(error)
+        .fetch_one(connection)
+        .await
     }
 
     pub async fn get(

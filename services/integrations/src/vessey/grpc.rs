@@ -4,9 +4,11 @@ use director_platform::identity::writer;
 use director_platform::validate::{self, Violations};
 use director_proto::integrations::integrations_service_server::IntegrationsService;
 use director_proto::integrations::{
-    GetVesseyDriverRequest, GetVesseyDriverResponse, ImportVesseyCollectionsRequest,
-    ImportVesseyCollectionsResponse, Integration, ListIntegrationsRequest,
-    ListIntegrationsResponse, SyncVesseyDriversRequest, SyncVesseyDriversResponse, VesseyDriver,
+    GetIntegrationSettingsRequest, GetIntegrationSettingsResponse, GetVesseyDriverRequest,
+    GetVesseyDriverResponse, ImportVesseyCollectionsRequest, ImportVesseyCollectionsResponse,
+    ListIntegrationsRequest, ListIntegrationsResponse, SyncVesseyDriversRequest,
+    SyncVesseyDriversResponse, UpdateIntegrationSettingsRequest, UpdateIntegrationSettingsResponse,
+    VesseyDriver,
 };
 use tonic::{Request, Response, Status};
 
@@ -14,6 +16,7 @@ use super::{import, sync};
 use crate::app::App;
 use crate::error::IntegrationsError;
 use crate::jobs::grpc::job_message;
+use crate::settings;
 
 /// Why a driver is refused.
 pub const DRIVERS_CANNOT_USE: &str = "Drivers cannot use integrations";
@@ -38,27 +41,30 @@ impl IntegrationsService for IntegrationsApi {
         &self,
         request: Request<ListIntegrationsRequest>,
     ) -> Result<Response<ListIntegrationsResponse>, Status> {
-        writer(&request, DRIVERS_CANNOT_USE)?;
-        let integrations = self
-            .app
-            .providers
-            .config()
-            .states()
-            .into_iter()
-            .map(|state| Integration {
-                name: state.name.to_owned(),
-                configured: state.configured,
-                missing: state.missing.into_iter().map(str::to_owned).collect(),
-            })
-            .collect();
+        let caller = writer(&request, DRIVERS_CANNOT_USE)?;
+        let integrations = self.app.providers.for_tenant(&caller).await?.states();
         Ok(Response::new(ListIntegrationsResponse { integrations }))
+    }
+
+    async fn get_integration_settings(
+        &self,
+        request: Request<GetIntegrationSettingsRequest>,
+    ) -> Result<Response<GetIntegrationSettingsResponse>, Status> {
+        settings::grpc::get(&self.app, request).await
+    }
+
+    async fn update_integration_settings(
+        &self,
+        request: Request<UpdateIntegrationSettingsRequest>,
+    ) -> Result<Response<UpdateIntegrationSettingsResponse>, Status> {
+        settings::grpc::update(&self.app, request).await
     }
 
     async fn get_vessey_driver(
         &self,
         request: Request<GetVesseyDriverRequest>,
     ) -> Result<Response<GetVesseyDriverResponse>, Status> {
-        writer(&request, DRIVERS_CANNOT_USE)?;
+        let caller = writer(&request, DRIVERS_CANNOT_USE)?;
         let mut violations = Violations::new();
         let driver_id = violations.check(
             "driver_id",
@@ -66,11 +72,8 @@ impl IntegrationsService for IntegrationsApi {
         );
         violations.into_result()?;
         let driver_id = driver_id.unwrap_or_default();
-        let vessey = self
-            .app
-            .providers
-            .vessey()
-            .map_err(IntegrationsError::from)?;
+        let providers = self.app.providers.for_tenant(&caller).await?;
+        let vessey = providers.vessey().map_err(IntegrationsError::from)?;
         let driver = vessey
             .driver(&driver_id)
             .await
@@ -94,6 +97,8 @@ impl IntegrationsService for IntegrationsApi {
         // Refused now rather than queued to fail: the job could never succeed.
         self.app
             .providers
+            .for_tenant(&caller)
+            .await?
             .vessey()
             .map_err(IntegrationsError::from)?;
         let job = self
@@ -120,6 +125,8 @@ impl IntegrationsService for IntegrationsApi {
         };
         self.app
             .providers
+            .for_tenant(&caller)
+            .await?
             .vessey()
             .map_err(IntegrationsError::from)?;
         let job = self

@@ -56,7 +56,7 @@ pub async fn import_collections(
     job_id: Uuid,
     date: NaiveDate,
 ) -> Result<(), IntegrationsError> {
-    let vessey = app.providers.vessey()?.clone();
+    let vessey = app.providers.for_tenant(caller).await?.vessey()?.clone();
     let mut writer = Writer {
         app,
         cx: CallContext::for_caller(caller.clone()),

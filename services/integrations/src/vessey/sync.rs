@@ -21,7 +21,7 @@ pub async fn sync_drivers(
     caller: &Caller,
     job_id: Uuid,
 ) -> Result<(), IntegrationsError> {
-    let vessey = app.providers.vessey()?.clone();
+    let vessey = app.providers.for_tenant(caller).await?.vessey()?.clone();
     let cx = CallContext::for_caller(caller.clone());
     let mut dispatch = DispatchInternalServiceClient::new(app.dispatch.channel());
     let mut cursor = PageCursor::new();

@@ -1,0 +1,421 @@
+//! A tenant's own integration settings, section by section: what a PUT may say, how each
+//! field is checked, and how answers show them (secrets masked).
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use director_platform::validate::{self, Violations};
+use director_proto::integrations as pb;
+use director_providers::egress::{EgressPolicy, Purpose};
+use prost_types::value::Kind;
+use serde::{Deserialize, Serialize};
+
+/// Longest API key or auth token accepted, in characters.
+const SECRET_MAX: usize = 512;
+/// Longest URL accepted, in characters.
+const URL_MAX: usize = 2048;
+/// Secrets shorter than this are shown as `"…"` alone: their last 4 characters would give
+/// away too much of them.
+const MASK_MIN_LEN: usize = 12;
+
+/// The third parties a tenant may configure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Integration {
+    Vessey,
+    Slack,
+    Twilio,
+}
+
+impl Integration {
+    /// In the order answers list them.
+    pub const ALL: [Self; 3] = [Self::Vessey, Self::Slack, Self::Twilio];
+
+    /// The name used in the database, the API and error fields.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Vessey => "vessey",
+            Self::Slack => "slack",
+            Self::Twilio => "twilio",
+        }
+    }
+
+    /// The settings fields a tenant sets for it, as error messages name them.
+    pub fn fields(self) -> &'static [&'static str] {
+        match self {
+            Self::Vessey => &["vessey.api_url", "vessey.api_key"],
+            Self::Slack => &["slack.webhook_url"],
+            Self::Twilio => &[
+                "twilio.account_sid",
+                "twilio.auth_token",
+                "twilio.from_number",
+            ],
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|i| i.as_str() == name)
+    }
+}
+
+/// A tenant's Vessey API.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VesseySection {
+    pub api_url: String,
+    pub api_key: String,
+}
+
+/// A tenant's Slack webhook (its URL is its secret).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlackSection {
+    pub webhook_url: String,
+}
+
+/// A tenant's Twilio account.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TwilioSection {
+    pub account_sid: String,
+    pub auth_token: String,
+    pub from_number: String,
+}
+
+/// One section's content.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Section {
+    Vessey(VesseySection),
+    Slack(SlackSection),
+    Twilio(TwilioSection),
+}
+
+impl Section {
+    pub fn integration(&self) -> Integration {
+        match self {
+            Self::Vessey(_) => Integration::Vessey,
+            Self::Slack(_) => Integration::Slack,
+            Self::Twilio(_) => Integration::Twilio,
+        }
+    }
+
+    /// The section as stored (then sealed): JSON.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    /// The section `integration`'s stored JSON describes.
+    pub fn from_bytes(integration: Integration, bytes: &[u8]) -> Option<Self> {
+        match integration {
+            Integration::Vessey => serde_json::from_slice(bytes).ok().map(Self::Vessey),
+            Integration::Slack => serde_json::from_slice(bytes).ok().map(Self::Slack),
+            Integration::Twilio => serde_json::from_slice(bytes).ok().map(Self::Twilio),
+        }
+    }
+
+    /// Every value in it that must never be shown, logged or stored in clear.
+    pub fn secrets(&self) -> Vec<&str> {
+        match self {
+            Self::Vessey(vessey) => vec![&vessey.api_key],
+            Self::Slack(slack) => vec![&slack.webhook_url],
+            Self::Twilio(twilio) => vec![&twilio.auth_token, &twilio.account_sid],
+        }
+    }
+}
+
+/// Never prints a value: only which section it is.
+impl fmt::Debug for Section {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Section({})", self.integration().as_str())
+    }
+}
+
+/// `Debug` for a section's struct that prints its name only: every field is, or may reveal,
+/// a credential.
+macro_rules! opaque_debug {
+    ($($section:ty),*) => {$(
+        impl fmt::Debug for $section {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(concat!(stringify!($section), "([redacted])"))
+            }
+        }
+    )*};
+}
+
+opaque_debug!(VesseySection, SlackSection, TwilioSection);
+
+/// The sections a tenant has set.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TenantSettings(pub BTreeMap<Integration, Section>);
+
+impl TenantSettings {
+    pub fn vessey(&self) -> Option<&VesseySection> {
+        match self.0.get(&Integration::Vessey) {
+            Some(Section::Vessey(vessey)) => Some(vessey),
+            _ => None,
+        }
+    }
+
+    pub fn slack(&self) -> Option<&SlackSection> {
+        match self.0.get(&Integration::Slack) {
+            Some(Section::Slack(slack)) => Some(slack),
+            _ => None,
+        }
+    }
+
+    pub fn twilio(&self) -> Option<&TwilioSection> {
+        match self.0.get(&Integration::Twilio) {
+            Some(Section::Twilio(twilio)) => Some(twilio),
+            _ => None,
+        }
+    }
+
+    /// As answers show them: secrets masked.
+    pub fn to_message(&self) -> pb::IntegrationSettings {
+        pb::IntegrationSettings {
+            vessey: self.vessey().map(|vessey| pb::VesseySettings {
+                api_url: vessey.api_url.clone(),
+                api_key: mask(&vessey.api_key),
+            }),
+            slack: self.slack().map(|slack| pb::SlackSettings {
+                webhook_url: mask(&slack.webhook_url),
+            }),
+            twilio: self.twilio().map(|twilio| pb::TwilioSettings {
+                account_sid: twilio.account_sid.clone(),
+                auth_token: mask(&twilio.auth_token),
+                from_number: twilio.from_number.clone(),
+            }),
+        }
+    }
+}
+
+/// `"…"` and the secret's last 4 characters (`"…"` alone for a short one).
+pub fn mask(secret: &str) -> String {
+    let chars: Vec<char> = secret.chars().collect();
+    if chars.len() < MASK_MIN_LEN {
+        return "…".to_owned();
+    }
+    let tail: String = chars[chars.len() - 4..].iter().collect();
+    format!("…{tail}")
+}
+
+/// What a PUT asks of one section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// Absent: leave it.
+    Keep,
+    /// `null`: remove it.
+    Remove,
+    /// An object: replace it.
+    Set(Section),
+}
+
+/// A PUT, checked: one change per integration, or every problem found.
+pub async fn parse_update(
+    request: pb::UpdateIntegrationSettingsRequest,
+    egress: &EgressPolicy,
+) -> Result<Vec<(Integration, Change)>, tonic::Status> {
+    let mut violations = Violations::new();
+    let mut changes = Vec::new();
+    for (integration, value) in [
+        (Integration::Vessey, request.vessey),
+        (Integration::Slack, request.slack),
+        (Integration::Twilio, request.twilio),
+    ] {
+        let change = match value.and_then(|value| value.kind) {
+            None => Change::Keep,
+            Some(Kind::NullValue(_)) => Change::Remove,
+            Some(Kind::StructValue(object)) => {
+                let fields = Fields::new(integration, object, &mut violations);
+                match section(integration, fields, egress, &mut violations).await {
+                    Some(section) => Change::Set(section),
+                    None => continue,
+                }
+            }
+            Some(_) => {
+                violations.add(
+                    integration.as_str(),
+                    "must be an object with the section's settings, or null to remove it",
+                );
+                continue;
+            }
+        };
+        changes.push((integration, change));
+    }
+    violations.into_result()?;
+    Ok(changes)
+}
+
+/// The string fields of one section's object, with unknown and non-string ones reported.
+struct Fields {
+    integration: Integration,
+    values: BTreeMap<String, String>,
+}
+
+impl Fields {
+    fn new(
+        integration: Integration,
+        object: prost_types::Struct,
+        violations: &mut Violations,
+    ) -> Self {
+        let known = integration.fields();
+        let mut values = BTreeMap::new();
+        for (key, value) in object.fields {
+            let path = format!("{}.{key}", integration.as_str());
+            if !known.contains(&path.as_str()) {
+                violations.add(&path, "is not a setting of this section");
+                continue;
+            }
+            match value.kind {
+                Some(Kind::StringValue(text)) => {
+                    values.insert(key, text);
+                }
+                _ => violations.add(&path, "must be a string"),
+            }
+        }
+        Self {
+            integration,
+            values,
+        }
+    }
+
+    /// The field's path (`vessey.api_key`) and its value, or a violation when it is missing.
+    fn take(&mut self, key: &str, violations: &mut Violations) -> (String, Option<String>) {
+        let path = format!("{}.{key}", self.integration.as_str());
+        let value = self.values.remove(key);
+        if value.is_none() {
+            violations.add(
+                &path,
+                "is required (a section is replaced whole; send every field)",
+            );
+        }
+        (path, value)
+    }
+}
+
+async fn section(
+    integration: Integration,
+    mut fields: Fields,
+    egress: &EgressPolicy,
+    violations: &mut Violations,
+) -> Option<Section> {
+    match integration {
+        Integration::Vessey => {
+            let url = tenant_url(&mut fields, "api_url", Purpose::Vessey, egress, violations).await;
+            let (path, key) = fields.take("api_key", violations);
+            let key = key.and_then(|key| violations.check(&path, secret_text(&key)));
+            Some(Section::Vessey(VesseySection {
+                api_url: url?,
+                api_key: key?,
+            }))
+        }
+        Integration::Slack => {
+            let url = tenant_url(
+                &mut fields,
+                "webhook_url",
+                Purpose::Slack,
+                egress,
+                violations,
+            )
+            .await;
+            Some(Section::Slack(SlackSection { webhook_url: url? }))
+        }
+        Integration::Twilio => {
+            let (path, sid) = fields.take("account_sid", violations);
+            let sid = sid.and_then(|sid| violations.check(&path, account_sid(&sid)));
+            let (path, token) = fields.take("auth_token", violations);
+            let token = token.and_then(|token| violations.check(&path, secret_text(&token)));
+            let (path, from) = fields.take("from_number", violations);
+            let from = from.and_then(|from| violations.check(&path, validate::phone_e164(&from)));
+            Some(Section::Twilio(TwilioSection {
+                account_sid: sid?,
+                auth_token: token?,
+                from_number: from?,
+            }))
+        }
+    }
+}
+
+/// A URL a tenant supplies: through the egress guard, its addresses resolved now too (the
+/// guard checks them again at every connection).
+async fn tenant_url(
+    fields: &mut Fields,
+    key: &str,
+    purpose: Purpose,
+    egress: &EgressPolicy,
+    violations: &mut Violations,
+) -> Option<String> {
+    let (path, raw) = fields.take(key, violations);
+    let raw = raw?;
+    if raw.chars().count() > URL_MAX {
+        violations.add(&path, format!("must be at most {URL_MAX} characters"));
+        return None;
+    }
+    let url = violations.check(&path, egress.check_url(&path, &raw, purpose))?;
+    violations.check(&path, egress.check_resolves(&path, &url).await)?;
+    Some(url.to_string())
+}
+
+/// An API key or token: 1 to 512 printable characters without spaces.
+fn secret_text(value: &str) -> Result<String, String> {
+    let ok = !value.is_empty()
+        && value.chars().count() <= SECRET_MAX
+        && value.chars().all(|c| c.is_ascii_graphic());
+    if ok {
+        Ok(value.to_owned())
+    } else {
+        Err(format!(
+            "must be 1 to {SECRET_MAX} printable ASCII characters without spaces"
+        ))
+    }
+}
+
+/// A Twilio account SID: `AC` and 32 hexadecimal digits (it goes into Twilio's URL path).
+fn account_sid(value: &str) -> Result<String, String> {
+    let value = value.trim();
+    let ok = value.len() == 34
+        && value.starts_with("AC")
+        && value[2..].chars().all(|c| c.is_ascii_hexdigit());
+    if ok {
+        Ok(value.to_owned())
+    } else {
+        Err("must be a Twilio account SID: 'AC' and 32 hexadecimal digits".to_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn masks_keep_only_the_last_four_characters_of_long_secrets() {
+        assert_eq!(mask("sk_live_0123456789abcd"), "…abcd");
+        assert_eq!(mask("short"), "…");
+        assert_eq!(mask("ünïcödé-ключ-1234"), "…1234");
+    }
+
+    #[test]
+    fn sections_round_trip_through_their_stored_form() {
+        let twilio = Section::Twilio(TwilioSection {
+            account_sid: format!("AC{}", "a".repeat(32)),
+            auth_token: "token".to_owned(),
+            from_number: "+15550100000".to_owned(),
+        });
+        let bytes = twilio.to_bytes();
+        assert_eq!(
+            Section::from_bytes(Integration::Twilio, &bytes).unwrap(),
+            twilio
+        );
+        assert!(Section::from_bytes(Integration::Slack, &bytes).is_none());
+        assert_eq!(format!("{twilio:?}"), "Section(twilio)");
+    }
+
+    #[test]
+    fn account_sids_and_secrets_are_checked() {
+        assert!(account_sid(&format!("AC{}", "0f".repeat(16))).is_ok());
+        assert!(account_sid("AC123").is_err());
+        assert!(account_sid(&format!("AC{}/../x", "0".repeat(27))).is_err());
+        assert!(secret_text("abc def").is_err());
+        assert!(secret_text("").is_err());
+        assert!(secret_text("k-123").is_ok());
+    }
+}
