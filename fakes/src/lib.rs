@@ -62,7 +62,7 @@ pub use server::{FakeServer, ReceivedRequest, RetryAfter};
 pub use slack::{FakeSlack, WEBHOOK_PATH};
 pub use twilio::{
     DEFAULT_TWILIO_ACCOUNT_SID, DEFAULT_TWILIO_AUTH_TOKEN, DEFAULT_TWILIO_FROM_NUMBER, FakeTwilio,
-    INVALID_TO_NUMBER,
+    INVALID_TO_NUMBER, TENANT_TWILIO_ACCOUNT_SID, TENANT_TWILIO_AUTH_TOKEN,
 };
 pub use vessey::{DEFAULT_VESSEY_API_KEY, FakeVessey, SLOW_DRIVER_DELAY};
 pub use vessey_data::{Collection, Driver, GeneratedSpec, PageOf, VesseyData};

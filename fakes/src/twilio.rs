@@ -27,16 +27,26 @@ pub const DEFAULT_TWILIO_FROM_NUMBER: &str = "+15005550006";
 /// A `To` that is always refused with code 21211, like Twilio's magic test number.
 pub const INVALID_TO_NUMBER: &str = "+15005550001";
 
+/// A second account the fake accepts by default: a tenant's own Twilio account in tests of
+/// per-tenant settings, told apart from the deployment's ([`DEFAULT_TWILIO_ACCOUNT_SID`]).
+pub const TENANT_TWILIO_ACCOUNT_SID: &str = "ACfa4e00000000000000000000000000a2";
+/// The second account's auth token.
+pub const TENANT_TWILIO_AUTH_TOKEN: &str = "fake-twilio-tenant-token";
+
 /// A fake Twilio to start: the credentials it accepts.
 #[derive(Debug, Clone)]
 pub struct FakeTwilio {
     account_sid: String,
     auth_token: String,
+    /// Further `(account_sid, auth_token)` pairs accepted, each on its own account's path.
+    other_accounts: Vec<(String, String)>,
 }
 
 impl Default for FakeTwilio {
+    /// The default account and the tenant account.
     fn default() -> Self {
         Self::new(DEFAULT_TWILIO_ACCOUNT_SID, DEFAULT_TWILIO_AUTH_TOKEN)
+            .with_account(TENANT_TWILIO_ACCOUNT_SID, TENANT_TWILIO_AUTH_TOKEN)
     }
 }
 
@@ -46,7 +56,30 @@ impl FakeTwilio {
         Self {
             account_sid: account_sid.into(),
             auth_token: auth_token.into(),
+            other_accounts: Vec::new(),
         }
+    }
+
+    /// Accepts another account too.
+    pub fn with_account(
+        mut self,
+        account_sid: impl Into<String>,
+        auth_token: impl Into<String>,
+    ) -> Self {
+        self.other_accounts
+            .push((account_sid.into(), auth_token.into()));
+        self
+    }
+
+    /// Whether `user:password` is one of the accepted accounts and `sid` its path.
+    fn accepts(&self, sid: &str, user: &str, password: &str) -> bool {
+        std::iter::once((self.account_sid.as_str(), self.auth_token.as_str()))
+            .chain(
+                self.other_accounts
+                    .iter()
+                    .map(|(sid, token)| (sid.as_str(), token.as_str())),
+            )
+            .any(|(account, token)| account == sid && user == sid && password == token)
     }
 
     /// The account SID accepted.
@@ -132,10 +165,9 @@ async fn create_message(
     headers: HeaderMap,
     form: Result<Form<Vec<(String, String)>>, FormRejection>,
 ) -> Response {
-    let authorized = basic_credentials(&headers).is_some_and(|(user, password)| {
-        user == state.fake.account_sid && password == state.fake.auth_token
-    });
-    if !authorized || sid != state.fake.account_sid {
+    let authorized = basic_credentials(&headers)
+        .is_some_and(|(user, password)| state.fake.accepts(&sid, &user, &password));
+    if !authorized {
         return twilio_error(StatusCode::UNAUTHORIZED, 20003, "Authenticate");
     }
     let Ok(Form(fields)) = form else {
@@ -177,7 +209,7 @@ async fn create_message(
         StatusCode::CREATED,
         axum::Json(serde_json::json!({
             "sid": message_sid,
-            "account_sid": state.fake.account_sid,
+            "account_sid": sid,
             "status": "queued",
             "to": to,
             "from": from,
