@@ -166,10 +166,12 @@ struct TokenArgs {
     /// The user id (`sub` claim).
     #[arg(long, default_value = "00000000-0000-4000-8000-000000000001")]
     sub: String,
-    /// The tenant (`app_metadata.tenant_id`); without it the tenant is the user.
+    /// The tenant (`app_metadata.tenant_id`); without it the claim is left out, which the
+    /// gateway accepts only in dev (where the tenant is then the user).
     #[arg(long)]
     tenant: Option<String>,
-    /// admin, dispatcher or driver (`app_metadata.role`); without it the caller is admin.
+    /// admin, dispatcher or driver (`app_metadata.role`); without it the claim is left out,
+    /// which the gateway accepts only in dev (where the caller is then admin).
     #[arg(long, value_parser = parse_role)]
     role: Option<Role>,
     /// Lifetime in seconds.

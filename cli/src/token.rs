@@ -12,9 +12,11 @@ use director_platform::identity::{Caller, InternalTokenConfig, InternalTokens, R
 pub struct TokenRequest {
     /// The user (`sub`).
     pub subject: String,
-    /// The tenant; for gateway tokens, `None` leaves the claim out (the tenant is then `sub`).
+    /// The tenant; for gateway tokens, `None` leaves the claim out (refused outside dev; in dev
+    /// the tenant is then `sub`).
     pub tenant: Option<String>,
-    /// The role; for gateway tokens, `None` leaves the claim out (the role is then admin).
+    /// The role; for gateway tokens, `None` leaves the claim out (refused outside dev; in dev
+    /// the role is then admin).
     pub role: Option<Role>,
     /// Lifetime.
     pub ttl: Duration,

@@ -18,9 +18,10 @@ use super::{Role, TokenError};
 pub struct UserTokenClaims {
     /// The user id (`sub`).
     pub sub: String,
-    /// `app_metadata.tenant_id`; absent means the gateway falls back to `sub`.
+    /// `app_metadata.tenant_id`; absent is refused outside dev (`REQUIRE_CLAIMS`), and falls
+    /// back to `sub` in dev.
     pub tenant_id: Option<String>,
-    /// `app_metadata.role`; absent means admin of one's own tenant.
+    /// `app_metadata.role`; absent is refused outside dev, and means admin in dev.
     pub role: Option<Role>,
     /// `aud`, normally `authenticated`.
     pub audience: String,
