@@ -50,12 +50,14 @@ pub enum ProviderError {
 
 impl ProviderError {
     /// Whether a later attempt of the whole job may succeed: true for [`Self::Unavailable`]
-    /// and [`Self::InvalidResponse`] (a provider misbehaving now may not later), false for
-    /// what only a configuration or data change fixes.
+    /// (timeouts, 5xx, 429, connection failures), false for what only a configuration or
+    /// data change fixes — an answer that is not the JSON documented included: asking again
+    /// for the same page gets the same page, and retrying it would only delay the reason.
     pub fn is_retryable(&self) -> bool {
         match self {
-            Self::Unavailable(_) | Self::InvalidResponse(_) => true,
-            Self::NotConfigured { .. }
+            Self::Unavailable(_) => true,
+            Self::InvalidResponse(_)
+            | Self::NotConfigured { .. }
             | Self::NotFound(_)
             | Self::Rejected { .. }
             | Self::Refused(_) => false,
@@ -178,7 +180,7 @@ mod tests {
     #[test]
     fn only_transient_failures_are_retryable() {
         assert!(ProviderError::Unavailable("x".into()).is_retryable());
-        assert!(ProviderError::InvalidResponse("x".into()).is_retryable());
+        assert!(!ProviderError::InvalidResponse("x".into()).is_retryable());
         assert!(!ProviderError::NotFound("x".into()).is_retryable());
         assert!(
             !ProviderError::Rejected {

@@ -283,6 +283,11 @@ impl Transport {
         })
     }
 
+    /// What this client's messages must never hold, to clean text made outside the transport.
+    pub(crate) fn redactor(&self) -> &Redactor {
+        &self.redactor
+    }
+
     /// `error` with the client's secrets replaced in its message: the last line of defence,
     /// should any part of a message have picked one up.
     fn redact_error(&self, error: ProviderError) -> ProviderError {

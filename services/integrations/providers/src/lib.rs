@@ -52,4 +52,4 @@ pub use error::ProviderError;
 pub use http::{HttpClient, HttpClients};
 pub use slack::SlackClient;
 pub use twilio::TwilioClient;
-pub use vessey::{Page, VesseyClient, VesseyCollection, VesseyDriver};
+pub use vessey::{Page, RejectedRecord, VesseyClient, VesseyCollection, VesseyDriver};

@@ -5,6 +5,7 @@ use std::fmt;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 
 use crate::config::{PrintableUrl, RetryPolicy, VesseyConfig};
 use crate::egress::Purpose;
@@ -57,22 +58,88 @@ pub struct VesseyCollection {
 /// One page of a Vessey listing.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Page<T> {
-    /// The records on this page.
+    /// The records on this page that could be read.
     pub items: Vec<T>,
+    /// The records that could not, in page order: one malformed record does not cost the
+    /// others of its page (the page itself must be valid JSON of the expected shape).
+    pub rejected: Vec<RejectedRecord>,
     /// The page to ask for next; `None` after the last.
     pub next_page: Option<u32>,
 }
 
+impl<T> Page<T> {
+    /// How many records the page held, read or not.
+    pub fn len(&self) -> usize {
+        self.items.len() + self.rejected.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A record of a page that could not be read as Vessey documents it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RejectedRecord {
+    /// Its `id` as text, when it has a readable one (else empty).
+    pub external_id: String,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
 #[derive(Deserialize)]
 struct DriversPage {
-    drivers: Vec<VesseyDriver>,
+    drivers: Vec<Box<RawValue>>,
     next_page: Option<u32>,
 }
 
 #[derive(Deserialize)]
 struct CollectionsPage {
-    collections: Vec<VesseyCollection>,
+    collections: Vec<Box<RawValue>>,
     next_page: Option<u32>,
+}
+
+/// Just a record's id, to name a record that does not read as a whole.
+#[derive(Deserialize)]
+struct RecordId {
+    id: serde_json::Value,
+}
+
+/// Reads each record on its own: the readable ones, and the others with their reason.
+fn read_records<T: DeserializeOwned>(
+    records: Vec<Box<RawValue>>,
+    redactor: &Redactor,
+) -> (Vec<T>, Vec<RejectedRecord>) {
+    let mut items = Vec::with_capacity(records.len());
+    let mut rejected = Vec::new();
+    for record in records {
+        match serde_json::from_str::<T>(record.get()) {
+            Ok(item) => items.push(item),
+            Err(error) => {
+                let external_id = match serde_json::from_str::<RecordId>(record.get()) {
+                    Ok(RecordId {
+                        id: serde_json::Value::String(id),
+                    }) => id.trim().to_owned(),
+                    Ok(RecordId {
+                        id: serde_json::Value::Number(id),
+                    }) => id.to_string(),
+                    _ => String::new(),
+                };
+                // serde's position ("at line 1 column 80") means nothing to a reader.
+                let reason = error.to_string();
+                let reason = reason
+                    .split(" at line ")
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned();
+                rejected.push(RejectedRecord {
+                    external_id: redactor.redact(&external_id),
+                    reason: redactor.redact(&reason),
+                });
+            }
+        }
+    }
+    (items, rejected)
 }
 
 /// A Vessey client. Cheap to clone (the connection pool is shared).
@@ -140,8 +207,10 @@ impl VesseyClient {
         };
         let page_text = page.to_string();
         let body: DriversPage = self.get_json(&call, url, &[("page", &page_text)]).await?;
+        let (items, rejected) = read_records(body.drivers, self.http.redactor());
         Ok(Page {
-            items: body.drivers,
+            items,
+            rejected,
             next_page: body.next_page,
         })
     }
@@ -163,8 +232,10 @@ impl VesseyClient {
         let body: CollectionsPage = self
             .get_json(&call, url, &[("date", &date_text), ("page", &page_text)])
             .await?;
+        let (items, rejected) = read_records(body.collections, self.http.redactor());
         Ok(Page {
-            items: body.collections,
+            items,
+            rejected,
             next_page: body.next_page,
         })
     }
@@ -195,4 +266,37 @@ fn redactor(config: &VesseyConfig) -> Redactor {
     let mut secrets = vec![config.api_key.expose().to_owned()];
     secrets.extend(url_credentials(&config.base_url));
     Redactor::new(secrets)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn a_malformed_record_is_rejected_with_its_id_and_reason_and_the_others_are_read() {
+        let page: CollectionsPage = serde_json::from_str(
+            r#"{"collections": [
+                {"id": "c1", "farm_id": "F1", "farm_name": "A", "scheduled_for": "2026-11-23"},
+                {"id": "c2", "farm_id": "F1", "farm_name": "A", "scheduled_for": "2026-11-23",
+                 "window_end": "not a timestamp"},
+                {"id": "c3", "farm_name": "B", "scheduled_for": "2026-11-23"},
+                {"id": 4, "farm_id": "F2", "farm_name": "B", "scheduled_for": "2026-11-23"},
+                ["not", "an", "object"],
+                {"id": "c5", "farm_id": "F2", "farm_name": "B", "scheduled_for": "2026-11-23"}
+            ], "next_page": null}"#,
+        )
+        .unwrap();
+        let redactor = Redactor::new(vec!["secret-key".to_owned()]);
+        let (items, rejected): (Vec<VesseyCollection>, _) =
+            read_records(page.collections, &redactor);
+        let ids: Vec<&str> = items.iter().map(|c| c.id.as_str()).collect();
+        assert_eq!(ids, ["c1", "c5"]);
+        let rejected_ids: Vec<&str> = rejected.iter().map(|r| r.external_id.as_str()).collect();
+        assert_eq!(rejected_ids, ["c2", "c3", "4", ""]);
+        assert!(rejected[0].reason.contains("input"), "{:?}", rejected[0]);
+        assert!(rejected[1].reason.contains("farm_id"), "{:?}", rejected[1]);
+        assert!(rejected.iter().all(|r| !r.reason.contains("line")));
+    }
 }
