@@ -8,6 +8,9 @@ use tonic_types::{ErrorDetails, StatusExt as _};
 
 use crate::notifications::limits::LimitReached;
 
+/// How long a tenant at its job limit is asked to wait: about one page of a large import.
+const JOBS_BUSY_RETRY: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// A failed Integrations request or job step.
 #[derive(Debug, thiserror::Error)]
 pub enum IntegrationsError {
@@ -44,6 +47,9 @@ pub enum IntegrationsError {
     /// Over one of the tenant's spending limits.
     #[error("{0}")]
     LimitReached(LimitReached),
+    /// The tenant already has as many syncs and imports queued or running as it may.
+    #[error("the tenant already has {limit} syncs or imports queued or running")]
+    TooManyJobs { limit: u32 },
 }
 
 impl IntegrationsError {
@@ -72,7 +78,9 @@ impl IntegrationsError {
                     | tonic::Code::Unknown
             ),
             Self::Database(_) => true,
-            Self::SettingsUnreadable { .. } | Self::LimitReached(_) => false,
+            Self::SettingsUnreadable { .. } | Self::LimitReached(_) | Self::TooManyJobs { .. } => {
+                false
+            }
         }
     }
 }
@@ -102,6 +110,14 @@ impl From<IntegrationsError> for Status {
                      them again (PUT /api/integrations/settings)"
                 ))
             }
+            IntegrationsError::TooManyJobs { limit } => Status::with_error_details(
+                tonic::Code::ResourceExhausted,
+                format!(
+                    "MAX_ACTIVE_JOBS_PER_TENANT reached: this tenant already has {limit} syncs \
+                     or imports queued or running; try again when one has finished"
+                ),
+                ErrorDetails::with_retry_info(Some(JOBS_BUSY_RETRY)),
+            ),
             IntegrationsError::LimitReached(reached) => Status::with_error_details(
                 tonic::Code::ResourceExhausted,
                 reached.to_string(),

@@ -26,6 +26,7 @@ pub mod task_events;
 pub mod vessey;
 
 use director_platform::catalog;
+use director_platform::config::ConfigError;
 use director_platform::jobs::JobsConfig;
 use director_platform::notify::Notifications;
 use director_platform::runner::{Service, ServiceContext};
@@ -81,12 +82,32 @@ fn routes(context: &ServiceContext) -> anyhow::Result<tonic::service::Routes> {
         EgressPolicy::from_env(env)?,
     )?;
     let limits = SpendingLimits::from_env(env)?;
+    let max_active_jobs: u32 = env.parse_or("MAX_ACTIVE_JOBS_PER_TENANT", 4)?;
     let app = App {
-        jobs: JobStore::new(context.db.clone(), jobs_config.max_attempts),
+        jobs: JobStore::new(
+            context.db.clone(),
+            jobs_config.max_attempts,
+            max_active_jobs,
+        ),
         notifications: NotificationStore::new(context.db.clone(), jobs_config.max_attempts, limits),
         providers,
         dispatch: context.client(&catalog::DISPATCH)?,
         companies: context.client(&catalog::COMPANIES)?,
+    };
+    // Two pools of workers, each taking only its own jobs: notifications never wait behind
+    // syncs and imports, however many are queued.
+    let notification_concurrency: usize = env.parse_or("NOTIFICATION_JOB_CONCURRENCY", 4)?;
+    if notification_concurrency == 0 || max_active_jobs == 0 {
+        let variable = if max_active_jobs == 0 {
+            "MAX_ACTIVE_JOBS_PER_TENANT"
+        } else {
+            "NOTIFICATION_JOB_CONCURRENCY"
+        };
+        return Err(ConfigError::invalid(variable, "1 or more", "0").into());
+    }
+    let notification_workers = JobsConfig {
+        concurrency: notification_concurrency,
+        ..jobs_config.clone()
     };
     let worker_app = app.clone();
     director_platform::jobs::spawn_worker(
@@ -97,6 +118,17 @@ fn routes(context: &ServiceContext) -> anyhow::Result<tonic::service::Routes> {
         move |options| {
             options
                 .define_job::<RunJob>()
+                .add_extension(worker_app.clone())
+        },
+    );
+    let worker_app = app.clone();
+    director_platform::jobs::spawn_worker(
+        notification_workers,
+        context.db.pool().clone(),
+        context.shutdown.clone(),
+        &context.background,
+        move |options| {
+            options
                 .define_job::<SendNotification>()
                 .add_extension(worker_app.clone())
         },

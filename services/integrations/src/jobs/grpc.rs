@@ -127,5 +127,6 @@ pub fn job_message(row: JobRow) -> Job {
         last_error: row.last_error,
         created_at: Some(to_timestamp(row.created_at)),
         updated_at: Some(to_timestamp(row.updated_at)),
+        result: row.result.map(|tally| tally.0.to_message()),
     }
 }

@@ -11,12 +11,13 @@ use sqlx::FromRow;
 use uuid::Uuid;
 
 use super::run::RunJob;
+use crate::vessey::accounting::Tally;
 
 /// Columns of a job, in [`JobRow`] order.
 macro_rules! columns {
     () => {
         "id, kind, params, status, progress_done, progress_total, attempts, last_error, \
-         created_at, updated_at"
+         created_at, updated_at, result"
     };
 }
 
@@ -33,6 +34,8 @@ pub struct JobRow {
     pub last_error: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// The [`Tally`] so far, once a page has been handled.
+    pub result: Option<sqlx::types::Json<Tally>>,
 }
 
 impl JobRow {
@@ -62,11 +65,24 @@ impl Outcome {
     }
 }
 
+/// What asking for a job got.
+#[derive(Debug, Clone)]
+pub enum Started {
+    /// A new job, queued.
+    New(JobRow),
+    /// The same job, already queued or running.
+    Existing(JobRow),
+    /// The tenant already has `limit` jobs queued or running.
+    TooMany { limit: u32 },
+}
+
 /// Jobs, through tenant transactions.
 #[derive(Debug, Clone)]
 pub struct JobStore {
     db: TenantDb,
     max_attempts: i16,
+    /// Jobs a tenant may have queued or running at once (`MAX_ACTIVE_JOBS_PER_TENANT`).
+    max_active: u32,
 }
 
 impl JobStore {
@@ -75,19 +91,60 @@ impl JobStore {
         self.db.pool()
     }
 
-    pub fn new(db: TenantDb, max_attempts: i16) -> Self {
-        Self { db, max_attempts }
+    pub fn new(db: TenantDb, max_attempts: i16, max_active: u32) -> Self {
+        Self {
+            db,
+            max_attempts,
+            max_active,
+        }
     }
 
     /// Records a job of `kind` and queues its run, in one transaction: the job is visible if
-    /// and only if it will run.
+    /// and only if it will run. A job of the same kind and parameters still queued, running
+    /// or waiting for a retry is answered instead of a new one ([`Started::Existing`]); a
+    /// tenant with `max_active` such jobs gets [`Started::TooMany`]. The tenant's jobs are
+    /// locked for the check (an advisory lock of the transaction), so two requests at once
+    /// cannot both pass it.
     pub async fn start(
         &self,
         caller: &Caller,
         kind: &'static str,
         params: serde_json::Value,
-    ) -> Result<JobRow, sqlx::Error> {
+    ) -> Result<Started, sqlx::Error> {
         let mut tx = self.db.begin(caller).await?;
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('director.jobs/' || $1, 0))")
+            .bind(&caller.tenant_id)
+            .execute(&mut *tx)
+            .await?;
+        let existing: Option<JobRow> = sqlx::query_as(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM jobs
+             WHERE tenant_id = $1 AND kind = $2 AND params = $3
+               AND status IN ('queued', 'running', 'failed')
+             ORDER BY created_at
+             LIMIT 1"
+        ))
+        .bind(&caller.tenant_id)
+        .bind(kind)
+        .bind(&params)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(existing) = existing {
+            return Ok(Started::Existing(existing));
+        }
+        let (active,): (i64,) = sqlx::query_as(
+            "SELECT count(*) FROM jobs
+             WHERE tenant_id = $1 AND status IN ('queued', 'running', 'failed')",
+        )
+        .bind(&caller.tenant_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        if active >= i64::from(self.max_active) {
+            return Ok(Started::TooMany {
+                limit: self.max_active,
+            });
+        }
         let row: JobRow = sqlx::query_as(concat!(
             "INSERT INTO jobs (tenant_id, kind, params, created_by)
              VALUES ($1, $2, $3, $4)
@@ -108,7 +165,7 @@ impl JobStore {
         job.max_attempts = Some(self.max_attempts);
         jobs::enqueue(&mut tx, &job).await?;
         tx.commit().await?;
-        Ok(row)
+        Ok(Started::New(row))
     }
 
     pub async fn get(&self, caller: &Caller, id: Uuid) -> Result<Option<JobRow>, sqlx::Error> {
@@ -164,22 +221,24 @@ impl JobStore {
         self.db.fetch_optional(caller, query).await
     }
 
-    /// Records how far the job has got.
+    /// Records how far the job has got and what it did with the records so far.
     pub async fn progress(
         &self,
         caller: &Caller,
         id: Uuid,
         done: i32,
         total: i32,
+        tally: &Tally,
     ) -> Result<(), sqlx::Error> {
         let query = sqlx::query(
-            "UPDATE jobs SET progress_done = $3, progress_total = greatest($4, $3)
+            "UPDATE jobs SET progress_done = $3, progress_total = greatest($4, $3), result = $5
              WHERE tenant_id = $1 AND id = $2",
         )
         .bind(&caller.tenant_id)
         .bind(id)
         .bind(done)
-        .bind(total);
+        .bind(total)
+        .bind(sqlx::types::Json(tally));
         self.db.execute(caller, query).await.map(drop)
     }
 

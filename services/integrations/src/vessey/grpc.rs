@@ -16,6 +16,7 @@ use super::{import, sync};
 use crate::app::App;
 use crate::error::IntegrationsError;
 use crate::jobs::grpc::job_message;
+use crate::jobs::store::{JobRow, Started};
 use crate::settings;
 
 /// Why a driver is refused.
@@ -101,12 +102,12 @@ impl IntegrationsService for IntegrationsApi {
             .await?
             .vessey()
             .map_err(IntegrationsError::from)?;
-        let job = self
-            .app
-            .jobs
-            .start(&caller, sync::KIND, serde_json::json!({}))
-            .await
-            .map_err(IntegrationsError::from)?;
+        let job = started(
+            self.app
+                .jobs
+                .start(&caller, sync::KIND, serde_json::json!({}))
+                .await,
+        )?;
         Ok(Response::new(SyncVesseyDriversResponse {
             job: Some(job_message(job)),
         }))
@@ -129,14 +130,23 @@ impl IntegrationsService for IntegrationsApi {
             .await?
             .vessey()
             .map_err(IntegrationsError::from)?;
-        let job = self
-            .app
-            .jobs
-            .start(&caller, import::KIND, import::params(date))
-            .await
-            .map_err(IntegrationsError::from)?;
+        let job = started(
+            self.app
+                .jobs
+                .start(&caller, import::KIND, import::params(date))
+                .await,
+        )?;
         Ok(Response::new(ImportVesseyCollectionsResponse {
             job: Some(job_message(job)),
         }))
+    }
+}
+
+/// The job a start request answers: the new one, or the same one already under way; beyond
+/// the tenant's limit, RESOURCE_EXHAUSTED.
+fn started(outcome: Result<Started, sqlx::Error>) -> Result<JobRow, Status> {
+    match outcome.map_err(IntegrationsError::from)? {
+        Started::New(job) | Started::Existing(job) => Ok(job),
+        Started::TooMany { limit } => Err(IntegrationsError::TooManyJobs { limit }.into()),
     }
 }
