@@ -19,6 +19,18 @@
 //!
 //! Handlers must be idempotent: a job runs at least once, and again after a crash.
 //!
+//! # Attempts
+//!
+//! A job's `attempts` (`WorkerContext::job().attempts()` in its handler, 1 on its first run)
+//! counts every run it has started, including one cut short — its worker killed, or stopped
+//! past the shutdown grace. graphile_worker hands such a job back *un*counting that run
+//! (recovery decrements `attempts`), so a job recovered after a crash read `attempts: 1`
+//! after running twice, and one that crashes its worker would run forever; the recovery hook
+//! here keeps the count instead (`keep_interrupted_attempt`). A run cut short therefore
+//! spends one of the job's attempts, with one exception so that every job gets a run that
+//! can record how it ended: when it was the job's last attempt, the job gets one more run
+//! (its `max_attempts` raised to that run), once.
+//!
 //! # Least privilege
 //!
 //! The queue's tables are private (row-level security; policies only for [`WORKER_ROLE`],
@@ -52,8 +64,8 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use graphile_worker::{
-    JobComplete, JobCompleteContext, JobFail, JobFailContext, JobPermanentlyFail,
-    JobPermanentlyFailContext, WorkerOptions,
+    Job, JobComplete, JobCompleteContext, JobFail, JobFailContext, JobPermanentlyFail,
+    JobPermanentlyFailContext, JobRecovery, JobRecoveryContext, JobRecoveryResult, WorkerOptions,
 };
 use sqlx::{PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
@@ -127,6 +139,7 @@ impl JobsConfig {
     /// Worker options with these settings, stopping when `shutdown` is cancelled; the
     /// caller adds its job definitions and extensions.
     fn worker_options(&self, pool: PgPool, shutdown: CancellationToken) -> WorkerOptions {
+        let recovering = pool.clone();
         WorkerOptions::default()
             .pg_pool(pool)
             .schema(SCHEMA)
@@ -152,7 +165,70 @@ impl JobsConfig {
                     count_attempt(failed.job.task_identifier(), "failed");
                 },
             )
+            .on(JobRecovery, move |recovery: JobRecoveryContext| {
+                let pool = recovering.clone();
+                async move { keep_interrupted_attempt(&pool, &recovery).await }
+            })
     }
+}
+
+/// What happens to a job whose run was cut short — its worker found dead by another's sweep,
+/// or this worker stopping past its shutdown grace: it is handed back due at once, as
+/// graphile_worker does, but keeping the run in its `attempts` (graphile_worker takes it back
+/// off). When that run was its last attempt and it has not had this grace before, its
+/// `max_attempts` is raised to one more run, so that its handler still runs once more and
+/// can record how it ended; a job whose grace run is cut short too (a job that kills its
+/// worker) is left out of attempts, as any job that failed its last.
+///
+/// A job replaced by a newer one with its key while it ran ("retired": out of attempts, its
+/// key cleared) stays out of attempts, except in a race graphile_worker's own rescheduling
+/// has too: retired between the sweep reading it and handing it back, it runs once more.
+/// Should the grace fail to be written (database trouble), the job is handed back
+/// graphile_worker's way, its run uncounted, rather than risk leaving it without a run.
+async fn keep_interrupted_attempt(
+    pool: &PgPool,
+    recovery: &JobRecoveryContext,
+) -> JobRecoveryResult {
+    let job = &recovery.job;
+    count_attempt(job.task_identifier(), "interrupted");
+    if job.attempts() >= job.max_attempts()
+        && let Err(error) = grant_final_run(pool, job, &recovery.previous_worker_id).await
+    {
+        tracing::warn!(%error, job_id = job.id(), "could not give an interrupted last attempt another run");
+        return JobRecoveryResult::Default;
+    }
+    JobRecoveryResult::Reschedule {
+        run_at: *job.run_at(),
+        attempts: Some(*job.attempts()),
+    }
+}
+
+/// The job flag marking a job given one more run after its last attempt was cut short.
+const FINAL_RUN_FLAG: &str = "director_final_run";
+
+/// Raises `job`'s `max_attempts` to one more run, unless it had that grace before or was
+/// retired, while it is still locked by the worker that ran it.
+async fn grant_final_run(pool: &PgPool, job: &Job, locked_by: &str) -> Result<(), sqlx::Error> {
+    // In a transaction: safe behind pgbouncer in transaction mode too. The sweep handing the
+    // job back has not locked its row yet (it locks it after this hook answers).
+    let mut tx = pool.begin().await?;
+    sqlx::query(
+        "UPDATE graphile_worker._private_jobs AS jobs
+         SET max_attempts = jobs.attempts + 1,
+             flags = coalesce(jobs.flags, '{}'::jsonb) || jsonb_build_object($3::text, true)
+         WHERE jobs.id = $1 AND jobs.locked_by = $2
+           AND jobs.attempts >= jobs.max_attempts
+           AND NOT coalesce(jobs.flags ? $3, false)
+           AND NOT EXISTS (SELECT 1 FROM graphile_worker._private_job_retirements AS retired
+                           WHERE retired.id = jobs.id)",
+    )
+    .bind(job.id())
+    .bind(locked_by)
+    .bind(FINAL_RUN_FLAG)
+    .persistent(false)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await
 }
 
 /// `director_enqueue_job`, the application role's one door into the queue (see the module
@@ -560,7 +636,9 @@ pub fn spawn_worker<F>(
     });
 }
 
-/// `director_job_attempts_total{task_identifier, outcome}`: one attempt of a job ran here.
+/// `director_job_attempts_total{task_identifier, outcome}`: one attempt of a job ran here
+/// (`succeeded`, `failed`), or one cut short was handed back here (`interrupted`: its worker
+/// died, or stopped past its shutdown grace).
 fn count_attempt(task_identifier: &str, outcome: &'static str) {
     metrics::counter!(
         "director_job_attempts_total",
