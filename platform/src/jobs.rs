@@ -31,6 +31,13 @@
 //! can record how it ended: when it was the job's last attempt, the job gets one more run
 //! (its `max_attempts` raised to that run), once.
 //!
+//! # Retry delays
+//!
+//! A failed attempt is retried after graphile_worker's exponential backoff, `e^attempts`
+//! seconds (capped at `e^10`, about 6 hours). A service may cap it
+//! ([`JobsConfig::with_max_retry_delay`]), and a handler that wants a delay of its own hands
+//! its work on to a fresh job instead of failing ([`enqueue_after`]).
+//!
 //! # Least privilege
 //!
 //! The queue's tables are private (row-level security; policies only for [`WORKER_ROLE`],
@@ -101,6 +108,9 @@ pub struct JobsConfig {
     /// How long running jobs may finish once shutdown begins (`JOB_SHUTDOWN_GRACE_MS`,
     /// default 8 s, inside the runner's drain deadline).
     pub shutdown_grace: Duration,
+    /// The longest a failed attempt waits for its retry, when the service caps
+    /// graphile_worker's backoff ([`Self::with_max_retry_delay`]; none by default).
+    pub max_retry_delay: Option<Duration>,
 }
 
 impl JobsConfig {
@@ -133,13 +143,24 @@ impl JobsConfig {
             heartbeat_interval,
             recovery_after,
             shutdown_grace: env.millis_or("JOB_SHUTDOWN_GRACE_MS", 8_000)?,
+            max_retry_delay: None,
         })
+    }
+
+    /// These settings with failed attempts retried after `max` at most: graphile_worker's
+    /// backoff (`e^attempts` seconds) is cut down to `max` once the attempt is failed.
+    #[must_use]
+    pub fn with_max_retry_delay(mut self, max: Duration) -> Self {
+        self.max_retry_delay = Some(max);
+        self
     }
 
     /// Worker options with these settings, stopping when `shutdown` is cancelled; the
     /// caller adds its job definitions and extensions.
     fn worker_options(&self, pool: PgPool, shutdown: CancellationToken) -> WorkerOptions {
         let recovering = pool.clone();
+        let failing = pool.clone();
+        let max_retry_delay = self.max_retry_delay;
         WorkerOptions::default()
             .pg_pool(pool)
             .schema(SCHEMA)
@@ -156,8 +177,14 @@ impl JobsConfig {
             .on(JobComplete, |done: JobCompleteContext| async move {
                 count_attempt(done.job.task_identifier(), "succeeded");
             })
-            .on(JobFail, |failed: JobFailContext| async move {
-                count_attempt(failed.job.task_identifier(), "failed");
+            .on(JobFail, move |failed: JobFailContext| {
+                let pool = failing.clone();
+                async move {
+                    count_attempt(failed.job.task_identifier(), "failed");
+                    if let Some(max) = max_retry_delay {
+                        cap_retry_delay(&pool, &failed.job, max).await;
+                    }
+                }
             })
             .on(
                 JobPermanentlyFail,
@@ -229,6 +256,34 @@ async fn grant_final_run(pool: &PgPool, job: &Job, locked_by: &str) -> Result<()
     .execute(&mut *tx)
     .await?;
     tx.commit().await
+}
+
+/// Brings the retry of `job`'s failed attempt, which graphile_worker has just scheduled, to
+/// within `max` from now. Before this the job waits `e^attempts` seconds (at least e ≈ 2.7 s),
+/// so no worker can have taken it in between.
+async fn cap_retry_delay(pool: &PgPool, job: &Job, max: Duration) {
+    let capped = async {
+        let mut tx = pool.begin().await?;
+        sqlx::query(
+            "UPDATE graphile_worker._private_jobs
+             SET run_at = least(run_at, now() + $2::bigint * interval '1 millisecond')
+             WHERE id = $1 AND locked_at IS NULL",
+        )
+        .bind(job.id())
+        .bind(millis(max))
+        .persistent(false)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await
+    };
+    if let Err(error) = capped.await {
+        tracing::warn!(%error, job_id = job.id(), "could not cap the job's retry delay");
+    }
+}
+
+/// `duration` in whole milliseconds, for SQL intervals.
+fn millis(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }
 
 /// `director_enqueue_job`, the application role's one door into the queue (see the module
@@ -475,6 +530,11 @@ impl<'a> NewJob<'a> {
             max_attempts: None,
         }
     }
+
+    /// A job for `identifier` whose payload names `tenant_id` and nothing else.
+    pub fn for_tenant(identifier: &'a str, tenant_id: &str) -> Self {
+        Self::new(identifier, serde_json::json!({ "tenant_id": tenant_id }))
+    }
 }
 
 /// Enqueues `job` on `connection` — inside the caller's tenant transaction, so the job exists
@@ -492,6 +552,61 @@ pub async fn enqueue(connection: &mut PgConnection, job: &NewJob<'_>) -> Result<
             .bind(job.job_key.as_deref())
             .fetch_one(connection)
             .await?;
+    Ok(id)
+}
+
+/// Enqueues `job` from the worker's session — a handler handing its work on to a later run,
+/// outside any tenant transaction — to run once `delay` has passed: one transaction queues it
+/// and sets its `run_at`, so no worker ever sees it due sooner. With a `job_key`, it replaces
+/// that key's pending job (its `run_at` too) or, when that job is the one running, retires it
+/// and queues a new one, as [`enqueue`] does; a job the caller then ends successfully is gone.
+///
+/// The queueing goes through `director_enqueue_job`, with `app.tenant_id` set to the
+/// payload's tenant: the service's identifiers only, a payload naming its tenant, the key
+/// scoped to that tenant, as for any job. (That the job is the transaction's tenant's holds
+/// by construction: the worker's session may write the queue anyway.) The transaction keeps
+/// the session's role — the services' login, a member of [`WORKER_ROLE`], as the worker runs
+/// — whose rights on the queue set the job's `run_at`, which the enqueue function does not
+/// take; it touches nothing but the queue.
+pub async fn enqueue_after(
+    pool: &PgPool,
+    job: &NewJob<'_>,
+    delay: Duration,
+) -> Result<i64, sqlx::Error> {
+    let tenant_id = job
+        .payload
+        .get("tenant_id")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or_default();
+    let payload = traced_payload(&job.payload);
+    // Prepared statements are not kept (`persistent(false)`): safe behind pgbouncer in
+    // transaction mode, like the worker's own queries.
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT set_config('app.tenant_id', $1, true)")
+        .bind(tenant_id)
+        .persistent(false)
+        .execute(&mut *tx)
+        .await?;
+    let (id,): (i64,) =
+        sqlx::query_as("SELECT director_enqueue_job($1, $2::json, $3::int, $4::text)")
+            .bind(job.identifier)
+            .bind(payload.as_ref())
+            .bind(job.max_attempts.map(i32::from))
+            .bind(job.job_key.as_deref())
+            .persistent(false)
+            .fetch_one(&mut *tx)
+            .await?;
+    sqlx::query(
+        "UPDATE graphile_worker._private_jobs
+         SET run_at = now() + $2::bigint * interval '1 millisecond'
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(millis(delay))
+    .persistent(false)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
     Ok(id)
 }
 

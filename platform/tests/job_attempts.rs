@@ -1,8 +1,11 @@
-//! Job attempts on a real PostgreSQL, with workers that are really killed (issue 17, item 7):
+//! Job attempts and retry delays on a real PostgreSQL, with workers that are really killed
+//! (issue 17, items 5 and 7):
 //! - a run cut short by its worker's death counts: recovered by another worker, the job's
 //!   second run reads `attempts: 2` (graphile_worker alone handed it back reading 1);
 //! - a last attempt cut short gets one more run, once: its handler reads the attempt as its
 //!   last, and a job that kills that run's worker too is left out of attempts;
+//! - a service's cap on retry delays holds (graphile_worker's own grow as `e^attempts` s);
+//! - `enqueue_after` holds a job back for its delay, with the enqueue function's checks.
 //!
 //! A killed worker is one whose Tokio runtime is dropped mid-job: its tasks are never polled
 //! again and its connections close, as when its process is killed; nothing of it tells the
@@ -65,6 +68,24 @@ impl TaskHandler for Hang {
     }
 }
 
+/// Fails every attempt, reporting when it ran.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Fail {
+    tenant_id: String,
+}
+
+impl TaskHandler for Fail {
+    const IDENTIFIER: &'static str = "platform_test_fail";
+
+    async fn run(self, ctx: WorkerContext) -> impl IntoTaskHandlerResult {
+        if let Some(runs) = ctx.get_ext::<UnboundedSender<Instant>>() {
+            runs.send(Instant::now())
+                .map_err(|error| error.to_string())?;
+        }
+        Err::<(), String>("always".to_owned())
+    }
+}
+
 /// A database with the shared migrations and a queue accepting the test's jobs, and the
 /// services' login role.
 struct Queue {
@@ -82,7 +103,7 @@ impl Queue {
             .await
             .unwrap();
         let owner = PgPool::connect(&db.url).await.unwrap();
-        jobs::install(&owner, &[Hang::IDENTIFIER])
+        jobs::install(&owner, &[Hang::IDENTIFIER, Fail::IDENTIFIER])
             .await
             .unwrap();
         let service_url = with_login(&db.url, SERVICE_ROLE, DEV_SERVICE_PASSWORD).unwrap();
@@ -279,5 +300,104 @@ async fn a_last_attempt_cut_short_gets_one_more_run_once() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(runs.try_recv().is_err(), "ran a third time");
     third.kill();
+    queue.drop().await;
+}
+
+#[tokio::test]
+async fn a_services_cap_on_retry_delays_holds() {
+    let queue = Queue::new().await;
+    let (runs_tx, mut runs) = unbounded_channel::<Instant>();
+    let shutdown = CancellationToken::new();
+    let background = TaskTracker::new();
+    jobs::spawn_worker(
+        fast_config().with_max_retry_delay(Duration::from_millis(500)),
+        queue.service.clone(),
+        shutdown.clone(),
+        &background,
+        move |options| options.define_job::<Fail>().add_extension(runs_tx.clone()),
+    );
+    let mut job = NewJob::for_tenant(Fail::IDENTIFIER, "tenant-a");
+    job.max_attempts = Some(4);
+    queue.enqueue(&job).await;
+
+    // Uncapped, the retries would come after e, e² and e³ seconds (2.7, 7.4, 20.1).
+    let mut times = Vec::new();
+    for _ in 0..4 {
+        let ran = tokio::time::timeout(Duration::from_secs(10), runs.recv())
+            .await
+            .expect("retried within the cap")
+            .unwrap();
+        times.push(ran);
+    }
+    for pair in times.windows(2) {
+        let gap = pair[1] - pair[0];
+        assert!(gap < Duration::from_millis(2_000), "retried after {gap:?}");
+    }
+
+    shutdown.cancel();
+    background.close();
+    background.wait().await;
+    queue.drop().await;
+}
+
+#[tokio::test]
+async fn enqueue_after_holds_the_job_back_with_the_enqueue_functions_checks() {
+    let queue = Queue::new().await;
+    let mut job = hang(0);
+    job.job_key = Some("later".to_owned());
+    let id = jobs::enqueue_after(&queue.service, &job, Duration::from_secs(30))
+        .await
+        .unwrap();
+    let (wait, key): (f64, Option<String>) = sqlx::query_as(
+        "SELECT EXTRACT(EPOCH FROM run_at - now())::float8, key
+         FROM graphile_worker._private_jobs WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_one(&queue.owner)
+    .await
+    .unwrap();
+    assert!((28.0..=30.0).contains(&wait), "due in {wait} s");
+    assert_eq!(key.as_deref(), Some(r#"["tenant-a", "later"]"#));
+
+    // Again with the same key: the pending job, due at the new time.
+    let again = jobs::enqueue_after(&queue.service, &job, Duration::from_secs(1))
+        .await
+        .unwrap();
+    let queued = Instant::now();
+    assert_eq!(again, id);
+
+    // The enqueue function's checks: only the service's jobs, a payload naming its tenant.
+    for refused in [
+        NewJob::for_tenant("no_such_job", "tenant-a"),
+        NewJob::new(Hang::IDENTIFIER, serde_json::json!({ "hang_runs": 0 })),
+    ] {
+        let error = jobs::enqueue_after(&queue.service, &refused, Duration::from_secs(1))
+            .await
+            .expect_err("refused");
+        let code = error.as_database_error().and_then(|error| error.code());
+        assert_eq!(code.as_deref(), Some("22023"), "{error}");
+    }
+
+    // A worker runs it once due, not before.
+    let (runs_tx, mut runs) = unbounded_channel();
+    let shutdown = CancellationToken::new();
+    let background = TaskTracker::new();
+    jobs::spawn_worker(
+        fast_config(),
+        queue.service.clone(),
+        shutdown.clone(),
+        &background,
+        move |options| options.define_job::<Hang>().add_extension(runs_tx.clone()),
+    );
+    next_run(&mut runs, Duration::from_secs(10)).await;
+    assert!(
+        queued.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        queued.elapsed()
+    );
+
+    shutdown.cancel();
+    background.close();
+    background.wait().await;
     queue.drop().await;
 }
