@@ -3,66 +3,75 @@
 //! The `task_events` table is the source of truth: a trigger appends one row per task change
 //! in the change's own transaction, with ids increasing in commit order within a tenant, and
 //! sends `NOTIFY director_task_events, '<tenant>'` on commit. Each Dispatch replica keeps one
-//! `LISTEN` connection ([`director_platform::notify`]) that wakes its watchers; a woken watcher reads its tenant's rows after the last id it
-//! sent. A watcher therefore never depends on a notification's content — a lost one (the
-//! listener reconnecting) only delays it until the next wake-up or [`POLL_INTERVAL`] — and
-//! resuming from an id is the same query as following live.
+//! `LISTEN` connection ([`director_platform::notify`]).
+//!
+//! Watching costs the database per tenant, not per watcher:
+//!
+//! - **One reader per tenant per process** (the `hub` module). The first watcher of a
+//!   tenant starts its hub; woken by the tenant's notifications, the hub reads the new events
+//!   once (one statement, in a scope of that tenant only) and fans them out in memory to
+//!   every watcher of the tenant; the last watcher to leave stops it. A lost notification
+//!   only delays events until the next one or the hub's [`POLL_INTERVAL`].
+//! - **Filtering in memory.** The hub's read carries, for each event, the `user_id` of the
+//!   live driver its task is assigned to; a driver's watcher forwards only the events whose
+//!   driver is them, exactly what the tenant-wide filter by driver used to select per
+//!   watcher.
+//! - **Replays read only what the caller may see** ([`store::replay`]), through an index
+//!   that serves it: a client resuming with `after_event_id` (SSE `Last-Event-ID`) first
+//!   reads the events between its id and the point where its hub took it on, then follows
+//!   the hub. A driver replaying from 0 reads their own events, not the tenant's history.
+//! - **A watcher that falls behind catches up; it never loses events silently.** The hub's
+//!   channel holds [`CAPACITY`] events; a watcher whose client reads slower than events
+//!   come (or one still replaying a long history) is told it lagged and replays what it
+//!   missed from the table, from its last event id up to the hub's, then follows again. This
+//!   rather than ending the stream: a slow client — typically a browser tab on a bad
+//!   network, or one caught by a bulk import of thousands of tasks — would otherwise be cut
+//!   off exactly when it most needs to catch up, reconnect, and replay the same events
+//!   anyway, through the gateway and with a new stream; the replay here is the same indexed
+//!   read without the round trip. A lagging watcher costs the hub nothing (the channel is
+//!   one ring, overwritten, whoever lags), and its replays go no faster than its client
+//!   reads, a page of `BATCH` (500) events per statement. Each catch-up is counted in
+//!   `director_task_watch_catch_ups_total`.
+//!
+//! Every stream sends each event it may see once, in id order: a watcher remembers the last
+//! id it has passed (seen or not), and skips anything at or before it.
 
-use std::time::Duration;
+mod hub;
+pub mod store;
 
-use chrono::{DateTime, Utc};
+use std::sync::Arc;
+
 use director_platform::identity::Caller;
-use director_platform::notify::{Notifications, Wake};
+use director_platform::notify::Notifications;
 use director_platform::tenant::TenantDb;
-use director_platform::time::to_timestamp;
-use director_proto::dispatch::{TaskEventKind, WatchTasksResponse};
-use sqlx::postgres::PgRow;
-use sqlx::{FromRow, Row};
-use tokio::sync::{broadcast, mpsc};
+use director_proto::dispatch::WatchTasksResponse;
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::Status;
 
 use crate::error::DispatchError;
 use crate::scope::driver_user;
-use crate::tasks::{TaskRow, task_message};
+use hub::{BATCH, Hubs, Membership, Subscription};
+
+pub use hub::{CAPACITY, POLL_INTERVAL};
 
 /// The channel the `tasks_record_event` trigger notifies.
 const CHANNEL: &str = "director_task_events";
-/// Events read per query; a watcher far behind catches up page by page.
-const BATCH: i64 = 500;
-/// How often an idle watcher looks anyway, in case a notification was lost.
-const POLL_INTERVAL: Duration = Duration::from_secs(10);
-/// Messages queued for one watcher before its reader waits for the client.
+/// Messages queued for one stream before its watcher waits for the client.
 const STREAM_BUFFER: usize = 64;
 
-/// The replica's event fan-out: one LISTEN connection, any number of watchers.
+/// What `WatchTasks` answers with.
+pub type WatchStream = ReceiverStream<Result<WatchTasksResponse, Status>>;
+
+/// The replica's task events: one LISTEN connection, a hub per watched tenant, any number of
+/// watchers.
 #[derive(Debug, Clone)]
 pub struct TaskEvents {
     db: TenantDb,
-    notifications: Notifications,
+    hubs: Arc<Hubs>,
     shutdown: CancellationToken,
-}
-
-/// One stored event, with whether the watcher may see it.
-struct EventRow {
-    id: i64,
-    kind: String,
-    occurred_at: DateTime<Utc>,
-    visible: bool,
-    task: TaskRow,
-}
-
-impl<'r> FromRow<'r, PgRow> for EventRow {
-    fn from_row(row: &'r PgRow) -> Result<Self, sqlx::Error> {
-        Ok(Self {
-            id: row.try_get("event_id")?,
-            kind: row.try_get("kind")?,
-            occurred_at: row.try_get("occurred_at")?,
-            visible: row.try_get("visible")?,
-            task: TaskRow::from_row(row)?,
-        })
-    }
 }
 
 impl TaskEvents {
@@ -71,8 +80,8 @@ impl TaskEvents {
     pub fn start(db: TenantDb, shutdown: CancellationToken) -> Self {
         let notifications = Notifications::start(db.pool().clone(), CHANNEL, shutdown.clone());
         Self {
+            hubs: Arc::new(Hubs::new(db.clone(), notifications, shutdown.clone())),
             db,
-            notifications,
             shutdown,
         }
     }
@@ -80,24 +89,18 @@ impl TaskEvents {
     /// The events of `caller`'s tenant after `after` (or from now), then live ones, until the
     /// client goes away or the service shuts down. A driver receives only events of tasks
     /// assigned to them.
-    pub async fn watch(
-        &self,
-        caller: Caller,
-        after: Option<i64>,
-    ) -> Result<ReceiverStream<Result<WatchTasksResponse, Status>>, DispatchError> {
-        // Subscribed before the starting point is read, so nothing committed in between is
-        // missed.
-        let wake = self.notifications.subscribe();
-        let last = match after {
-            Some(id) => id,
-            None => self.latest_id(&caller).await?,
-        };
+    pub async fn watch(&self, caller: Caller, after: Option<i64>) -> Result<WatchStream, Status> {
+        let membership = self.hubs.join(&caller.tenant_id);
+        let Subscription { events, through } = membership.subscribe().await?;
         let (sender, receiver) = mpsc::channel(STREAM_BUFFER);
         let watcher = Watcher {
             db: self.db.clone(),
+            // From now: where the hub stands (events it has not read yet are still to come).
+            last: after.unwrap_or(through),
+            hub_through: through,
             caller,
-            last,
-            wake,
+            membership,
+            events,
             sender,
             shutdown: self.shutdown.clone(),
         };
@@ -105,111 +108,105 @@ impl TaskEvents {
         Ok(ReceiverStream::new(receiver))
     }
 
-    /// The id of the tenant's latest event (0 when it has none).
-    async fn latest_id(&self, caller: &Caller) -> Result<i64, sqlx::Error> {
-        let query = sqlx::query_as::<_, (i64,)>(
-            "SELECT coalesce(max(id), 0) FROM task_events WHERE tenant_id = $1",
-        )
-        .bind(&caller.tenant_id);
-        Ok(self.db.read_one(caller, query).await?.0)
+    /// How many tenants have watchers in this process (each has one hub).
+    pub fn watched_tenants(&self) -> usize {
+        self.hubs.len()
     }
 }
 
-/// One watch stream: reads and sends, then waits to be woken.
+/// One watch stream: replays from the table while behind its hub, then forwards what the
+/// hub publishes that its caller may see.
 struct Watcher {
     db: TenantDb,
     caller: Caller,
+    /// The id of the last event passed on this stream, sent or not the caller's to see.
     last: i64,
-    wake: broadcast::Receiver<Wake>,
+    /// Where the hub stood when this watcher subscribed.
+    hub_through: i64,
+    membership: Membership,
+    events: tokio::sync::broadcast::Receiver<Arc<store::Event>>,
     sender: mpsc::Sender<Result<WatchTasksResponse, Status>>,
     shutdown: CancellationToken,
 }
 
 impl Watcher {
     async fn run(mut self) {
+        // Behind from the start when resuming from an id the hub has passed; after that,
+        // only when the hub's channel says events were lost.
+        let mut behind = Some(self.hub_through);
         loop {
-            let batch = match self.read_batch().await {
-                Ok(batch) => batch,
-                Err(error) => {
-                    let _ = self
-                        .sender
-                        .send(Err(DispatchError::from(error).into()))
-                        .await;
+            if let Some(through) = behind {
+                match self.catch_up(through).await {
+                    Ok(true) => behind = None,
+                    Ok(false) => return,
+                    Err(error) => {
+                        self.send(Err(DispatchError::from(error).into())).await;
+                        return;
+                    }
+                }
+            }
+            let received = tokio::select! {
+                () = self.shutdown.cancelled() => return,
+                () = self.sender.closed() => return,
+                received = self.events.recv() => received,
+            };
+            match received {
+                Ok(event) => {
+                    if event.id <= self.last {
+                        continue;
+                    }
+                    self.last = event.id;
+                    if event.visible_to(driver_user(&self.caller))
+                        && !self.send(Ok(event.message.clone())).await
+                    {
+                        return;
+                    }
+                }
+                Err(RecvError::Lagged(_)) => {
+                    // Every event lost was published, so is at most where the hub stands now.
+                    metrics::counter!("director_task_watch_catch_ups_total").increment(1);
+                    behind = Some(self.membership.through());
+                }
+                Err(RecvError::Closed) => {
+                    // The hub ended: at shutdown the stream ends cleanly, after a failed
+                    // read with its error.
+                    if self.membership.failed() {
+                        self.send(Err(self.membership.ended())).await;
+                    }
                     return;
                 }
+            }
+        }
+    }
+
+    /// Sends, from the table, the events the caller may see after `last` up to `through`;
+    /// `false` when the stream should end.
+    async fn catch_up(&mut self, through: i64) -> Result<bool, sqlx::Error> {
+        while self.last < through {
+            let batch = tokio::select! {
+                () = self.shutdown.cancelled() => return Ok(false),
+                batch = store::replay(&self.db, &self.caller, self.last, through, BATCH) => batch?,
             };
             let full = batch.len() as i64 == BATCH;
             for event in batch {
                 self.last = event.id;
-                if !event.visible {
-                    continue;
-                }
-                if self.sender.send(Ok(message(event))).await.is_err() {
-                    return;
+                if !self.send(Ok(event.message)).await {
+                    return Ok(false);
                 }
             }
-            if !full && !self.wait().await {
-                return;
+            if !full {
+                self.last = through;
             }
         }
+        Ok(true)
     }
 
-    /// Waits for a reason to read again; `false` when the stream should end.
-    async fn wait(&mut self) -> bool {
-        let poll = tokio::time::sleep(POLL_INTERVAL);
-        tokio::pin!(poll);
-        loop {
-            tokio::select! {
-                () = self.shutdown.cancelled() => return false,
-                () = self.sender.closed() => return false,
-                () = &mut poll => return true,
-                woken = self.wake.recv() => match woken {
-                    Ok(wake) if !wake.concerns(&self.caller.tenant_id) => {}
-                    Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => return true,
-                    Err(broadcast::error::RecvError::Closed) => return false,
-                },
-            }
+    /// Queues `item` for the client, waiting while its buffer is full; `false` when the
+    /// client has gone or the service is shutting down.
+    async fn send(&self, item: Result<WatchTasksResponse, Status>) -> bool {
+        tokio::select! {
+            () = self.shutdown.cancelled() => false,
+            sent = self.sender.send(item) => sent.is_ok(),
         }
-    }
-
-    /// The next events of the tenant after `self.last`, each marked visible or not.
-    async fn read_batch(&self) -> Result<Vec<EventRow>, sqlx::Error> {
-        let query = sqlx::query_as(
-            "SELECT e.id AS event_id, e.kind, e.occurred_at,
-                    coalesce($3::text IS NULL OR e.driver_id IN (
-                        SELECT d.id FROM drivers d
-                        WHERE d.tenant_id = $2 AND d.user_id = $3 AND d.deleted_at IS NULL),
-                        false) AS visible,
-                    t.*
-             FROM task_events e
-             CROSS JOIN LATERAL jsonb_populate_record(NULL::tasks, e.task) t
-             WHERE e.tenant_id = $2 AND e.id > $1
-             ORDER BY e.id
-             LIMIT $4",
-        )
-        .bind(self.last)
-        .bind(&self.caller.tenant_id)
-        .bind(driver_user(&self.caller))
-        .bind(BATCH);
-        self.db.fetch_all(&self.caller, query).await
-    }
-}
-
-fn message(event: EventRow) -> WatchTasksResponse {
-    let kind = match event.kind.as_str() {
-        "created" => TaskEventKind::Created,
-        "updated" => TaskEventKind::Updated,
-        "assigned" => TaskEventKind::Assigned,
-        "started" => TaskEventKind::Started,
-        "completed" => TaskEventKind::Completed,
-        "cancelled" => TaskEventKind::Cancelled,
-        "deleted" => TaskEventKind::Deleted,
-        _ => TaskEventKind::Unspecified,
-    };
-    WatchTasksResponse {
-        event_id: event.id.to_string(),
-        kind: kind as i32,
-        task: Some(task_message(event.task)),
-        occurred_at: Some(to_timestamp(event.occurred_at)),
     }
 }

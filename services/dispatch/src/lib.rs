@@ -8,7 +8,8 @@
 //!   gRPC as the caller ([`companies`]).
 //! - [`events`]: the task-event outbox (rows written by a trigger in the same transaction as
 //!   the change) streamed live by `WatchTasks`, woken by LISTEN/NOTIFY so any number of
-//!   replicas serve watchers.
+//!   replicas serve watchers; each process reads a tenant's new events once and fans them
+//!   out to that tenant's watchers in memory.
 //! - [`internal`]: bulk upserts of drivers and tasks for imports, to other services only.
 //! - [`relay`]: the events that notify, delivered to Integrations at least once by a durable
 //!   job queued with each such event.
