@@ -1,5 +1,8 @@
 //! The task-event relay: delivers the events that notify (`assigned`, `completed`,
-//! `cancelled`) to Integrations, at least once, in order per tenant, none waiting for another.
+//! `cancelled`, and `created` with a driver, by a person's request: SQL
+//! `task_event_notifies`, migrations/dispatch/0008 — an import's events do not, the import
+//! sends each driver one summary) to Integrations, at least once, in order per tenant, none
+//! waiting for another.
 //!
 //! A trigger queues a [`RelayTaskEvents`] job for the tenant whenever such an event is
 //! written (`queue_task_event_relay`, migrations/dispatch/0004 and 0007): one pending job per
@@ -293,6 +296,8 @@ struct PendingEvent {
     kind: String,
     driver_phone: Option<String>,
     driver_name: Option<String>,
+    /// `import` when a Vessey import made the change.
+    origin: Option<String>,
     task: TaskRow,
 }
 
@@ -303,6 +308,7 @@ impl<'r> FromRow<'r, PgRow> for PendingEvent {
             kind: row.try_get("kind")?,
             driver_phone: row.try_get("driver_phone")?,
             driver_name: row.try_get("driver_name")?,
+            origin: row.try_get("event_origin")?,
             task: TaskRow::from_row(row)?,
         })
     }
@@ -410,12 +416,13 @@ impl Relay {
         .await
         .map_err(db_error)?;
         let events: Vec<PendingEvent> = sqlx::query_as(
-            "SELECT e.id AS event_id, e.kind, d.phone AS driver_phone, d.name AS driver_name, t.*
+            "SELECT e.id AS event_id, e.kind, e.origin AS event_origin, d.phone AS driver_phone,
+                    d.name AS driver_name, t.*
              FROM task_events e
              CROSS JOIN LATERAL jsonb_populate_record(NULL::tasks, e.task) t
              LEFT JOIN drivers d ON d.tenant_id = e.tenant_id AND d.id = e.driver_id
              WHERE e.tenant_id = $1 AND e.id > $2
-               AND e.kind IN ('assigned', 'completed', 'cancelled')
+               AND task_event_notifies(e.kind, e.driver_id, e.origin)
              ORDER BY e.id
              LIMIT $3",
         )
@@ -465,6 +472,7 @@ impl Relay {
                 task: Some(task_message(event.task)),
                 driver_phone: event.driver_phone,
                 driver_name: event.driver_name,
+                origin: event.origin,
             })
             .collect();
         let request = self

@@ -65,7 +65,8 @@ async fn one_task_update_costs_at_most_three_statements_whatever_the_number_of_w
     director_platform::metrics::install();
     let fixture = Fixture::start().await;
     let ann = fixture.driver("dairy", "ann").await;
-    // Only events that relay nothing (`created`, `updated`): a relay job to Integrations,
+    // Only events that relay nothing (an import's `created`, `updated`): a relay job to
+    // Integrations,
     // which this test does not run, would be retried in the background and land in the
     // count.
     let tasks = [

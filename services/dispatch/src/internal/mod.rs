@@ -11,10 +11,11 @@ mod tasks;
 
 use director_platform::identity::writer;
 use director_platform::tenant::TenantDb;
+use director_platform::time::to_timestamp;
 use director_proto::internal::dispatch::dispatch_internal_service_server::DispatchInternalService;
 use director_proto::internal::dispatch::{
-    UpsertCounts, UpsertDriversRequest, UpsertDriversResponse, UpsertTasksRequest,
-    UpsertTasksResponse,
+    DriverAssignments, UpsertCounts, UpsertDriversRequest, UpsertDriversResponse,
+    UpsertTasksRequest, UpsertTasksResponse,
 };
 use tonic::{Request, Response, Status};
 
@@ -81,12 +82,24 @@ impl DispatchInternalService for DispatchInternalApi {
         let caller = writer(&request, DRIVERS_CANNOT_IMPORT)?;
         let batch = tasks::checked(&request.into_inner().tasks)?;
         let sent = batch.len();
-        let (written, assigned) = tasks::upsert(&self.db, &caller, batch)
+        let upserted = tasks::upsert(&self.db, &caller, batch)
             .await
             .map_err(DispatchError::from)?;
+        let narrow = |count: i64| i32::try_from(count).unwrap_or(i32::MAX);
         Ok(Response::new(UpsertTasksResponse {
-            counts: Some(written.counts(sent)),
-            assigned: i32::try_from(assigned).unwrap_or(i32::MAX),
+            counts: Some(upserted.written.counts(sent)),
+            assigned: narrow(upserted.assigned),
+            new_assignments: upserted
+                .new_assignments
+                .into_iter()
+                .map(|driver| DriverAssignments {
+                    driver_id: driver.driver_id.to_string(),
+                    phone: driver.phone,
+                    tasks: narrow(driver.tasks),
+                    first_window_start: driver.first_window_start.map(to_timestamp),
+                    first_title: driver.first_title,
+                })
+                .collect(),
         }))
     }
 }

@@ -104,23 +104,48 @@ pub(super) fn checked(tasks: &[TaskUpsert]) -> Result<TaskColumns, Status> {
     Ok(columns)
 }
 
-/// What one task upsert did, and how many of the rows it wrote have a driver.
+/// What one task upsert did, how many of the rows it wrote have a driver, and which drivers
+/// it newly assigned tasks to.
 #[derive(Debug, sqlx::FromRow)]
 struct TaskWritten {
     created: i64,
     updated: i64,
     assigned: i64,
+    new_assignments: sqlx::types::Json<Vec<NewAssignments>>,
+}
+
+/// The tasks one upsert newly assigned to one driver.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+pub(super) struct NewAssignments {
+    pub driver_id: Uuid,
+    pub phone: Option<String>,
+    pub tasks: i64,
+    pub first_window_start: Option<DateTime<Utc>>,
+    pub first_title: String,
+}
+
+/// What [`upsert`] answers.
+#[derive(Debug)]
+pub(super) struct TasksWritten {
+    pub written: Written,
+    pub assigned: i64,
+    pub new_assignments: Vec<NewAssignments>,
 }
 
 /// Creates the unknown tasks and updates the ones that differ, in one statement; answers
-/// the counts and how many of the written tasks are assigned.
+/// the counts, how many of the written tasks are assigned, and per driver the tasks that
+/// became theirs (new and assigned, or pending until this statement: `before` reads the
+/// tasks as they were when the statement began).
 pub(super) async fn upsert(
     db: &TenantDb,
     caller: &Caller,
     columns: TaskColumns,
-) -> Result<(Written, i64), sqlx::Error> {
+) -> Result<TasksWritten, sqlx::Error> {
     let query = sqlx::query_as(
-        "WITH input AS (
+        "WITH origin AS (
+             -- Marks this statement's task events as an import's (read by their trigger).
+             SELECT set_config('app.task_event_origin', 'import', true) AS origin
+         ), input AS (
              SELECT i.*, d.id AS driver_id
              FROM unnest($2::text[], $3::uuid[], $4::text[], $5::text[], $6::date[],
                          $7::timestamptz[], $8::timestamptz[], $9::float8[])
@@ -129,6 +154,11 @@ pub(super) async fn upsert(
              LEFT JOIN drivers d
                  ON d.tenant_id = $1 AND d.external_id = i.driver_external_id
                 AND d.deleted_at IS NULL AND d.status = 'active'
+             CROSS JOIN origin
+         ), before AS (
+             SELECT t.external_id, t.status
+             FROM tasks t
+             WHERE t.tenant_id = $1 AND t.deleted_at IS NULL AND t.external_id = ANY($2)
          ), written AS (
              INSERT INTO tasks (tenant_id, external_id, company_id, driver_id, status, title,
                                 scheduled_for, window_start, window_end, volume_liters)
@@ -154,12 +184,26 @@ pub(super) async fn upsert(
                     (EXCLUDED.company_id, EXCLUDED.title, EXCLUDED.scheduled_for,
                      EXCLUDED.window_start, EXCLUDED.window_end, EXCLUDED.volume_liters)
                     OR (tasks.status = 'pending' AND EXCLUDED.driver_id IS NOT NULL))
-             RETURNING xmax = 0 AS inserted, driver_id IS NOT NULL AS has_driver
+             RETURNING xmax = 0 AS inserted, external_id, driver_id, window_start, title
+         ), newly_assigned AS (
+             SELECT w.driver_id, count(*) AS tasks, min(w.window_start) AS first_window_start,
+                    (array_agg(w.title ORDER BY w.window_start NULLS LAST, w.title))[1]
+                        AS first_title
+             FROM written w
+             LEFT JOIN before b ON b.external_id = w.external_id
+             WHERE w.driver_id IS NOT NULL AND (w.inserted OR b.status = 'pending')
+             GROUP BY w.driver_id
          )
-         SELECT count(*) FILTER (WHERE inserted) AS created,
-                count(*) FILTER (WHERE NOT inserted) AS updated,
-                count(*) FILTER (WHERE has_driver) AS assigned
-         FROM written",
+         SELECT (SELECT count(*) FROM written WHERE inserted) AS created,
+                (SELECT count(*) FROM written WHERE NOT inserted) AS updated,
+                (SELECT count(*) FROM written WHERE driver_id IS NOT NULL) AS assigned,
+                (SELECT coalesce(json_agg(json_build_object(
+                            'driver_id', n.driver_id, 'phone', d.phone, 'tasks', n.tasks,
+                            'first_window_start', n.first_window_start,
+                            'first_title', n.first_title)
+                        ORDER BY n.driver_id), '[]'::json)
+                 FROM newly_assigned n
+                 JOIN drivers d ON d.tenant_id = $1 AND d.id = n.driver_id) AS new_assignments",
     )
     .bind(&caller.tenant_id)
     .bind(&columns.external_ids)
@@ -171,11 +215,12 @@ pub(super) async fn upsert(
     .bind(&columns.window_ends)
     .bind(&columns.volumes);
     let written: TaskWritten = db.fetch_one(caller, query).await?;
-    Ok((
-        Written {
+    Ok(TasksWritten {
+        written: Written {
             created: written.created,
             updated: written.updated,
         },
-        written.assigned,
-    ))
+        assigned: written.assigned,
+        new_assignments: written.new_assignments.0,
+    })
 }

@@ -107,14 +107,17 @@ impl Fixture {
         self.change(tenant, &sql, None, None).await
     }
 
-    /// A new task of `tenant` already assigned to `driver`: a `created` event, which (unlike
-    /// `assigned`) queues no relay job to Integrations.
+    /// A new task of `tenant` already assigned to `driver`, as an import creates it: a
+    /// `created` event of origin `import`, which queues no relay job to Integrations (a
+    /// person's would: it texts the driver).
     pub async fn create_assigned_task(&self, tenant: &str, driver: Uuid) -> Uuid {
         self.change(
             tenant,
-            "INSERT INTO tasks (tenant_id, company_id, title, scheduled_for, status, driver_id)
+            "WITH origin AS (SELECT set_config('app.task_event_origin', 'import', true))
+             INSERT INTO tasks (tenant_id, company_id, title, scheduled_for, status, driver_id)
              SELECT current_setting('app.tenant_id'), gen_random_uuid(), 'collect',
                     '2026-11-23', 'assigned', $1
+             FROM origin
              RETURNING id",
             Some(driver),
             None,
