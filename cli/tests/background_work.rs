@@ -328,3 +328,99 @@ async fn another_tenants_sms_does_not_wait_behind_one_tenants_imports() {
     let waited = asked.elapsed();
     assert!(waited < Duration::from_secs(2), "the SMS waited {waited:?}");
 }
+
+#[tokio::test]
+async fn an_import_texts_each_driver_it_gave_collections_one_summary_once() {
+    let (stack, fakes) = spawn_stack_with_fakes(&[]).await;
+    let admin = token("summary-co", Some(Role::Admin));
+    let (status, sync) = post(
+        &stack,
+        "/api/integrations/vessey/drivers:sync",
+        &admin,
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, 200, "{sync}");
+    let sync = finished(&stack, &admin, sync["id"].as_str().unwrap()).await;
+    assert_eq!(sync["status"], "succeeded", "{sync}");
+
+    let (_, job) = import(&stack, &admin, "2026-11-23").await;
+    let job = finished(&stack, &admin, job["id"].as_str().unwrap()).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    assert!(job["result"].get("assignments").is_none(), "{job}");
+
+    // The sample assigns four collections each to drivers 1 to 4: only 2 has a +1 phone
+    // (1's has no country code, so Dispatch keeps none), 3 has a +44 one (not the sender's
+    // calling code), 4 none. Four collections, one message.
+    eventually("the driver's summary", || async {
+        (!fakes.twilio.received().is_empty()).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let texts = fakes.twilio.received();
+    assert_eq!(texts.len(), 1, "{texts:?}");
+    assert_eq!(texts[0].form_field("To"), Some("+15550100002"));
+    assert_eq!(
+        texts[0].form_field("Body"),
+        Some(
+            "4 collections assigned to you on 2026-11-23. First pickup: Collection at \
+             Meadowbrook Dairy at 04:30 UTC."
+        )
+    );
+    let refused = stack
+        .get_json(
+            "/api/integrations/notifications?status=refused",
+            Some(&admin),
+        )
+        .await;
+    let refused = refused.as_array().unwrap();
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert!(
+        refused[0]["last_error"].as_str().unwrap().contains("+44"),
+        "{refused:?}"
+    );
+
+    // The same day again assigns nothing new: nobody is texted again.
+    let (_, again) = import(&stack, &admin, "2026-11-23").await;
+    let again = finished(&stack, &admin, again["id"].as_str().unwrap()).await;
+    assert_eq!(again["status"], "succeeded", "{again}");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(fakes.twilio.received().len(), 1);
+}
+
+#[tokio::test]
+async fn a_task_created_with_a_driver_texts_the_driver_as_assign_does() {
+    let (stack, fakes) = spawn_stack_with_fakes(&[]).await;
+    let admin = token("direct-co", Some(Role::Admin));
+    let company = stack.create_company(&admin, json!({"name": "Farm"})).await;
+    let (status, driver) = post(
+        &stack,
+        "/api/drivers",
+        &admin,
+        json!({"name": "Ann", "phone": "+15550100042"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{driver}");
+    let (status, task) = post(
+        &stack,
+        "/api/tasks",
+        &admin,
+        json!({"company_id": company["id"], "title": "Morning", "scheduled_for": "2026-12-07",
+               "driver_id": driver["id"]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{task}");
+    assert_eq!(task["status"], "assigned", "{task}");
+    let texts = eventually("the driver's SMS", || async {
+        let texts = fakes.twilio.received();
+        (!texts.is_empty()).then_some(texts)
+    })
+    .await;
+    assert_eq!(texts[0].form_field("To"), Some("+15550100042"));
+    assert_eq!(
+        texts[0].form_field("Body"),
+        Some("New collection assigned to you: Morning on 2026-12-07.")
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(fakes.twilio.received().len(), 1);
+}

@@ -5,8 +5,9 @@
 //! goes into `consumed_task_events` in the same transaction as the notifications the event
 //! causes (and their delivery jobs), so a redelivered event — before or after that commit —
 //! finds its id taken and does nothing. An event's effects:
-//! - `assigned`: one SMS to the driver's phone, when the driver has one and the tenant has
-//!   Twilio (its own or the shared one);
+//! - `assigned` (or `created` with a driver): one SMS to the driver's phone, when the driver
+//!   has one and the tenant has Twilio (its own or the shared one) — unless a Vessey import
+//!   made the change (`origin` `import`): the import sends each driver one summary instead;
 //! - `completed`, `cancelled`: one Slack message naming the task and its farm, when the tenant
 //!   has Slack.
 //!
@@ -32,6 +33,9 @@ use crate::error::IntegrationsError;
 use crate::notifications::store::NewNotification;
 use crate::providers::TenantProviders;
 
+/// The `origin` of the events a Vessey import causes.
+const IMPORT_ORIGIN: &str = "import";
+
 /// Most events per delivery.
 const MAX_EVENTS: usize = 500;
 
@@ -53,6 +57,8 @@ struct Event {
     kind: String,
     task: Task,
     driver_phone: Option<String>,
+    /// `import` when a Vessey import made the change.
+    origin: Option<String>,
 }
 
 #[tonic::async_trait]
@@ -207,7 +213,7 @@ fn notification_for(
             .unwrap_or_else(|| task.company_id.clone())
     };
     let (channel, recipient, message) = match event.kind.as_str() {
-        "assigned" => {
+        "assigned" | "created" if event.origin.as_deref() != Some(IMPORT_ORIGIN) => {
             providers.twilio().ok()?;
             let phone = event.driver_phone.clone()?;
             let message = format!(
@@ -252,6 +258,7 @@ fn notification_for(
         recipient,
         message,
         source_event_id: Some(event.id),
+        dedup_key: None,
     })
 }
 
@@ -280,6 +287,7 @@ fn checked(deliveries: Vec<TaskEventDelivery>) -> Result<Vec<Event>, Status> {
                 kind: delivery.kind,
                 task,
                 driver_phone: delivery.driver_phone,
+                origin: delivery.origin,
             }),
             (None, _) => violations.push(FieldViolation::new(
                 format!("events[{index}].event_id"),

@@ -154,6 +154,7 @@ async fn an_import_whose_process_is_killed_mid_way_is_finished_by_another_worker
     }
     let finished = finished.expect("the job was not finished by the second process");
     assert_eq!(finished.status, JobStatus::Succeeded as i32, "{finished:?}");
+    assert_eq!(finished.attempts, 2, "the run cut short by the kill counts");
     let total = i32::try_from(PAGES * PAGE_SIZE).unwrap();
     assert_eq!(finished.progress.unwrap().done, total);
 

@@ -27,6 +27,7 @@ fn assigned(event_id: &str, phone: Option<&str>) -> TaskEventDelivery {
         }),
         driver_phone: phone.map(str::to_owned),
         driver_name: Some("Ada".to_owned()),
+        origin: None,
     }
 }
 

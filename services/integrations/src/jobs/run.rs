@@ -95,7 +95,8 @@ async fn work(app: &App, job: &JobRow, tenant_id: &str) -> Result<(), Integratio
         sync::KIND => sync::sync_drivers(app, &caller, job.id).await,
         import::KIND => {
             let date = import::date_param(&job.params)?;
-            import::import_collections(app, &caller, job.id, date).await
+            let earlier = job.result.as_ref().map(|tally| &tally.0);
+            import::import_collections(app, &caller, job.id, date, earlier).await
         }
         other => Err(IntegrationsError::Invalid(tonic::Status::internal(
             format!("unknown job kind {other}"),

@@ -66,6 +66,7 @@ impl NotificationsService for NotificationsApi {
             recipient: to,
             message: message.unwrap_or_default(),
             source_event_id: None,
+            dedup_key: None,
         };
         let row = self.store.queue(&caller, new).await?;
         Ok(Response::new(SendSmsResponse {
@@ -98,6 +99,7 @@ impl NotificationsService for NotificationsApi {
             recipient: channel,
             message: text.unwrap_or_default(),
             source_event_id: None,
+            dedup_key: None,
         };
         let row = self.store.queue(&caller, new).await?;
         Ok(Response::new(SendSlackMessageResponse {

@@ -46,6 +46,9 @@ pub struct NewNotification {
     pub message: String,
     /// The task event that caused it, if one did.
     pub source_event_id: Option<i64>,
+    /// Makes it once-only: a notification with the same key already recorded for the tenant
+    /// is not recorded, charged or sent again (see [`NotificationStore::queue_once_in`]).
+    pub dedup_key: Option<String>,
 }
 
 /// Where a delivery attempt ended.
@@ -132,6 +135,31 @@ impl NotificationStore {
         }
     }
 
+    /// Like [`Self::queue_or_refuse_in`], unless a notification with `new`'s `dedup_key` is
+    /// already recorded for the tenant: then nothing is done and `None` answered.
+    pub async fn queue_once_in(
+        &self,
+        connection: &mut PgConnection,
+        caller: &Caller,
+        new: NewNotification,
+    ) -> Result<Option<NotificationRow>, sqlx::Error> {
+        if let Some(key) = &new.dedup_key {
+            let recorded: Option<(Uuid,)> = sqlx::query_as(
+                "SELECT id FROM notifications WHERE tenant_id = $1 AND dedup_key = $2",
+            )
+            .bind(&caller.tenant_id)
+            .bind(key)
+            .fetch_optional(&mut *connection)
+            .await?;
+            if recorded.is_some() {
+                return Ok(None);
+            }
+        }
+        self.queue_or_refuse_in(connection, caller, new)
+            .await
+            .map(Some)
+    }
+
     /// Records `new` as `refused` for `reason`, never to be sent.
     pub async fn refuse_in(
         &self,
@@ -176,8 +204,9 @@ impl NotificationStore {
     ) -> Result<NotificationRow, sqlx::Error> {
         sqlx::query_as(concat!(
             "INSERT INTO notifications
-                 (tenant_id, channel, recipient, message, source_event_id, status, last_error)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)
+                 (tenant_id, channel, recipient, message, source_event_id, status, last_error,
+                  dedup_key)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
              RETURNING ",
             columns!()
         ))
@@ -188,6 +217,7 @@ impl NotificationStore {
         .bind(new.source_event_id)
         .bind(status)
         .bind(error)
+        .bind(&new.dedup_key)
         .fetch_one(connection)
         .await
     }

@@ -2,8 +2,12 @@
 //! unchanged or rejected (with the first [`MAX_REJECTIONS`] reasons), so that the four add
 //! up to the records returned and nothing is dropped without a word.
 
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use director_platform::time::from_timestamp;
 use director_proto::integrations::{JobRejection, JobResult};
-use director_proto::internal::dispatch::UpsertCounts;
+use director_proto::internal::dispatch::{DriverAssignments, UpsertCounts};
 use serde::{Deserialize, Serialize};
 
 /// Rejections kept with their reason; beyond, they are only counted.
@@ -17,7 +21,18 @@ pub struct Rejection {
     pub reason: String,
 }
 
-/// The tally of one job's records, stored with the job (`jobs.result`).
+/// The collections an import newly assigned to one driver, for the driver's summary.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DriverSummary {
+    pub phone: Option<String>,
+    pub tasks: i32,
+    pub first_window_start: Option<DateTime<Utc>>,
+    pub first_title: String,
+}
+
+/// The tally of one job's records, stored with the job (`jobs.result`). It is kept across
+/// the job's attempts for what the records did that a retry cannot see again: the drivers
+/// given new collections (`assignments`, not shown in answers).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tally {
     pub created: i32,
@@ -25,6 +40,9 @@ pub struct Tally {
     pub unchanged: i32,
     pub rejected: i32,
     pub rejections: Vec<Rejection>,
+    /// Driver id → what the job newly assigned to them.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub assignments: BTreeMap<String, DriverSummary>,
 }
 
 impl Tally {
@@ -64,6 +82,31 @@ impl Tally {
             }
         }
         kept
+    }
+
+    /// Adds the drivers one task upsert newly assigned collections to.
+    pub fn add_assignments(&mut self, assignments: &[DriverAssignments]) {
+        for assigned in assignments {
+            let summary = self
+                .assignments
+                .entry(assigned.driver_id.clone())
+                .or_default();
+            summary.phone.clone_from(&assigned.phone);
+            summary.tasks = summary.tasks.saturating_add(assigned.tasks);
+            let start = assigned
+                .first_window_start
+                .as_ref()
+                .and_then(from_timestamp);
+            let earlier = match (start, summary.first_window_start) {
+                (Some(start), Some(first)) => start < first,
+                (Some(_), None) => true,
+                (None, _) => summary.first_title.is_empty(),
+            };
+            if earlier {
+                summary.first_window_start = start;
+                summary.first_title.clone_from(&assigned.first_title);
+            }
+        }
     }
 
     /// Every record accounted for so far.
@@ -143,6 +186,32 @@ mod tests {
         assert_eq!(tally.rejected, 150);
         assert_eq!(tally.rejections.len(), MAX_REJECTIONS);
         assert_eq!(tally.accounted(), 160);
+    }
+
+    #[test]
+    fn a_drivers_new_collections_add_up_and_the_earliest_pickup_is_kept() {
+        let at = |hour: i64| prost_types::Timestamp {
+            seconds: 1_795_000_000 + hour * 3600,
+            nanos: 0,
+        };
+        let mut tally = Tally::default();
+        let batch = |tasks, start, title: &str| DriverAssignments {
+            driver_id: "d1".to_owned(),
+            phone: Some("+15550100042".to_owned()),
+            tasks,
+            first_window_start: start,
+            first_title: title.to_owned(),
+        };
+        tally.add_assignments(&[batch(2, Some(at(5)), "later")]);
+        tally.add_assignments(&[batch(3, Some(at(2)), "earliest")]);
+        tally.add_assignments(&[batch(1, None, "unplanned")]);
+        let summary = &tally.assignments["d1"];
+        assert_eq!(summary.tasks, 6);
+        assert_eq!(summary.first_title, "earliest");
+        // Kept in the stored form, not in the answer.
+        let stored: Tally = serde_json::from_value(serde_json::to_value(&tally).unwrap()).unwrap();
+        assert_eq!(stored, tally);
+        assert_eq!(tally.to_message().rejections.len(), 0);
     }
 
     #[test]

@@ -27,6 +27,7 @@ use uuid::Uuid;
 
 use super::accounting::{Tally, refused_rows};
 use super::pages::PageCursor;
+use super::summaries;
 use super::sync::len_i32;
 use crate::app::App;
 use crate::error::IntegrationsError;
@@ -57,12 +58,15 @@ pub fn date_param(params: &serde_json::Value) -> Result<NaiveDate, IntegrationsE
 }
 
 /// Imports `date`'s collections for `caller`'s tenant, recording progress and the tally on
-/// `job_id`.
+/// `job_id`, then texts each driver given new collections one summary. `earlier` is the
+/// tally an earlier attempt of the job left: the drivers it assigned collections to are
+/// still told.
 pub async fn import_collections(
     app: &App,
     caller: &Caller,
     job_id: Uuid,
     date: NaiveDate,
+    earlier: Option<&Tally>,
 ) -> Result<(), IntegrationsError> {
     let vessey = app.providers.for_tenant(caller).await?.vessey()?.clone();
     let mut writer = Writer {
@@ -72,7 +76,12 @@ pub async fn import_collections(
         dispatch: DispatchInternalServiceClient::new(app.dispatch.channel()),
         farms: HashMap::new(),
         seen: HashSet::new(),
-        tally: Tally::default(),
+        tally: Tally {
+            assignments: earlier
+                .map(|tally| tally.assignments.clone())
+                .unwrap_or_default(),
+            ..Tally::default()
+        },
     };
     let mut cursor = PageCursor::new();
     let mut prefetch = Some(fetch(&vessey, date, 1));
@@ -104,6 +113,7 @@ pub async fn import_collections(
             .await?;
     }
     let tally = &writer.tally;
+    summaries::text_drivers(app, caller, job_id, date, tally).await?;
     tracing::info!(
         %job_id, %date, collections = total, created = tally.created, updated = tally.updated,
         unchanged = tally.unchanged, rejected = tally.rejected, farms = writer.farms.len(),
@@ -174,7 +184,9 @@ impl Writer<'_> {
             )?;
             match self.dispatch.upsert_tasks(request).await {
                 Ok(response) => {
-                    self.tally.add(response.into_inner().counts.as_ref());
+                    let response = response.into_inner();
+                    self.tally.add(response.counts.as_ref());
+                    self.tally.add_assignments(&response.new_assignments);
                     return Ok(());
                 }
                 Err(status) if status.code() == tonic::Code::InvalidArgument && !last_try => {

@@ -5,4 +5,5 @@ pub mod accounting;
 pub mod grpc;
 pub mod import;
 mod pages;
+mod summaries;
 pub mod sync;
