@@ -327,6 +327,33 @@ async fn another_tenants_sms_does_not_wait_behind_one_tenants_imports() {
     .await;
     let waited = asked.elapsed();
     assert!(waited < Duration::from_secs(2), "the SMS waited {waited:?}");
+
+    // One import of the busy tenant runs at a time; another tenant's starts at once.
+    let busy_jobs = stack
+        .get_json("/api/integrations/jobs?limit=50", Some(&busy))
+        .await;
+    let running = busy_jobs
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|job| job["status"] == "running")
+        .count();
+    assert_eq!(running, 1, "{busy_jobs}");
+    let (status, theirs) = import(&stack, &other, "2026-10-01").await;
+    assert_eq!(status, 200, "{theirs}");
+    let id = theirs["id"].as_str().unwrap().to_owned();
+    eventually("the other tenant's import to start", || async {
+        let job = stack
+            .get_json(&format!("/api/integrations/jobs/{id}"), Some(&other))
+            .await;
+        (job["status"] != "queued").then_some(())
+    })
+    .await;
+    assert!(
+        asked.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        asked.elapsed()
+    );
 }
 
 #[tokio::test]

@@ -8,7 +8,7 @@
 //! idempotent — upserts by external id — so an attempt after a crash redoes nothing twice.
 
 use director_platform::catalog;
-use director_platform::jobs::{self as queue, Attempt, job_span};
+use director_platform::jobs::{self as queue, Attempt, NewJob, job_span};
 use graphile_worker::{IntoTaskHandlerResult, TaskHandler, WorkerContext};
 use serde::{Deserialize, Serialize};
 use tracing::Instrument as _;
@@ -16,8 +16,11 @@ use uuid::Uuid;
 
 use crate::app::App;
 use crate::error::IntegrationsError;
-use crate::jobs::store::{JobRow, Outcome};
+use crate::jobs::store::{Attempting, JobRow, Outcome};
 use crate::vessey::{import, sync};
+
+/// How long a job waits when its tenant already has one running before it looks again.
+const WAIT_FOR_TENANTS_JOB: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Runs the `jobs` row `job_id` of `tenant_id`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -59,13 +62,24 @@ async fn run_attempt(
 ) -> Result<Attempt, String> {
     let caller = App::service_caller(&run.tenant_id);
     let store = &app.jobs;
-    let job = store
+    let begun = store
         .begin_attempt(&caller, run.job_id, attempt)
         .await
         .map_err(|error| format!("could not start job {}: {error}", run.job_id))?;
-    let Some(job) = job else {
+    let job = match begun {
+        Attempting::Run(job) => *job,
         // Already finished: a duplicate delivery of a job that completed.
-        return Ok(Attempt::Finished);
+        Attempting::Gone => return Ok(Attempt::Finished),
+        Attempting::Wait => {
+            // The tenant's other job is running: this one is handed on to a later run (a new
+            // queue job, so the wait costs no attempt) and stays `queued` meanwhile.
+            let mut later = NewJob::new(RunJob::IDENTIFIER, run.payload());
+            later.max_attempts = Some(store.max_attempts());
+            queue::enqueue_after(store.pool(), &later, WAIT_FOR_TENANTS_JOB)
+                .await
+                .map_err(|error| format!("could not defer job {}: {error}", run.job_id))?;
+            return Ok(Attempt::Finished);
+        }
     };
     let result = work(app, &job, &run.tenant_id).await;
     let (outcome, error) = match &result {

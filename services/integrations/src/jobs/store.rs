@@ -76,6 +76,17 @@ pub enum Started {
     TooMany { limit: u32 },
 }
 
+/// Whether an attempt may start.
+#[derive(Debug, Clone)]
+pub enum Attempting {
+    /// Yes: the job, now `running`.
+    Run(Box<JobRow>),
+    /// Not yet: another job of the tenant is running.
+    Wait,
+    /// No: the job is finished or gone.
+    Gone,
+}
+
 /// Jobs, through tenant transactions.
 #[derive(Debug, Clone)]
 pub struct JobStore {
@@ -89,6 +100,11 @@ impl JobStore {
     /// The pool, for the queue's own bookkeeping.
     pub fn pool(&self) -> &sqlx::PgPool {
         self.db.pool()
+    }
+
+    /// The attempts each job gets.
+    pub fn max_attempts(&self) -> i16 {
+        self.max_attempts
     }
 
     pub fn new(db: TenantDb, max_attempts: i16, max_active: u32) -> Self {
@@ -201,15 +217,38 @@ impl JobStore {
         self.db.fetch_all(caller, query).await
     }
 
-    /// Marks attempt number `attempt` as running; `None` when the job is gone or already
-    /// finished (a duplicate run of a job that succeeded).
+    /// Marks attempt number `attempt` as running — unless another job of the tenant is
+    /// running ([`Attempting::Wait`]: a tenant runs one sync or import at a time, however
+    /// many it queued, so it cannot take every worker from the others). `Gone` when the job
+    /// is gone or already finished (a duplicate run of a job that succeeded). The tenant's
+    /// jobs are locked for the check, so two workers cannot both start one.
     pub async fn begin_attempt(
         &self,
         caller: &Caller,
         id: Uuid,
         attempt: i32,
-    ) -> Result<Option<JobRow>, sqlx::Error> {
-        let query = sqlx::query_as(concat!(
+    ) -> Result<Attempting, sqlx::Error> {
+        let mut tx = self.db.begin(caller).await?;
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('director.jobs/' || $1, 0))")
+            .bind(&caller.tenant_id)
+            .execute(&mut *tx)
+            .await?;
+        // A `running` row unchanged for ten minutes is not running: its process died, and its
+        // queue job ran out of attempts before it could say so. A live one writes its progress
+        // after every page.
+        let (others_running,): (bool,) = sqlx::query_as(
+            "SELECT EXISTS (SELECT 1 FROM jobs
+                            WHERE tenant_id = $1 AND status = 'running' AND id <> $2
+                              AND updated_at > now() - interval '10 minutes')",
+        )
+        .bind(&caller.tenant_id)
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await?;
+        if others_running {
+            return Ok(Attempting::Wait);
+        }
+        let row: Option<JobRow> = sqlx::query_as(concat!(
             "UPDATE jobs SET status = 'running', attempts = greatest(attempts, $3)
              WHERE tenant_id = $1 AND id = $2 AND status NOT IN ('succeeded', 'dead')
              RETURNING ",
@@ -217,8 +256,11 @@ impl JobStore {
         ))
         .bind(&caller.tenant_id)
         .bind(id)
-        .bind(attempt);
-        self.db.fetch_optional(caller, query).await
+        .bind(attempt)
+        .fetch_optional(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(row.map_or(Attempting::Gone, |row| Attempting::Run(Box::new(row))))
     }
 
     /// Records how far the job has got and what it did with the records so far.
