@@ -381,6 +381,10 @@ async fn a_put_is_checked_whole_and_refused_urls_name_their_field() {
             violated_fields(&answer).contains(&field.to_owned()),
             "{body}: {answer}"
         );
+        for violation in answer["fields"].as_array().unwrap() {
+            let description = violation["description"].as_str().unwrap();
+            assert!(!description.starts_with(field), "{answer}");
+        }
         // A refused PUT changes nothing, even its valid sections.
         let (_, settings) = get(&stack, "/api/integrations/settings", &admin).await;
         assert_eq!(

@@ -348,8 +348,20 @@ async fn tenant_url(
         violations.add(&path, format!("must be at most {URL_MAX} characters"));
         return None;
     }
-    let url = violations.check(&path, egress.check_url(&path, &raw, purpose))?;
-    violations.check(&path, egress.check_resolves(&path, &url).await)?;
+    // The guard's reasons start with the field's name; the violation names it already.
+    let reason = |message: String| {
+        message
+            .strip_prefix(&format!("{path}: "))
+            .map_or_else(|| message.clone(), str::to_owned)
+    };
+    let url = violations.check(
+        &path,
+        egress.check_url(&path, &raw, purpose).map_err(reason),
+    )?;
+    violations.check(
+        &path,
+        egress.check_resolves(&path, &url).await.map_err(reason),
+    )?;
     Some(url.to_string())
 }
 
