@@ -11,10 +11,10 @@ use clap::{Args, Parser, Subcommand};
 use director::token::{self, TokenRequest};
 use director::{migrate, stack};
 use director_platform::catalog;
-use director_platform::config::{Env, load_env_files};
+use director_platform::config::{Env, Environment, load_env_files};
 use director_platform::identity::Role;
 use director_platform::server::shutdown_on_signals;
-use director_platform::telemetry;
+use director_platform::telemetry::{self, TelemetryConfig};
 use tokio_util::sync::CancellationToken;
 
 /// Director: companies, drivers, collection tasks and their integrations, as gRPC services
@@ -189,21 +189,48 @@ fn parse_role(value: &str) -> Result<Role, String> {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     load_env_files();
     let env = Env::from_process();
+    match run(cli, env).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            if telemetry::logs_json() {
+                // One JSON line like every other, for the log collector.
+                tracing::error!(error = format!("{error:#}"), "director failed");
+            } else {
+                eprintln!("Error: {error:?}");
+            }
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli, env: Env) -> anyhow::Result<()> {
     match cli.command {
         Command::Up(args) => up(env, args).await,
-        Command::Fakes(args) => run_fakes(args).await,
+        Command::Fakes(args) => run_fakes(&env, args).await,
         Command::Migrate(args) => {
-            init_cli_logging();
+            // A deploy step: its report is logged at info, like a service's `migrate`.
+            let _telemetry = init_cli_logging(&env, "info")?;
             for done in migrate::migrate_services(&env, &args.services).await? {
                 let report = done.migrations;
                 let state = if report.created { "created" } else { "exists" };
-                let login = done
-                    .login
-                    .map(|login| format!("; services log in as {}", login.role))
+                let login_role = done.login.as_ref().map(|login| login.role.as_str());
+                if telemetry::logs_json() {
+                    tracing::info!(
+                        database = %report.database,
+                        state,
+                        applied = report.applied,
+                        known = report.known,
+                        login_role,
+                        "database migrated"
+                    );
+                    continue;
+                }
+                let login = login_role
+                    .map(|role| format!("; services log in as {role}"))
                     .unwrap_or_default();
                 println!(
                     "{}: {state}, {} of {} migrations applied now{login}",
@@ -254,8 +281,8 @@ async fn main() -> anyhow::Result<()> {
 }
 
 /// `director fakes`: the three fakes on fixed ports until Ctrl-C.
-async fn run_fakes(args: FakesArgs) -> anyhow::Result<()> {
-    init_cli_logging();
+async fn run_fakes(env: &Env, args: FakesArgs) -> anyhow::Result<()> {
+    let _telemetry = init_cli_logging(env, "warn")?;
     let addrs = director::fakes::FakeAddrs {
         vessey: args.vessey_addr,
         slack: args.slack_addr,
@@ -277,16 +304,12 @@ async fn run_fakes(args: FakesArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Logs for one-shot commands: to stderr (stdout carries the command's output), warnings
-/// only unless `RUST_LOG` says otherwise.
-fn init_cli_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    // Fails only if a subscriber is already installed, which then keeps logging.
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+/// Logs for one-shot commands: to stderr (stdout carries the command's output), in
+/// `LOG_FORMAT` (JSON outside dev), `default_filter` unless `RUST_LOG` says otherwise.
+fn init_cli_logging(env: &Env, default_filter: &str) -> anyhow::Result<telemetry::TelemetryGuard> {
+    let environment = Environment::from_env(env)?;
+    let config = TelemetryConfig::from_env(env, "director", environment)?;
+    telemetry::init_for_command(&config, default_filter)
 }
 
 async fn up(process_env: Env, args: UpArgs) -> anyhow::Result<()> {

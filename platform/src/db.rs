@@ -340,6 +340,81 @@ pub async fn connect(config: &DatabaseConfig) -> Result<PgPool, sqlx::Error> {
     Ok(pool)
 }
 
+/// `DB_WAIT_TIMEOUT_MS`'s default: how long [`wait_for_server`] (`migrate`) keeps trying.
+pub const DEFAULT_WAIT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Whether `error` means the server is not accepting connections yet (nothing listens, the
+/// host name does not resolve yet, the server is starting up or shutting down), as opposed
+/// to a server that answered and refused (a wrong password, a missing database).
+pub fn is_not_accepting_connections(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut => true,
+        sqlx::Error::Database(database) => database.code().is_some_and(|code| {
+            // 57P03 cannot_connect_now ("the database system is starting up"), 08xxx
+            // connection exceptions.
+            code == "57P03" || code.starts_with("08")
+        }),
+        _ => false,
+    }
+}
+
+/// `host:port` of a PostgreSQL URL, for saying what is waited for (never the password).
+pub fn server_address(url: &str) -> String {
+    match PgConnectOptions::from_str(url) {
+        Ok(options) => format!("{}:{}", options.get_host(), options.get_port()),
+        Err(_) => redact_password(url),
+    }
+}
+
+/// Waits, retrying with backoff (250 ms doubling up to 5 s) for at most `timeout`, until the
+/// PostgreSQL server of `url` answers a connection attempt, logging at info what it waits
+/// for. A server that answers with a refusal (authentication, a database that does not
+/// exist yet) counts as up: the caller's own connection reports that. For deploy steps
+/// (`migrate`) started alongside their database by runners that do not order them.
+pub async fn wait_for_server(url: &str, timeout: Duration) -> anyhow::Result<()> {
+    use sqlx::Connection as _;
+    let options = PgConnectOptions::from_str(url)
+        .map_err(|error| anyhow::anyhow!("the database URL is not valid: {error}"))?;
+    let address = server_address(url);
+    let started = tokio::time::Instant::now();
+    let deadline = started + timeout;
+    let mut delay = Duration::from_millis(250);
+    loop {
+        let attempt = tokio::time::timeout(
+            Duration::from_secs(5),
+            sqlx::PgConnection::connect_with(&options),
+        )
+        .await;
+        let error = match attempt {
+            Ok(Ok(connection)) => {
+                let _ = connection.close().await;
+                return Ok(());
+            }
+            Ok(Err(error)) if !is_not_accepting_connections(&error) => return Ok(()),
+            Ok(Err(error)) => error.to_string(),
+            Err(_) => "no answer within 5s".to_owned(),
+        };
+        let now = tokio::time::Instant::now();
+        if now >= deadline {
+            anyhow::bail!(
+                "PostgreSQL at {address} did not accept connections within {}s \
+                 (DB_WAIT_TIMEOUT_MS): {error}",
+                timeout.as_secs_f32()
+            );
+        }
+        let pause = delay.min(deadline - now);
+        tracing::info!(
+            postgres = %address,
+            %error,
+            waited_s = started.elapsed().as_secs(),
+            gives_up_in_s = (deadline - now).as_secs(),
+            "waiting for PostgreSQL to accept connections"
+        );
+        tokio::time::sleep(pause).await;
+        delay = (delay * 2).min(Duration::from_secs(5));
+    }
+}
+
 /// Whether the database answers a trivial query (within the pool's acquire timeout). Uses
 /// the simple query protocol, so it is safe behind pgbouncer.
 pub async fn ping(pool: &PgPool) -> bool {

@@ -24,7 +24,10 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 use crate::catalog::ServiceSpec;
 use crate::config::{ConfigError, Env, Environment};
-use crate::db::{DatabaseConfig, database_url_for, url_credentials, validate_url};
+use crate::db::{
+    DEFAULT_WAIT_TIMEOUT, DatabaseConfig, database_url_for, is_not_accepting_connections,
+    server_address, url_credentials, validate_url, wait_for_server,
+};
 use crate::jobs;
 use crate::roles::{ServiceLogin, ensure_service_login};
 use crate::secrets::PUBLISHED_SECRETS;
@@ -86,12 +89,20 @@ pub struct ServiceMigration {
     pub login: Option<ServiceLogin>,
 }
 
-/// `migrate` for one service with the settings in `env`: creates and migrates its database
-/// as the owner, then sets up the services' login role.
+/// `DB_WAIT_TIMEOUT_MS` when unset: a minute.
+#[allow(clippy::cast_possible_truncation)]
+const DEFAULT_WAIT_TIMEOUT_MS: u64 = DEFAULT_WAIT_TIMEOUT.as_millis() as u64;
+
+/// `migrate` for one service with the settings in `env`: waits for the PostgreSQL server to
+/// accept connections (at most `DB_WAIT_TIMEOUT_MS`, default a minute, retrying with backoff
+/// and saying so), creates and migrates its database as the owner, then sets up the
+/// services' login role.
 pub async fn migrate_service(env: &Env, service: &str) -> anyhow::Result<ServiceMigration> {
     let database = DatabaseConfig::from_env(env, service)?;
     let owner_url = migration_url(env, service, &database)?;
     refuse_published_password(env, service, database.url.expose())?;
+    let wait = env.millis_or("DB_WAIT_TIMEOUT_MS", DEFAULT_WAIT_TIMEOUT_MS)?;
+    wait_for_server(&owner_url, wait).await?;
     let migrations = create_and_migrate(&owner_url, &migrations_root(env), service).await?;
     let login = ensure_service_login(&owner_url, database.url.expose())
         .await
@@ -271,6 +282,17 @@ pub async fn wait_until_migrated(
                 format!("the database is at migration {version}; this build needs {wanted}")
             }
             Ok(None) => "no migration run has finished yet".to_owned(),
+            Err(error)
+                if error
+                    .downcast_ref::<sqlx::Error>()
+                    .is_some_and(is_not_accepting_connections)
+                    || error.to_string().contains("timed out") =>
+            {
+                format!(
+                    "PostgreSQL at {} does not accept connections yet: {error:#}",
+                    server_address(database.url.expose())
+                )
+            }
             Err(error) => format!("{error:#}"),
         };
         if Instant::now() >= deadline {

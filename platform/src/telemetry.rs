@@ -1,7 +1,10 @@
 //! Logs, traces and trace-context propagation: one entry point, [`init`].
 //!
-//! Logs go to stdout, pretty on a developer machine and JSON elsewhere, filtered by
-//! `RUST_LOG` (default `info`). Spans always carry OpenTelemetry context, so a W3C
+//! Logs go to stdout (stderr for the `director` command's one-shot commands,
+//! [`init_for_command`]), pretty on a developer machine and JSON elsewhere (`LOG_FORMAT`),
+//! filtered by `RUST_LOG` (default `info`); without colours when the output is not a terminal.
+//! PostgreSQL's NOTICEs (`relation … already exists, skipping`), which sqlx logs at INFO, are
+//! written at DEBUG ([`NoticesAtDebug`]). Spans always carry OpenTelemetry context, so a W3C
 //! `traceparent` received by one process is passed on by the next even when no collector is
 //! configured; when `OTEL_EXPORTER_OTLP_ENDPOINT` is set, spans are also exported over OTLP
 //! (gRPC).
@@ -13,6 +16,7 @@
 //! `service.name` there too. A process of one service names none and costs nothing for it.
 
 use std::fmt;
+use std::io::IsTerminal as _;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -30,9 +34,11 @@ use tracing::Instrument as _;
 use tracing::instrument::Instrumented;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 use tracing_subscriber::EnvFilter;
-use tracing_subscriber::Layer as _;
+use tracing_subscriber::Layer;
 use tracing_subscriber::filter::{LevelFilter, Targets};
-use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::fmt::writer::BoxMakeWriter;
+use tracing_subscriber::layer::{Context as LayerContext, SubscriberExt as _};
+use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt as _;
 
 use crate::config::{ConfigError, Env, Environment};
@@ -165,6 +171,64 @@ static INSTALLED: Mutex<bool> = Mutex::new(false);
 /// With `otlp_endpoint` set this must run inside a Tokio runtime (the OTLP exporter is a
 /// tonic client). An invalid `RUST_LOG` is an error.
 pub fn init(config: &TelemetryConfig) -> anyhow::Result<TelemetryGuard> {
+    install(config, Output::Stdout, "info")
+}
+
+/// [`init`] for a one-shot command of the `director` binary: logs go to stderr (stdout
+/// carries the command's output), filtered by `RUST_LOG` or else by `default_filter` (e.g.
+/// `warn`).
+pub fn init_for_command(
+    config: &TelemetryConfig,
+    default_filter: &str,
+) -> anyhow::Result<TelemetryGuard> {
+    install(config, Output::Stderr, default_filter)
+}
+
+/// Whether the installed subscriber writes JSON lines (so a command's own messages should be
+/// log events too, not free text).
+pub fn logs_json() -> bool {
+    JSON_LOGS.load(Ordering::Relaxed)
+}
+
+static JSON_LOGS: AtomicBool = AtomicBool::new(false);
+
+#[derive(Debug, Clone, Copy)]
+enum Output {
+    Stdout,
+    Stderr,
+}
+
+impl Output {
+    fn is_terminal(self) -> bool {
+        match self {
+            Self::Stdout => std::io::stdout().is_terminal(),
+            Self::Stderr => std::io::stderr().is_terminal(),
+        }
+    }
+
+    fn writer(self) -> BoxMakeWriter {
+        match self {
+            Self::Stdout => BoxMakeWriter::new(std::io::stdout),
+            Self::Stderr => BoxMakeWriter::new(std::io::stderr),
+        }
+    }
+}
+
+/// The log filter: `RUST_LOG`, else `default_filter`.
+fn log_filter(default_filter: &str) -> anyhow::Result<EnvFilter> {
+    match std::env::var("RUST_LOG") {
+        Ok(directives) if !directives.trim().is_empty() => EnvFilter::try_new(&directives)
+            .with_context(|| format!("RUST_LOG: invalid filter {directives:?}")),
+        _ => EnvFilter::try_new(default_filter)
+            .with_context(|| format!("invalid default log filter {default_filter:?}")),
+    }
+}
+
+fn install(
+    config: &TelemetryConfig,
+    output: Output,
+    default_filter: &str,
+) -> anyhow::Result<TelemetryGuard> {
     let mut installed = INSTALLED
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -172,11 +236,9 @@ pub fn init(config: &TelemetryConfig) -> anyhow::Result<TelemetryGuard> {
         return Ok(TelemetryGuard { provider: None });
     }
 
-    let filter = match std::env::var("RUST_LOG") {
-        Ok(directives) if !directives.trim().is_empty() => EnvFilter::try_new(&directives)
-            .with_context(|| format!("RUST_LOG: invalid filter {directives:?}"))?,
-        _ => EnvFilter::new("info"),
-    };
+    let filter = log_filter(default_filter)?;
+    // The same directives again, asked whether a notice at DEBUG is wanted.
+    let notice_filter = log_filter(default_filter)?;
 
     let resource = Resource::builder()
         .with_service_name(config.service_name.clone())
@@ -196,8 +258,16 @@ pub fn init(config: &TelemetryConfig) -> anyhow::Result<TelemetryGuard> {
     let provider = provider.build();
     let tracer = provider.tracer(config.service_name.clone());
 
+    let ansi = output.is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let (pretty, json) = match config.log_format {
-        LogFormat::Pretty => (Some(tracing_subscriber::fmt::layer()), None),
+        LogFormat::Pretty => (
+            Some(
+                tracing_subscriber::fmt::layer()
+                    .with_ansi(ansi)
+                    .with_writer(output.writer()),
+            ),
+            None,
+        ),
         LogFormat::Json => (
             None,
             Some(
@@ -205,15 +275,17 @@ pub fn init(config: &TelemetryConfig) -> anyhow::Result<TelemetryGuard> {
                     .json()
                     .flatten_event(true)
                     .with_current_span(true)
-                    .with_span_list(true),
+                    .with_span_list(true)
+                    .with_ansi(false)
+                    .with_writer(output.writer()),
             ),
         ),
     };
+    let logs = NoticesAtDebug::new(Layer::and_then(pretty, json), notice_filter);
 
     let installed_now = tracing_subscriber::registry()
         .with(filter)
-        .with(pretty)
-        .with(json)
+        .with(logs)
         .with(
             tracing_opentelemetry::layer()
                 .with_tracer(tracer)
@@ -228,6 +300,7 @@ pub fn init(config: &TelemetryConfig) -> anyhow::Result<TelemetryGuard> {
         return Ok(TelemetryGuard { provider: None });
     }
 
+    JSON_LOGS.store(config.log_format == LogFormat::Json, Ordering::Relaxed);
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
     opentelemetry::global::set_tracer_provider(provider.clone());
     *installed = true;
@@ -239,6 +312,172 @@ pub fn init(config: &TelemetryConfig) -> anyhow::Result<TelemetryGuard> {
     Ok(TelemetryGuard {
         provider: Some(provider),
     })
+}
+
+/// The target sqlx logs PostgreSQL's notices under.
+pub const NOTICE_TARGET: &str = "sqlx::postgres::notice";
+
+/// The metadata of a PostgreSQL NOTICE rewritten at DEBUG: same target, one `message` field.
+static NOTICE_METADATA: tracing::Metadata<'static> = tracing::Metadata::new(
+    "postgres notice",
+    NOTICE_TARGET,
+    tracing::Level::DEBUG,
+    Some(file!()),
+    Some(line!()),
+    Some(module_path!()),
+    tracing::field::FieldSet::new(
+        &["message"],
+        tracing::callsite::Identifier(&NOTICE_CALLSITE),
+    ),
+    tracing::metadata::Kind::EVENT,
+);
+
+static NOTICE_CALLSITE: tracing::callsite::DefaultCallsite =
+    tracing::callsite::DefaultCallsite::new(&NOTICE_METADATA);
+
+/// A log-writing layer that sees PostgreSQL's NOTICEs (which sqlx emits at INFO under
+/// [`NOTICE_TARGET`]: `relation … already exists, skipping` on every idempotent migration) as
+/// DEBUG events: written, with level DEBUG, only when `RUST_LOG` enables DEBUG for that
+/// target (`RUST_LOG=debug`, or `…,sqlx::postgres::notice=debug`). Every other event, and
+/// notices of other severities (warnings stay warnings), pass through untouched.
+#[derive(Debug)]
+pub struct NoticesAtDebug<L> {
+    inner: L,
+    /// The log filter's directives, asked about [`NOTICE_METADATA`].
+    filter: EnvFilter,
+}
+
+impl<L> NoticesAtDebug<L> {
+    /// Wraps `inner`, deciding with `filter` (the same directives as the subscriber's) whether
+    /// a notice at DEBUG is written.
+    pub fn new(inner: L, filter: EnvFilter) -> Self {
+        Self { inner, filter }
+    }
+}
+
+/// Reads an event's `message` field.
+#[derive(Default)]
+struct MessageVisitor(String);
+
+impl tracing::field::Visit for MessageVisitor {
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        if field.name() == "message" {
+            value.clone_into(&mut self.0);
+        }
+    }
+
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn fmt::Debug) {
+        if field.name() == "message" {
+            self.0 = format!("{value:?}");
+        }
+    }
+}
+
+impl<S, L> Layer<S> for NoticesAtDebug<L>
+where
+    S: tracing::Subscriber + for<'a> LookupSpan<'a>,
+    L: Layer<S>,
+{
+    fn on_register_dispatch(&self, subscriber: &tracing::Dispatch) {
+        self.inner.on_register_dispatch(subscriber);
+    }
+
+    fn on_layer(&mut self, subscriber: &mut S) {
+        self.inner.on_layer(subscriber);
+    }
+
+    fn register_callsite(
+        &self,
+        metadata: &'static tracing::Metadata<'static>,
+    ) -> tracing::subscriber::Interest {
+        self.inner.register_callsite(metadata)
+    }
+
+    fn enabled(&self, metadata: &tracing::Metadata<'_>, ctx: LayerContext<'_, S>) -> bool {
+        self.inner.enabled(metadata, ctx)
+    }
+
+    fn on_new_span(
+        &self,
+        attrs: &tracing::span::Attributes<'_>,
+        id: &tracing::span::Id,
+        ctx: LayerContext<'_, S>,
+    ) {
+        self.inner.on_new_span(attrs, id, ctx);
+    }
+
+    fn on_record(
+        &self,
+        span: &tracing::span::Id,
+        values: &tracing::span::Record<'_>,
+        ctx: LayerContext<'_, S>,
+    ) {
+        self.inner.on_record(span, values, ctx);
+    }
+
+    fn on_follows_from(
+        &self,
+        span: &tracing::span::Id,
+        follows: &tracing::span::Id,
+        ctx: LayerContext<'_, S>,
+    ) {
+        self.inner.on_follows_from(span, follows, ctx);
+    }
+
+    fn event_enabled(&self, event: &tracing::Event<'_>, ctx: LayerContext<'_, S>) -> bool {
+        self.inner.event_enabled(event, ctx)
+    }
+
+    fn on_event(&self, event: &tracing::Event<'_>, ctx: LayerContext<'_, S>) {
+        let metadata = event.metadata();
+        if metadata.target() != NOTICE_TARGET || *metadata.level() != tracing::Level::INFO {
+            self.inner.on_event(event, ctx);
+            return;
+        }
+        if !Layer::<S>::enabled(&self.filter, &NOTICE_METADATA, ctx.clone()) {
+            return;
+        }
+        let mut message = MessageVisitor::default();
+        event.record(&mut message);
+        let fields = NOTICE_METADATA.fields();
+        let Some(field) = fields.field("message") else {
+            return;
+        };
+        let message = message.0;
+        let values = [(&field, Some(&message as &dyn tracing::Value))];
+        let values = fields.value_set(&values);
+        let at_debug = if event.is_contextual() {
+            tracing::Event::new(&NOTICE_METADATA, &values)
+        } else {
+            tracing::Event::new_child_of(event.parent().cloned(), &NOTICE_METADATA, &values)
+        };
+        self.inner.on_event(&at_debug, ctx);
+    }
+
+    fn on_enter(&self, id: &tracing::span::Id, ctx: LayerContext<'_, S>) {
+        self.inner.on_enter(id, ctx);
+    }
+
+    fn on_exit(&self, id: &tracing::span::Id, ctx: LayerContext<'_, S>) {
+        self.inner.on_exit(id, ctx);
+    }
+
+    fn on_close(&self, id: tracing::span::Id, ctx: LayerContext<'_, S>) {
+        self.inner.on_close(id, ctx);
+    }
+
+    fn on_id_change(
+        &self,
+        old: &tracing::span::Id,
+        new: &tracing::span::Id,
+        ctx: LayerContext<'_, S>,
+    ) {
+        self.inner.on_id_change(old, new, ctx);
+    }
+
+    fn max_level_hint(&self) -> Option<LevelFilter> {
+        self.inner.max_level_hint()
+    }
 }
 
 /// What becomes an OpenTelemetry span: everything the log filter lets through but the job
