@@ -147,7 +147,43 @@ fn show(bar: &ProgressBar, job: &Job) {
     }
 }
 
-/// A refusal from the gateway or the service, as a readable error.
+/// A refusal from the gateway or the service, as a readable error: the status, its message
+/// and each field violation of its `google.rpc.BadRequest` details, one per line.
 fn refused(status: tonic::Status) -> anyhow::Error {
-    anyhow::anyhow!("{:?}: {}", status.code(), status.message())
+    let mut text = format!("{:?}: {}", status.code(), status.message());
+    for violation in director_platform::error::field_violations(&status) {
+        text.push_str(&format!(
+            "\n  {}: {}",
+            violation.field, violation.description
+        ));
+    }
+    anyhow::anyhow!(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use director_platform::error::{FieldViolation, invalid_argument};
+
+    use super::*;
+
+    #[test]
+    fn a_refusal_names_each_field_violation() {
+        let status = invalid_argument(
+            "the request is invalid",
+            vec![
+                FieldViolation::new("date", "must be a date, YYYY-MM-DD"),
+                FieldViolation::new("window.start", "must be before window.end"),
+            ],
+        );
+        let text = format!("{:#}", refused(status));
+        assert_eq!(
+            text,
+            "InvalidArgument: the request is invalid\n  date: must be a date, YYYY-MM-DD\n  \
+             window.start: must be before window.end"
+        );
+        assert_eq!(
+            format!("{:#}", refused(tonic::Status::not_found("no such job"))),
+            "NotFound: no such job"
+        );
+    }
 }
