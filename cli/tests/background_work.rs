@@ -9,7 +9,6 @@
 mod common;
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,12 +16,10 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::extract::Query;
 use axum::routing::get;
-use common::{TestStack, spawn_stack_with_fakes, token};
+use common::{TestStack, eventually, spawn_stack_with_fakes, token};
 use director_fakes::FakeThirdParties;
 use director_platform::identity::Role;
 use serde_json::{Value, json};
-
-const PATIENCE: Duration = Duration::from_secs(60);
 
 /// What the scripted Vessey answers for `(date, page)`: the body, served after `delay`.
 type Script = Arc<dyn Fn(&str, u32) -> String + Send + Sync>;
@@ -97,24 +94,6 @@ async fn stack_with_vessey(
     ];
     env.extend_from_slice(extra);
     spawn_stack_with_fakes(&env).await
-}
-
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 async fn post(stack: &TestStack, path: &str, token: &str, body: Value) -> (u16, Value) {

@@ -11,16 +11,13 @@
 
 mod common;
 
-use std::future::Future;
 use std::time::Duration;
 
-use common::{TestStack, spawn_stack_with_fakes, token};
+use common::{PATIENCE, TestStack, eventually, spawn_stack_with_fakes, token};
 use director_fakes::FakeThirdParties;
 use director_platform::identity::Role;
 use serde_json::{Value, json};
 
-/// How long a job or a delivery may take before a test gives up.
-const PATIENCE: Duration = Duration::from_secs(30);
 /// A day the sample data has collections for (it has them for any day).
 const DAY: &str = "2026-11-23";
 
@@ -33,25 +30,6 @@ struct App {
 async fn spawn_app(extra: &[(&str, &str)]) -> App {
     let (stack, fakes) = spawn_stack_with_fakes(extra).await;
     App { stack, fakes }
-}
-
-/// Polls `check` until it answers `Some`, or fails the test after [`PATIENCE`].
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 impl App {

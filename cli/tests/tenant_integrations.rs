@@ -8,12 +8,11 @@
 
 mod common;
 
-use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use base64::Engine as _;
-use common::{TestStack, spawn_stack_with, spawn_stack_with_fakes, token};
+use common::{TestStack, eventually, spawn_stack_with, spawn_stack_with_fakes, token};
 use director_fakes::{
     FakeServer, FakeSlack, FakeThirdParties, FakeVessey, TENANT_TWILIO_ACCOUNT_SID,
     TENANT_TWILIO_AUTH_TOKEN,
@@ -21,31 +20,12 @@ use director_fakes::{
 use director_platform::identity::Role;
 use serde_json::{Value, json};
 
-const PATIENCE: Duration = Duration::from_secs(30);
 /// The one tenant the deployment's credentials serve in these tests.
 const SHARED_TENANT: &str = "operator-co";
 /// The tenant Vessey key of the second fake.
 const TENANT_VESSEY_KEY: &str = "tenant-own-vessey-key-9f8e7d6c";
 /// The path of the tenant's own Slack webhook (its secret).
 const TENANT_SLACK_PATH: &str = "/services/TTENANT00/BTENANT00/tenant-own-slack-secret";
-
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 async fn send(request: reqwest::RequestBuilder) -> (u16, Value, reqwest::header::HeaderMap) {
     let response = request.send().await.unwrap();
