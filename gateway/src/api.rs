@@ -6,10 +6,12 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::response::{Html, IntoResponse, Response};
 use http::{HeaderValue, Method, Request, StatusCode, header};
+use http_body_util::BodyExt as _;
 use tonic::metadata::MetadataMap;
 use tower::service_fn;
 use tower::util::BoxCloneSyncService;
@@ -17,7 +19,7 @@ use tower::util::BoxCloneSyncService;
 use crate::admission::admit;
 use crate::auth::Authenticated;
 use crate::error::ApiError;
-use crate::limits::{body_too_large, declared_length_exceeds};
+use crate::limits::{GuardedBody, body_too_large, declared_length_exceeds, too_many_streams};
 use crate::openapi;
 use crate::proxy::GrpcService;
 use crate::request_id::RequestId;
@@ -116,30 +118,66 @@ async fn respond(
     matched: Option<RouteMatch<'_>>,
 ) -> Result<Response, ApiError> {
     if let Some(route) = gateway_route {
-        if route.is_rate_limited() {
-            check_address(state, &request)?;
+        if route.is_rate_limited()
+            && let Err(error) = check_address(state, &request)
+        {
+            return Ok(refuse(state, request, error).await);
         }
         return gateway_route_answer(state, route, request.method()).await;
     }
     let Some(matched) = matched else {
-        check_address(state, &request)?;
-        return Err(not_found());
+        let error = check_address(state, &request)
+            .err()
+            .unwrap_or_else(not_found);
+        return Ok(refuse(state, request, error).await);
     };
     if declared_length_exceeds(&request, state.limits.max_body_bytes) {
-        return Err(body_too_large(state.limits.max_body_bytes));
+        // Not worth reading: the connection is closed after the answer instead.
+        let mut response = body_too_large(state.limits.max_body_bytes).into_response();
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        return Ok(response);
     }
-    check_content_type(&request)?;
-    let Authenticated { caller, expires_at } = admit(
+    if let Err(error) = check_content_type(&request) {
+        return Ok(refuse(state, request, error).await);
+    }
+    let admitted = admit(
         state,
         request.headers(),
         state.rate_limits.client_address(&request),
     )
-    .await?;
-    match matched {
-        RouteMatch::Found(_) => {}
-        RouteMatch::NotFound => return Err(not_found()),
-        RouteMatch::MethodNotAllowed(allowed) => return Ok(method_not_allowed(&allowed)),
-    }
+    .await;
+    let Authenticated { caller, expires_at } = match admitted {
+        Ok(authenticated) => authenticated,
+        Err(refusal) => return Ok(refuse(state, request, refusal.into()).await),
+    };
+    let streaming = match matched {
+        RouteMatch::Found(found) => found.route.server_streaming,
+        RouteMatch::NotFound => return Ok(refuse(state, request, not_found()).await),
+        RouteMatch::MethodNotAllowed(allowed) => {
+            let mut answer = method_not_allowed(&allowed);
+            if !drain_small_body(state, request).await {
+                answer
+                    .headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            return Ok(answer);
+        }
+    };
+    // A Server-Sent Events stream counts against its caller's and tenant's stream caps for
+    // as long as it is open.
+    let stream_permit = if streaming {
+        match state
+            .stream_caps
+            .admit_caller(&caller.tenant_id, &caller.user_id)
+        {
+            Some(permit) => Some(permit),
+            None => return Ok(refuse(state, request, too_many_streams()).await),
+        }
+    } else {
+        None
+    };
     let request_id = request
         .extensions()
         .get::<RequestId>()
@@ -154,7 +192,51 @@ async fn respond(
         shutdown: state.shutdown.clone(),
         token_expires_at: expires_at,
     };
-    state.rest.handle(request, &state.upstreams, outbound).await
+    let response = state
+        .rest
+        .handle(request, &state.upstreams, outbound)
+        .await?;
+    Ok(match stream_permit {
+        Some(permit) => response.map(|body| Body::new(GuardedBody::new(body, permit))),
+        None => response,
+    })
+}
+
+/// Request bodies up to this size are read before a refusal is answered, so the client's
+/// keep-alive connection stays usable; larger ones get `Connection: close`.
+const SMALL_BODY_BYTES: usize = 64 * 1024;
+
+/// How long reading a refused request's small body may take.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The answer `error` to a request refused before its body was read: the body, when it is
+/// small, is read first (an HTTP/1 client may have sent it already, and a connection with
+/// unread body bytes cannot carry the next request); otherwise the connection is closed.
+async fn refuse(state: &AppState, request: Request<Body>, error: ApiError) -> Response {
+    let mut response = error.into_response();
+    if !drain_small_body(state, request).await {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
+}
+
+/// Reads and discards the body of `request` when it is at most [`SMALL_BODY_BYTES`]; whether
+/// the whole body was read.
+async fn drain_small_body(state: &AppState, request: Request<Body>) -> bool {
+    if !has_body(&request) {
+        return true;
+    }
+    let limit = SMALL_BODY_BYTES.min(state.limits.max_body_bytes.max(1));
+    if declared_length_exceeds(&request, limit) {
+        return false;
+    }
+    let body = http_body_util::Limited::new(request.into_body(), limit);
+    matches!(
+        tokio::time::timeout(DRAIN_TIMEOUT, body.collect()).await,
+        Ok(Ok(_))
+    )
 }
 
 /// Charges unauthenticated work to the client's address.

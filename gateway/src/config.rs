@@ -98,8 +98,8 @@ pub struct LimitsConfig {
     /// `ADDRESS_RATE_LIMIT_BURST`: unauthenticated requests a client address may make at once
     /// (default 200).
     pub address_rate_burst: NonZeroU32,
-    /// `UPSTREAM_TIMEOUT_MS`: deadline of a unary upstream call made for a REST request
-    /// (default 15 s).
+    /// `UPSTREAM_TIMEOUT_MS`: deadline of a unary upstream call (REST, and gRPC: a client's
+    /// shorter `grpc-timeout` applies, a longer one is cut to this; default 15 s).
     pub upstream_timeout: Duration,
     /// `MAX_CONCURRENT_REQUESTS`: requests in flight, open streams included until they end,
     /// before new ones are shed with 503 (default 1024).
@@ -121,6 +121,24 @@ pub struct LimitsConfig {
     pub max_connections: usize,
     /// Time limit of connecting to an upstream (5 s).
     pub connect_timeout: Duration,
+    /// `MAX_CONNECTIONS_PER_ADDRESS` (1024): open connections from one client address (IPv6
+    /// by /64; trusted proxies exempt); a connection beyond it is closed at once.
+    pub max_connections_per_address: usize,
+    /// `MAX_STREAMS_PER_ADDRESS` (32): open unauthenticated streams (reflection) per client
+    /// address; beyond it RESOURCE_EXHAUSTED.
+    pub max_streams_per_address: usize,
+    /// `MAX_STREAMS_PER_CALLER` (32): open streams (gRPC, gRPC-Web, Server-Sent Events) per
+    /// authenticated caller; beyond it 429 / RESOURCE_EXHAUSTED.
+    pub max_streams_per_caller: usize,
+    /// `MAX_STREAMS_PER_TENANT` (768): open streams of all a tenant's callers together.
+    pub max_streams_per_tenant: usize,
+    /// Reflection requests one stream may make (100).
+    pub max_reflection_requests: usize,
+    /// Bytes of answers one reflection stream may receive (4 MiB).
+    pub max_reflection_bytes: usize,
+    /// `CONNECTION_IDLE_TIMEOUT_MS` (60000): a connection with no request in flight (HTTP/2
+    /// with no open stream) for this long is closed.
+    pub connection_idle_timeout: Duration,
 }
 
 impl GatewayConfig {
@@ -300,7 +318,24 @@ impl LimitsConfig {
                 "expected a positive integer, got \"0\"",
             ));
         }
+        let positive = |variable: &str, default: usize| -> Result<usize, ConfigError> {
+            let value: usize = env.parse_or(variable, default)?;
+            if value == 0 {
+                return Err(ConfigError::new(
+                    variable,
+                    "expected a positive integer, got \"0\"",
+                ));
+            }
+            Ok(value)
+        };
         Ok(Self {
+            max_connections_per_address: positive("MAX_CONNECTIONS_PER_ADDRESS", 1024)?,
+            max_streams_per_address: positive("MAX_STREAMS_PER_ADDRESS", 32)?,
+            max_streams_per_caller: positive("MAX_STREAMS_PER_CALLER", 32)?,
+            max_streams_per_tenant: positive("MAX_STREAMS_PER_TENANT", 768)?,
+            max_reflection_requests: 100,
+            max_reflection_bytes: 4 * 1024 * 1024,
+            connection_idle_timeout: positive_millis(env, "CONNECTION_IDLE_TIMEOUT_MS", 60_000)?,
             max_body_bytes: env.parse_or("MAX_BODY_BYTES", 1_048_576)?,
             rate_per_second: env.parse_or("RATE_LIMIT_PER_SECOND", DEFAULT_RATE_PER_SECOND)?,
             rate_burst: env.parse_or("RATE_LIMIT_BURST", DEFAULT_RATE_BURST)?,
@@ -444,6 +479,18 @@ mod tests {
                 .variable,
             "MAX_CONNECTIONS"
         );
+        for variable in [
+            "MAX_CONNECTIONS_PER_ADDRESS",
+            "MAX_STREAMS_PER_ADDRESS",
+            "MAX_STREAMS_PER_CALLER",
+            "MAX_STREAMS_PER_TENANT",
+            "CONNECTION_IDLE_TIMEOUT_MS",
+        ] {
+            assert_eq!(
+                limits(&[(variable, "0")]).expect_err("refused").variable,
+                variable
+            );
+        }
         assert_eq!(
             limits(&[("BODY_READ_TIMEOUT_MS", "0")])
                 .expect_err("refused")

@@ -228,8 +228,16 @@ fn with_request_id_in_body(response: Response<Body>, request_id: &RequestId) -> 
     error.request_id = Some(request_id.as_str().to_owned());
     let (parts, _) = response.into_parts();
     let mut rendered = error.into_response();
-    for (name, value) in &parts.headers {
-        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+    // Headers the rendering sets itself (content type and length, `Retry-After`) are not
+    // copied again: a header sent twice confuses clients.
+    for name in parts.headers.keys() {
+        if name == header::CONTENT_TYPE
+            || name == header::CONTENT_LENGTH
+            || rendered.headers().contains_key(name)
+        {
+            continue;
+        }
+        for value in parts.headers.get_all(name) {
             rendered.headers_mut().append(name, value.clone());
         }
     }

@@ -7,11 +7,12 @@
 //! (failed logins), the gateway's public routes, reflection and readiness. The address is the
 //! one [`TrustedProxies`] names, IPv6 keyed by /64.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::hash::Hash;
 use std::net::IpAddr;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -159,7 +160,7 @@ pub fn declared_length_exceeds<B>(request: &Request<B>, max_body_bytes: usize) -
 }
 
 /// Sheds requests beyond the concurrency cap with 503, shaped for the caller's protocol,
-/// instead of queueing them.
+/// instead of queueing them. Liveness and readiness are never shed ([`is_never_shed`]).
 ///
 /// A request holds one permit of the cap from the moment it is admitted until its response
 /// body ends or is dropped (the permit travels inside the body, see [`PermitBody`]), so open
@@ -200,6 +201,9 @@ where
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        if is_never_shed(request.uri().path()) {
+            return Box::pin(self.inner.clone().oneshot(request));
+        }
         let Ok(permit) = self.permits.clone().try_acquire_owned() else {
             tracing::warn!("concurrency cap reached, shedding request");
             let error = ApiError::new(tonic::Code::Unavailable, "Server is busy, retry later")
@@ -255,4 +259,179 @@ impl http_body::Body for PermitBody {
     fn size_hint(&self) -> http_body::SizeHint {
         self.inner.size_hint()
     }
+}
+
+/// What a stream is counted against.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum StreamKey {
+    /// An unauthenticated stream (reflection) from this client address (IPv6 by /64).
+    Address(IpAddr),
+    /// An authenticated caller (`tenant:user`).
+    Caller(String),
+    /// Every caller of a tenant.
+    Tenant(String),
+}
+
+/// Caps on open streams (gRPC and gRPC-Web server streams, Server-Sent Events) per client
+/// address for unauthenticated ones (`MAX_STREAMS_PER_ADDRESS`), per authenticated caller
+/// (`MAX_STREAMS_PER_CALLER`) and per tenant (`MAX_STREAMS_PER_TENANT`), so no one client
+/// can hold the whole concurrency cap with streams it keeps open.
+#[derive(Debug)]
+pub struct StreamCaps {
+    open: Mutex<HashMap<StreamKey, usize>>,
+    per_address: usize,
+    per_caller: usize,
+    per_tenant: usize,
+}
+
+/// One open stream's place under its caps, given back when dropped (travel it inside the
+/// response body with [`GuardedBody`]).
+#[derive(Debug)]
+pub struct StreamPermit {
+    caps: Arc<StreamCaps>,
+    keys: Vec<StreamKey>,
+}
+
+impl Drop for StreamPermit {
+    fn drop(&mut self) {
+        let mut open = self
+            .caps
+            .open
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for key in &self.keys {
+            if let Some(count) = open.get_mut(key) {
+                *count -= 1;
+                if *count == 0 {
+                    open.remove(key);
+                }
+            }
+        }
+    }
+}
+
+impl StreamCaps {
+    /// The caps of `config`.
+    pub fn new(config: &LimitsConfig) -> Arc<Self> {
+        Arc::new(Self {
+            open: Mutex::new(HashMap::new()),
+            per_address: config.max_streams_per_address,
+            per_caller: config.max_streams_per_caller,
+            per_tenant: config.max_streams_per_tenant,
+        })
+    }
+
+    /// Admits an unauthenticated stream from `client` (not limited when the address is
+    /// unknown).
+    pub fn admit_address(self: &Arc<Self>, client: Option<IpAddr>) -> Option<StreamPermit> {
+        let keys = client
+            .map(|client| vec![(StreamKey::Address(rate_limit_key(client)), self.per_address)])
+            .unwrap_or_default();
+        self.admit(keys)
+    }
+
+    /// Admits a stream of the caller `user_id` of `tenant_id`.
+    pub fn admit_caller(self: &Arc<Self>, tenant_id: &str, user_id: &str) -> Option<StreamPermit> {
+        self.admit(vec![
+            (
+                StreamKey::Caller(format!("{tenant_id}:{user_id}")),
+                self.per_caller,
+            ),
+            (StreamKey::Tenant(tenant_id.to_owned()), self.per_tenant),
+        ])
+    }
+
+    /// How many streams are open under the address `client`'s cap (for tests and metrics).
+    pub fn open_for_address(&self, client: IpAddr) -> usize {
+        self.open
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&StreamKey::Address(rate_limit_key(client)))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    fn admit(self: &Arc<Self>, keys: Vec<(StreamKey, usize)>) -> Option<StreamPermit> {
+        let mut open = self
+            .open
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if keys
+            .iter()
+            .any(|(key, cap)| open.get(key).copied().unwrap_or(0) >= *cap)
+        {
+            return None;
+        }
+        let keys: Vec<StreamKey> = keys.into_iter().map(|(key, _)| key).collect();
+        for key in &keys {
+            *open.entry(key.clone()).or_insert(0) += 1;
+        }
+        Some(StreamPermit {
+            caps: Arc::clone(self),
+            keys,
+        })
+    }
+}
+
+/// The 429 / RESOURCE_EXHAUSTED answer to a stream beyond its cap.
+pub fn too_many_streams() -> ApiError {
+    ApiError::new(
+        tonic::Code::ResourceExhausted,
+        "Too many open streams, close one first",
+    )
+    .with_http_status(StatusCode::TOO_MANY_REQUESTS)
+    .with_retry_after(1)
+}
+
+/// A response body that holds something (a [`StreamPermit`], a connection's activity mark)
+/// until it ends or is dropped.
+#[derive(Debug)]
+pub struct GuardedBody<G> {
+    inner: Body,
+    guard: Option<G>,
+}
+
+impl<G> GuardedBody<G> {
+    /// `inner`, dropping `guard` when it is over.
+    pub fn new(inner: Body, guard: G) -> Self {
+        let guard = (!inner.is_end_stream()).then_some(guard);
+        Self { inner, guard }
+    }
+}
+
+impl<G: Send + Unpin + 'static> http_body::Body for GuardedBody<G> {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(None | Some(Err(_))) => self.guard = None,
+            Poll::Ready(Some(Ok(_))) if self.inner.is_end_stream() => self.guard = None,
+            _ => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// Paths never shed by the concurrency cap: liveness (`/api/health`,
+/// `grpc.health.v1.Health/Check`), which costs nothing and must answer while the gateway is
+/// busy (a probe failing there restarts the gateway), and readiness, limited per address
+/// instead.
+pub fn is_never_shed(path: &str) -> bool {
+    matches!(
+        path,
+        "/api/health" | "/api/health/ready" | "/grpc.health.v1.Health/Check"
+    )
 }

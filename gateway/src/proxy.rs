@@ -3,10 +3,12 @@
 //! to the upstream owning the service's protobuf package.
 //!
 //! Bodies stream in both directions and trailers pass through, so streaming RPCs and
-//! `grpc-timeout` work end to end (a unary call without one gets `UPSTREAM_TIMEOUT_MS`).
-//! Reflection and health are answered locally and are public (limited per client address);
-//! every other call needs a Supabase bearer token, which is replaced by the internal token
-//! before the call leaves the gateway. Each request message is capped at `MAX_BODY_BYTES`
+//! `grpc-timeout` work end to end (a unary call's deadline is the smaller of the client's
+//! `grpc-timeout` and `UPSTREAM_TIMEOUT_MS`). Reflection and health are answered locally and
+//! are public (limited per client address, a reflection stream also by the address' stream
+//! cap; `Health/Watch` is not served); every other call needs a Supabase bearer token, which
+//! is replaced by the internal token before the call leaves the gateway, and a server stream
+//! counts against its caller's and tenant's stream caps while it is open. Each request message is capped at `MAX_BODY_BYTES`
 //! and responses are guarded (token expiry, hidden internal errors): see [`crate::proxy_body`].
 
 use std::convert::Infallible;
@@ -25,6 +27,7 @@ use tracing::{debug, warn};
 use crate::admission::admit;
 use crate::auth::{Authenticated, time_left};
 use crate::forward;
+use crate::limits::{StreamPermit, too_many_streams};
 use crate::local_grpc;
 use crate::proxy_body::{CappedMessages, GuardedResponse, hide_internal_message};
 use crate::request_id::RequestId;
@@ -61,19 +64,71 @@ pub(crate) fn grpc_web_service(state: Arc<AppState>) -> GrpcService {
 /// Forwards one gRPC call (already in native gRPC form).
 async fn forward_call(state: Arc<AppState>, mut request: Request<Body>) -> Response<Body> {
     let path = request.uri().path().to_owned();
+    if path == local_grpc::HEALTH_WATCH {
+        // A held Watch would cost a stream for nothing a probe needs: Check answers.
+        return Status::unimplemented(
+            "grpc.health.v1.Health/Watch is not served through the gateway; use Check",
+        )
+        .into_http();
+    }
     if local_grpc::is_local(&path) {
-        // Reflection and health are public: charged to the client's address.
+        // Reflection and health are public: charged to the client's address, and a
+        // reflection stream counts against the address' stream cap while it is open.
         if let Err(limited) = state.rate_limits.check_address(&request) {
             return limited.to_grpc_response();
         }
+        let permit = if local_grpc::is_reflection(&path) {
+            let client = state.rate_limits.client_address(&request);
+            match state.stream_caps.admit_address(client) {
+                Some(permit) => Some(permit),
+                None => return too_many_streams_response(),
+            }
+        } else {
+            None
+        };
+        let exceeded = local_grpc::Exceeded::default();
+        let max_requests = state.limits.max_reflection_requests;
+        let request = match permit {
+            Some(_) => request.map(|body| {
+                Body::new(local_grpc::LimitedReflection::new(
+                    body,
+                    max_requests,
+                    exceeded.clone(),
+                ))
+            }),
+            None => request,
+        };
         let Ok(response) = state.local_grpc.clone().oneshot(request).await;
-        return response;
+        return match permit {
+            Some(permit) => response.map(|body| {
+                Body::new(local_grpc::CappedReflectionAnswers::new(
+                    body,
+                    state.limits.max_reflection_bytes,
+                    max_requests,
+                    exceeded,
+                    permit,
+                ))
+            }),
+            None => response,
+        };
     }
     let client = state.rate_limits.client_address(&request);
     let admitted = admit(&state, request.headers(), client).await;
     let Authenticated { caller, expires_at } = match admitted {
         Ok(authenticated) => authenticated,
         Err(refusal) => return refusal.to_grpc_response(),
+    };
+    let streaming = state.streaming_methods.contains(&path);
+    let stream_permit = if streaming {
+        match state
+            .stream_caps
+            .admit_caller(&caller.tenant_id, &caller.user_id)
+        {
+            Some(permit) => Some(permit),
+            None => return too_many_streams_response(),
+        }
+    } else {
+        None
     };
     let service = service_name(&path);
     let Some(channel) = state.grpc_services.get(service).cloned() else {
@@ -94,12 +149,26 @@ async fn forward_call(state: Arc<AppState>, mut request: Request<Body>) -> Respo
     for (name, value) in &identity {
         headers.insert(name, value.clone());
     }
-    // A unary answer without a client deadline gets the gateway's, so a hung service cannot
-    // hold the call (and its concurrency permit) forever; streams are bounded by the token.
-    let default_deadline = (!headers.contains_key(GRPC_TIMEOUT)
-        && !state.streaming_methods.contains(&path))
-    .then_some(state.limits.upstream_timeout);
-    if let Some(deadline) = default_deadline {
+    // A unary call gets the smaller of the client's deadline and the gateway's, so neither a
+    // hung service nor a client's `grpc-timeout: 1H` can hold the call (and its concurrency
+    // permit) longer than UPSTREAM_TIMEOUT_MS; streams are bounded by the token.
+    let unary_deadline = (!streaming).then(|| {
+        let client = headers
+            .get(GRPC_TIMEOUT)
+            .and_then(|value| value.to_str().ok())
+            .and_then(parse_grpc_timeout);
+        client.map_or(state.limits.upstream_timeout, |client| {
+            client.min(state.limits.upstream_timeout)
+        })
+    });
+    let clients_deadline = headers
+        .get(GRPC_TIMEOUT)
+        .and_then(|value| value.to_str().ok())
+        .and_then(parse_grpc_timeout);
+    // The client's header travels as it was when it is the one that applies.
+    if let Some(deadline) = unary_deadline
+        && clients_deadline != Some(deadline)
+    {
         headers.insert(GRPC_TIMEOUT, grpc_timeout_value(deadline));
     }
     *request.version_mut() = Version::HTTP_2;
@@ -112,7 +181,7 @@ async fn forward_call(state: Arc<AppState>, mut request: Request<Body>) -> Respo
         })
     });
     let call = channel.oneshot(request);
-    let answered = match default_deadline {
+    let answered = match unary_deadline {
         Some(deadline) => match tokio::time::timeout(deadline, call).await {
             Ok(answered) => answered,
             Err(_) => return Status::deadline_exceeded("Deadline exceeded").into_http(),
@@ -126,7 +195,14 @@ async fn forward_call(state: Arc<AppState>, mut request: Request<Body>) -> Respo
             hide_internal_message(&mut parts.headers, state.expose_internal_errors);
             let expiry = tokio::time::sleep(time_left(expires_at));
             let body = GuardedResponse::new(body, expiry, state.expose_internal_errors);
-            Response::from_parts(parts, Body::new(body))
+            let body = match stream_permit {
+                Some(permit) => Body::new(CountedStream {
+                    body: Body::new(body),
+                    _permit: permit,
+                }),
+                None => Body::new(body),
+            };
+            Response::from_parts(parts, body)
         }
         Err(error) => {
             // The request body failing (a message over the cap, gRPC-Web text that is not
@@ -152,6 +228,63 @@ fn grpc_timeout_value(deadline: Duration) -> http::HeaderValue {
     // Digits and a unit letter are always a valid header value.
     http::HeaderValue::try_from(format!("{millis}m"))
         .unwrap_or_else(|_| http::HeaderValue::from_static("15000m"))
+}
+
+/// The RESOURCE_EXHAUSTED answer to a stream beyond its caps.
+fn too_many_streams_response() -> Response<Body> {
+    let error = too_many_streams();
+    let mut response = Status::new(error.code, error.message).into_http();
+    if let Some(seconds) = error.retry_after {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, seconds.into());
+    }
+    response
+}
+
+/// A `grpc-timeout` value (1 to 8 digits and a unit: H, M, S, m, u, n); `None` if malformed.
+fn parse_grpc_timeout(value: &str) -> Option<Duration> {
+    let split = value.len().checked_sub(1)?;
+    let (digits, unit) = value.split_at(split);
+    if digits.is_empty() || digits.len() > 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let amount: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(amount.saturating_mul(3600)),
+        "M" => Duration::from_secs(amount.saturating_mul(60)),
+        "S" => Duration::from_secs(amount),
+        "m" => Duration::from_millis(amount),
+        "u" => Duration::from_micros(amount),
+        "n" => Duration::from_nanos(amount),
+        _ => return None,
+    })
+}
+
+/// A response stream holding its place under the stream caps until it ends or is dropped.
+struct CountedStream {
+    body: Body,
+    _permit: StreamPermit,
+}
+
+impl http_body::Body for CountedStream {
+    type Data = bytes::Bytes;
+    type Error = Status;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.get_mut().body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
 }
 
 /// A request body that does not announce its length. gRPC-Web-text bodies shrink when
@@ -200,6 +333,16 @@ fn service_name(path: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn grpc_timeouts_are_parsed_by_their_unit() {
+        assert_eq!(parse_grpc_timeout("1H"), Some(Duration::from_secs(3600)));
+        assert_eq!(parse_grpc_timeout("250m"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_grpc_timeout("2S"), Some(Duration::from_secs(2)));
+        assert_eq!(parse_grpc_timeout("123456789S"), None);
+        assert_eq!(parse_grpc_timeout("H"), None);
+        assert_eq!(parse_grpc_timeout("5x"), None);
+    }
 
     #[test]
     fn the_service_is_the_first_path_segment() {

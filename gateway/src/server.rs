@@ -17,11 +17,11 @@ use director_platform::config::Environment;
 use director_platform::identity::InternalTokens;
 use http::{Request, Response};
 use hyper_util::rt::TokioIo;
-use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use prost_reflect::DescriptorPool;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 use tower::util::BoxCloneSyncService;
@@ -31,10 +31,12 @@ use tracing::{debug, info, warn};
 use crate::api::http_service;
 use crate::auth::Authenticator;
 use crate::config::GatewayConfig;
-use crate::connection::{self, ConnectionCap, ReadTimeoutBody};
+use crate::connection::{
+    self, Activity, AddressConnections, ConnectionCap, Inactive, ReadTimeoutBody,
+};
 use crate::cors;
 use crate::edge::{Edge, GrpcMethods};
-use crate::limits::{RateLimits, Shed};
+use crate::limits::{GuardedBody, RateLimits, Shed, StreamCaps};
 use crate::local_grpc::local_services;
 use crate::openapi::openapi_document;
 use crate::protocol::Protocol;
@@ -108,6 +110,7 @@ impl Gateway {
         let state = AppState {
             authenticator: Authenticator::new(&config.auth)?,
             rate_limits: Arc::new(RateLimits::new(&config.limits)),
+            stream_caps: StreamCaps::new(&config.limits),
             tokens: InternalTokens::new(&config.internal_token.secret, config.internal_token.ttl),
             upstreams,
             grpc_services,
@@ -146,8 +149,12 @@ impl Gateway {
         let service = self.service();
         let builder = connection::builder(&self.config.limits);
         let connection_cap = ConnectionCap::new(self.config.limits.max_connections);
+        let per_address = AddressConnections::new(self.config.limits.max_connections_per_address);
+        let trusted_proxies = self.config.limits.trusted_proxies.clone();
         let body_read_timeout = self.config.limits.body_read_timeout;
-        let graceful = GracefulShutdown::new();
+        let first_request_timeout = self.config.limits.header_read_timeout;
+        let idle_timeout = self.config.limits.connection_idle_timeout;
+        let connections = TaskTracker::new();
         if let Ok(addr) = listener.local_addr() {
             info!(%addr, "gateway listening");
         }
@@ -171,25 +178,94 @@ impl Gateway {
                     }
                 },
             };
+            // Closed at once (dropped) when its address already holds its share.
+            let slot = if trusted_proxies.trusts(peer.ip()) {
+                None
+            } else {
+                match per_address.admit(peer.ip()) {
+                    Some(slot) => Some(slot),
+                    None => {
+                        metrics::counter!("director_gateway_connections_refused_total")
+                            .increment(1);
+                        debug!(%peer, "connection cap of the address reached, closing");
+                        drop(stream);
+                        continue;
+                    }
+                }
+            };
             let _ = stream.set_nodelay(true);
             let service = service.clone();
-            let per_connection = service_fn(move |mut request: Request<hyper::body::Incoming>| {
-                request.extensions_mut().insert(ClientAddr(peer));
-                let request =
-                    request.map(|body| Body::new(ReadTimeoutBody::new(body, body_read_timeout)));
-                service.clone().oneshot(request)
-            });
+            let activity = Activity::new();
+            let per_connection = {
+                let activity = Arc::clone(&activity);
+                service_fn(move |mut request: Request<hyper::body::Incoming>| {
+                    let in_flight = activity.begin();
+                    request.extensions_mut().insert(ClientAddr(peer));
+                    let request = request
+                        .map(|body| Body::new(ReadTimeoutBody::new(body, body_read_timeout)));
+                    let call = service.clone().oneshot(request);
+                    async move {
+                        let Ok(response) = call.await;
+                        Ok::<_, Infallible>(
+                            response.map(|body| Body::new(GuardedBody::new(body, in_flight))),
+                        )
+                    }
+                })
+            };
             let connection = builder
                 .serve_connection(
                     TokioIo::new(stream),
                     TowerToHyperService::new(per_connection),
                 )
                 .into_owned();
-            let connection = graceful.watch(connection);
-            tokio::spawn(async move {
-                if let Err(error) = connection.await {
-                    debug!(%error, %peer, "connection ended with an error");
+            let shutdown = shutdown.clone();
+            connections.spawn(async move {
+                let mut connection = std::pin::pin!(connection);
+                let mut closing = false;
+                // An idle connection asked to close gracefully (an HTTP/2 GOAWAY waits for the
+                // client's ping answer) is dropped if it has not closed within this long.
+                let mut closed_by = None;
+                loop {
+                    let grace = async {
+                        match closed_by {
+                            Some(deadline) => tokio::time::sleep_until(deadline).await,
+                            None => std::future::pending().await,
+                        }
+                    };
+                    tokio::select! {
+                        () = grace => {
+                            debug!(%peer, "idle connection did not close, dropping it");
+                            break;
+                        }
+                        ended = connection.as_mut() => {
+                            if let Err(error) = ended {
+                                debug!(%error, %peer, "connection ended with an error");
+                            }
+                            break;
+                        }
+                        () = shutdown.cancelled(), if !closing => {
+                            connection.as_mut().graceful_shutdown();
+                            closing = true;
+                        }
+                        why = activity.inactive(first_request_timeout, idle_timeout), if !closing => {
+                            match why {
+                                Inactive::NoFirstRequest => {
+                                    debug!(%peer, "no request within the header read timeout, closing");
+                                    break;
+                                }
+                                Inactive::Idle => {
+                                    debug!(%peer, "idle connection, closing");
+                                    connection.as_mut().graceful_shutdown();
+                                    closing = true;
+                                    closed_by = Some(
+                                        tokio::time::Instant::now() + first_request_timeout,
+                                    );
+                                }
+                            }
+                        }
+                    }
                 }
+                drop(slot);
                 drop(permit);
             });
         }
@@ -201,8 +277,9 @@ impl Gateway {
             .set_service_status("", ServingStatus::NotServing)
             .await;
         info!("gateway draining connections");
+        connections.close();
         tokio::select! {
-            () = graceful.shutdown() => info!("gateway stopped"),
+            () = connections.wait() => info!("gateway stopped"),
             () = tokio::time::sleep(DRAIN_DEADLINE) => warn!("drain deadline reached, closing connections"),
         }
         Ok(())

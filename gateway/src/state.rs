@@ -12,7 +12,7 @@ use tonic::transport::Channel;
 
 use crate::auth::Authenticator;
 use crate::config::LimitsConfig;
-use crate::limits::RateLimits;
+use crate::limits::{RateLimits, StreamCaps};
 use crate::rest::RestApi;
 use crate::upstream::Upstreams;
 
@@ -27,6 +27,8 @@ pub(crate) struct AppState {
     pub authenticator: Authenticator,
     /// Per-caller and per-address rate limits.
     pub rate_limits: Arc<RateLimits>,
+    /// Open streams per address, caller and tenant.
+    pub stream_caps: Arc<StreamCaps>,
     /// Mints the internal tokens forwarded upstream.
     pub tokens: InternalTokens,
     /// One channel per upstream.

@@ -37,44 +37,80 @@ pub enum Mode {
     Text,
 }
 
-/// The problems found in one request, reported together in one 400 answer.
+/// At most this many problems are named in one 400 answer; the answer says how many there
+/// were in all (a body of 60,000 unknown keys must not be echoed back whole).
+pub const MAX_PROBLEMS_LISTED: usize = 20;
+
+/// Longest field name or description echoed back, in bytes.
+const MAX_ECHOED_BYTES: usize = 128;
+
+/// The problems found in one request, reported together in one 400 answer: the first
+/// [`MAX_PROBLEMS_LISTED`] and how many there were.
 #[derive(Debug, Default)]
 pub struct Problems {
     unknown_fields: Vec<String>,
     unknown_params: Vec<String>,
     invalid: Vec<FieldViolation>,
+    total: usize,
+}
+
+/// `text`, cut to at most [`MAX_ECHOED_BYTES`] (on a character boundary) with `…`.
+fn echoed(mut text: String) -> String {
+    if text.len() > MAX_ECHOED_BYTES {
+        let mut end = MAX_ECHOED_BYTES;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        text.push('…');
+    }
+    text
 }
 
 impl Problems {
+    /// Counts one problem; whether it is still to be listed.
+    fn listed(&mut self) -> bool {
+        self.total += 1;
+        self.total <= MAX_PROBLEMS_LISTED
+    }
+
     /// A body key that names no field.
     pub fn unknown_field(&mut self, path: String) {
-        self.unknown_fields.push(path);
+        if self.listed() {
+            self.unknown_fields.push(echoed(path));
+        }
     }
 
     /// A query parameter that names no field.
     pub fn unknown_param(&mut self, name: String) {
-        self.unknown_params.push(name);
+        if self.listed() {
+            self.unknown_params.push(echoed(name));
+        }
     }
 
     /// A value that cannot be used for `path`.
     pub fn invalid(&mut self, path: impl Into<String>, description: impl Into<String>) {
-        self.invalid.push(FieldViolation {
-            field: path.into(),
-            description: description.into(),
-        });
+        if self.listed() {
+            self.invalid.push(FieldViolation {
+                field: echoed(path.into()),
+                description: echoed(description.into()),
+            });
+        }
     }
 
     /// Whether nothing was found.
     pub fn is_empty(&self) -> bool {
-        self.unknown_fields.is_empty() && self.unknown_params.is_empty() && self.invalid.is_empty()
+        self.total == 0
     }
 
-    /// `Ok` when nothing was found, else one INVALID_ARGUMENT naming every problem, e.g.
-    /// `Unknown field(s): colour, size` with one violation per field.
+    /// `Ok` when nothing was found, else one INVALID_ARGUMENT naming the first
+    /// [`MAX_PROBLEMS_LISTED`] problems, e.g. `Unknown field(s): colour, size` with one
+    /// violation per field, and, when there were more, how many in all.
     pub fn into_result(self) -> Result<(), ApiError> {
         if self.is_empty() {
             return Ok(());
         }
+        let total = self.total;
         let mut parts = Vec::new();
         let mut fields = Vec::new();
         if !self.unknown_fields.is_empty() {
@@ -104,6 +140,12 @@ impl Problems {
             ));
         }
         fields.extend(self.invalid);
+        if total > fields.len() {
+            parts.push(format!(
+                "{total} problems in all, the first {} listed",
+                fields.len()
+            ));
+        }
         Err(ApiError::invalid_argument(parts.join("; ")).with_fields(fields))
     }
 }
