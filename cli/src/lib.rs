@@ -3,6 +3,7 @@
 //! Integrations jobs from the terminal.
 
 pub mod fakes;
+pub mod health;
 pub mod jobs;
 pub mod migrate;
 pub mod openapi;

@@ -56,6 +56,24 @@ enum Command {
     /// Import from Vessey through the gateway, showing the job's progress until it ends
     /// (exit status 1 if it fails).
     Import(ImportArgs),
+    /// Probe a running process, for a container healthcheck: a service's gRPC health
+    /// (SERVING when its database answers) or the gateway's readiness (an upstream
+    /// serving). Exit status 0 when healthy, 1 otherwise, saying why.
+    Health(HealthArgs),
+}
+
+#[derive(Debug, Args)]
+struct HealthArgs {
+    /// companies, dispatch, integrations or gateway.
+    #[arg(value_name = "PROCESS", value_parser = director::health::Target::parse)]
+    target: director::health::Target,
+    /// Where it listens; by default its listen address setting (<SERVICE>_ADDR,
+    /// GATEWAY_ADDR) or its default port, on loopback.
+    #[arg(long, value_name = "HOST:PORT")]
+    addr: Option<std::net::SocketAddr>,
+    /// How long to wait for the answer, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 3.0)]
+    timeout: f64,
 }
 
 #[derive(Debug, Args)]
@@ -260,6 +278,17 @@ async fn run(cli: Cli, env: Env) -> anyhow::Result<()> {
             )
             .await?;
             print_finished(&job);
+            Ok(())
+        }
+        Command::Health(args) => {
+            let addr = match args.addr {
+                Some(addr) => addr,
+                None => args.target.local_addr(&env)?,
+            };
+            let timeout = Duration::try_from_secs_f64(args.timeout)
+                .context("--timeout must be a positive number of seconds")?;
+            let healthy = director::health::probe(&args.target, addr, timeout).await?;
+            println!("{healthy}");
             Ok(())
         }
         Command::Token(args) => {
