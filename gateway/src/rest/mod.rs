@@ -22,6 +22,9 @@
 //! - upstream errors: the standard gRPC → HTTP mapping ([`ApiError::from_status`]);
 //!   upstream too slow: 504 DEADLINE_EXCEEDED; unreachable: 503 UNAVAILABLE.
 
+/// Bodies larger than this are transcoded with `block_in_place` (multi-threaded runtimes).
+const LARGE_BODY_BYTES: usize = 64 * 1024;
+
 mod call;
 pub mod codec;
 mod json_in;
@@ -108,7 +111,18 @@ impl RestApi {
         } else {
             Bytes::new()
         };
-        let message = transcode(&found, parts.uri.query(), &parts.headers, &body)?;
+        // A large body (up to MAX_BODY_BYTES of JSON, say 60,000 keys) is parsed off the
+        // async workers, so other requests keep being served meanwhile.
+        let message = if body.len() > LARGE_BODY_BYTES
+            && tokio::runtime::Handle::current().runtime_flavor()
+                == tokio::runtime::RuntimeFlavor::MultiThread
+        {
+            tokio::task::block_in_place(|| {
+                transcode(&found, parts.uri.query(), &parts.headers, &body)
+            })?
+        } else {
+            transcode(&found, parts.uri.query(), &parts.headers, &body)?
+        };
 
         if route.server_streaming {
             let stream = call::server_streaming(route, message, upstreams, &outbound).await?;
