@@ -341,16 +341,6 @@ impl StreamCaps {
         ])
     }
 
-    /// How many streams are open under the address `client`'s cap (for tests and metrics).
-    pub fn open_for_address(&self, client: IpAddr) -> usize {
-        self.open
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(&StreamKey::Address(rate_limit_key(client)))
-            .copied()
-            .unwrap_or(0)
-    }
-
     fn admit(self: &Arc<Self>, keys: Vec<(StreamKey, usize)>) -> Option<StreamPermit> {
         let mut open = self
             .open
