@@ -1,6 +1,7 @@
 //! The abuse suite (issue 18, item 7): one attacker on its own source address (`127.0.0.2`)
 //! tries to take the gateway down — silent connections, half HTTP/2 prefaces, held
-//! `Health/Watch`, held gRPC watch streams and Server-Sent Event streams, a reflection flood,
+//! `Health/Watch`, held gRPC watch streams and Server-Sent Event streams (50 users of the
+//! attacker's own tenant), a reflection flood,
 //! bodies of 60,000 unknown keys — while a client on `127.0.0.1` with a valid token makes 100
 //! REST requests and polls `/api/health`. Every one of its requests must answer 200, p99
 //! under 250 ms, and liveness never 503.
@@ -32,8 +33,13 @@ const ATTACKER: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
 const CLIENT: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1));
 /// How many connections or streams an attack opens: past the gateway's global caps
 /// (`MAX_CONNECTIONS` 4096, `MAX_CONCURRENT_REQUESTS` 1024).
-const CONNECTIONS: usize = 4100;
+const CONNECTIONS: usize = 4400;
 const STREAMS: usize = 1100;
+/// The attacker's users, all in its own tenant, for the authenticated streams: enough that
+/// the per-caller rate limit (burst 40) does not slow the attack down.
+const ATTACKER_USERS: usize = 50;
+/// How long an attack keeps retrying streams refused by a rate limit.
+const OPENING: Duration = Duration::from_secs(10);
 
 /// What the legitimate client saw during one attack.
 struct Observed {
@@ -156,11 +162,11 @@ fn report(name: &str, attack: &str, observed: &Observed) {
     );
 }
 
-/// A TCP connection from the attacker's address, or `None` when it cannot be made in 1 s.
+/// A TCP connection from the attacker's address, or `None` when it cannot be made in 3 s.
 async fn attacker_connect(addr: SocketAddr) -> Option<TcpStream> {
     let socket = TcpSocket::new_v4().ok()?;
     socket.bind(SocketAddr::new(ATTACKER, 0)).ok()?;
-    tokio::time::timeout(Duration::from_secs(1), socket.connect(addr))
+    tokio::time::timeout(Duration::from_secs(3), socket.connect(addr))
         .await
         .ok()?
         .ok()
@@ -187,7 +193,7 @@ async fn silent_connections(gateway: &TestGateway, first: &'static [u8]) -> (Str
             stream.write_all(first).await.ok()?;
             Some(stream)
         })
-        .buffer_unordered(256)
+        .buffer_unordered(512)
         .filter_map(|stream| async { stream })
         .collect::<Vec<_>>()
         .await;
@@ -205,12 +211,14 @@ async fn silent_connections(gateway: &TestGateway, first: &'static [u8]) -> (Str
     (attack, observed)
 }
 
-/// `STREAMS` held streams opened by `open` over `STREAMS / 100` attacker connections.
+/// `STREAMS` held streams of `path` over `STREAMS / 100` attacker connections, the n-th
+/// with `authorizations[n % len]` (none when empty); a stream refused with
+/// RESOURCE_EXHAUSTED (a rate limit) is retried every 100 ms for [`OPENING`].
 async fn held_grpc_streams(
     gateway: &TestGateway,
     path: &'static str,
     request: Vec<u8>,
-    authorization: Option<String>,
+    authorizations: &[String],
 ) -> (String, Observed) {
     let started = Instant::now();
     let mut channels = Vec::new();
@@ -226,26 +234,43 @@ async fn held_grpc_streams(
     let opens = (0..STREAMS).map(|index| {
         let channel = channels[index % channels.len()].clone();
         let request = request.clone();
-        let authorization = authorization.clone();
+        let authorization = (!authorizations.is_empty())
+            .then(|| authorizations[index % authorizations.len()].clone());
         async move {
-            let mut client = tonic::client::Grpc::new(channel);
-            client.ready().await.ok()?;
-            let mut call = tonic::Request::new(bytes::Bytes::from(request));
-            if let Some(authorization) = authorization {
-                call.metadata_mut()
-                    .insert("authorization", authorization.parse().unwrap());
-            }
-            let answer = tokio::time::timeout(
-                Duration::from_secs(3),
-                client.server_streaming(call, http::uri::PathAndQuery::from_static(path), RawCodec),
-            )
-            .await
-            .ok()?;
-            let mut stream = answer.ok()?.into_inner();
-            // Held only if its first message arrived.
-            match tokio::time::timeout(Duration::from_secs(3), stream.message()).await {
-                Ok(Ok(Some(_))) => Some(stream),
-                _ => None,
+            loop {
+                let mut client = tonic::client::Grpc::new(channel.clone());
+                client.ready().await.ok()?;
+                let mut call = tonic::Request::new(bytes::Bytes::from(request.clone()));
+                if let Some(authorization) = &authorization {
+                    call.metadata_mut()
+                        .insert("authorization", authorization.parse().unwrap());
+                }
+                let answer = tokio::time::timeout(
+                    Duration::from_secs(3),
+                    client.server_streaming(
+                        call,
+                        http::uri::PathAndQuery::from_static(path),
+                        RawCodec,
+                    ),
+                )
+                .await
+                .ok()?;
+                let status = match answer {
+                    Ok(answer) => {
+                        let mut stream = answer.into_inner();
+                        // Held only if its first message arrived.
+                        match tokio::time::timeout(Duration::from_secs(3), stream.message()).await {
+                            Ok(Ok(Some(_))) => return Some(stream),
+                            Ok(Err(status)) => status,
+                            _ => return None,
+                        }
+                    }
+                    Err(status) => status,
+                };
+                if status.code() != tonic::Code::ResourceExhausted || started.elapsed() > OPENING {
+                    return None;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
     });
@@ -265,8 +290,9 @@ async fn held_grpc_streams(
     (attack, observed)
 }
 
-/// `STREAMS` held Server-Sent Event streams, one per attacker connection.
-async fn held_sse_streams(gateway: &TestGateway, authorization: String) -> (String, Observed) {
+/// `STREAMS` held Server-Sent Event streams, one per attacker connection, the n-th with
+/// `authorizations[n % len]`.
+async fn held_sse_streams(gateway: &TestGateway, authorizations: &[String]) -> (String, Observed) {
     let attacker = reqwest::Client::builder()
         .local_address(ATTACKER)
         .timeout(Duration::from_secs(60))
@@ -274,9 +300,9 @@ async fn held_sse_streams(gateway: &TestGateway, authorization: String) -> (Stri
         .unwrap();
     let started = Instant::now();
     let held: Vec<_> = futures::stream::iter(0..STREAMS)
-        .map(|_| {
+        .map(|index| {
             let attacker = attacker.clone();
-            let authorization = authorization.clone();
+            let authorization = authorizations[index % authorizations.len()].clone();
             let url = gateway.at("/api/testing/watch?count=1&hold=true");
             async move {
                 let response = tokio::time::timeout(
@@ -501,6 +527,14 @@ async fn one_address_cannot_take_the_gateway_down() {
         "Bearer {}",
         token_for("attacker", "attacker-tenant", Role::Admin)
     );
+    let attackers: Vec<String> = (0..ATTACKER_USERS)
+        .map(|user| {
+            format!(
+                "Bearer {}",
+                token_for(&format!("attacker-{user}"), "attacker-tenant", Role::Admin)
+            )
+        })
+        .collect();
     let watch = watch_request(&pool, 1, true).encode_to_vec();
     let health_request = tonic_health::pb::HealthCheckRequest::default().encode_to_vec();
     let mut results = Vec::new();
@@ -525,20 +559,19 @@ async fn one_address_cannot_take_the_gateway_down() {
         &gateway,
         "/grpc.health.v1.Health/Watch",
         health_request,
-        None,
+        &[],
     )
     .await;
     results.push(("held Health/Watch", attack, observed));
     drop(gateway);
 
     let gateway = fresh().await;
-    let (attack, observed) =
-        held_grpc_streams(&gateway, WATCH_PATH, watch, Some(attacker_token.clone())).await;
+    let (attack, observed) = held_grpc_streams(&gateway, WATCH_PATH, watch, &attackers).await;
     results.push(("held gRPC watch streams", attack, observed));
     drop(gateway);
 
     let gateway = fresh().await;
-    let (attack, observed) = held_sse_streams(&gateway, attacker_token.clone()).await;
+    let (attack, observed) = held_sse_streams(&gateway, &attackers).await;
     results.push(("held SSE streams", attack, observed));
     drop(gateway);
 
