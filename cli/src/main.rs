@@ -217,12 +217,28 @@ async fn main() -> std::process::ExitCode {
             if telemetry::logs_json() {
                 // One JSON line like every other, for the log collector.
                 tracing::error!(error = format!("{error:#}"), "director failed");
+            } else if wants_json_logs() {
+                // Failed before logging was set up (an invalid setting): still one JSON line.
+                eprintln!(
+                    "{}",
+                    serde_json::json!({
+                        "level": "ERROR",
+                        "target": "director",
+                        "message": "director failed",
+                        "error": format!("{error:#}"),
+                    })
+                );
             } else {
                 eprintln!("Error: {error:?}");
             }
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// Whether `LOG_FORMAT` asks for JSON, read directly (for errors before logging is set up).
+fn wants_json_logs() -> bool {
+    std::env::var("LOG_FORMAT").is_ok_and(|format| format.trim().eq_ignore_ascii_case("json"))
 }
 
 async fn run(cli: Cli, env: Env) -> anyhow::Result<()> {

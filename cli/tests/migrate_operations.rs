@@ -160,6 +160,27 @@ async fn a_failure_under_log_format_json_is_a_json_error_line() {
 }
 
 #[tokio::test]
+async fn an_invalid_setting_under_log_format_json_is_a_json_error_line() {
+    let output = migrate_companies(&[
+        ("LOG_FORMAT", "json"),
+        (
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "${OTEL_EXPORTER_OTLP_ENDPOINT:-}",
+        ),
+    ])
+    .await;
+    assert!(!output.status.success());
+    let lines = all_json_lines(&output);
+    assert!(
+        lines.iter().any(|line| line["level"] == "ERROR"
+            && line["error"]
+                .as_str()
+                .is_some_and(|error| error.contains("OTEL_EXPORTER_OTLP_ENDPOINT"))),
+        "{lines:#?}"
+    );
+}
+
+#[tokio::test]
 async fn pretty_logs_to_a_pipe_have_no_colours() {
     let output = migrate_companies(&[
         (
