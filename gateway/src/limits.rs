@@ -24,7 +24,7 @@ use governor::state::keyed::DefaultKeyedStateStore;
 use governor::{Quota, RateLimiter};
 use http::{Request, Response, StatusCode};
 use http_body::Body as _;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tower::{Service, ServiceExt};
 
@@ -163,7 +163,7 @@ pub fn declared_length_exceeds<B>(request: &Request<B>, max_body_bytes: usize) -
 /// instead of queueing them. Liveness and readiness are never shed ([`is_never_shed`]).
 ///
 /// A request holds one permit of the cap from the moment it is admitted until its response
-/// body ends or is dropped (the permit travels inside the body, see [`PermitBody`]), so open
+/// body ends or is dropped (the permit travels inside the body, see [`GuardedBody`]), so open
 /// streams (Server-Sent Events, gRPC and gRPC-Web server streams) count against the cap for
 /// as long as they are open, not only until their headers are sent.
 #[derive(Debug, Clone)]
@@ -214,50 +214,8 @@ where
         let inner = self.inner.clone();
         Box::pin(async move {
             let Ok(response) = inner.oneshot(request).await;
-            Ok(response.map(|body| Body::new(PermitBody::new(body, permit))))
+            Ok(response.map(|body| Body::new(GuardedBody::new(body, permit))))
         })
-    }
-}
-
-/// A response body that holds a concurrency permit until it ends (its last frame or an
-/// error was read) or is dropped (the client went away).
-#[derive(Debug)]
-pub struct PermitBody {
-    inner: Body,
-    permit: Option<OwnedSemaphorePermit>,
-}
-
-impl PermitBody {
-    /// `inner`, releasing `permit` when it is over.
-    pub fn new(inner: Body, permit: OwnedSemaphorePermit) -> Self {
-        let permit = (!inner.is_end_stream()).then_some(permit);
-        Self { inner, permit }
-    }
-}
-
-impl http_body::Body for PermitBody {
-    type Data = Bytes;
-    type Error = axum::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
-        let polled = Pin::new(&mut self.inner).poll_frame(cx);
-        match &polled {
-            Poll::Ready(None | Some(Err(_))) => self.permit = None,
-            Poll::Ready(Some(Ok(_))) if self.inner.is_end_stream() => self.permit = None,
-            _ => {}
-        }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        self.inner.size_hint()
     }
 }
 
@@ -373,8 +331,9 @@ pub fn too_many_streams() -> ApiError {
     .with_retry_after(1)
 }
 
-/// A response body that holds something (a [`StreamPermit`], a connection's activity mark)
-/// until it ends or is dropped.
+/// A response body that holds something (a concurrency permit, a [`StreamPermit`], a
+/// connection's activity mark) until it ends (its last frame or an error was read) or is
+/// dropped (the client went away).
 #[derive(Debug)]
 pub struct GuardedBody<G> {
     inner: Body,
