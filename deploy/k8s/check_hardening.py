@@ -20,6 +20,8 @@ import sys
 
 import yaml
 
+from label_selectors import selects
+
 problems = []
 documents = [d for d in yaml.safe_load_all(sys.stdin) if d]
 network_policies = [d for d in documents if d["kind"] == "NetworkPolicy"]
@@ -80,24 +82,6 @@ def block_problem(peer, port):
         if not any(e.version == block.version and forbidden.subnet_of(e) for e in excepted):
             return f"ipBlock {cidr} does not except {forbidden}"
     return None
-
-
-def selects(selector, labels):
-    """Whether a label selector (matchLabels, matchExpressions) selects `labels`."""
-    if any(labels.get(key) != value for key, value in selector.get("matchLabels", {}).items()):
-        return False
-    for expression in selector.get("matchExpressions", []):
-        key, operator = expression["key"], expression["operator"]
-        values = expression.get("values", [])
-        if operator == "In" and labels.get(key) not in values:
-            return False
-        if operator == "NotIn" and key in labels and labels[key] in values:
-            return False
-        if operator == "Exists" and key not in labels:
-            return False
-        if operator == "DoesNotExist" and key in labels:
-            return False
-    return True
 
 
 for policy in network_policies:

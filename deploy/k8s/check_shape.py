@@ -22,6 +22,8 @@ import sys
 
 import yaml
 
+from label_selectors import selects
+
 SERVICES = {"companies": 50051, "dispatch": 50052, "integrations": 50053}
 WORKLOADS = ["gateway", *SERVICES]
 AUTOSCALED = ["gateway", "dispatch", "integrations"]
@@ -162,24 +164,6 @@ NEEDS = {
     "director-migrate": [("UDP", 53), ("TCP", 53), ("TCP", 5432)],
 }
 network_policies = [d for d in documents if d["kind"] == "NetworkPolicy"]
-
-
-def selects(selector, labels):
-    """Whether a label selector (matchLabels, matchExpressions) selects `labels`."""
-    if any(labels.get(key) != value for key, value in selector.get("matchLabels", {}).items()):
-        return False
-    for expression in selector.get("matchExpressions", []):
-        key, operator = expression["key"], expression["operator"]
-        values = expression.get("values", [])
-        if operator == "In" and labels.get(key) not in values:
-            return False
-        if operator == "NotIn" and key in labels and labels[key] in values:
-            return False
-        if operator == "Exists" and key not in labels:
-            return False
-        if operator == "DoesNotExist" and key in labels:
-            return False
-    return True
 
 
 def egress_allows(labels, protocol, port):
