@@ -114,6 +114,30 @@ fn refusal<T: std::fmt::Debug>(result: Result<T, sqlx::Error>) -> (String, Strin
     )
 }
 
+/// The queue belongs to its role alone, and the enqueue function takes a tenant's own job and
+/// refuses one for another tenant.
+async fn assert_installed_and_tenant_scoped(database: &Database) {
+    assert_owned_by_the_queue_role_alone(&database.owner).await;
+    database
+        .enqueue_as(
+            "tenant-a",
+            RELAY,
+            serde_json::json!({ "tenant_id": "tenant-a" }),
+        )
+        .await
+        .unwrap();
+    let (code, _) = refusal(
+        database
+            .enqueue_as(
+                "tenant-a",
+                RELAY,
+                serde_json::json!({ "tenant_id": "tenant-b" }),
+            )
+            .await,
+    );
+    assert_eq!(code, "42501");
+}
+
 #[tokio::test]
 async fn a_tenant_transaction_queues_only_the_services_jobs_for_its_own_tenant() {
     let (db, database) = Database::of("dispatch").await;
@@ -411,25 +435,7 @@ async fn the_function_belongs_to_a_role_that_owns_only_the_queue_and_installing_
     );
     first.unwrap();
     second.unwrap();
-    assert_owned_by_the_queue_role_alone(&database.owner).await;
-    database
-        .enqueue_as(
-            "tenant-a",
-            RELAY,
-            serde_json::json!({ "tenant_id": "tenant-a" }),
-        )
-        .await
-        .unwrap();
-    let (code, _) = refusal(
-        database
-            .enqueue_as(
-                "tenant-a",
-                RELAY,
-                serde_json::json!({ "tenant_id": "tenant-b" }),
-            )
-            .await,
-    );
-    assert_eq!(code, "42501");
+    assert_installed_and_tenant_scoped(&database).await;
     db.drop().await;
 }
 
@@ -486,25 +492,7 @@ async fn an_owner_that_is_not_a_superuser_hands_the_queue_over_too() {
         .await
         .unwrap();
     let database = Database::logged_in(&owner_url).await;
-    assert_owned_by_the_queue_role_alone(&database.owner).await;
-    database
-        .enqueue_as(
-            "tenant-a",
-            RELAY,
-            serde_json::json!({ "tenant_id": "tenant-a" }),
-        )
-        .await
-        .unwrap();
-    let (code, _) = refusal(
-        database
-            .enqueue_as(
-                "tenant-a",
-                RELAY,
-                serde_json::json!({ "tenant_id": "tenant-b" }),
-            )
-            .await,
-    );
-    assert_eq!(code, "42501");
+    assert_installed_and_tenant_scoped(&database).await;
 
     database.owner.close().await;
     database.service.close().await;
