@@ -399,14 +399,9 @@ async fn a_task_created_with_a_driver_texts_the_driver_as_assign_does() {
     let (stack, fakes) = spawn_stack_with_fakes(&[]).await;
     let admin = token("direct-co", Some(Role::Admin));
     let company = stack.create_company(&admin, json!({"name": "Farm"})).await;
-    let (status, driver) = post(
-        &stack,
-        "/api/drivers",
-        &admin,
-        json!({"name": "Ann", "phone": "+15550100042"}),
-    )
-    .await;
-    assert_eq!(status, 200, "{driver}");
+    let driver = stack
+        .create_driver(&admin, json!({"name": "Ann", "phone": "+15550100042"}))
+        .await;
     let (status, task) = post(
         &stack,
         "/api/tasks",

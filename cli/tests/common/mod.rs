@@ -210,4 +210,11 @@ impl TestStack {
         assert_eq!(response.status(), 200, "create failed");
         response.json().await.unwrap()
     }
+
+    /// Creates a driver over REST and returns its JSON.
+    pub async fn create_driver(&self, token: &str, body: serde_json::Value) -> serde_json::Value {
+        let response = self.post("/api/drivers", token, body).send().await.unwrap();
+        assert_eq!(response.status(), 200, "create failed");
+        response.json().await.unwrap()
+    }
 }
