@@ -220,17 +220,6 @@ impl Missing {
     }
 }
 
-/// Whether one integration is usable, for `GET /api/integrations`. Never carries a secret.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IntegrationState {
-    /// `"vessey"`, `"slack"` or `"twilio"`.
-    pub name: &'static str,
-    /// All its variables are set.
-    pub configured: bool,
-    /// The variables still unset (empty when configured).
-    pub missing: Vec<&'static str>,
-}
-
 impl RetryPolicy {
     /// The default policy, adjusted by `PROVIDER_RETRY_MAX_ATTEMPTS`,
     /// `PROVIDER_RETRY_MIN_DELAY_MS`, `PROVIDER_RETRY_MAX_DELAY_MS` and
@@ -316,26 +305,6 @@ impl ProvidersConfig {
             Ok(config) => SlackClient::new(config.clone(), self.retry.clone()),
             Err(missing) => Err(missing.error_for("slack")),
         }
-    }
-
-    /// Vessey, Slack and Twilio, in that order.
-    pub fn states(&self) -> Vec<IntegrationState> {
-        fn state<T>(name: &'static str, config: &Result<T, Missing>) -> IntegrationState {
-            let missing = match config {
-                Ok(_) => Vec::new(),
-                Err(Missing(names)) => names.clone(),
-            };
-            IntegrationState {
-                name,
-                configured: config.is_ok(),
-                missing,
-            }
-        }
-        vec![
-            state("vessey", &self.vessey),
-            state("slack", &self.slack),
-            state("twilio", &self.twilio),
-        ]
     }
 }
 
@@ -430,19 +399,18 @@ mod tests {
     #[test]
     fn nothing_set_means_every_integration_is_missing_its_variables() {
         let config = ProvidersConfig::from_env(&Env::default()).unwrap();
-        let states = config.states();
-        let names: Vec<_> = states.iter().map(|s| s.name).collect();
-        assert_eq!(names, ["vessey", "slack", "twilio"]);
-        assert!(states.iter().all(|s| !s.configured));
-        assert_eq!(states[0].missing, ["VESSEY_API_URL", "VESSEY_API_KEY"]);
-        assert_eq!(states[1].missing, ["SLACK_WEBHOOK_URL"]);
         assert_eq!(
-            states[2].missing,
-            [
+            config.vessey,
+            Err(Missing(vec!["VESSEY_API_URL", "VESSEY_API_KEY"]))
+        );
+        assert_eq!(config.slack, Err(Missing(vec!["SLACK_WEBHOOK_URL"])));
+        assert_eq!(
+            config.twilio,
+            Err(Missing(vec![
                 "TWILIO_ACCOUNT_SID",
                 "TWILIO_AUTH_TOKEN",
                 "TWILIO_FROM_NUMBER"
-            ]
+            ]))
         );
     }
 
@@ -460,12 +428,7 @@ mod tests {
             ("TWILIO_FROM_NUMBER", "+15550100000"),
         ]);
         let config = ProvidersConfig::from_env(&env).unwrap();
-        assert!(
-            config
-                .states()
-                .iter()
-                .all(|s| s.configured && s.missing.is_empty())
-        );
+        assert!(config.vessey.is_ok() && config.slack.is_ok() && config.twilio.is_ok());
         let twilio = config.twilio.unwrap();
         assert_eq!(twilio.api_url.as_str(), "https://api.twilio.com/");
         assert_eq!(config.vessey.unwrap().api_key.expose(), "k");

@@ -44,8 +44,8 @@ mod twilio;
 mod vessey;
 
 pub use config::{
-    DEFAULT_TWILIO_API_URL, IntegrationState, Missing, ProvidersConfig, RetryPolicy, SecretUrl,
-    SlackConfig, Timeouts, TwilioConfig, VesseyConfig,
+    DEFAULT_TWILIO_API_URL, Missing, ProvidersConfig, RetryPolicy, SecretUrl, SlackConfig,
+    Timeouts, TwilioConfig, VesseyConfig,
 };
 pub use egress::{DEFAULT_SLACK_WEBHOOK_HOSTS, EgressPolicy, Purpose, forbidden_range};
 pub use error::ProviderError;
