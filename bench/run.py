@@ -318,9 +318,8 @@ def start_director(stack: Stack, args, jwt_secret: str) -> dict:
     release = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / "release"
     if not args.no_build:
         print("building the release binaries…", flush=True)
-        run(["cargo", "build", "--release", "--bin", "director", "--bin", "director-gateway",
-             "--bin", "director-companies", "--bin", "director-dispatch",
-             "--bin", "director-integrations"], capture=False)
+        # Every binary of the workspace: the CLI, the gateway and each service.
+        run(["cargo", "build", "--release", "--workspace", "--bins"], capture=False)
     server = args.database_server
     password = secrets.token_hex(16)
     owner = f"postgres://{server}/postgres?sslmode=disable"

@@ -117,16 +117,15 @@ fi
 
 if [ -z "${SKIP_BUILD:-}" ]; then
   say "release binaries (cargo build --release)"
-  cargo build --release --locked -p director -p director-companies -p director-dispatch \
-    -p director-integrations -p director-gateway
+  cargo build --release --locked --workspace --bins
 fi
 say "Director image director:dev (deploy/Dockerfile's final stage, host binaries)"
 context="$work/director"
 rm -rf "$context"
 mkdir -p "$context/bin"
-for binary in director director-companies director-dispatch director-integrations director-gateway; do
-  cp "$root/target/release/$binary" "$context/bin/"
-done
+# Every binary of the workspace, as the Dockerfile's build stage copies them.
+find "$root/target/release" -maxdepth 1 -type f -executable -name 'director*' \
+  -exec cp {} "$context/bin/" \;
 cp -r "$root/migrations" "$context/migrations"
 # The last stage of the Dockerfile, from the local base, copying the host's binaries.
 awk '/^FROM /{stage=""} {stage = stage $0 "\n"} END {printf "%s", stage}' deploy/Dockerfile |
@@ -171,10 +170,17 @@ for line in lines:
     json.loads(line)
 print(f"migrate: exit 0, {len(lines)} log lines, every one JSON")
 ' "$work/migrate.log" || { cat "$work/migrate.log"; fail "migrate logged a line that is not JSON"; }
-  for service in companies dispatch integrations; do
+  # The services: every container the gateway waits for (depends_on), as the compose file lists
+  # them (held to the catalog by cli/tests/service_lists.rs).
+  local services
+  services=$(python3 -c '
+import sys, yaml
+print(" ".join(yaml.safe_load(open(sys.argv[1]))["services"]["gateway"]["depends_on"]))
+' "$root/docker-compose.yml")
+  for service in $services; do
     compose up -d --no-build --no-deps "$service" >> "$work/compose.log" 2>&1
   done
-  for service in companies dispatch integrations; do wait_healthy "$service"; done
+  for service in $services; do wait_healthy "$service"; done
   compose up -d --no-build --no-deps gateway >> "$work/compose.log" 2>&1
   wait_healthy gateway
 }

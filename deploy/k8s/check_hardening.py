@@ -12,7 +12,7 @@ destination (a rule without destinations, or an ipBlock wider than /16, or an ad
 not one: the base's placeholder left unset), nor HTTPS (443) to any destination short of the
 internet (an ipBlock must except every private, CGNAT and link-local range it spans; none may
 lie inside one), and the gateway has no way to PostgreSQL; a rule without ports counts as
-every port. Exits 1 naming each violation. Run by .ci/run."""
+every port, a named port as every number a container of the overlay gives that name. Exits 1 naming each violation. Run by .ci/run."""
 
 import ipaddress
 import re
@@ -30,6 +30,15 @@ if "default-deny" not in policies:
     problems.append("no default-deny NetworkPolicy")
 
 POSTGRES, HTTPS = 5432, 443
+# Every number each port name stands for in some container (NetworkPolicies name ports: `grpc`
+# is each service's own); a name no container uses counts as any port.
+NAMED_PORTS = {}
+for document in documents:
+    pod = document.get("spec", {}).get("template", {}).get("spec", {})
+    for container in pod.get("containers", []) + pod.get("initContainers", []):
+        for port in container.get("ports", []):
+            if "name" in port:
+                NAMED_PORTS.setdefault(port["name"], set()).add(port["containerPort"])
 # The widest block a database's address may be given as.
 DATABASE_MIN_PREFIX = {4: 16, 6: 48}
 # Where HTTPS must not go: private (RFC 1918, IPv6 unique-local), CGNAT, link-local (cloud
@@ -44,14 +53,19 @@ NOT_THE_INTERNET = [
 
 
 def allows_port(rule, port):
-    """Whether an egress rule lets `port` out (no ports: every port; a named port may be it)."""
+    """Whether an egress rule lets `port` out (no ports: every port; a named port: the numbers
+    containers give that name, any port for a name none uses)."""
     ports = rule.get("ports")
     if not ports:
         return True
     for entry in ports:
         number = entry.get("port")
-        if number is None or isinstance(number, str):
+        if number is None:
             return True
+        if isinstance(number, str):
+            if port in NAMED_PORTS.get(number, {port}):
+                return True
+            continue
         if number <= port <= entry.get("endPort", number):
             return True
     return False

@@ -1,22 +1,25 @@
 #!/usr/bin/env python3
 """Checks a rendered overlay (stdin) holds the shape Director's deployment relies on:
-- a Deployment for each of gateway, companies, dispatch and integrations, rolling out without
+- a Deployment for the gateway and for each gRPC service (the pods labelled
+  `director.io/grpc-service: "true"`, rendered from the catalog: cli/tests/service_lists.rs
+  holds the rendering to the catalog), rolling out without
   going below the current count (maxUnavailable 0), with a preStop sleep and a termination
   grace period longer than that sleep plus the 10 s drain, the admin port (9090) and the
   Prometheus scrape annotations;
 - gRPC readiness and liveness probes on the three services' ports, HTTP probes on the gateway;
-- headless Services (clusterIP None) named companies, dispatch and integrations whose port is
-  the container's (no translation happens), a ClusterIP Service for the gateway;
-- autoscaling/v2 HorizontalPodAutoscalers on CPU for gateway, dispatch and integrations, whose
-  Deployments leave `replicas` to them; PodDisruptionBudgets selecting each of the four;
+- a headless Service (clusterIP None) per gRPC service, named like it, whose port is the
+  container's `grpc` port (no translation happens), a ClusterIP Service for the gateway;
+- autoscaling/v2 HorizontalPodAutoscalers on CPU for every workload, whose Deployments leave
+  `replicas` to them; PodDisruptionBudgets selecting each;
 - one migration Job, named director-migrate-<its image's tag>, and every service pod waiting
   for its schema in the init container `wait-for-migrations`: its own binary's
   `migrate --wait`, from the Job's image, with the same settings as the service;
 - the egress each workload needs, through a NetworkPolicy selecting its pods: DNS (UDP and
   TCP 53) for all, PostgreSQL (5432) for the services and the migration Job, HTTPS (443) for
-  the gateway and Integrations (how narrow these are is check_hardening.py's business).
-With --production also: at least two replicas everywhere (companies' count, the HPAs'
-minimum). Exits 1 naming each problem. Run by .ci/run."""
+  the gateway and the services labelled `director.io/public-https-client: "true"` (how narrow
+  these are is check_hardening.py's business).
+With --production also: at least two replicas everywhere (the HPAs' minimum). Exits 1 naming
+each problem. Run by .ci/run."""
 
 import sys
 
@@ -24,11 +27,10 @@ import yaml
 
 from label_selectors import selects
 
-SERVICES = {"companies": 50051, "dispatch": 50052, "integrations": 50053}
-WORKLOADS = ["gateway", *SERVICES]
-AUTOSCALED = ["gateway", "dispatch", "integrations"]
 DRAIN_SECONDS = 10
 ADMIN_PORT = 9090
+GRPC_SERVICE = "director.io/grpc-service"
+HTTPS_CLIENT = "director.io/public-https-client"
 
 production = "--production" in sys.argv[1:]
 documents = [d for d in yaml.safe_load_all(sys.stdin) if d]
@@ -39,7 +41,24 @@ def of_kind(kind):
     return {d["metadata"]["name"]: d for d in documents if d["kind"] == kind}
 
 
+def pod_labels(deployment):
+    return deployment["spec"]["template"].get("metadata", {}).get("labels", {})
+
+
+def grpc_port(deployment):
+    containers = deployment["spec"]["template"]["spec"]["containers"]
+    ports = [p for c in containers for p in c.get("ports", []) if p.get("name") == "grpc"]
+    return ports[0]["containerPort"] if ports else None
+
+
 deployments = of_kind("Deployment")
+# The gRPC services and their ports, as rendered from the catalog.
+SERVICES = {
+    name: grpc_port(d) for name, d in deployments.items() if pod_labels(d).get(GRPC_SERVICE) == "true"
+}
+if not SERVICES:
+    problems.append(f"no Deployment labelled {GRPC_SERVICE}: \"true\"")
+WORKLOADS = ["gateway", *SERVICES]
 services = of_kind("Service")
 autoscalers = of_kind("HorizontalPodAutoscaler")
 budgets = of_kind("PodDisruptionBudget")
@@ -112,26 +131,23 @@ for name in WORKLOADS:
     elif not budget["spec"]["selector"].get("matchLabels", {}).items() <= labels.items():
         problems.append(f"PodDisruptionBudget {name}: does not select Deployment {name}'s pods")
 
-    if name in AUTOSCALED:
-        autoscaler = autoscalers.get(name)
-        if "replicas" in spec:
-            problems.append(f"Deployment {name}: sets replicas; its HPA owns the count")
-        if autoscaler is None or autoscaler["apiVersion"] != "autoscaling/v2":
-            problems.append(f"no autoscaling/v2 HorizontalPodAutoscaler {name}")
-        else:
-            target = autoscaler["spec"]["scaleTargetRef"]
-            if (target["kind"], target["name"]) != ("Deployment", name):
-                problems.append(f"HorizontalPodAutoscaler {name}: does not scale Deployment {name}")
-            if not any(
-                m.get("resource", {}).get("name") == "cpu"
-                and m["resource"]["target"]["type"] == "Utilization"
-                for m in autoscaler["spec"].get("metrics", [])
-            ):
-                problems.append(f"HorizontalPodAutoscaler {name}: no CPU utilization target")
-            if production and autoscaler["spec"].get("minReplicas", 1) < 2:
-                problems.append(f"HorizontalPodAutoscaler {name}: minReplicas below 2")
-    elif production and spec.get("replicas", 1) < 2:
-        problems.append(f"Deployment {name}: fewer than 2 replicas")
+    autoscaler = autoscalers.get(name)
+    if "replicas" in spec:
+        problems.append(f"Deployment {name}: sets replicas; its HPA owns the count")
+    if autoscaler is None or autoscaler["apiVersion"] != "autoscaling/v2":
+        problems.append(f"no autoscaling/v2 HorizontalPodAutoscaler {name}")
+    else:
+        target = autoscaler["spec"]["scaleTargetRef"]
+        if (target["kind"], target["name"]) != ("Deployment", name):
+            problems.append(f"HorizontalPodAutoscaler {name}: does not scale Deployment {name}")
+        if not any(
+            m.get("resource", {}).get("name") == "cpu"
+            and m["resource"]["target"]["type"] == "Utilization"
+            for m in autoscaler["spec"].get("metrics", [])
+        ):
+            problems.append(f"HorizontalPodAutoscaler {name}: no CPU utilization target")
+        if production and autoscaler["spec"].get("minReplicas", 1) < 2:
+            problems.append(f"HorizontalPodAutoscaler {name}: minReplicas below 2")
 
 # Migrations before services: one Job per release; every service pod waits for its schema.
 if len(jobs) != 1:
@@ -156,13 +172,13 @@ else:
             problems.append(f"Deployment {name}: image {containers[0]['image']} is not the Job's {image}")
 
 # The egress each workload needs, allowed by some NetworkPolicy selecting its pods.
-NEEDS = {
-    "gateway": [("UDP", 53), ("TCP", 53), ("TCP", 443)],
-    "companies": [("UDP", 53), ("TCP", 53), ("TCP", 5432)],
-    "dispatch": [("UDP", 53), ("TCP", 53), ("TCP", 5432)],
-    "integrations": [("UDP", 53), ("TCP", 53), ("TCP", 5432), ("TCP", 443)],
-    "director-migrate": [("UDP", 53), ("TCP", 53), ("TCP", 5432)],
-}
+DNS = [("UDP", 53), ("TCP", 53)]
+NEEDS = {"gateway": [*DNS, ("TCP", 443)], "director-migrate": [*DNS, ("TCP", 5432)]}
+for name in SERVICES:
+    reaches_out = pod_labels(deployments[name]).get(HTTPS_CLIENT)
+    if reaches_out not in ("true", "false"):
+        problems.append(f"Deployment {name}: label {HTTPS_CLIENT} is not \"true\" or \"false\"")
+    NEEDS[name] = [*DNS, ("TCP", 5432)] + ([("TCP", 443)] if reaches_out == "true" else [])
 network_policies = [d for d in documents if d["kind"] == "NetworkPolicy"]
 
 

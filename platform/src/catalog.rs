@@ -2,8 +2,11 @@
 //!
 //! Everything that needs to know which services exist derives it from [`SERVICES`]: the
 //! gateway's upstreams (one per public package), its readiness report and OpenAPI document,
-//! `director up` and `director migrate`, and service-to-service clients. Adding a service is
-//! adding its [`ServiceSpec`] here; nothing else names services one by one.
+//! `director up` and `director migrate`, and service-to-service clients. The deployment
+//! follows it too: the Kubernetes manifests of the services are rendered from it, and every
+//! other list of services (compose, Prometheus, the image, the benchmark, CI) is checked
+//! against it by `cli/tests/service_lists.rs`. Adding a service is adding its [`ServiceSpec`]
+//! here (the README's "Adding a service" has the whole recipe).
 //!
 //! From a spec's `name` follow, by convention, its listen variable (`DISPATCH_ADDR`), the URL
 //! others reach it at (`DISPATCH_URL`, else [`UPSTREAM_URL_TEMPLATE`]), its database
@@ -31,6 +34,19 @@ pub struct ServiceSpec {
     /// the job's handler uses as its `TaskHandler::IDENTIFIER`, so the handlers and this list
     /// cannot name different jobs.
     pub jobs: &'static [&'static str],
+    /// How it is deployed: what the Kubernetes manifests rendered from the catalog need to
+    /// know besides its name and port (`deploy/k8s/templates/grpc-service.yaml`).
+    pub deployment: Deployment,
+}
+
+/// A service's deployment needs, for the manifests rendered from the catalog.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deployment {
+    /// The most replicas its autoscaler may run (the fewest is two, for availability).
+    pub max_replicas: u16,
+    /// Whether it calls third parties over HTTPS: only then may its pods reach public
+    /// addresses on port 443.
+    pub reaches_third_parties: bool,
 }
 
 /// Dispatch's relay of task events to Integrations (its handler, and the trigger queueing it
@@ -50,6 +66,11 @@ pub const COMPANIES: ServiceSpec = ServiceSpec {
     public_packages: &["director.companies.v1"],
     runs_jobs: false,
     jobs: &[],
+    // Plain CRUD, light next to the others.
+    deployment: Deployment {
+        max_replicas: 4,
+        reaches_third_parties: false,
+    },
 };
 
 /// Drivers, collection tasks, their state machine and live task events.
@@ -59,6 +80,10 @@ pub const DISPATCH: ServiceSpec = ServiceSpec {
     public_packages: &["director.dispatch.v1"],
     runs_jobs: true,
     jobs: &[DISPATCH_RELAY_TASK_EVENTS],
+    deployment: Deployment {
+        max_replicas: 8,
+        reaches_third_parties: false,
+    },
 };
 
 /// Vessey sync and import, Slack and Twilio notifications, as durable jobs.
@@ -68,6 +93,11 @@ pub const INTEGRATIONS: ServiceSpec = ServiceSpec {
     public_packages: &["director.integrations.v1"],
     runs_jobs: true,
     jobs: &[INTEGRATIONS_RUN_JOB, INTEGRATIONS_SEND_NOTIFICATION],
+    // Vessey, Slack and Twilio.
+    deployment: Deployment {
+        max_replicas: 6,
+        reaches_third_parties: true,
+    },
 };
 
 /// Every Director service, in start-up order (a service comes after those it calls; Dispatch
