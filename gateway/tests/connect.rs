@@ -578,3 +578,28 @@ async fn a_cross_origin_connect_call_passes_cors() {
         .unwrap();
     assert!(exposed.contains("connect-content-encoding"), "{exposed}");
 }
+
+#[tokio::test]
+async fn a_stream_message_over_the_cap_or_cut_short_is_refused_in_the_end_of_stream_message() {
+    let (gateway, _upstream) = spawn_echo_stack(&[("MAX_BODY_BYTES", "1000")]).await;
+    let request = json!({"name": "x".repeat(2000), "count": "1"}).to_string();
+    let response = post(&gateway, STREAM_PATH, "application/connect+json")
+        .body(envelope(0, request.as_bytes()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let (messages, end) = json_stream(&response.bytes().await.unwrap());
+    assert!(messages.is_empty());
+    assert_eq!(end["error"]["code"], "resource_exhausted", "{end}");
+
+    let mut cut = envelope(0, br#"{"name":"cut","count":"1"}"#);
+    cut.truncate(cut.len() - 3);
+    let response = post(&gateway, STREAM_PATH, "application/connect+json")
+        .body(cut)
+        .send()
+        .await
+        .unwrap();
+    let (_, end) = json_stream(&response.bytes().await.unwrap());
+    assert_eq!(end["error"]["code"], "invalid_argument", "{end}");
+}

@@ -59,6 +59,18 @@ impl Frames {
         Some(Envelope { flags, payload })
     }
 
+    /// The length of the frame under way, once its prefix has arrived.
+    pub(crate) fn pending_length(&self) -> Option<usize> {
+        (self.buffered.len() >= PREFIX_LEN).then(|| {
+            u32::from_be_bytes([
+                self.buffered[1],
+                self.buffered[2],
+                self.buffered[3],
+                self.buffered[4],
+            ]) as usize
+        })
+    }
+
     /// Whether bytes of an incomplete frame are left.
     pub(crate) fn has_partial(&self) -> bool {
         !self.buffered.is_empty()

@@ -14,12 +14,16 @@
 //! serve services generated from protos at build time; the gateway serves whatever
 //! descriptor pool it is given and forwards opaque calls, so it needs the wire protocol
 //! only — framing, codecs through prost-reflect and error mapping, which these modules are.
+//!
+//! Requests: [`request`] (unary bodies, GET, headers), [`stream_request`] (request streams);
+//! answers: [`response`]; shared: [`codec`], [`envelope`], [`error`].
 
 mod codec;
 mod envelope;
 mod error;
 mod request;
 mod response;
+mod stream_request;
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -48,10 +52,19 @@ pub struct Methods {
 }
 
 impl Methods {
-    /// The methods of every service in `pool`.
+    /// The methods of every service in `pool`, and of the gateway's own reflection and
+    /// health services (`buf curl` asks reflection for the schema over Connect).
     pub fn new(pool: &DescriptorPool) -> Self {
-        let by_path = pool
-            .services()
+        let own = [
+            tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
+            tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
+            tonic_health::pb::FILE_DESCRIPTOR_SET,
+        ]
+        .into_iter()
+        .filter_map(|encoded| DescriptorPool::decode(encoded).ok());
+        let by_path = std::iter::once(pool.clone())
+            .chain(own)
+            .flat_map(|pool| pool.services().collect::<Vec<_>>())
             .flat_map(|service| service.methods().collect::<Vec<_>>())
             .map(|method| {
                 (

@@ -9,8 +9,9 @@
 //!
 //! `Connect-Protocol-Version` (and GET's `connect`) are optional, but when sent must name
 //! version 1. `Connect-Timeout-Ms` becomes `grpc-timeout`, so the proxy bounds it exactly like
-//! a gRPC client's deadline. The body is read whole, at most `MAX_BODY_BYTES` before and after
-//! decompression: every method of the contract takes one request message.
+//! a gRPC client's deadline. A unary body is read whole, at most `MAX_BODY_BYTES` before and
+//! after decompression; a stream's messages are converted as they arrive
+//! ([`super::stream_request`]), each capped the same way.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -26,8 +27,8 @@ use prost_types::method_options::IdempotencyLevel;
 use tonic::Code;
 
 use super::codec::{Codec, GZIP, gunzip};
-use super::envelope::{COMPRESSED, END_STREAM, Frames};
 use super::error::ConnectError;
+use super::stream_request::RequestStream;
 use super::{Methods, Shape};
 
 /// A Connect request understood: what the answer must look like.
@@ -107,19 +108,28 @@ pub(crate) async fn read(
     };
     let streaming = method.is_server_streaming() || method.is_client_streaming();
     let timeout = timeout(parts.headers.get("connect-timeout-ms"))?;
-    let messages = match parts.method {
+    let body = match parts.method {
         Method::POST => {
             check_version(parts.headers.get("connect-protocol-version"))?;
             check_content_type(&parts.headers, streaming)?;
-            let body = read_body(body, max_body_bytes).await?;
             if streaming {
-                stream_messages(&parts.headers, body, max_body_bytes)?
+                // Converted message by message as the body arrives.
+                let gzipped = stream_compression(&parts.headers)?;
+                tonic::body::Body::new(RequestStream::new(
+                    body,
+                    shape.codec,
+                    method.input(),
+                    gzipped,
+                    max_body_bytes,
+                ))
             } else {
-                vec![unary_message(&parts.headers, body, max_body_bytes)?]
+                let body = read_body(body, max_body_bytes).await?;
+                let message = unary_message(&parts.headers, body, max_body_bytes)?;
+                unary_body(shape, &method, message)?
             }
         }
         Method::GET if !streaming && has_no_side_effects(&method) => {
-            vec![get_message(&parts.uri, max_body_bytes)?]
+            unary_body(shape, &method, get_message(&parts.uri, max_body_bytes)?)?
         }
         _ => {
             let (allow, why) = if !streaming && has_no_side_effects(&method) {
@@ -137,10 +147,6 @@ pub(crate) async fn read(
             .with_header(header::ALLOW, allow));
         }
     };
-    let messages = messages
-        .into_iter()
-        .map(|message| shape.codec.to_proto(message, &method.input()))
-        .collect::<Result<Vec<_>, _>>()?;
     let accepts_gzip = super::codec::accepts_gzip(parts.headers.get(if streaming {
         "connect-accept-encoding"
     } else {
@@ -153,12 +159,21 @@ pub(crate) async fn read(
         timeout,
     };
     as_grpc(&mut parts, timeout);
-    let mut framed = BytesMut::new();
-    for message in &messages {
-        super::envelope::put(&mut framed, 0, message);
-    }
-    let body = tonic::body::Body::new(http_body_util::Full::new(framed.freeze()));
     Ok((call, Request::from_parts(parts, body)))
+}
+
+/// The gRPC body of a unary call: its one message, as protobuf, framed.
+fn unary_body(
+    shape: Shape,
+    method: &prost_reflect::MethodDescriptor,
+    message: Bytes,
+) -> Result<tonic::body::Body, Refusal> {
+    let message = shape.codec.to_proto(message, &method.input())?;
+    let mut framed = BytesMut::new();
+    super::envelope::put(&mut framed, 0, &message);
+    Ok(tonic::body::Body::new(http_body_util::Full::new(
+        framed.freeze(),
+    )))
 }
 
 /// Turns the request's head into a gRPC call's: POST to the bare method path, gRPC content
@@ -308,48 +323,17 @@ fn unary_message(headers: &HeaderMap, body: Bytes, limit: usize) -> Result<Bytes
     }
 }
 
-/// A streaming POST's enveloped messages, each decompressed.
-fn stream_messages(headers: &HeaderMap, body: Bytes, limit: usize) -> Result<Vec<Bytes>, Refusal> {
+/// Whether a stream's messages may come gzipped (`Connect-Content-Encoding`).
+fn stream_compression(headers: &HeaderMap) -> Result<bool, Refusal> {
     let encoding = headers
         .get("connect-content-encoding")
         .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned());
-    let gzipped = compression(encoding.as_deref()).map_err(|()| {
+    compression(encoding.as_deref()).map_err(|()| {
         unsupported_compression(
             encoding.as_deref().unwrap_or_default(),
             "connect-accept-encoding",
         )
-    })?;
-    let mut frames = Frames::default();
-    frames.push(&body);
-    let mut messages = Vec::new();
-    while let Some(frame) = frames.next_frame() {
-        if frame.flags & END_STREAM != 0 {
-            return Err(ConnectError::new(
-                Code::InvalidArgument,
-                "A request stream carries no end-of-stream message",
-            )
-            .into());
-        }
-        if frame.flags & COMPRESSED == 0 {
-            messages.push(frame.payload);
-        } else if gzipped {
-            messages.push(gunzip(&frame.payload, limit)?);
-        } else {
-            return Err(ConnectError::new(
-                Code::InvalidArgument,
-                "A message is flagged compressed but connect-content-encoding names no compression",
-            )
-            .into());
-        }
-    }
-    if frames.has_partial() {
-        return Err(ConnectError::new(
-            Code::InvalidArgument,
-            "The request stream ends inside a message",
-        )
-        .into());
-    }
-    Ok(messages)
+    })
 }
 
 /// A GET's message, from its query.
