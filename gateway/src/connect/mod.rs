@@ -190,7 +190,7 @@ async fn handle(
             Err(Refusal {
                 error,
                 status,
-                headers,
+                header,
             }) => {
                 let mut response = match status {
                     Some(status) => {
@@ -200,7 +200,11 @@ async fn handle(
                     }
                     None => shape.refuse(error),
                 };
-                response.headers_mut().extend(headers);
+                if let Some((name, value)) = header {
+                    response
+                        .headers_mut()
+                        .insert(name, HeaderValue::from_static(value));
+                }
                 return response;
             }
         };

@@ -50,8 +50,8 @@ pub(crate) struct Refusal {
     /// An HTTP status other than the code's (405, 415): the request was not a Connect call
     /// this gateway takes at all.
     pub status: Option<StatusCode>,
-    /// Headers telling the client what would be taken (`Allow`, `Accept-Encoding`).
-    pub headers: HeaderMap,
+    /// A header telling the client what would be taken (`Allow`, `Accept-Encoding`).
+    pub header: Option<(HeaderName, &'static str)>,
 }
 
 impl From<ConnectError> for Refusal {
@@ -59,7 +59,7 @@ impl From<ConnectError> for Refusal {
         Self {
             error,
             status: None,
-            headers: HeaderMap::new(),
+            header: None,
         }
     }
 }
@@ -73,7 +73,7 @@ impl Refusal {
     }
 
     fn with_header(mut self, name: HeaderName, value: &'static str) -> Self {
-        self.headers.insert(name, HeaderValue::from_static(value));
+        self.header = Some((name, value));
         self
     }
 }
