@@ -603,3 +603,31 @@ async fn a_stream_message_over_the_cap_or_cut_short_is_refused_in_the_end_of_str
     let (_, end) = json_stream(&response.bytes().await.unwrap());
     assert_eq!(end["error"]["code"], "invalid_argument", "{end}");
 }
+
+#[tokio::test]
+async fn the_callers_rate_limit_answers_resource_exhausted_with_retry_after() {
+    let (gateway, _upstream) =
+        spawn_echo_stack(&[("RATE_LIMIT_PER_SECOND", "1"), ("RATE_LIMIT_BURST", "1")]).await;
+    let (status, _, _) = call_json(&gateway, json!({"name": "first"}), &[]).await;
+    assert_eq!(status, 200);
+    let (status, headers, body) = call_json(&gateway, json!({"name": "second"}), &[]).await;
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(body["code"], "resource_exhausted");
+    assert!(headers.contains_key("retry-after"));
+}
+
+#[tokio::test]
+async fn internal_errors_keep_their_message_out_of_the_answer() {
+    let (gateway, _upstream) = spawn_echo_stack(&[]).await;
+    let (status, _, body) = call_json(
+        &gateway,
+        json!({"name": "internal:pool timed out on db-3"}),
+        &[],
+    )
+    .await;
+    assert_eq!(status, 500);
+    assert_eq!(
+        body,
+        json!({"code": "internal", "message": "An error occurred"})
+    );
+}

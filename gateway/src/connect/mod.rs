@@ -249,6 +249,31 @@ mod tests {
     }
 
     #[test]
+    fn a_gateway_error_is_shaped_for_unary_calls_and_streams() {
+        let busy =
+            || ApiError::new(Code::Unavailable, "Server is busy, retry later").with_retry_after(1);
+        let unary = Shape {
+            streaming: false,
+            codec: Codec::Proto,
+        }
+        .error_response(busy());
+        assert_eq!(unary.status(), http::StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(unary.headers()[header::CONTENT_TYPE], "application/json");
+        assert_eq!(unary.headers()[header::RETRY_AFTER], "1");
+
+        let stream = Shape {
+            streaming: true,
+            codec: Codec::Json,
+        }
+        .error_response(busy());
+        assert_eq!(stream.status(), http::StatusCode::OK);
+        assert_eq!(
+            stream.headers()[header::CONTENT_TYPE],
+            "application/connect+json"
+        );
+    }
+
+    #[test]
     fn the_shape_follows_the_content_type_or_the_get_encoding() {
         let shape = |method: Method, content_type: &'static str, uri: &'static str| {
             let mut headers = HeaderMap::new();
