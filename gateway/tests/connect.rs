@@ -631,3 +631,34 @@ async fn internal_errors_keep_their_message_out_of_the_answer() {
         json!({"code": "internal", "message": "An error occurred"})
     );
 }
+
+#[tokio::test]
+async fn open_streams_end_with_unavailable_when_the_gateway_shuts_down() {
+    let (gateway, _upstream) = spawn_echo_stack(&[]).await;
+    let mut stream = post(&gateway, WATCH_PATH, "application/connect+json")
+        .body(envelope(0, br#"{"count":1,"hold":true}"#))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    let mut body = stream.chunk().await.unwrap().unwrap().to_vec();
+    let reader = tokio::spawn(async move {
+        while let Some(chunk) = stream.chunk().await.unwrap() {
+            body.extend_from_slice(&chunk);
+        }
+        body
+    });
+
+    let took = gateway.shut_down().await;
+    assert!(
+        took < Duration::from_secs(3),
+        "serve returned after {took:?}, held by the open stream"
+    );
+    let body = tokio::time::timeout(Duration::from_secs(3), reader)
+        .await
+        .expect("the stream did not end")
+        .unwrap();
+    let (messages, end) = json_stream(&body);
+    assert_eq!(messages.len(), 1);
+    assert_eq!(end["error"]["code"], "unavailable", "{end}");
+}

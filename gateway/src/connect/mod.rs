@@ -209,8 +209,9 @@ async fn handle(
             }
         };
     if call.shape.streaming {
+        let shutdown = state.shutdown.clone();
         let answer = forward_call(state, grpc_request).await;
-        return response::stream(&call, answer);
+        return response::stream(&call, answer, &shutdown);
     }
     // The whole exchange, reading the answer included, within the client's deadline (or the
     // gateway's, when smaller): the proxy bounds only the wait for the answer's headers.

@@ -4,7 +4,9 @@
 //!   it and it is worth it), the upstream's header metadata as headers and its trailers as
 //!   `trailer-*` headers; or an error: its HTTP status, the error JSON.
 //! - Streaming: HTTP 200, each message enveloped as it arrives, then the end-of-stream
-//!   message (flag 0x02) carrying the error, if any, and the trailers as `metadata`.
+//!   message (flag 0x02) carrying the error, if any, and the trailers as `metadata`. When the
+//!   gateway shuts down, open streams end at once with UNAVAILABLE (clients reconnect to
+//!   another replica) instead of holding their connections until the drain deadline.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -16,6 +18,7 @@ use http_body::Frame;
 use http_body_util::BodyExt as _;
 use prost_reflect::MessageDescriptor;
 use serde_json::{Map, Value};
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use tonic::Code;
 use tonic::body::Body;
 
@@ -160,7 +163,11 @@ fn content_type(prefix: &str, codec: Codec) -> HeaderValue {
 }
 
 /// The streaming answer to `call` from the upstream's `response`.
-pub(crate) fn stream(call: &Call, response: Response<Body>) -> Response<Body> {
+pub(crate) fn stream(
+    call: &Call,
+    response: Response<Body>,
+    shutdown: &CancellationToken,
+) -> Response<Body> {
     let (parts, body) = response.into_parts();
     let ended = ConnectError::from_grpc(&parts.headers);
     let opened = ended.is_none();
@@ -179,6 +186,7 @@ pub(crate) fn stream(call: &Call, response: Response<Body>) -> Response<Body> {
             codec: call.shape.codec,
             output: call.method.output(),
             gzip: call.accepts_gzip,
+            shutdown: Box::pin(shutdown.clone().cancelled_owned()),
             ended: false,
         }),
     };
@@ -232,6 +240,7 @@ struct StreamBody {
     codec: Codec,
     output: MessageDescriptor,
     gzip: bool,
+    shutdown: Pin<Box<WaitForCancellationFutureOwned>>,
     ended: bool,
 }
 
@@ -277,6 +286,12 @@ impl http_body::Body for StreamBody {
         loop {
             if this.ended {
                 return Poll::Ready(None);
+            }
+            // Shutdown first, so a busy stream still ends promptly.
+            if this.shutdown.as_mut().poll(cx).is_ready() {
+                let error =
+                    ConnectError::new(Code::Unavailable, "The server is shutting down; reconnect");
+                return Poll::Ready(Some(Ok(this.end(Some(&error), &HeaderMap::new()))));
             }
             let frame = match Pin::new(&mut this.upstream).poll_frame(cx) {
                 Poll::Pending => return Poll::Pending,
