@@ -1,7 +1,8 @@
-//! CORS for browsers calling the REST routes and gRPC-Web: exact origins from `CORS_ORIGINS`
+//! CORS for browsers calling the REST routes, Connect and gRPC-Web: exact origins from `CORS_ORIGINS`
 //! plus origins matching `ALLOWED_ORIGIN_REGEX` as a whole; no credentials (callers send a
 //! bearer token, never cookies, so a browser is never told to attach ambient ones); the gRPC
-//! response headers exposed so gRPC-Web clients can read statuses. Preflights are answered
+//! response headers exposed so gRPC-Web clients can read statuses, and Connect's headers
+//! (protocol version, deadline, stream compression) allowed and exposed for connect-web. Preflights are answered
 //! here, before authentication, and may be cached for ten minutes. An origin that is not
 //! allowed gets no `Access-Control-Allow-*` origin header, so the browser blocks the call.
 
@@ -26,6 +27,9 @@ const ALLOWED_HEADERS: &[&str] = &[
     "grpc-timeout",
     "connect-protocol-version",
     "connect-timeout-ms",
+    "connect-content-encoding",
+    "connect-accept-encoding",
+    "content-encoding",
     "traceparent",
     "tracestate",
 ];
@@ -35,6 +39,8 @@ const EXPOSED_HEADERS: &[&str] = &[
     "grpc-status",
     "grpc-message",
     "grpc-status-details-bin",
+    "connect-content-encoding",
+    "connect-accept-encoding",
     "x-request-id",
     "retry-after",
 ];

@@ -20,13 +20,15 @@ use tracing::{Instrument, info, warn};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::api::HttpRoute;
+use crate::connect::OpenedConnectStream;
 use crate::error::ApiError;
 use crate::protocol::Protocol;
 use crate::request_id::{RequestId, X_REQUEST_ID};
 use crate::security;
 
 /// The gRPC methods the gateway answers for, by path (`/package.Service/Method`): the
-/// `http_route` of gRPC and gRPC-Web requests is their path only when it is one of these.
+/// `http_route` of gRPC, gRPC-Web and Connect requests is their path only when it is one of
+/// these.
 #[derive(Debug, Clone, Default)]
 pub struct GrpcMethods {
     /// Every method served (proxied or local).
@@ -73,7 +75,8 @@ fn method_label(method: &Method) -> &'static str {
 }
 
 /// The `protocol` of `director_open_streams` when `response` opens a stream: Server-Sent
-/// Events, or a gRPC / gRPC-Web server stream (not a trailers-only refusal).
+/// Events, a gRPC / gRPC-Web server stream (not a trailers-only refusal), or a Connect stream
+/// (one the Connect side marked opened).
 fn stream_protocol(
     protocol: Protocol,
     streaming_method: bool,
@@ -86,6 +89,10 @@ fn stream_protocol(
             .and_then(|value| value.to_str().ok())
             .is_some_and(|value| value.starts_with("text/event-stream"))
             .then_some("sse"),
+        Protocol::Connect(_) => response
+            .extensions()
+            .get::<OpenedConnectStream>()
+            .map(|_| "connect"),
         _ if !streaming_method || headers.contains_key("grpc-status") => None,
         Protocol::Grpc => Some("grpc"),
         Protocol::GrpcWeb => Some("grpc_web"),
@@ -145,13 +152,15 @@ where
         // gRPC routes are their paths when known; REST routes come back with the answer.
         let (grpc_route, streaming_method) = match protocol {
             Protocol::Rest => (None, false),
-            Protocol::Grpc | Protocol::GrpcWeb => match self.grpc_methods.known.get(path) {
-                Some(known) => (
-                    Some(known.clone()),
-                    self.grpc_methods.streaming.contains(path),
-                ),
-                None => (Some(HttpRoute::UNMATCHED.to_owned()), false),
-            },
+            Protocol::Grpc | Protocol::GrpcWeb | Protocol::Connect(_) => {
+                match self.grpc_methods.known.get(path) {
+                    Some(known) => (
+                        Some(known.clone()),
+                        self.grpc_methods.streaming.contains(path),
+                    ),
+                    None => (Some(HttpRoute::UNMATCHED.to_owned()), false),
+                }
+            }
         };
         let docs_page = security::is_docs_page(request.uri().path());
         let span = tracing::info_span!(

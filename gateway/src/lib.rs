@@ -1,13 +1,13 @@
 //! Director's gateway: the one public entry point of the system.
 //!
 //! One listener speaks, per request, REST/JSON (transcoded from the `google.api.http`
-//! annotations of the descriptor pool), gRPC-Web and native gRPC (proxied by package to the
-//! owning service). In front of all of them: Supabase token authentication, CORS, body, rate
+//! annotations of the descriptor pool), Connect, gRPC-Web and native gRPC (proxied by package
+//! to the owning service). In front of all of them: Supabase token authentication, CORS, body, rate
 //! and concurrency limits, request ids and security headers. See [`Gateway`].
 //!
 //! Module map: [`server`] (listener, layering), [`connection`] (connection cap and
 //! timeouts), [`api`] (HTTP side), [`proxy`] and [`proxy_body`] (gRPC and gRPC-Web, message
-//! cap, token expiry), [`local_grpc`] (reflection, health), [`auth`], [`admission`] (token
+//! cap, token expiry), [`connect`] (the Connect protocol, translated to gRPC), [`local_grpc`] (reflection, health), [`auth`], [`admission`] (token
 //! then rate limit), [`client_addr`] (trusted proxies), [`forward`] (identity sent
 //! upstream), [`upstream`] (balanced channels), [`cors`], [`limits`], [`edge`],
 //! [`security`], [`health`], [`rest`] and [`openapi`] (transcoding and documentation).
@@ -17,6 +17,7 @@ pub mod api;
 pub mod auth;
 pub mod client_addr;
 pub mod config;
+pub mod connect;
 pub mod connection;
 pub mod cors;
 pub mod edge;

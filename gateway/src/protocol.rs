@@ -1,11 +1,13 @@
-//! Which protocol a request speaks, decided by its `content-type`, and how an error the
-//! gateway raises itself is shaped for it: JSON for REST, a trailers-only gRPC answer
-//! (`grpc-status`/`grpc-message` headers, HTTP 200) for gRPC and gRPC-Web.
+//! Which protocol a request speaks, decided by its `content-type` (and, for Connect, its
+//! path), and how an error the gateway raises itself is shaped for it: JSON for REST, a
+//! trailers-only gRPC answer (`grpc-status`/`grpc-message` headers, HTTP 200) for gRPC and
+//! gRPC-Web, Connect's error JSON (or end-of-stream message) for Connect.
 
 use axum::body::Body;
 use axum::response::IntoResponse;
 use http::{HeaderValue, Request, Response, header};
 
+use crate::connect::{self, Shape};
 use crate::error::ApiError;
 
 /// The protocol of one request.
@@ -15,6 +17,9 @@ pub enum Protocol {
     Grpc,
     /// `application/grpc-web`, `application/grpc-web-text`, …: converted to gRPC and proxied.
     GrpcWeb,
+    /// `application/connect+*` (streams), or any other request to an RPC path
+    /// (`/package.Service/Method`: unary calls, `POST` or `GET`).
+    Connect(Shape),
     /// Anything else: the REST/JSON routes.
     Rest,
 }
@@ -32,6 +37,10 @@ impl Protocol {
             Self::GrpcWeb
         } else if content_type.starts_with("application/grpc") {
             Self::Grpc
+        } else if content_type.starts_with("application/connect+")
+            || connect::is_rpc_path(request.uri().path())
+        {
+            Self::Connect(Shape::of_request(request))
         } else {
             Self::Rest
         }
@@ -43,6 +52,7 @@ impl Protocol {
     pub fn error_response(self, error: ApiError) -> Response<Body> {
         match self {
             Self::Rest => error.into_response(),
+            Self::Connect(shape) => shape.error_response(error),
             Self::Grpc | Self::GrpcWeb => {
                 let retry_after = error.retry_after;
                 let mut response: Response<Body> =

@@ -61,8 +61,12 @@ pub(crate) fn grpc_web_service(state: Arc<AppState>) -> GrpcService {
     ))
 }
 
-/// Forwards one gRPC call (already in native gRPC form).
-async fn forward_call(state: Arc<AppState>, mut request: Request<Body>) -> Response<Body> {
+/// Forwards one gRPC call (already in native gRPC form): gRPC-Web and Connect calls come
+/// here translated, so every protocol passes the same checks.
+pub(crate) async fn forward_call(
+    state: Arc<AppState>,
+    mut request: Request<Body>,
+) -> Response<Body> {
     let path = request.uri().path().to_owned();
     if path == local_grpc::HEALTH_WATCH {
         // A held Watch would cost a stream for nothing a probe needs: Check answers.

@@ -1,6 +1,6 @@
 //! The gateway process: built once from its configuration, the descriptor pool and the
 //! upstream map, then serving one listener that speaks HTTP/1.1 and h2c (prior knowledge),
-//! choosing per request between native gRPC, gRPC-Web and REST by content type.
+//! choosing per request between native gRPC, gRPC-Web, Connect and REST (see [`Protocol`]).
 //!
 //! Connections are capped and timed out as [`connection`] says. Layers, outermost first:
 //! [`Edge`] (request id, span, security headers, access log) →
@@ -31,6 +31,7 @@ use tracing::{debug, info, warn};
 use crate::api::http_service;
 use crate::auth::Authenticator;
 use crate::config::GatewayConfig;
+use crate::connect::{self, connect_service};
 use crate::connection::{
     self, Activity, AddressConnections, ConnectionCap, Inactive, ReadTimeoutBody,
 };
@@ -56,6 +57,7 @@ type GatewayService = BoxCloneSyncService<Request<Body>, Response<Body>, Infalli
 pub struct Gateway {
     state: Arc<AppState>,
     grpc_methods: Arc<GrpcMethods>,
+    connect_methods: Arc<connect::Methods>,
     config: GatewayConfig,
     health: HealthReporter,
 }
@@ -99,6 +101,7 @@ impl Gateway {
             }
         }
         let grpc_methods = grpc_methods(&descriptors, &streaming_methods);
+        let connect_methods = connect::Methods::new(&descriptors);
         let rest = RestApi::new(&descriptors).context("building the REST routes")?;
         // The document describes what this gateway serves: routes of packages with an upstream.
         let served = rest.restricted_to(|package| upstreams.channel_for_package(package).is_some());
@@ -126,6 +129,7 @@ impl Gateway {
         Ok(Self {
             state: Arc::new(state),
             grpc_methods: Arc::new(grpc_methods),
+            connect_methods: Arc::new(connect_methods),
             config,
             health,
         })
@@ -294,6 +298,7 @@ impl Gateway {
         let dispatch = Dispatch {
             grpc: grpc_service(self.state.clone()),
             grpc_web: grpc_web_service(self.state.clone()),
+            connect: connect_service(self.state.clone(), Arc::clone(&self.connect_methods)),
             http: http_service(self.state.clone()),
         };
         let shed = Shed::new(dispatch, self.state.limits.max_concurrent_requests);
@@ -349,6 +354,7 @@ fn grpc_methods(descriptors: &DescriptorPool, streaming: &HashSet<String>) -> Gr
 struct Dispatch {
     grpc: GrpcService,
     grpc_web: GrpcService,
+    connect: GrpcService,
     http: GrpcService,
 }
 
@@ -368,6 +374,7 @@ impl tower::Service<Request<Body>> for Dispatch {
         let handler = match Protocol::of(&request) {
             Protocol::Grpc => self.grpc.clone(),
             Protocol::GrpcWeb => self.grpc_web.clone(),
+            Protocol::Connect(_) => self.connect.clone(),
             Protocol::Rest => self.http.clone(),
         };
         handler.oneshot(request)

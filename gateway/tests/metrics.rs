@@ -269,3 +269,60 @@ async fn an_open_grpc_web_stream_counts_until_the_client_drops_it() {
         "the stream still counts after the client left"
     );
 }
+
+#[tokio::test]
+async fn connect_calls_are_measured_by_method_path_and_their_streams_counted() {
+    let (admin, _stop) = admin().await;
+    let (gateway, _upstream) = spawn_echo_stack(&[]).await;
+    let get = http()
+        .get(gateway.at(&format!(
+            "{ECHO_PATH}?encoding=json&message=%7B%22name%22%3A%22m%22%7D"
+        )))
+        .header("authorization", bearer())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(get.status(), 200);
+    get.bytes().await.unwrap();
+
+    // A held WatchEchoes stream over Connect: one event, then open until dropped.
+    let mut request = vec![0];
+    let message = br#"{"count":1,"hold":true}"#;
+    request.extend_from_slice(&u32::try_from(message.len()).unwrap().to_be_bytes());
+    request.extend_from_slice(message);
+    let mut stream = http()
+        .post(gateway.at(WATCH_PATH))
+        .header("content-type", "application/connect+json")
+        .header("authorization", bearer())
+        .body(request)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    assert!(
+        !stream.chunk().await.unwrap().unwrap().is_empty(),
+        "the first event arrived"
+    );
+    assert_eq!(open_streams_become(admin, "connect", 1.0).await, Some(1.0));
+    drop(stream);
+    assert_eq!(
+        open_streams_become(admin, "connect", 0.0).await,
+        Some(0.0),
+        "the stream still counts after the client left"
+    );
+
+    let text = scrape(admin).await;
+    assert_eq!(
+        series_value(
+            &text,
+            "http_server_request_duration_seconds_count",
+            &[
+                ("http_route", ECHO_PATH),
+                ("http_request_method", "GET"),
+                ("http_response_status_code", "200"),
+            ],
+        ),
+        Some(1.0),
+        "a Connect GET is labelled by its method path: {text}"
+    );
+}

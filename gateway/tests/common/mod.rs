@@ -371,6 +371,19 @@ impl EchoHandler {
         {
             return Err(Status::internal(message.to_owned()));
         }
+        // A name `invalid:<field>` is refused as validation refuses a bad field: with a
+        // google.rpc.BadRequest naming it.
+        if let Some(name) = input.get_field_by_name("name")
+            && let Some(field) = name.as_str().and_then(|name| name.strip_prefix("invalid:"))
+        {
+            let mut details = tonic_types::ErrorDetails::new();
+            details.add_bad_request_violation(field, "is invalid");
+            return Err(<Status as tonic_types::StatusExt>::with_error_details(
+                tonic::Code::InvalidArgument,
+                format!("Invalid {field}"),
+                details,
+            ));
+        }
         let mut output = DynamicMessage::new(self.method.output());
         for field in ["name", "count", "mood"] {
             output.set_field_by_name(field, input.get_field_by_name(field).unwrap().into_owned());
@@ -391,7 +404,22 @@ impl tonic::server::UnaryService<DynamicMessage> for EchoHandler {
 
     fn call(&mut self, request: Request<DynamicMessage>) -> Self::Future {
         let result = self.echo(&request, 0).map(Response::new);
-        Box::pin(async move { result })
+        // A name `slow:<ms>` answers after that many milliseconds.
+        let delay = request
+            .get_ref()
+            .get_field_by_name("name")
+            .and_then(|name| {
+                name.as_str()
+                    .and_then(|name| name.strip_prefix("slow:"))
+                    .and_then(|millis| millis.parse().ok())
+            })
+            .map(Duration::from_millis);
+        Box::pin(async move {
+            if let Some(delay) = delay {
+                tokio::time::sleep(delay).await;
+            }
+            result
+        })
     }
 }
 
@@ -410,10 +438,20 @@ impl tonic::server::ServerStreamingService<DynamicMessage> for EchoHandler {
         let echoes: Result<Vec<_>, Status> = (1..=count)
             .map(|sequence| self.echo(&request, i32::try_from(sequence).unwrap()))
             .collect();
+        // A name `fail-after:<message>` ends the stream with ABORTED after its echoes.
+        let failure = request
+            .get_ref()
+            .get_field_by_name("name")
+            .and_then(|name| {
+                name.as_str()
+                    .and_then(|name| name.strip_prefix("fail-after:"))
+                    .map(|message| Status::aborted(message.to_owned()))
+            });
         Box::pin(async move {
             let echoes = echoes?;
-            let stream: Self::ResponseStream =
-                Box::pin(futures::stream::iter(echoes.into_iter().map(Ok)));
+            let stream: Self::ResponseStream = Box::pin(futures::stream::iter(
+                echoes.into_iter().map(Ok).chain(failure.map(Err)),
+            ));
             Ok(Response::new(stream))
         })
     }
