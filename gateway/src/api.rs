@@ -20,7 +20,7 @@ use crate::admission::admit;
 use crate::auth::Authenticated;
 use crate::error::ApiError;
 use crate::limits::{GuardedBody, body_too_large, declared_length_exceeds, too_many_streams};
-use crate::openapi;
+use crate::openapi::{self, assets, assets::Asset};
 use crate::proxy::GrpcService;
 use crate::request_id::RequestId;
 use crate::rest::{self, RouteMatch, method_not_allowed, not_found};
@@ -29,7 +29,7 @@ use crate::upstream::Outbound;
 use crate::{forward, health};
 
 /// Routes the gateway answers itself, without authentication.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
 enum GatewayRoute {
     Banner,
     Liveness,
@@ -37,6 +37,8 @@ enum GatewayRoute {
     OpenApi,
     Docs,
     Redoc,
+    /// A script or stylesheet of the documentation pages.
+    DocsAsset(&'static Asset),
 }
 
 impl GatewayRoute {
@@ -48,7 +50,7 @@ impl GatewayRoute {
             "/api/openapi.json" => Self::OpenApi,
             "/api/docs" => Self::Docs,
             "/api/redoc" => Self::Redoc,
-            _ => return None,
+            _ => Self::DocsAsset(assets::find(path)?),
         })
     }
 
@@ -61,6 +63,7 @@ impl GatewayRoute {
             Self::OpenApi => "/api/openapi.json",
             Self::Docs => "/api/docs",
             Self::Redoc => "/api/redoc",
+            Self::DocsAsset(asset) => asset.path,
         }
     }
 
@@ -68,7 +71,7 @@ impl GatewayRoute {
     /// exempt from the per-address limit. Readiness checks every upstream, so it is limited
     /// like the other public routes (the limit is far above any probe's rate).
     fn is_rate_limited(self) -> bool {
-        self != Self::Liveness
+        !matches!(self, Self::Liveness)
     }
 }
 
@@ -282,6 +285,7 @@ async fn gateway_route_answer(
             .into_response(),
         GatewayRoute::Docs => Html(openapi::docs_html()).into_response(),
         GatewayRoute::Redoc => Html(openapi::redoc_html()).into_response(),
+        GatewayRoute::DocsAsset(asset) => assets::response(asset),
     })
 }
 

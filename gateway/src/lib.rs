@@ -5,17 +5,20 @@
 //! to the owning service). In front of all of them: Supabase token authentication, CORS, body, rate
 //! and concurrency limits, request ids and security headers. See [`Gateway`].
 //!
-//! Module map: [`server`] (listener, layering), [`connection`] (connection cap and
-//! timeouts), [`api`] (HTTP side), [`proxy`] and [`proxy_body`] (gRPC and gRPC-Web, message
-//! cap, token expiry), [`connect`] (the Connect protocol, translated to gRPC), [`local_grpc`] (reflection, health), [`auth`], [`admission`] (token
-//! then rate limit), [`client_addr`] (trusted proxies), [`forward`] (identity sent
-//! upstream), [`upstream`] (balanced channels), [`cors`], [`limits`], [`edge`],
-//! [`security`], [`health`], [`rest`] and [`openapi`] (transcoding and documentation).
+//! Module map: [`server`] (listener, layering), [`compression`] (REST answers),
+//! [`connection`] (connection cap and timeouts), [`api`] (HTTP side), [`proxy`] and
+//! [`proxy_body`] (gRPC and gRPC-Web, message cap, token expiry), [`connect`] (the Connect
+//! protocol, translated to gRPC), [`local_grpc`] (reflection, health), [`auth`],
+//! [`admission`] (token then rate limit), [`client_addr`] (trusted proxies), [`forward`]
+//! (identity sent upstream), [`upstream`] (balanced channels), [`cors`], [`limits`],
+//! [`edge`], [`security`], [`health`], [`rest`] and [`openapi`] (transcoding, documentation
+//! and its embedded assets).
 
 pub mod admission;
 pub mod api;
 pub mod auth;
 pub mod client_addr;
+pub mod compression;
 pub mod config;
 pub mod connect;
 pub mod connection;

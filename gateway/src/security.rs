@@ -1,19 +1,21 @@
-//! Security headers added to every answer. The documentation pages load Swagger UI and ReDoc
-//! from a CDN, so they get a content security policy that allows those scripts; every other
-//! answer is data and gets a policy that allows nothing.
+//! Security headers added to every answer. The documentation pages load Swagger UI and Redoc
+//! from the gateway itself, so they get a content security policy that allows this origin's
+//! scripts, styles and the OpenAPI document, and nothing from elsewhere; every other answer is
+//! data and gets a policy that allows nothing.
 
 use http::{HeaderMap, HeaderName, HeaderValue, header};
 
 /// Policy for JSON and gRPC answers: nothing may be loaded or framed.
 const DATA_CSP: &str = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'";
 
-/// Policy for `/api/docs` and `/api/redoc`: their CDN scripts, styles and fonts, the
-/// OpenAPI document from this origin, and nothing else.
+/// Policy for `/api/docs` and `/api/redoc`: scripts from this origin only (no inline script);
+/// inline styles, which both renderers set on their elements; images and fonts from this
+/// origin or inline (`data:`); Redoc's search worker (`blob:`); the document from this origin.
 const DOCS_CSP: &str = "default-src 'self'; \
-     script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net https://unpkg.com https://cdn.redoc.ly; \
-     style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net https://unpkg.com https://fonts.googleapis.com; \
-     font-src 'self' data: https://fonts.gstatic.com https://cdn.jsdelivr.net; \
-     img-src 'self' data: https:; \
+     script-src 'self'; \
+     style-src 'self' 'unsafe-inline'; \
+     font-src 'self' data:; \
+     img-src 'self' data:; \
      worker-src 'self' blob:; \
      connect-src 'self'; \
      frame-ancestors 'none'; base-uri 'self'";

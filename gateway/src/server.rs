@@ -3,8 +3,8 @@
 //! choosing per request between native gRPC, gRPC-Web, Connect and REST (see [`Protocol`]).
 //!
 //! Connections are capped and timed out as [`connection`] says. Layers, outermost first:
-//! [`Edge`] (request id, span, security headers, access log) →
-//! CORS → [`Shed`] (concurrency cap) → protocol dispatch.
+//! [`RestCompression`] (REST answers only) → [`Edge`] (request id, span, security headers,
+//! access log) → CORS → [`Shed`] (concurrency cap) → protocol dispatch.
 
 use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
@@ -30,6 +30,7 @@ use tracing::{debug, info, warn};
 
 use crate::api::http_service;
 use crate::auth::Authenticator;
+use crate::compression::RestCompression;
 use crate::config::GatewayConfig;
 use crate::connect::{self, connect_service};
 use crate::connection::{
@@ -308,7 +309,7 @@ impl Gateway {
             self.config.common.environment == Environment::Prod,
             Arc::clone(&self.grpc_methods),
         );
-        BoxCloneSyncService::new(edge)
+        BoxCloneSyncService::new(RestCompression::new(edge))
     }
 }
 

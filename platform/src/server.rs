@@ -26,6 +26,16 @@ use crate::telemetry::TraceContextLayer;
 /// held to the same bound, and refused with RESOURCE_EXHAUSTED before the message is decoded.
 pub const MAX_REQUEST_MESSAGE_BYTES: usize = 1024 * 1024;
 
+/// The per-message compression of the public services, built into each generated server with
+/// `.accept_compressed(GRPC_COMPRESSION).send_compressed(GRPC_COMPRESSION)`. The gateway
+/// proxies gRPC and gRPC-Web calls with their `grpc-encoding` and `grpc-accept-encoding`
+/// headers unchanged, so a client that offers gzip gets gzip-compressed messages (and may send
+/// them) without the gateway decompressing anything; a client that does not offer it gets
+/// plain messages. A compressed request message is still bounded after decompression by the
+/// server's `max_decoding_message_size`. The gateway's own REST calls offer no compression.
+pub const GRPC_COMPRESSION: tonic::codec::CompressionEncoding =
+    tonic::codec::CompressionEncoding::Gzip;
+
 /// The largest request message of the service-to-service bulk RPCs (batches of at most 1,000
 /// rows, well under this).
 pub const MAX_BULK_MESSAGE_BYTES: usize = 4 * 1024 * 1024;

@@ -1,5 +1,6 @@
 //! The OpenAPI 3.1 document of the REST surface, generated once at start-up from the route
-//! table and the descriptors (comments included), plus the Swagger UI / Redoc pages.
+//! table and the descriptors (comments included), plus the Swagger UI / Redoc pages and their
+//! embedded assets.
 //!
 //! - Every REST route is an operation: `operationId` `<Service>_<Method>`, tag = service name,
 //!   summary (first sentence) and description from the method's proto comment.
@@ -19,6 +20,7 @@
 //!
 //! See [`schema`] for how messages map to JSON Schema.
 
+pub mod assets;
 mod comments;
 mod pages;
 pub mod schema;

@@ -1,14 +1,14 @@
-//! The documentation pages: Swagger UI at `/api/docs` and Redoc at `/api/redoc`, both loaded
-//! from jsDelivr (allowed by the docs pages' content security policy) at exact versions with
-//! subresource integrity, and pointed at `/api/openapi.json`. Static strings: nothing is
-//! rendered per request. To upgrade, change the version and recompute each hash:
-//! `npm pack <package>@<version>` and `openssl dgst -sha384 -binary <file> | base64`.
+//! The documentation pages: Swagger UI at `/api/docs` and Redoc at `/api/redoc`, both pointed
+//! at `/api/openapi.json` and loading their scripts and styles from the gateway itself
+//! ([`super::assets`], pinned npm packages embedded in the binary), so they render without
+//! internet access. Static strings: nothing is rendered per request; no inline script (the
+//! pages' content security policy allows scripts from this origin only).
 
 /// Where the pages read the document.
 pub const OPENAPI_URL: &str = "/api/openapi.json";
 
 /// Swagger UI. "Authorize" takes a bearer token (Supabase access token) and keeps it across
-/// reloads.
+/// reloads (see `gateway/assets/swagger-initializer.js`, which reads `data-openapi-url`).
 pub fn docs_html() -> &'static str {
     r##"<!doctype html>
 <html lang="en">
@@ -16,22 +16,12 @@ pub fn docs_html() -> &'static str {
   <meta charset="utf-8">
   <meta name="viewport" content="width=device-width, initial-scale=1">
   <title>IntegrationDirector API — Swagger UI</title>
-  <link rel="stylesheet" href="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5.35.0/swagger-ui.css" integrity="sha384-WlYgdmXYOOBWL5apwjDEZwN+U3HmXSSu5R6V5aGxEcf7z+KuRNwBhoxKVN1i3D5I" crossorigin="anonymous">
+  <link rel="stylesheet" href="/api/docs/assets/swagger-ui-dist@5.35.0/swagger-ui.css">
 </head>
 <body>
-  <div id="swagger-ui"></div>
-  <script src="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5.35.0/swagger-ui-bundle.js" integrity="sha384-gjRm0bEPMeTmMh5jT2cHccIwCUZSTd8YC+j0d0sXw0MdGEfScduGpSyF3ZSSLkX9" crossorigin="anonymous"></script>
-  <script>
-    window.addEventListener("load", function () {
-      window.ui = SwaggerUIBundle({
-        url: "/api/openapi.json",
-        dom_id: "#swagger-ui",
-        deepLinking: true,
-        persistAuthorization: true,
-        displayRequestDuration: true
-      });
-    });
-  </script>
+  <div id="swagger-ui" data-openapi-url="/api/openapi.json"></div>
+  <script src="/api/docs/assets/swagger-ui-dist@5.35.0/swagger-ui-bundle.js"></script>
+  <script src="/api/docs/assets/director@1/swagger-initializer.js"></script>
 </body>
 </html>
 "##
@@ -49,7 +39,7 @@ pub fn redoc_html() -> &'static str {
 </head>
 <body>
   <redoc spec-url="/api/openapi.json"></redoc>
-  <script src="https://cdn.jsdelivr.net/npm/redoc@2.5.4/bundles/redoc.standalone.js" integrity="sha384-w447zOpYfw/1Tv/5AK9NfHTlQIqE3RVR6KY62jCyy9zNDgO64cMwGGP1Fj0zJVf5" crossorigin="anonymous"></script>
+  <script src="/api/docs/assets/redoc@2.5.4/redoc.standalone.js"></script>
 </body>
 </html>
 "##
@@ -57,38 +47,50 @@ pub fn redoc_html() -> &'static str {
 
 #[cfg(test)]
 mod tests {
+    use super::super::assets;
     use super::*;
 
-    /// Every asset from the CDN names an exact version and carries its subresource-integrity
-    /// hash (the sha384 of the file in the npm package, which jsDelivr serves unchanged), so
-    /// a changed or compromised file is refused by the browser.
+    /// The `src` and `href` values of `page`.
+    fn references(page: &str) -> Vec<&str> {
+        ["src=\"", "href=\""]
+            .iter()
+            .flat_map(|attribute| page.split(attribute).skip(1))
+            .filter_map(|rest| rest.split('"').next())
+            .collect()
+    }
+
+    /// Every script and stylesheet is one the gateway embeds: nothing is loaded from
+    /// another origin.
     #[test]
-    fn cdn_assets_are_pinned_with_subresource_integrity() {
+    fn pages_load_only_embedded_assets() {
         for page in [docs_html(), redoc_html()] {
-            let tags: Vec<&str> = page
-                .split('<')
-                .filter(|tag| tag.contains("cdn.jsdelivr.net"))
-                .collect();
-            assert!(!tags.is_empty());
-            for tag in tags {
-                assert!(tag.contains("integrity=\"sha384-"), "{tag}");
-                assert!(tag.contains("crossorigin=\"anonymous\""), "{tag}");
-                let version = tag
-                    .split("/npm/")
-                    .nth(1)
-                    .and_then(|rest| rest.split('/').next())
-                    .and_then(|package| package.rsplit('@').next())
-                    .unwrap_or_default();
-                assert_eq!(version.split('.').count(), 3, "an exact version: {tag}");
+            let references = references(page);
+            assert!(!references.is_empty());
+            for reference in references {
+                assert!(
+                    assets::find(reference).is_some(),
+                    "not embedded: {reference}"
+                );
             }
+            assert!(!page.contains("https://"), "{page}");
         }
+        assert_eq!(
+            references(docs_html()),
+            [
+                assets::SWAGGER_UI_BUNDLE,
+                assets::SWAGGER_INITIALIZER,
+                assets::SWAGGER_UI_CSS
+            ]
+        );
+        assert_eq!(references(redoc_html()), [assets::REDOC_STANDALONE]);
     }
 
     #[test]
     fn both_pages_point_at_the_openapi_document() {
-        assert!(docs_html().contains(OPENAPI_URL));
-        assert!(docs_html().contains("swagger-ui-bundle.js"));
-        assert!(redoc_html().contains(OPENAPI_URL));
-        assert!(redoc_html().contains("redoc.standalone.js"));
+        assert!(docs_html().contains(&format!("data-openapi-url=\"{OPENAPI_URL}\"")));
+        let initializer = assets::find(assets::SWAGGER_INITIALIZER).expect("embedded");
+        let initializer = std::str::from_utf8(initializer.bytes).expect("UTF-8");
+        assert!(initializer.contains("dataset.openapiUrl"));
+        assert!(redoc_html().contains(&format!("spec-url=\"{OPENAPI_URL}\"")));
     }
 }

@@ -10,7 +10,9 @@ pub mod store;
 
 use director_platform::catalog;
 use director_platform::runner::{Service, ServiceContext};
-use director_platform::server::{MAX_BULK_MESSAGE_BYTES, MAX_REQUEST_MESSAGE_BYTES};
+use director_platform::server::{
+    GRPC_COMPRESSION, MAX_BULK_MESSAGE_BYTES, MAX_REQUEST_MESSAGE_BYTES,
+};
 use director_proto::companies::companies_service_server::{self, CompaniesServiceServer};
 use director_proto::internal::companies::companies_internal_service_server::{
     self, CompaniesInternalServiceServer,
@@ -34,7 +36,10 @@ fn routes(context: &ServiceContext) -> anyhow::Result<tonic::service::Routes> {
     let api = CompaniesApi::new(CompanyStore::new(context.db.clone()));
     let internal = internal::CompaniesInternalApi::new(context.db.clone());
     Ok(tonic::service::Routes::new(
-        CompaniesServiceServer::new(api).max_decoding_message_size(MAX_REQUEST_MESSAGE_BYTES),
+        CompaniesServiceServer::new(api)
+            .max_decoding_message_size(MAX_REQUEST_MESSAGE_BYTES)
+            .accept_compressed(GRPC_COMPRESSION)
+            .send_compressed(GRPC_COMPRESSION),
     )
     .add_service(
         CompaniesInternalServiceServer::new(internal)

@@ -26,7 +26,9 @@ pub mod tasks;
 use director_platform::catalog;
 use director_platform::jobs::JobsConfig;
 use director_platform::runner::{Service, ServiceContext};
-use director_platform::server::{MAX_BULK_MESSAGE_BYTES, MAX_REQUEST_MESSAGE_BYTES};
+use director_platform::server::{
+    GRPC_COMPRESSION, MAX_BULK_MESSAGE_BYTES, MAX_REQUEST_MESSAGE_BYTES,
+};
 use director_proto::dispatch::drivers_service_server::{self, DriversServiceServer};
 use director_proto::dispatch::tasks_service_server::{self, TasksServiceServer};
 use director_proto::internal::dispatch::dispatch_internal_service_server::{
@@ -76,10 +78,16 @@ fn routes(context: &ServiceContext) -> anyhow::Result<tonic::service::Routes> {
     let drivers = drivers::DriversApi::new(drivers::DriverStore::new(context.db.clone()));
     let tasks = tasks::TasksApi::new(tasks::TaskStore::new(context.db.clone()), companies, events);
     Ok(tonic::service::Routes::new(
-        DriversServiceServer::new(drivers).max_decoding_message_size(MAX_REQUEST_MESSAGE_BYTES),
+        DriversServiceServer::new(drivers)
+            .max_decoding_message_size(MAX_REQUEST_MESSAGE_BYTES)
+            .accept_compressed(GRPC_COMPRESSION)
+            .send_compressed(GRPC_COMPRESSION),
     )
     .add_service(
-        TasksServiceServer::new(tasks).max_decoding_message_size(MAX_REQUEST_MESSAGE_BYTES),
+        TasksServiceServer::new(tasks)
+            .max_decoding_message_size(MAX_REQUEST_MESSAGE_BYTES)
+            .accept_compressed(GRPC_COMPRESSION)
+            .send_compressed(GRPC_COMPRESSION),
     )
     .add_service(
         DispatchInternalServiceServer::new(internal::DispatchInternalApi::new(context.db.clone()))

@@ -30,7 +30,9 @@ use director_platform::config::ConfigError;
 use director_platform::jobs::JobsConfig;
 use director_platform::notify::Notifications;
 use director_platform::runner::{Service, ServiceContext};
-use director_platform::server::{MAX_BULK_MESSAGE_BYTES, MAX_REQUEST_MESSAGE_BYTES};
+use director_platform::server::{
+    GRPC_COMPRESSION, MAX_BULK_MESSAGE_BYTES, MAX_REQUEST_MESSAGE_BYTES,
+};
 use director_proto::integrations::integrations_service_server::{self, IntegrationsServiceServer};
 use director_proto::integrations::jobs_service_server::{self, JobsServiceServer};
 use director_proto::integrations::notifications_service_server::{
@@ -141,18 +143,24 @@ fn routes(context: &ServiceContext) -> anyhow::Result<tonic::service::Routes> {
     let watch = JobWatch::new(app.jobs.clone(), notifications, context.shutdown.clone());
     Ok(tonic::service::Routes::new(
         IntegrationsServiceServer::new(vessey::grpc::IntegrationsApi::new(app.clone()))
-            .max_decoding_message_size(MAX_REQUEST_MESSAGE_BYTES),
+            .max_decoding_message_size(MAX_REQUEST_MESSAGE_BYTES)
+            .accept_compressed(GRPC_COMPRESSION)
+            .send_compressed(GRPC_COMPRESSION),
     )
     .add_service(
         JobsServiceServer::new(jobs::grpc::JobsApi::new(app.jobs.clone(), watch))
-            .max_decoding_message_size(MAX_REQUEST_MESSAGE_BYTES),
+            .max_decoding_message_size(MAX_REQUEST_MESSAGE_BYTES)
+            .accept_compressed(GRPC_COMPRESSION)
+            .send_compressed(GRPC_COMPRESSION),
     )
     .add_service(
         NotificationsServiceServer::new(notifications::grpc::NotificationsApi::new(
             app.notifications.clone(),
             app.providers.clone(),
         ))
-        .max_decoding_message_size(MAX_REQUEST_MESSAGE_BYTES),
+        .max_decoding_message_size(MAX_REQUEST_MESSAGE_BYTES)
+        .accept_compressed(GRPC_COMPRESSION)
+        .send_compressed(GRPC_COMPRESSION),
     )
     .add_service(
         TaskEventSinkServiceServer::new(task_events::TaskEventSink::new(app))
