@@ -1,12 +1,12 @@
 //! connect-web in a real browser, from another origin (issue 21, point 6): headless Chromium
 //! loads a page served on `127.0.0.2` (not the gateway's origin) whose script — bundled with
 //! esbuild from `clients/ts/browser-test/` — calls the whole stack through the gateway with
-//! `@connectrpc/connect-web`'s `createConnectTransport` (Connect, binary messages, GET for
-//! `ListCompanies`), the client's generated service descriptors and its `bearerInterceptor`:
+//! `@connectrpc/connect-web`'s `createConnectTransport` (Connect, binary messages, `useHttpGet`
+//! for the side-effect-free calls), the client's generated service descriptors and its `bearerInterceptor`:
 //! it lists the companies the test created over REST, then follows `WatchTasks`, receiving a
 //! replayed event and then one the test creates while the stream is open. The same page from
-//! an origin `CORS_ORIGINS` does not name fails in the same browser: CORS is enforced, not
-//! merely permissive.
+//! an origin `CORS_ORIGINS` does not name (the same host, another port) fails in the same
+//! browser: CORS is enforced, not merely permissive.
 //!
 //! The page reports each step by POSTing it to the server that served it (its own origin), so
 //! the test follows the browser as it goes instead of guessing when to read the DOM.
@@ -96,11 +96,16 @@ impl PageServer {
         }
     }
 
-    /// The next step the page reports.
-    async fn next_report(&mut self, waiting_for: &str) -> Value {
+    /// The next step the page shown in `browser` reports.
+    async fn next_report(&mut self, browser: &Browser, waiting_for: &str) -> Value {
         tokio::time::timeout(STEP_PATIENCE, self.reports.recv())
             .await
-            .unwrap_or_else(|_| panic!("the page did not report {waiting_for} within 30 s"))
+            .unwrap_or_else(|_| {
+                panic!(
+                    "the page did not report {waiting_for} within 30 s; its console:\n{}",
+                    browser.console()
+                )
+            })
             .expect("the page's server is running")
     }
 }
@@ -110,21 +115,26 @@ fn chromium() -> String {
     std::env::var("CHROMIUM").unwrap_or_else(|_| "chromium".to_owned())
 }
 
-/// Headless Chromium showing `url` until dropped, on a fresh profile (removed on drop).
+/// Headless Chromium showing `url` until dropped, on a fresh profile; its log (with the
+/// page's console) goes to a file. Both are removed on drop.
 struct Browser {
     _process: tokio::process::Child,
     profile: PathBuf,
+    log: PathBuf,
 }
 
 impl Drop for Browser {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.profile);
+        let _ = std::fs::remove_file(&self.log);
     }
 }
 
 impl Browser {
     fn open(url: &str) -> Self {
         let profile = std::env::temp_dir().join(format!("connect-web-{}", uuid::Uuid::new_v4()));
+        let log = profile.with_extension("log");
+        let log_file = std::fs::File::create(&log).unwrap();
         let process = tokio::process::Command::new(chromium())
             .args([
                 "--headless",
@@ -136,11 +146,13 @@ impl Browser {
                 "--disable-background-networking",
                 "--disable-component-update",
                 "--disable-sync",
+                // The page's console messages and uncaught errors, for a failure's message.
+                "--enable-logging=stderr",
                 &format!("--user-data-dir={}", profile.display()),
                 url,
             ])
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log_file)
             .kill_on_drop(true)
             .spawn()
             .unwrap_or_else(|error| {
@@ -152,7 +164,18 @@ impl Browser {
         Self {
             _process: process,
             profile,
+            log,
         }
+    }
+
+    /// What the page wrote to its console so far, and its uncaught errors.
+    fn console(&self) -> String {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .filter(|line| line.contains(":CONSOLE"))
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 }
 
@@ -183,10 +206,10 @@ async fn create_task(app: &TestStack, token: &str, company: &Value, title: &str)
 #[tokio::test]
 #[ignore = "needs Chromium and the page's bundle (npm); .ci/run runs it"]
 async fn connect_web_lists_companies_and_follows_tasks_from_another_origin() {
-    // The allowed page on 127.0.0.2, another host than the gateway's 127.0.0.1; the refused
-    // one on 127.0.0.1 but another port, which is another origin as well.
+    // Both pages on 127.0.0.2, another host than the gateway's 127.0.0.1, each on a port of
+    // its own: they differ only by their origins' ports, and only one origin is allowed.
     let mut allowed = PageServer::start("127.0.0.2").await;
-    let mut refused = PageServer::start("127.0.0.1").await;
+    let mut refused = PageServer::start("127.0.0.2").await;
     let app = spawn_stack_with(&[("CORS_ORIGINS", allowed.origin.as_str())]).await;
     let dairy = token("connect-web", None);
     let company = app
@@ -194,20 +217,20 @@ async fn connect_web_lists_companies_and_follows_tasks_from_another_origin() {
         .await;
     create_task(&app, &dairy, &company, "Before the page").await;
 
-    let _browser = Browser::open(&page_url(&allowed, &app, &dairy, 2));
-    let listed = allowed.next_report("the companies").await;
+    let browser = Browser::open(&page_url(&allowed, &app, &dairy, 2));
+    let listed = allowed.next_report(&browser, "the companies").await;
     assert_eq!(
         listed,
         json!({"step": "listed", "companies": ["Browser Dairy"]})
     );
     // Replayed from after event 0: the task created before the page opened the stream.
-    let replayed = allowed.next_report("the replayed event").await;
+    let replayed = allowed.next_report(&browser, "the replayed event").await;
     assert_eq!(replayed["step"], "event", "{replayed}");
     assert_eq!(replayed["kind"], "CREATED", "{replayed}");
     assert_eq!(replayed["title"], "Before the page", "{replayed}");
     // The stream is open now (an event came through it): a task created now arrives live.
     create_task(&app, &dairy, &company, "While watching").await;
-    let live = allowed.next_report("the live event").await;
+    let live = allowed.next_report(&browser, "the live event").await;
     assert_eq!(live["step"], "event", "{live}");
     assert_eq!(live["title"], "While watching", "{live}");
     let (replayed_id, live_id): (u64, u64) = (
@@ -218,8 +241,10 @@ async fn connect_web_lists_companies_and_follows_tasks_from_another_origin() {
 
     // The same page from an origin CORS_ORIGINS does not name: the browser refuses to hand the
     // gateway's answer to it (no Access-Control-Allow-Origin), so connect-web fails the call.
-    let _refused_browser = Browser::open(&page_url(&refused, &app, &dairy, 1));
-    let failed = refused.next_report("the refused call").await;
+    let refused_browser = Browser::open(&page_url(&refused, &app, &dairy, 1));
+    let failed = refused
+        .next_report(&refused_browser, "the refused call")
+        .await;
     assert_eq!(failed["step"], "failed", "{failed}");
     assert!(
         failed["message"]
@@ -227,4 +252,18 @@ async fn connect_web_lists_companies_and_follows_tasks_from_another_origin() {
             .is_some_and(|message| message.contains("Failed to fetch")),
         "{failed}"
     );
+    // And the browser says why: the gateway's answer did not allow the page's origin.
+    let blocked = format!(
+        "from origin '{}' has been blocked by CORS policy",
+        refused.origin
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while !refused_browser.console().contains(&blocked) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no CORS error in the console:\n{}",
+            refused_browser.console()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
