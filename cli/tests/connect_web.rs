@@ -116,15 +116,28 @@ fn chromium() -> String {
 }
 
 /// Headless Chromium showing `url` until dropped, on a fresh profile; its log (with the
-/// page's console) goes to a file. Both are removed on drop.
+/// page's console) goes to a file. On drop it is shut down, then both are removed.
 struct Browser {
-    _process: tokio::process::Child,
+    process: tokio::process::Child,
     profile: PathBuf,
     log: PathBuf,
 }
 
 impl Drop for Browser {
     fn drop(&mut self) {
+        // SIGTERM: Chromium shuts down with its helper processes and stops writing to its
+        // profile (a SIGKILL leaves the helpers running a while longer); SIGKILL if it
+        // lingers.
+        if let Some(pid) = self.process.id() {
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status();
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while matches!(self.process.try_wait(), Ok(None)) && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.process.start_kill();
         let _ = std::fs::remove_dir_all(&self.profile);
         let _ = std::fs::remove_file(&self.log);
     }
@@ -162,7 +175,7 @@ impl Browser {
                 )
             });
         Self {
-            _process: process,
+            process,
             profile,
             log,
         }
