@@ -78,6 +78,7 @@ impl Gateway {
             upstreams,
             config.limits.connect_timeout,
             config.limits.max_concurrent_requests,
+            &descriptors,
         );
         let mut grpc_services = HashMap::new();
         let mut streaming_methods = HashSet::new();

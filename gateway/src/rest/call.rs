@@ -10,13 +10,12 @@ use prost_reflect::DynamicMessage;
 use tonic::Code;
 use tonic::client::Grpc;
 use tonic::codec::Streaming;
-use tonic::transport::Channel;
 use tracing::warn;
 
 use super::codec::{DynamicCodec, EncodedResponseCodec};
 use super::routes::RestRoute;
 use crate::error::ApiError;
-use crate::upstream::{Outbound, Upstreams};
+use crate::upstream::{Outbound, UpstreamChannel, Upstreams};
 
 /// One unary call; the response message of the route's method, still encoded.
 pub async fn unary(
@@ -123,7 +122,7 @@ fn channel(
     route: &RestRoute,
     upstreams: &Upstreams,
     outbound: &Outbound,
-) -> Result<Channel, ApiError> {
+) -> Result<UpstreamChannel, ApiError> {
     let package = route.method.parent_service().package_name();
     upstreams.channel_for_package(package).ok_or_else(|| {
         warn!(
@@ -136,11 +135,7 @@ fn channel(
     })
 }
 
-fn unavailable(
-    route: &RestRoute,
-    outbound: &Outbound,
-    error: &tonic::transport::Error,
-) -> ApiError {
+fn unavailable(route: &RestRoute, outbound: &Outbound, error: &tonic::Status) -> ApiError {
     warn!(
         rpc = route.grpc_path(),
         request_id = request_id(outbound).unwrap_or_default(),

@@ -1,0 +1,439 @@
+//! Server streams that outlive their replica.
+//!
+//! A watch held by the gateway (Server-Sent Events, gRPC, gRPC-Web, Connect: every protocol
+//! reaches a service through [`crate::upstream::UpstreamChannel`]) is reopened on another
+//! replica when the one serving it dies or drains, below the protocol layer: the client's
+//! response keeps streaming, without a gap, an error or a repeated message. Which streams can
+//! be reopened is read from the descriptors ([`ResumePlans`]):
+//!
+//! - **by event id**: a server-streaming method whose request has a top-level `after_event_id`
+//!   and whose response has an `event_id` (the conventions the REST layer's SSE ids follow,
+//!   e.g. `WatchTasks`): it is reopened with `after_event_id` set to the `event_id` of the last
+//!   message forwarded, so the service sends exactly what came after;
+//! - **by subscribing again**: another server-streaming method marked `NO_SIDE_EFFECTS` whose
+//!   messages are each a whole state (e.g. `WatchJob`): it is reopened as it was first sent,
+//!   and a first message identical to the last one forwarded is skipped.
+//!
+//! When is a stream reopened: when its connection fails mid-stream (a crashed replica: the
+//! body fails), or when it ends — cleanly or UNAVAILABLE — and its replica has left the
+//! rotation within [`DRAIN_GRACE`] (a draining replica ends its streams and sends GOAWAY at
+//! about the same moment). A stream a service ends on its own (a finished job) therefore ends
+//! [`DRAIN_GRACE`] later than it did. Reopening is tried [`REOPEN_ATTEMPTS`] times with a
+//! short backoff; after that a failed stream fails UNAVAILABLE and a cleanly ended one ends
+//! as the service ended it (the client may reconnect with its last event id).
+//!
+//! Messages are forwarded whole (a message cut by a lost connection is dropped: the reopened
+//! stream sends it again), so the frames a client reads are re-chunked at message boundaries.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::{Buf, Bytes, BytesMut};
+use director_platform::balance::{Balanced, ServedBy, clone_head, failure};
+use futures::future::BoxFuture;
+use http::HeaderMap;
+use http_body::Frame;
+use http_body_util::{BodyExt, Full, Limited, StreamBody};
+use prost::Message;
+use prost_reflect::{
+    DescriptorPool, DynamicMessage, FieldDescriptor, Kind, MessageDescriptor, MethodDescriptor,
+    Value,
+};
+use prost_types::method_options::IdempotencyLevel;
+use tonic::Status;
+use tonic::body::Body;
+use tower::ServiceExt;
+
+use crate::rest::sse::{AFTER_EVENT_ID_FIELD, EVENT_ID_FIELD, convention_field, event_id};
+
+/// How long a stream that ended waits for its replica to be seen leaving.
+pub const DRAIN_GRACE: Duration = Duration::from_millis(300);
+/// How many times a stream is reopened in a row before the client hears about it.
+pub const REOPEN_ATTEMPTS: u32 = 3;
+/// The wait before the second reopening attempt (doubled for the next).
+const REOPEN_BACKOFF: Duration = Duration::from_millis(100);
+/// The largest request of a reopenable stream (one message; kept to send again).
+const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
+/// Length of a gRPC message prefix.
+const PREFIX_LEN: usize = 5;
+
+/// How a stream is reopened.
+#[derive(Debug)]
+enum Plan {
+    /// With `after` set to the `event_id` of the last message forwarded.
+    AfterEventId {
+        request: MessageDescriptor,
+        after: FieldDescriptor,
+        response: MessageDescriptor,
+        id_field: FieldDescriptor,
+    },
+    /// As first sent; a repeat of the last message forwarded is skipped.
+    Resubscribe,
+}
+
+/// The reopenable streams, by path (`/package.Service/Method`).
+#[derive(Debug, Clone, Default)]
+pub struct ResumePlans {
+    by_path: Arc<HashMap<String, Arc<Plan>>>,
+}
+
+impl ResumePlans {
+    /// The reopenable server streams of `descriptors` (see the module docs).
+    pub fn from_descriptors(descriptors: &DescriptorPool) -> Self {
+        let by_path = descriptors
+            .services()
+            .flat_map(|service| service.methods().collect::<Vec<_>>())
+            .filter(|method| method.is_server_streaming() && !method.is_client_streaming())
+            .filter_map(|method| {
+                let path = format!("/{}/{}", method.parent_service().full_name(), method.name());
+                plan_for(&method).map(|plan| (path, Arc::new(plan)))
+            })
+            .collect();
+        Self {
+            by_path: Arc::new(by_path),
+        }
+    }
+
+    fn get(&self, path: &str) -> Option<Arc<Plan>> {
+        self.by_path.get(path).cloned()
+    }
+
+    /// Whether the stream at `path` is reopened when its replica goes away.
+    pub fn resumes(&self, path: &str) -> bool {
+        self.by_path.contains_key(path)
+    }
+}
+
+fn plan_for(method: &MethodDescriptor) -> Option<Plan> {
+    let request = method.input();
+    let response = method.output();
+    if let (Some(after), Some(id_field)) = (
+        convention_field(&request, AFTER_EVENT_ID_FIELD),
+        convention_field(&response, EVENT_ID_FIELD),
+    ) {
+        return Some(Plan::AfterEventId {
+            request,
+            after,
+            response,
+            id_field,
+        });
+    }
+    let level = method
+        .method_descriptor_proto()
+        .options
+        .as_ref()
+        .map(prost_types::MethodOptions::idempotency_level);
+    (level == Some(IdempotencyLevel::NoSideEffects)).then_some(Plan::Resubscribe)
+}
+
+/// An upstream's channel: balanced over its replicas, reopenable streams reopened.
+#[derive(Debug, Clone)]
+pub struct Resuming {
+    channel: Balanced,
+    plans: ResumePlans,
+}
+
+impl Resuming {
+    /// `channel`, with the streams of `plans` reopened when their replica goes away.
+    pub fn new(channel: Balanced, plans: ResumePlans) -> Self {
+        Self { channel, plans }
+    }
+}
+
+impl tower::Service<http::Request<Body>> for Resuming {
+    type Response = http::Response<Body>;
+    type Error = Status;
+    type Future = BoxFuture<'static, Result<http::Response<Body>, Status>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Status>> {
+        tower::Service::<http::Request<Body>>::poll_ready(&mut self.channel, cx)
+    }
+
+    fn call(&mut self, request: http::Request<Body>) -> Self::Future {
+        let channel = self.channel.clone();
+        match self.plans.get(request.uri().path()) {
+            Some(plan) => Box::pin(open(channel, plan, request)),
+            None => Box::pin(channel.oneshot(request)),
+        }
+    }
+}
+
+/// Whether a response is trailers-only: the call failed before any message.
+fn is_trailers_only(response: &http::Response<Body>) -> bool {
+    response.headers().contains_key("grpc-status")
+}
+
+async fn open(
+    channel: Balanced,
+    plan: Arc<Plan>,
+    request: http::Request<Body>,
+) -> Result<http::Response<Body>, Status> {
+    let (head, body) = request.into_parts();
+    let request_bytes = match Limited::new(body, MAX_REQUEST_BYTES).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(error) => {
+            return Err(match error.downcast::<Status>() {
+                Ok(status) => *status,
+                Err(_) => Status::resource_exhausted(format!(
+                    "A streaming request is larger than {MAX_REQUEST_BYTES} bytes"
+                )),
+            });
+        }
+    };
+    let response = channel
+        .clone()
+        .oneshot(http::Request::from_parts(
+            clone_head(&head),
+            Body::new(Full::new(request_bytes.clone())),
+        ))
+        .await?;
+    if is_trailers_only(&response) {
+        return Ok(response);
+    }
+    let (parts, body) = response.into_parts();
+    let stream = Stream {
+        served: parts.extensions.get::<ServedBy>().cloned(),
+        channel,
+        plan,
+        head,
+        request: request_bytes,
+        body,
+        buffer: BytesMut::new(),
+        last_event_id: None,
+        last_message: None,
+        skip_repeat: false,
+    };
+    let frames = futures::stream::unfold(Some(stream), |stream| async move {
+        let mut stream = stream?;
+        match stream.next().await {
+            Next::Frame(frame) => Some((frame, Some(stream))),
+            Next::Last(frame) => Some((frame, None)),
+        }
+    });
+    Ok(http::Response::from_parts(
+        parts,
+        Body::new(StreamBody::new(frames)),
+    ))
+}
+
+/// What a reopenable stream yields next.
+enum Next {
+    Frame(Result<Frame<Bytes>, Status>),
+    Last(Result<Frame<Bytes>, Status>),
+}
+
+/// What an attempt to reopen came to.
+enum Reopened {
+    Yes,
+    /// The service answered the reopened call with an error: the client's answer.
+    Refused(HeaderMap),
+    No,
+}
+
+/// One reopenable stream.
+struct Stream {
+    channel: Balanced,
+    plan: Arc<Plan>,
+    head: http::request::Parts,
+    /// The request as first sent (one framed message).
+    request: Bytes,
+    body: Body,
+    served: Option<ServedBy>,
+    /// Bytes of a message not complete yet.
+    buffer: BytesMut,
+    last_event_id: Option<String>,
+    last_message: Option<Bytes>,
+    skip_repeat: bool,
+}
+
+impl Stream {
+    async fn next(&mut self) -> Next {
+        loop {
+            if let Some(message) = self.complete_message() {
+                if std::mem::take(&mut self.skip_repeat)
+                    && self.last_message.as_ref() == Some(&message)
+                {
+                    continue;
+                }
+                self.forwarded(&message);
+                return Next::Frame(Ok(Frame::data(message)));
+            }
+            match self.body.frame().await {
+                Some(Ok(frame)) => match frame.into_data() {
+                    Ok(data) => self.buffer.extend_from_slice(&data),
+                    Err(frame) => {
+                        let Ok(trailers) = frame.into_trailers() else {
+                            continue;
+                        };
+                        let code = trailers
+                            .get("grpc-status")
+                            .and_then(|value| value.to_str().ok())
+                            .and_then(|value| value.parse::<i32>().ok())
+                            .map(tonic::Code::from);
+                        let drained =
+                            matches!(code, Some(tonic::Code::Ok | tonic::Code::Unavailable))
+                                && went_away(self.served.clone()).await;
+                        if drained {
+                            match self.reopen().await {
+                                Reopened::Yes => continue,
+                                Reopened::Refused(answer) => {
+                                    return Next::Last(Ok(Frame::trailers(answer)));
+                                }
+                                Reopened::No => {}
+                            }
+                        }
+                        return Next::Last(Ok(Frame::trailers(trailers)));
+                    }
+                },
+                // The connection failed mid-stream (a service's own errors are trailers), or
+                // the stream stopped without trailers: cut.
+                lost @ (Some(Err(_)) | None) => {
+                    tracing::info!(
+                        path = self.head.uri.path(),
+                        "a stream lost its replica; reopening it"
+                    );
+                    match self.reopen().await {
+                        Reopened::Yes => continue,
+                        Reopened::Refused(answer) => {
+                            return Next::Last(Ok(Frame::trailers(answer)));
+                        }
+                        Reopened::No => {
+                            let status = match lost {
+                                Some(Err(status)) => status,
+                                _ => failure::connection_lost(),
+                            };
+                            return Next::Last(Err(status));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The next whole message (prefix included) of the buffer.
+    fn complete_message(&mut self) -> Option<Bytes> {
+        if self.buffer.len() < PREFIX_LEN {
+            return None;
+        }
+        let length = u32::from_be_bytes([
+            self.buffer[1],
+            self.buffer[2],
+            self.buffer[3],
+            self.buffer[4],
+        ]) as usize;
+        (self.buffer.len() >= PREFIX_LEN + length)
+            .then(|| self.buffer.split_to(PREFIX_LEN + length).freeze())
+    }
+
+    /// Notes what the client has received.
+    fn forwarded(&mut self, message: &Bytes) {
+        match &*self.plan {
+            Plan::AfterEventId {
+                response, id_field, ..
+            } => {
+                // A compressed message cannot be read here; the next event id read counts.
+                if message[0] == 0
+                    && let Ok(decoded) =
+                        DynamicMessage::decode(response.clone(), &message[PREFIX_LEN..])
+                    && let Some(id) = event_id(&decoded, id_field)
+                {
+                    self.last_event_id = Some(id);
+                }
+            }
+            Plan::Resubscribe => self.last_message = Some(message.clone()),
+        }
+    }
+
+    /// Opens the stream again on another replica, from where the client is.
+    async fn reopen(&mut self) -> Reopened {
+        self.buffer.clear();
+        let request = self.request_from_here();
+        let mut backoff = REOPEN_BACKOFF;
+        for attempt in 0..REOPEN_ATTEMPTS {
+            if attempt > 0 {
+                tokio::time::sleep(backoff).await;
+                backoff *= 2;
+            }
+            let reopened = self
+                .channel
+                .clone()
+                .oneshot(http::Request::from_parts(
+                    clone_head(&self.head),
+                    Body::new(Full::new(request.clone())),
+                ))
+                .await;
+            let Ok(response) = reopened else {
+                continue;
+            };
+            if is_trailers_only(&response) {
+                let unavailable = response.headers().get("grpc-status").map(|v| v.as_bytes())
+                    == Some(b"14".as_slice());
+                if unavailable {
+                    continue;
+                }
+                return Reopened::Refused(response.headers().clone());
+            }
+            let (parts, body) = response.into_parts();
+            self.served = parts.extensions.get::<ServedBy>().cloned();
+            self.body = body;
+            self.skip_repeat = matches!(*self.plan, Plan::Resubscribe);
+            metrics::counter!("gateway_streams_reopened_total").increment(1);
+            return Reopened::Yes;
+        }
+        Reopened::No
+    }
+
+    /// The request that continues after the last event forwarded.
+    fn request_from_here(&self) -> Bytes {
+        let Plan::AfterEventId { request, after, .. } = &*self.plan else {
+            return self.request.clone();
+        };
+        let Some(last) = &self.last_event_id else {
+            return self.request.clone();
+        };
+        let mut payload = self.request.clone();
+        if payload.len() < PREFIX_LEN || payload[0] != 0 {
+            return self.request.clone();
+        }
+        payload.advance(PREFIX_LEN);
+        let Ok(mut message) = DynamicMessage::decode(request.clone(), payload) else {
+            return self.request.clone();
+        };
+        let Some(value) = field_value(after, last) else {
+            return self.request.clone();
+        };
+        message.set_field(after, value);
+        let encoded = message.encode_to_vec();
+        let mut framed = BytesMut::with_capacity(PREFIX_LEN + encoded.len());
+        framed.extend_from_slice(&[0]);
+        framed.extend_from_slice(
+            &u32::try_from(encoded.len())
+                .unwrap_or(u32::MAX)
+                .to_be_bytes(),
+        );
+        framed.extend_from_slice(&encoded);
+        framed.freeze()
+    }
+}
+
+/// Whether the replica that served a stream has left the rotation (within [`DRAIN_GRACE`]).
+async fn went_away(served: Option<ServedBy>) -> bool {
+    match served {
+        Some(served) => served.went_away_within(DRAIN_GRACE).await,
+        None => false,
+    }
+}
+
+/// An event id as the value of the request's `after_event_id` field.
+fn field_value(field: &FieldDescriptor, id: &str) -> Option<Value> {
+    Some(match field.kind() {
+        Kind::String => Value::String(id.to_owned()),
+        Kind::Int32 | Kind::Sint32 | Kind::Sfixed32 => Value::I32(id.parse().ok()?),
+        Kind::Int64 | Kind::Sint64 | Kind::Sfixed64 => Value::I64(id.parse().ok()?),
+        Kind::Uint32 | Kind::Fixed32 => Value::U32(id.parse().ok()?),
+        Kind::Uint64 | Kind::Fixed64 => Value::U64(id.parse().ok()?),
+        _ => return None,
+    })
+}
