@@ -1,7 +1,7 @@
 //! Replicas that come and go, from outside: two Dispatch processes behind one name resolving
 //! to two loopback addresses (127.0.0.1 and 127.0.0.2, same port), the gateway, Companies
 //! and Integrations beside them, six clients creating and reading tasks through the gateway
-//! and watchers on `WatchTasks` (Server-Sent Events and native gRPC). One replica is killed
+//! and watchers on `WatchTasks` (Server-Sent Events, native gRPC and gRPC-Web). One replica is killed
 //! (`kill -9`) and replaced; then the other is stopped (SIGTERM: it drains) and replaced.
 //! At most 0.5% of the requests may fail, none more than a second after either event, none
 //! with a 500; every watcher sees every task created exactly once, without an error.
@@ -30,8 +30,9 @@ use director_platform::catalog;
 use director_platform::config::Env;
 use director_platform::discovery::testing_hosts;
 use director_platform::runner;
-use director_proto::dispatch::WatchTasksRequest;
 use director_proto::dispatch::tasks_service_client::TasksServiceClient;
+use director_proto::dispatch::{WatchTasksRequest, WatchTasksResponse};
+use prost::Message;
 use prost_reflect::DescriptorPool;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
@@ -284,6 +285,69 @@ async fn grpc_watcher(
     }
 }
 
+/// Reads `WatchTasks` over gRPC-Web (binary) through the gateway until `stop`.
+async fn grpc_web_watcher(
+    base: String,
+    token: String,
+    seen: Arc<Mutex<Seen>>,
+    stop: CancellationToken,
+) {
+    let message = WatchTasksRequest::default().encode_to_vec();
+    let mut body = vec![0];
+    body.extend_from_slice(&u32::try_from(message.len()).unwrap().to_be_bytes());
+    body.extend_from_slice(&message);
+    let mut response = reqwest::Client::new()
+        .post(format!(
+            "{base}/director.dispatch.v1.TasksService/WatchTasks"
+        ))
+        .bearer_auth(&token)
+        .header("content-type", "application/grpc-web+proto")
+        .header("x-grpc-web", "1")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let mut buffer: Vec<u8> = Vec::new();
+    loop {
+        let chunk = tokio::select! {
+            () = stop.cancelled() => return,
+            chunk = response.chunk() => chunk,
+        };
+        let chunk = match chunk {
+            Ok(Some(chunk)) => chunk,
+            Ok(None) => {
+                seen.lock().unwrap().errors.push("the stream ended".into());
+                return;
+            }
+            Err(error) => {
+                seen.lock().unwrap().errors.push(error.to_string());
+                return;
+            }
+        };
+        buffer.extend_from_slice(&chunk);
+        while buffer.len() >= 5 {
+            let length = u32::from_be_bytes(buffer[1..5].try_into().unwrap()) as usize;
+            if buffer.len() < 5 + length {
+                break;
+            }
+            let frame: Vec<u8> = buffer.drain(..5 + length).collect();
+            let mut seen = seen.lock().unwrap();
+            if frame[0] & 0x80 != 0 {
+                // The trailers: the stream ended.
+                seen.errors
+                    .push(String::from_utf8_lossy(&frame[5..]).into_owned());
+                return;
+            }
+            let event = WatchTasksResponse::decode(&frame[5..]).unwrap();
+            seen.event_ids.push(event.event_id.clone());
+            if event.kind() == director_proto::dispatch::TaskEventKind::Created {
+                seen.created.push(event.task.unwrap().id);
+            }
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_killed_and_a_drained_replica_cost_no_more_than_a_moment() {
     let loopbacks = [
@@ -349,18 +413,28 @@ async fn a_killed_and_a_drained_replica_cost_no_more_than_a_moment() {
         .unwrap()
         .to_owned();
 
-    // Watchers first (two of each kind, so both replicas hold some), then the load.
+    // Watchers first (two of each kind: each replica holds some, and each goes away), then
+    // the load.
     let stop_watching = CancellationToken::new();
     let mut watchers = Vec::new();
-    for n in 0..4 {
+    for n in 0..6 {
         let seen = Arc::new(Mutex::new(Seen::default()));
         let (base, tenant, stop) = (base.clone(), tenant.clone(), stop_watching.clone());
-        let task = if n % 2 == 0 {
-            tokio::spawn(sse_watcher(base, tenant, seen.clone(), stop))
-        } else {
-            tokio::spawn(grpc_watcher(base, tenant, seen.clone(), stop))
+        let (kind, task) = match n % 3 {
+            0 => (
+                "SSE",
+                tokio::spawn(sse_watcher(base, tenant, seen.clone(), stop)),
+            ),
+            1 => (
+                "gRPC",
+                tokio::spawn(grpc_watcher(base, tenant, seen.clone(), stop)),
+            ),
+            _ => (
+                "gRPC-Web",
+                tokio::spawn(grpc_web_watcher(base, tenant, seen.clone(), stop)),
+            ),
         };
-        watchers.push((if n % 2 == 0 { "SSE" } else { "gRPC" }, seen, task));
+        watchers.push((kind, seen, task));
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     let outcomes = Arc::new(Mutex::new(Vec::new()));

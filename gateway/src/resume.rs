@@ -30,7 +30,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use director_platform::balance::{Balanced, ServedBy, clone_head, failure};
 use futures::future::BoxFuture;
 use http::HeaderMap;
@@ -251,7 +251,7 @@ struct Stream {
 impl Stream {
     async fn next(&mut self) -> Next {
         loop {
-            if let Some(message) = self.complete_message() {
+            if let Some(message) = next_message(&mut self.buffer) {
                 if std::mem::take(&mut self.skip_repeat)
                     && self.last_message.as_ref() == Some(&message)
                 {
@@ -312,21 +312,6 @@ impl Stream {
         }
     }
 
-    /// The next whole message (prefix included) of the buffer.
-    fn complete_message(&mut self) -> Option<Bytes> {
-        if self.buffer.len() < PREFIX_LEN {
-            return None;
-        }
-        let length = u32::from_be_bytes([
-            self.buffer[1],
-            self.buffer[2],
-            self.buffer[3],
-            self.buffer[4],
-        ]) as usize;
-        (self.buffer.len() >= PREFIX_LEN + length)
-            .then(|| self.buffer.split_to(PREFIX_LEN + length).freeze())
-    }
-
     /// Notes what the client has received.
     fn forwarded(&mut self, message: &Bytes) {
         match &*self.plan {
@@ -349,7 +334,7 @@ impl Stream {
     /// Opens the stream again on another replica, from where the client is.
     async fn reopen(&mut self) -> Reopened {
         self.buffer.clear();
-        let request = self.request_from_here();
+        let request = continue_after(&self.plan, &self.request, self.last_event_id.as_deref());
         let mut backoff = REOPEN_BACKOFF;
         for attempt in 0..REOPEN_ATTEMPTS {
             if attempt > 0 {
@@ -384,38 +369,6 @@ impl Stream {
         }
         Reopened::No
     }
-
-    /// The request that continues after the last event forwarded.
-    fn request_from_here(&self) -> Bytes {
-        let Plan::AfterEventId { request, after, .. } = &*self.plan else {
-            return self.request.clone();
-        };
-        let Some(last) = &self.last_event_id else {
-            return self.request.clone();
-        };
-        let mut payload = self.request.clone();
-        if payload.len() < PREFIX_LEN || payload[0] != 0 {
-            return self.request.clone();
-        }
-        payload.advance(PREFIX_LEN);
-        let Ok(mut message) = DynamicMessage::decode(request.clone(), payload) else {
-            return self.request.clone();
-        };
-        let Some(value) = field_value(after, last) else {
-            return self.request.clone();
-        };
-        message.set_field(after, value);
-        let encoded = message.encode_to_vec();
-        let mut framed = BytesMut::with_capacity(PREFIX_LEN + encoded.len());
-        framed.extend_from_slice(&[0]);
-        framed.extend_from_slice(
-            &u32::try_from(encoded.len())
-                .unwrap_or(u32::MAX)
-                .to_be_bytes(),
-        );
-        framed.extend_from_slice(&encoded);
-        framed.freeze()
-    }
 }
 
 /// Whether the replica that served a stream has left the rotation (within [`DRAIN_GRACE`]).
@@ -424,6 +377,52 @@ async fn went_away(served: Option<ServedBy>) -> bool {
         Some(served) => served.went_away_within(DRAIN_GRACE).await,
         None => false,
     }
+}
+
+/// The next whole message (prefix included) of `buffer`, taken out of it.
+fn next_message(buffer: &mut BytesMut) -> Option<Bytes> {
+    if buffer.len() < PREFIX_LEN {
+        return None;
+    }
+    let length = u32::from_be_bytes([buffer[1], buffer[2], buffer[3], buffer[4]]) as usize;
+    (buffer.len() >= PREFIX_LEN + length).then(|| buffer.split_to(PREFIX_LEN + length).freeze())
+}
+
+/// The request (`request`, one framed message) that continues a stream after event `last`:
+/// with `after_event_id` set to it when the plan resumes by event id and an event was
+/// forwarded; else the request as first sent.
+fn continue_after(plan: &Plan, request: &Bytes, last: Option<&str>) -> Bytes {
+    let (
+        Plan::AfterEventId {
+            request: descriptor,
+            after,
+            ..
+        },
+        Some(last),
+    ) = (plan, last)
+    else {
+        return request.clone();
+    };
+    if request.len() < PREFIX_LEN || request[0] != 0 {
+        return request.clone();
+    }
+    let Ok(mut message) = DynamicMessage::decode(descriptor.clone(), &request[PREFIX_LEN..]) else {
+        return request.clone();
+    };
+    let Some(value) = field_value(after, last) else {
+        return request.clone();
+    };
+    message.set_field(after, value);
+    let encoded = message.encode_to_vec();
+    let mut framed = BytesMut::with_capacity(PREFIX_LEN + encoded.len());
+    framed.extend_from_slice(&[0]);
+    framed.extend_from_slice(
+        &u32::try_from(encoded.len())
+            .unwrap_or(u32::MAX)
+            .to_be_bytes(),
+    );
+    framed.extend_from_slice(&encoded);
+    framed.freeze()
 }
 
 /// An event id as the value of the request's `after_event_id` field.
@@ -436,4 +435,75 @@ fn field_value(field: &FieldDescriptor, id: &str) -> Option<Value> {
         Kind::Uint64 | Kind::Fixed64 => Value::U64(id.parse().ok()?),
         _ => return None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pool() -> DescriptorPool {
+        DescriptorPool::decode(director_proto::FILE_DESCRIPTOR_SET).expect("the descriptors")
+    }
+
+    fn framed(message: &impl Message) -> Bytes {
+        let encoded = message.encode_to_vec();
+        let mut framed = vec![0];
+        framed.extend_from_slice(&u32::try_from(encoded.len()).unwrap_or(0).to_be_bytes());
+        framed.extend_from_slice(&encoded);
+        Bytes::from(framed)
+    }
+
+    #[test]
+    fn watches_resume_by_event_id_or_by_subscribing_again_and_nothing_else_does() {
+        let plans = ResumePlans::from_descriptors(&pool());
+        assert!(matches!(
+            plans
+                .get("/director.dispatch.v1.TasksService/WatchTasks")
+                .as_deref(),
+            Some(Plan::AfterEventId { .. })
+        ));
+        assert!(matches!(
+            plans
+                .get("/director.integrations.v1.JobsService/WatchJob")
+                .as_deref(),
+            Some(Plan::Resubscribe)
+        ));
+        assert!(!plans.resumes("/director.dispatch.v1.TasksService/ListTasks"));
+        assert!(!plans.resumes("/director.dispatch.v1.TasksService/CreateTask"));
+    }
+
+    #[test]
+    fn a_reopened_watch_asks_for_what_came_after_the_last_event_forwarded() {
+        use director_proto::dispatch::WatchTasksRequest;
+        let plans = ResumePlans::from_descriptors(&pool());
+        let plan = plans
+            .get("/director.dispatch.v1.TasksService/WatchTasks")
+            .expect("a plan");
+        let first = framed(&WatchTasksRequest {
+            after_event_id: String::new(),
+        });
+        assert_eq!(continue_after(&plan, &first, None), first, "no event yet");
+        let mut again = BytesMut::from(&continue_after(&plan, &first, Some("42"))[..]);
+        let message = next_message(&mut again).expect("one whole message");
+        assert!(again.is_empty());
+        let request = WatchTasksRequest::decode(&message[PREFIX_LEN..]).expect("a request");
+        assert_eq!(request.after_event_id, "42");
+    }
+
+    #[test]
+    fn messages_are_taken_whole_whatever_the_chunks() {
+        let mut buffer = BytesMut::new();
+        buffer.extend_from_slice(&[0, 0, 0, 0, 3, b'a']);
+        assert_eq!(next_message(&mut buffer), None, "two bytes missing");
+        buffer.extend_from_slice(b"bc\0\0\0\0\0");
+        assert_eq!(
+            next_message(&mut buffer).as_deref(),
+            Some(&b"\0\0\0\0\x03abc"[..])
+        );
+        assert_eq!(
+            next_message(&mut buffer).as_deref(),
+            Some(&b"\0\0\0\0\0"[..])
+        );
+        assert!(buffer.is_empty());
+    }
 }
