@@ -6,6 +6,9 @@
 //!   Any call may be sent again.
 //! - [`Failure::Lost`]: the connection failed while the call was out; the replica may have
 //!   acted on it. Only calls without side effects may be sent again.
+//! - [`Failure::Reset`]: the replica reset the call's stream (`CANCEL` when its deadline
+//!   passed, say), on a connection that is fine: that is its answer, passed on as tonic reads
+//!   it.
 
 use std::error::Error as StdError;
 
@@ -20,6 +23,8 @@ pub enum Failure {
     NeverArrived,
     /// The connection was lost with the call on it.
     Lost,
+    /// The replica reset the call's stream.
+    Reset,
 }
 
 /// `error` and every error below it.
@@ -45,6 +50,8 @@ impl Failure {
                 let above_goaway = h2.is_go_away() && h2.is_remote();
                 return if refused || above_goaway {
                     Self::NeverArrived
+                } else if h2.is_reset() && h2.is_remote() {
+                    Self::Reset
                 } else {
                     Self::Lost
                 };
@@ -59,20 +66,22 @@ impl Failure {
     }
 }
 
-/// Whether `status` (an error of a response body) comes from the connection rather than
-/// from the replica: tonic turns transport errors into statuses with the error as source.
-pub fn is_transport(status: &Status) -> bool {
+/// Whether `status` (an error of a response body) says the connection was lost, rather than
+/// the replica's own answer: tonic turns transport errors into statuses with the error as
+/// source.
+pub fn is_connection_lost(status: &Status) -> bool {
     StdError::source(status).is_some_and(|source| {
-        causes(source).any(|cause| {
+        let transport = causes(source).any(|cause| {
             cause.is::<h2::Error>() || cause.is::<hyper::Error>() || cause.is::<std::io::Error>()
-        })
+        });
+        transport && Failure::of(source) != Failure::Reset
     })
 }
 
 /// What a caller hears when the replicas could not answer: UNAVAILABLE (retryable), never
 /// INTERNAL or UNKNOWN. The message names no address: it may reach end users.
 pub fn unavailable() -> Status {
-    Status::unavailable("the service is unavailable; try again")
+    Status::unavailable("Service unavailable")
 }
 
 /// What a caller hears when the connection was lost while its answer was streaming.
@@ -95,8 +104,8 @@ mod tests {
     fn refused_streams_never_arrived_and_resets_are_lost() {
         let refused = h2::Error::from(h2::Reason::REFUSED_STREAM);
         assert_eq!(Failure::of(&refused), Failure::NeverArrived);
-        let reset = h2::Error::from(h2::Reason::INTERNAL_ERROR);
-        assert_eq!(Failure::of(&reset), Failure::Lost);
+        let library = h2::Error::from(h2::Reason::INTERNAL_ERROR);
+        assert_eq!(Failure::of(&library), Failure::Lost);
         let io = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
         assert_eq!(Failure::of(&io), Failure::Lost);
     }
@@ -106,7 +115,9 @@ mod tests {
         let from_io = Status::from_error(Box::new(std::io::Error::from(
             std::io::ErrorKind::ConnectionReset,
         )));
-        assert!(is_transport(&from_io));
-        assert!(!is_transport(&Status::internal("a bug in the service")));
+        assert!(is_connection_lost(&from_io));
+        assert!(!is_connection_lost(&Status::internal(
+            "a bug in the service"
+        )));
     }
 }

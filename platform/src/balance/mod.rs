@@ -220,16 +220,20 @@ async fn call(
     };
     let failure = match attempt(&first, clone_head(&parts), body.attempt()).await {
         Ok(response) => return Ok(response),
-        Err(failure) => failure,
+        Err(Failed::Reset(status)) => return Err(status),
+        Err(Failed::Below(failure)) => failure,
     };
     let resend = match failure {
         Failure::NeverArrived => true,
         Failure::Lost => may_resend_lost,
+        Failure::Reset => false,
     };
-    let time_left = deadline.is_none_or(|deadline| Instant::now() < deadline);
+    if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+        return Err(Status::deadline_exceeded("Deadline exceeded"));
+    }
     let second = replicas.pick(Some(&first));
     match second {
-        Some(second) if resend && time_left && body.can_replay() => {
+        Some(second) if resend && body.can_replay() => {
             tracing::debug!(
                 path = parts.uri.path(),
                 from = %first.address(),
@@ -240,10 +244,21 @@ async fn call(
             metrics::counter!("director_upstream_retries_total").increment(1);
             attempt(&second, parts, body.attempt())
                 .await
-                .map_err(|_| failure::unavailable())
+                .map_err(|failed| match failed {
+                    Failed::Reset(status) => status,
+                    Failed::Below(_) => failure::unavailable(),
+                })
         }
         _ => Err(failure::unavailable()),
     }
+}
+
+/// Why an attempt failed.
+enum Failed {
+    /// Below gRPC: the call did not arrive, or was lost.
+    Below(Failure),
+    /// The replica reset the stream: its answer, as tonic reads it.
+    Reset(Status),
 }
 
 /// Sends the call to `replica`.
@@ -251,7 +266,7 @@ async fn attempt(
     replica: &Arc<Replica>,
     head: http::request::Parts,
     body: Body,
-) -> Result<http::Response<Body>, Failure> {
+) -> Result<http::Response<Body>, Failed> {
     let departures = replica.departures();
     let in_flight = replica.start_call();
     let sent = replica
@@ -275,10 +290,14 @@ async fn attempt(
         Err(error) => {
             let failure = Failure::of(&error);
             tracing::debug!(replica = %replica.address(), %error, ?failure, "call failed below gRPC");
-            if failure == Failure::Lost {
-                replica.eject(Loss::Closed);
+            match failure {
+                Failure::Reset => Err(Failed::Reset(Status::from_error(error.into()))),
+                Failure::Lost => {
+                    replica.eject(Loss::Closed);
+                    Err(Failed::Below(failure))
+                }
+                Failure::NeverArrived => Err(Failed::Below(failure)),
             }
-            Err(failure)
         }
     }
 }
@@ -300,7 +319,7 @@ impl http_body::Body for LossIsUnavailable {
     ) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
         let this = self.get_mut();
         match Pin::new(&mut this.body).poll_frame(cx) {
-            Poll::Ready(Some(Err(status))) if failure::is_transport(&status) => {
+            Poll::Ready(Some(Err(status))) if failure::is_connection_lost(&status) => {
                 tracing::debug!(replica = %this.replica.address(), %status, "connection lost mid-answer");
                 this.replica.eject(Loss::Closed);
                 Poll::Ready(Some(Err(failure::connection_lost())))
