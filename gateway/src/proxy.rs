@@ -143,6 +143,10 @@ async fn forward_call(state: Arc<AppState>, mut request: Request<Body>) -> Respo
         Ok(headers) => headers,
         Err(error) => return Status::new(error.code, error.message).into_http(),
     };
+    if streaming {
+        let reauthorize = forward::reauthorize(&state.tokens, &caller, &request_id);
+        request.extensions_mut().insert(reauthorize);
+    }
     let headers = request.headers_mut();
     headers.remove(header::HOST);
     headers.remove(header::CONNECTION);

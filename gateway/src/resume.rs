@@ -22,6 +22,11 @@
 //! short backoff; after that a failed stream fails UNAVAILABLE and a cleanly ended one ends
 //! as the service ended it (the client may reconnect with its last event id).
 //!
+//! A reopened stream is authorized afresh: the internal token sent first lives
+//! `INTERNAL_TOKEN_TTL_MS` (a minute), a watch much longer. The caller's handler attaches a
+//! [`Reauthorize`] extension that mints a new one for the same caller (the client's own token
+//! still bounds the stream: the gateway ends it when that expires).
+//!
 //! Messages are forwarded whole (a message cut by a lost connection is dropped: the reopened
 //! stream sends it again), so the frames a client reads are re-chunked at message boundaries.
 
@@ -58,6 +63,39 @@ const REOPEN_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
 /// Length of a gRPC message prefix.
 const PREFIX_LEN: usize = 5;
+
+/// Mints the `authorization` of a reopened stream, for the caller it was first opened for
+/// (a request extension; see the module docs).
+#[derive(Clone)]
+pub struct Reauthorize(Arc<dyn Fn() -> Option<http::HeaderValue> + Send + Sync>);
+
+impl Reauthorize {
+    /// Reauthorizes with what `mint` returns (`None`: the first authorization is kept).
+    pub fn new(mint: impl Fn() -> Option<http::HeaderValue> + Send + Sync + 'static) -> Self {
+        Self(Arc::new(mint))
+    }
+}
+
+impl std::fmt::Debug for Reauthorize {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Reauthorize")
+    }
+}
+
+/// The head of a request to send again, with a fresh authorization when it carries a
+/// [`Reauthorize`].
+fn reauthorized(head: &http::request::Parts) -> http::request::Parts {
+    let mut head = clone_head(head);
+    let fresh = head
+        .extensions
+        .get::<Reauthorize>()
+        .and_then(|reauthorize| (reauthorize.0)());
+    if let Some(authorization) = fresh {
+        head.headers
+            .insert(http::header::AUTHORIZATION, authorization);
+    }
+    head
+}
 
 /// How a stream is reopened.
 #[derive(Debug)]
@@ -345,7 +383,7 @@ impl Stream {
                 .channel
                 .clone()
                 .oneshot(http::Request::from_parts(
-                    clone_head(&self.head),
+                    reauthorized(&self.head),
                     Body::new(Full::new(request.clone())),
                 ))
                 .await;

@@ -112,7 +112,10 @@ impl Gateway {
             authenticator: Authenticator::new(&config.auth)?,
             rate_limits: Arc::new(RateLimits::new(&config.limits)),
             stream_caps: StreamCaps::new(&config.limits),
-            tokens: InternalTokens::new(&config.internal_token.secret, config.internal_token.ttl),
+            tokens: Arc::new(InternalTokens::new(
+                &config.internal_token.secret,
+                config.internal_token.ttl,
+            )),
             upstreams,
             grpc_services,
             streaming_methods,

@@ -29,7 +29,7 @@ pub(crate) struct AppState {
     /// Open streams per address, caller and tenant.
     pub stream_caps: Arc<StreamCaps>,
     /// Mints the internal tokens forwarded upstream.
-    pub tokens: InternalTokens,
+    pub tokens: Arc<InternalTokens>,
     /// One channel per upstream.
     pub upstreams: Upstreams,
     /// gRPC routing: fully-qualified service name → the channel of the package's upstream,

@@ -24,7 +24,7 @@ use prost_reflect::DescriptorPool;
 use tokio_util::sync::CancellationToken;
 use tonic::metadata::MetadataMap;
 
-use crate::resume::{ResumePlans, Resuming};
+use crate::resume::{Reauthorize, ResumePlans, Resuming};
 
 /// The channel of one upstream: balanced over its replicas, resending what is safe to
 /// resend, reopening streams whose replica went away.
@@ -125,4 +125,7 @@ pub struct Outbound {
     /// UNAUTHENTICATED error event (the client reconnects with a fresh token and
     /// `Last-Event-ID`).
     pub token_expires_at: SystemTime,
+    /// Mints the internal token again for a stream reopened on another replica (see
+    /// [`crate::resume`]); `None` reuses `metadata`'s.
+    pub reauthorize: Option<Reauthorize>,
 }

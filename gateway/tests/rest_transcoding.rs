@@ -283,6 +283,7 @@ fn outbound(timeout: Duration) -> Outbound {
         expose_internal_errors: false,
         shutdown: tokio_util::sync::CancellationToken::new(),
         token_expires_at: std::time::SystemTime::now() + Duration::from_secs(3600),
+        reauthorize: None,
     }
 }
 

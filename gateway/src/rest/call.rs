@@ -68,6 +68,9 @@ pub async fn server_streaming(
     let mut grpc = Grpc::new(channel(route, upstreams, outbound)?);
     let mut request = tonic::Request::new(message);
     *request.metadata_mut() = outbound.metadata.clone();
+    if let Some(reauthorize) = &outbound.reauthorize {
+        request.extensions_mut().insert(reauthorize.clone());
+    }
     let codec = DynamicCodec::new(route.method.output());
     let start = async {
         grpc.ready()
