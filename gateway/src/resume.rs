@@ -396,7 +396,13 @@ impl Stream {
                 if unavailable {
                     continue;
                 }
-                return Reopened::Refused(response.headers().clone());
+                let status = response
+                    .headers()
+                    .iter()
+                    .filter(|(name, _)| name.as_str().starts_with("grpc-"))
+                    .map(|(name, value)| (name.clone(), value.clone()))
+                    .collect();
+                return Reopened::Refused(status);
             }
             let (parts, body) = response.into_parts();
             self.served = parts.extensions.get::<ServedBy>().cloned();

@@ -268,6 +268,7 @@ async fn attempt(
     body: Body,
 ) -> Result<http::Response<Body>, Failed> {
     let departures = replica.departures();
+    let generation = replica.generation();
     let in_flight = replica.start_call();
     let sent = replica
         .channel()
@@ -284,6 +285,7 @@ async fn attempt(
             let body = Body::new(LossIsUnavailable {
                 body,
                 replica: Arc::clone(replica),
+                generation,
             });
             Ok(http::Response::from_parts(parts, body))
         }
@@ -293,7 +295,7 @@ async fn attempt(
             match failure {
                 Failure::Reset => Err(Failed::Reset(Status::from_error(error.into()))),
                 Failure::Lost => {
-                    replica.eject(Loss::Closed);
+                    replica.lost(generation, Loss::Closed);
                     Err(Failed::Below(failure))
                 }
                 Failure::NeverArrived => Err(Failed::Below(failure)),
@@ -307,6 +309,7 @@ async fn attempt(
 struct LossIsUnavailable {
     body: Body,
     replica: Arc<Replica>,
+    generation: u64,
 }
 
 impl http_body::Body for LossIsUnavailable {
@@ -321,7 +324,7 @@ impl http_body::Body for LossIsUnavailable {
         match Pin::new(&mut this.body).poll_frame(cx) {
             Poll::Ready(Some(Err(status))) if failure::is_connection_lost(&status) => {
                 tracing::debug!(replica = %this.replica.address(), %status, "connection lost mid-answer");
-                this.replica.eject(Loss::Closed);
+                this.replica.lost(this.generation, Loss::Closed);
                 Poll::Ready(Some(Err(failure::connection_lost())))
             }
             polled => polled,

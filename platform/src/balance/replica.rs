@@ -145,15 +145,21 @@ impl Replica {
         self.removed.store(true, Ordering::Release);
     }
 
-    /// A connection of channel `generation` was lost.
-    fn lost(self: &Arc<Self>, generation: u64, loss: Loss) {
+    /// The generation of its current channel (see [`Replica::lost`]).
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// A connection of channel `generation` was lost: out of rotation, unless that channel
+    /// has been replaced since (the replica came back).
+    pub fn lost(self: &Arc<Self>, generation: u64, loss: Loss) {
         if generation == self.generation.load(Ordering::Acquire) {
             self.eject(loss);
         }
     }
 
     /// Takes it out of rotation (once) and starts probing it.
-    pub fn eject(self: &Arc<Self>, loss: Loss) {
+    fn eject(self: &Arc<Self>, loss: Loss) {
         if self.ejected.swap(true, Ordering::AcqRel) {
             return;
         }
