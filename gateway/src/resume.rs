@@ -27,6 +27,10 @@
 //! [`Reauthorize`] extension that mints a new one for the same caller (the client's own token
 //! still bounds the stream: the gateway ends it when that expires).
 //!
+//! A reopenable stream is asked for uncompressed messages (`grpc-accept-encoding` is not
+//! passed on), so their event ids can be read; a stream whose request is itself compressed is
+//! not reopened.
+//!
 //! Messages are forwarded whole (a message cut by a lost connection is dropped: the reopened
 //! stream sends it again), so the frames a client reads are re-chunked at message boundaries.
 
@@ -208,7 +212,10 @@ async fn open(
     plan: Arc<Plan>,
     request: http::Request<Body>,
 ) -> Result<http::Response<Body>, Status> {
-    let (head, body) = request.into_parts();
+    let (mut head, body) = request.into_parts();
+    // Uncompressed answers, so that each message's event id can be read (compressing is the
+    // service's option, never an obligation).
+    head.headers.remove("grpc-accept-encoding");
     let request_bytes = match Limited::new(body, MAX_REQUEST_BYTES).collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(error) => {
@@ -227,7 +234,9 @@ async fn open(
             Body::new(Full::new(request_bytes.clone())),
         ))
         .await?;
-    if is_trailers_only(&response) {
+    // A compressed request cannot be rewritten to continue after an event: not reopened.
+    let compressed = request_bytes.first().is_some_and(|flag| *flag != 0);
+    if is_trailers_only(&response) || compressed {
         return Ok(response);
     }
     let (parts, body) = response.into_parts();
