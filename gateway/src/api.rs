@@ -187,6 +187,7 @@ async fn respond(
         .cloned()
         .unwrap_or_else(|| RequestId::from_headers(request.headers()));
     let headers = forward::upstream_headers(&state.tokens, &caller, &request_id)?;
+    let reauthorize = streaming.then(|| forward::reauthorize(&state.tokens, &caller, &request_id));
     let outbound = Outbound {
         metadata: MetadataMap::from_headers(headers),
         timeout: state.limits.upstream_timeout,
@@ -194,6 +195,7 @@ async fn respond(
         expose_internal_errors: state.expose_internal_errors,
         shutdown: state.shutdown.clone(),
         token_expires_at: expires_at,
+        reauthorize,
     };
     let response = state
         .rest

@@ -2,11 +2,28 @@
 //! internal token (services trust only that, never the user's Supabase token), the request id
 //! and the W3C trace context of the current span.
 
+use std::sync::Arc;
+
 use director_platform::identity::{Caller, InternalTokens};
 use http::{HeaderMap, HeaderValue, header};
 
 use crate::error::ApiError;
 use crate::request_id::{RequestId, X_REQUEST_ID};
+use crate::resume::Reauthorize;
+
+/// A fresh internal token for `caller` whenever a stream is reopened on another replica.
+pub fn reauthorize(
+    tokens: &Arc<InternalTokens>,
+    caller: &Caller,
+    request_id: &RequestId,
+) -> Reauthorize {
+    let (tokens, caller, request_id) = (Arc::clone(tokens), caller.clone(), request_id.clone());
+    Reauthorize::new(move || {
+        upstream_headers(&tokens, &caller, &request_id)
+            .ok()?
+            .remove(header::AUTHORIZATION)
+    })
+}
 
 /// Headers identifying the caller and the request to an upstream service.
 pub fn upstream_headers(

@@ -11,12 +11,11 @@ use std::time::Duration;
 
 use futures::future::join_all;
 use serde::Serialize;
-use tonic::transport::Channel;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
-use crate::upstream::Upstreams;
+use crate::upstream::{UpstreamChannel, Upstreams};
 
 /// The liveness answer, as in the reference.
 pub fn liveness() -> serde_json::Value {
@@ -101,7 +100,7 @@ pub async fn readiness(upstreams: &Upstreams, deadline: Duration) -> Readiness {
     Readiness { status, services }
 }
 
-async fn check(channel: Channel, deadline: Duration) -> UpstreamState {
+async fn check(channel: UpstreamChannel, deadline: Duration) -> UpstreamState {
     let mut client = HealthClient::new(channel);
     let mut request = tonic::Request::new(HealthCheckRequest {
         service: String::new(),

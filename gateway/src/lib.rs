@@ -35,6 +35,7 @@ pub mod proxy;
 pub mod proxy_body;
 pub mod request_id;
 pub mod rest;
+pub mod resume;
 pub mod security;
 pub mod server;
 pub mod state;

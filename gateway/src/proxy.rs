@@ -147,6 +147,10 @@ pub(crate) async fn forward_call(
         Ok(headers) => headers,
         Err(error) => return Status::new(error.code, error.message).into_http(),
     };
+    if streaming {
+        let reauthorize = forward::reauthorize(&state.tokens, &caller, &request_id);
+        request.extensions_mut().insert(reauthorize);
+    }
     let headers = request.headers_mut();
     headers.remove(header::HOST);
     headers.remove(header::CONNECTION);

@@ -7,7 +7,10 @@
 //! - [`GuardedResponse`]: the response ends with UNAUTHENTICATED when the caller's token
 //!   expires (a stream outliving its token would keep serving a lapsed session), and the
 //!   messages of INTERNAL, UNKNOWN and DATA_LOSS statuses are replaced like REST's unless
-//!   `DEBUG` exposes them (they describe the service, not the request).
+//!   `DEBUG` exposes them (they describe the service, not the request). A response body that
+//!   fails (the upstream's connection was lost: UNAVAILABLE, see
+//!   `director_platform::balance`) ends with its status as trailers, so the client reads a
+//!   gRPC status instead of a reset stream (which gRPC clients report as INTERNAL).
 
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
@@ -144,6 +147,12 @@ impl http_body::Body for GuardedResponse {
             return Poll::Ready(None);
         }
         if let Poll::Ready(frame) = Pin::new(&mut this.body).poll_frame(cx) {
+            if let Some(Err(status)) = &frame {
+                this.ended = true;
+                let mut trailers = status_trailers(status);
+                hide_internal_message(&mut trailers, this.expose_internal_errors);
+                return Poll::Ready(Some(Ok(Frame::trailers(trailers))));
+            }
             return Poll::Ready(frame.map(|frame| {
                 frame.map(|frame| match frame.into_trailers() {
                     Ok(mut trailers) => {
@@ -175,6 +184,17 @@ impl http_body::Body for GuardedResponse {
     fn is_end_stream(&self) -> bool {
         self.ended || self.body.is_end_stream()
     }
+}
+
+/// `status` as gRPC trailers (`grpc-status`, `grpc-message`, details).
+fn status_trailers(status: &Status) -> HeaderMap {
+    let answer = status.clone().into_http::<Body>();
+    answer
+        .headers()
+        .iter()
+        .filter(|(name, _)| name.as_str().starts_with("grpc-"))
+        .map(|(name, value)| (name.clone(), value.clone()))
+        .collect()
 }
 
 /// Replaces the `grpc-message` of an INTERNAL, UNKNOWN or DATA_LOSS status in `headers`
@@ -243,6 +263,40 @@ mod tests {
         let status = capped.inspect(&framed(11)[3..]).expect_err("over the cap");
         assert_eq!(status.code(), tonic::Code::ResourceExhausted);
         assert_eq!(status.message(), "Request message is larger than 10 bytes");
+    }
+
+    /// A body that fails at once with `status`.
+    struct Failing(Option<Status>);
+
+    impl http_body::Body for Failing {
+        type Data = Bytes;
+        type Error = Status;
+
+        fn poll_frame(
+            self: Pin<&mut Self>,
+            _cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
+            Poll::Ready(self.get_mut().0.take().map(Err))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_upstream_body_ends_with_its_status_as_trailers() {
+        use http_body_util::BodyExt;
+        let lost = Status::unavailable("the connection to the service was lost; try again");
+        let mut guarded = GuardedResponse::new(
+            Body::new(Failing(Some(lost))),
+            tokio::time::sleep(std::time::Duration::from_secs(60)),
+            false,
+        );
+        let frame = guarded
+            .frame()
+            .await
+            .expect("a frame")
+            .expect("trailers, not an error");
+        let trailers = frame.into_trailers().expect("trailers");
+        assert_eq!(trailers["grpc-status"], "14");
+        assert!(guarded.frame().await.is_none(), "the response ended");
     }
 
     #[test]

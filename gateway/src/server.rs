@@ -81,6 +81,7 @@ impl Gateway {
             upstreams,
             config.limits.connect_timeout,
             config.limits.max_concurrent_requests,
+            &descriptors,
         );
         let mut grpc_services = HashMap::new();
         let mut streaming_methods = HashSet::new();
@@ -115,7 +116,10 @@ impl Gateway {
             authenticator: Authenticator::new(&config.auth)?,
             rate_limits: Arc::new(RateLimits::new(&config.limits)),
             stream_caps: StreamCaps::new(&config.limits),
-            tokens: InternalTokens::new(&config.internal_token.secret, config.internal_token.ttl),
+            tokens: Arc::new(InternalTokens::new(
+                &config.internal_token.secret,
+                config.internal_token.ttl,
+            )),
             upstreams,
             grpc_services,
             streaming_methods,

@@ -8,13 +8,12 @@ use bytes::Bytes;
 use director_platform::identity::InternalTokens;
 use tokio_util::sync::CancellationToken;
 use tonic::service::Routes;
-use tonic::transport::Channel;
 
 use crate::auth::Authenticator;
 use crate::config::LimitsConfig;
 use crate::limits::{RateLimits, StreamCaps};
 use crate::rest::RestApi;
-use crate::upstream::Upstreams;
+use crate::upstream::{UpstreamChannel, Upstreams};
 
 /// The peer address of the connection a request arrived on (request extension).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,12 +29,12 @@ pub(crate) struct AppState {
     /// Open streams per address, caller and tenant.
     pub stream_caps: Arc<StreamCaps>,
     /// Mints the internal tokens forwarded upstream.
-    pub tokens: InternalTokens,
+    pub tokens: Arc<InternalTokens>,
     /// One channel per upstream.
     pub upstreams: Upstreams,
     /// gRPC routing: fully-qualified service name → the channel of the package's upstream,
     /// computed once from the descriptor pool.
-    pub grpc_services: HashMap<String, Channel>,
+    pub grpc_services: HashMap<String, UpstreamChannel>,
     /// Paths (`/package.Service/Method`) of the methods that stream their answers: they get
     /// no default deadline.
     pub streaming_methods: HashSet<String>,

@@ -1,8 +1,12 @@
-//! The services behind the gateway: one tonic `Channel` per upstream, built once at start-up,
+//! The services behind the gateway: one channel per upstream, built once at start-up,
 //! balanced over every replica the upstream's name resolves to and following them as they
 //! come and go (`director_platform::discovery`). Each replica gets one lazily connected
 //! HTTP/2 connection that multiplexes every call (and reconnects on its own), so the hot path
-//! never opens a connection per request.
+//! never opens a connection per request. A replica whose connection is refused, lost or sent
+//! GOAWAY leaves the rotation at once; a call that never reached a replica (and a call of a
+//! `NO_SIDE_EFFECTS` method lost with its replica) is sent once more to another
+//! (`director_platform::balance`); a watch whose replica goes away is reopened on another
+//! ([`crate::resume`]).
 //!
 //! Flow control is sized so that clients who stop reading cannot stall that shared
 //! connection: a stalled stream holds at most one stream window ([`STREAM_WINDOW_BYTES`]) of
@@ -14,10 +18,17 @@
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
-use director_platform::discovery::{REFRESH_INTERVAL, balanced_channel};
+use director_platform::balance::SideEffectFree;
+use director_platform::discovery::{BalanceOptions, balanced_channel};
+use prost_reflect::DescriptorPool;
 use tokio_util::sync::CancellationToken;
 use tonic::metadata::MetadataMap;
-use tonic::transport::Channel;
+
+use crate::resume::{Reauthorize, ResumePlans, Resuming};
+
+/// The channel of one upstream: balanced over its replicas, resending what is safe to
+/// resend, reopening streams whose replica went away.
+pub type UpstreamChannel = Resuming;
 
 /// The receive window of one upstream stream (HTTP/2's default).
 pub const STREAM_WINDOW_BYTES: u32 = 65_535;
@@ -32,26 +43,34 @@ fn connection_window_bytes(max_streams: usize) -> u32 {
 /// Upstream channels keyed by the protobuf package they serve.
 #[derive(Debug, Clone)]
 pub struct Upstreams {
-    by_package: HashMap<String, (http::Uri, Channel)>,
+    by_package: HashMap<String, (http::Uri, UpstreamChannel)>,
 }
 
 impl Upstreams {
     /// One channel per distinct URI; packages served by the same URI share it. At most
-    /// `max_streams` calls are open at once (the gateway's concurrency cap).
+    /// `max_streams` calls are open at once (the gateway's concurrency cap). Which calls may
+    /// be sent again and which streams reopened is read from `descriptors`.
     pub fn new(
         upstreams: Vec<(String, http::Uri)>,
         connect_timeout: Duration,
         max_streams: usize,
+        descriptors: &DescriptorPool,
     ) -> Self {
         let connection_window = connection_window_bytes(max_streams);
-        let mut channels: HashMap<http::Uri, Channel> = HashMap::new();
+        let side_effect_free = SideEffectFree::from_files(descriptors.file_descriptor_protos());
+        let plans = ResumePlans::from_descriptors(descriptors);
+        let mut channels: HashMap<http::Uri, UpstreamChannel> = HashMap::new();
         let by_package = upstreams
             .into_iter()
             .map(|(package, uri)| {
                 let channel = channels
                     .entry(uri.clone())
                     .or_insert_with(|| {
-                        balanced_channel(uri.clone(), REFRESH_INTERVAL, move |endpoint| {
+                        let options = BalanceOptions {
+                            side_effect_free: side_effect_free.clone(),
+                            ..BalanceOptions::new(connect_timeout)
+                        };
+                        let channel = balanced_channel(uri.clone(), options, move |endpoint| {
                             endpoint
                                 .connect_timeout(connect_timeout)
                                 .tcp_nodelay(true)
@@ -60,7 +79,8 @@ impl Upstreams {
                                 .http2_adaptive_window(false)
                                 .initial_stream_window_size(STREAM_WINDOW_BYTES)
                                 .initial_connection_window_size(connection_window)
-                        })
+                        });
+                        Resuming::new(channel, plans.clone())
                     })
                     .clone();
                 (package, (uri, channel))
@@ -70,7 +90,7 @@ impl Upstreams {
     }
 
     /// The channel of the service that owns `package`.
-    pub fn channel_for_package(&self, package: &str) -> Option<Channel> {
+    pub fn channel_for_package(&self, package: &str) -> Option<UpstreamChannel> {
         self.by_package
             .get(package)
             .map(|(_, channel)| channel.clone())
@@ -105,4 +125,7 @@ pub struct Outbound {
     /// UNAUTHENTICATED error event (the client reconnects with a fresh token and
     /// `Last-Event-ID`).
     pub token_expires_at: SystemTime,
+    /// Mints the internal token again for a stream reopened on another replica (see
+    /// [`crate::resume`]); `None` reuses `metadata`'s.
+    pub reauthorize: Option<Reauthorize>,
 }

@@ -252,6 +252,7 @@ async fn start() -> Harness {
         .serve_with_incoming(TcpListenerStream::new(listener));
     tokio::spawn(server);
     let uri: http::Uri = format!("http://{address}").parse().unwrap();
+    let pool = DescriptorPool::decode(director_proto::FILE_DESCRIPTOR_SET).unwrap();
     let upstreams = Upstreams::new(
         vec![
             ("director.companies.v1".to_owned(), uri.clone()),
@@ -259,8 +260,8 @@ async fn start() -> Harness {
         ],
         Duration::from_secs(1),
         64,
+        &pool,
     );
-    let pool = DescriptorPool::decode(director_proto::FILE_DESCRIPTOR_SET).unwrap();
     Harness {
         api: RestApi::new(&pool).unwrap(),
         upstreams,
@@ -282,6 +283,7 @@ fn outbound(timeout: Duration) -> Outbound {
         expose_internal_errors: false,
         shutdown: tokio_util::sync::CancellationToken::new(),
         token_expires_at: std::time::SystemTime::now() + Duration::from_secs(3600),
+        reauthorize: None,
     }
 }
 
@@ -464,6 +466,7 @@ async fn an_unreachable_or_unknown_upstream_is_503() {
             )],
             Duration::from_millis(500),
             64,
+            &pool,
         ),
         log: Log::default(),
     };

@@ -9,7 +9,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::discovery;
+use crate::balance::SideEffectFree;
+use crate::discovery::{self, BalanceOptions};
 use tonic::Status;
 use tonic::metadata::MetadataValue;
 
@@ -83,8 +84,10 @@ pub struct ServiceClient {
 
 impl ServiceClient {
     /// A client of `spec` at `url`, balanced over every replica the host resolves to (see
-    /// [`discovery`]). Nothing connects until the first call; a connection
-    /// attempt gives up after `connect_timeout` (the call is then UNAVAILABLE). Calls made
+    /// [`discovery`] and [`crate::balance`]). Nothing connects until the first call; a
+    /// connection attempt gives up after `connect_timeout` (the replica then leaves the
+    /// rotation and the call goes to another, or is UNAVAILABLE). Calls of
+    /// `side_effect_free` methods are also sent again after a lost connection. Calls made
     /// without an incoming deadline get `default_timeout`.
     pub fn new(
         spec: &'static ServiceSpec,
@@ -92,15 +95,19 @@ impl ServiceClient {
         tokens: Arc<InternalTokens>,
         connect_timeout: Duration,
         default_timeout: Duration,
+        side_effect_free: SideEffectFree,
     ) -> Self {
-        let channel =
-            discovery::balanced_channel(url, discovery::REFRESH_INTERVAL, move |endpoint| {
-                endpoint
-                    .connect_timeout(connect_timeout)
-                    .tcp_nodelay(true)
-                    .http2_keep_alive_interval(Duration::from_secs(30))
-                    .keep_alive_while_idle(true)
-            });
+        let options = BalanceOptions {
+            side_effect_free,
+            ..BalanceOptions::new(connect_timeout)
+        };
+        let channel = discovery::balanced_channel(url, options, move |endpoint| {
+            endpoint
+                .connect_timeout(connect_timeout)
+                .tcp_nodelay(true)
+                .http2_keep_alive_interval(Duration::from_secs(30))
+                .keep_alive_while_idle(true)
+        });
         Self {
             service: spec.name,
             channel: MeteredChannel::new(channel, RpcMetricsLayer::client("unknown")),
@@ -164,7 +171,7 @@ impl ServiceClient {
 }
 
 /// A `grpc-timeout` value: up to 8 digits and a unit (`H`, `M`, `S`, `m`, `u`, `n`).
-fn parse_grpc_timeout(value: &str) -> Option<Duration> {
+pub(crate) fn parse_grpc_timeout(value: &str) -> Option<Duration> {
     if value.len() < 2 || value.len() > 9 {
         return None;
     }

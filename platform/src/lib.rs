@@ -29,6 +29,7 @@
 //!   call histograms (server and client side) and pool gauges.
 //! - [`migrate`]: database creation and migrations, a deploy step (`director migrate`).
 
+pub mod balance;
 pub mod catalog;
 pub mod client;
 pub mod config;

@@ -381,7 +381,7 @@ pub struct RpcMetrics<S> {
 }
 
 /// A service-to-service channel measured as `rpc_client_call_duration_seconds`.
-pub type MeteredChannel = RpcMetrics<tonic::transport::Channel>;
+pub type MeteredChannel = RpcMetrics<crate::balance::Balanced>;
 
 impl<S> RpcMetrics<S> {
     /// `inner`, measured as [`RpcMetricsLayer`] says.

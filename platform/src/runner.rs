@@ -18,6 +18,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::balance::SideEffectFree;
 use crate::catalog::ServiceSpec;
 use crate::client::ServiceClient;
 use crate::config::{CommonConfig, ConfigError, Env, load_env_files};
@@ -105,6 +106,9 @@ pub struct ServiceContext {
     /// Background work (job workers, relays) the process waits for after the server has
     /// drained, up to [`DRAIN_DEADLINE`]; spawn it here rather than with `tokio::spawn`.
     pub background: TaskTracker,
+    /// The methods (of every Director service: the service's descriptor set describes them
+    /// all) its clients may send again after a lost connection.
+    pub side_effect_free: SideEffectFree,
 }
 
 impl ServiceContext {
@@ -116,6 +120,7 @@ impl ServiceContext {
             Arc::clone(&self.tokens),
             CLIENT_CONNECT_TIMEOUT,
             CLIENT_DEFAULT_TIMEOUT,
+            self.side_effect_free.clone(),
         )
         .calling_from(self.spec.name))
     }
@@ -147,6 +152,8 @@ pub async fn serve(
         tokens: Arc::clone(&tokens),
         shutdown: shutdown.clone(),
         background: TaskTracker::new(),
+        side_effect_free: SideEffectFree::from_descriptor_set(service.descriptor_set)
+            .context("the service's descriptor set does not decode")?,
     };
     if service.spec.runs_jobs {
         crate::jobs::spawn_queue_metrics(

@@ -6,7 +6,8 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use director_platform::discovery::{Resolver, balanced_channel_with};
+use director_platform::balance::Balanced;
+use director_platform::discovery::{BalanceOptions, Resolver, balanced_channel_with};
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic_health::ServingStatus;
@@ -32,7 +33,7 @@ async fn replica(status: ServingStatus) -> SocketAddr {
 }
 
 /// What 40 calls through the channel answered: (serving, not serving).
-async fn answers(channel: tonic::transport::Channel) -> (usize, usize) {
+async fn answers(channel: Balanced) -> (usize, usize) {
     let mut client = HealthClient::new(channel);
     let mut counts = (0, 0);
     for _ in 0..40 {
@@ -51,6 +52,14 @@ async fn answers(channel: tonic::transport::Channel) -> (usize, usize) {
     counts
 }
 
+/// Resolving every `refresh`, connections given up after a second.
+fn options(refresh: Duration) -> BalanceOptions {
+    BalanceOptions {
+        refresh,
+        ..BalanceOptions::new(Duration::from_secs(1))
+    }
+}
+
 #[tokio::test]
 async fn calls_spread_over_every_resolved_replica_and_follow_the_resolution() {
     let serving = replica(ServingStatus::Serving).await;
@@ -64,8 +73,8 @@ async fn calls_spread_over_every_resolved_replica_and_follow_the_resolution() {
     });
     let channel = balanced_channel_with(
         "http://replicas.test:50051".parse().unwrap(),
-        Duration::from_millis(100),
-        |endpoint| endpoint.connect_timeout(Duration::from_secs(1)),
+        options(Duration::from_millis(100)),
+        |endpoint| endpoint,
         resolver,
     );
 
@@ -96,8 +105,8 @@ async fn a_name_that_does_not_resolve_fails_calls_fast() {
     });
     let channel = balanced_channel_with(
         "http://127.0.0.1:1".parse().unwrap(),
-        Duration::from_secs(60),
-        |endpoint| endpoint.connect_timeout(Duration::from_secs(1)),
+        options(Duration::from_secs(60)),
+        |endpoint| endpoint,
         resolver,
     );
     let started = std::time::Instant::now();
@@ -120,8 +129,8 @@ async fn an_ipv6_address_beside_ipv4_ones_gets_no_calls() {
         Arc::new(move |_host: String, _port: u16| Box::pin(async move { Ok(vec![ipv6, serving]) }));
     let channel = balanced_channel_with(
         "http://localhost:50051".parse().unwrap(),
-        Duration::from_secs(60),
-        |endpoint| endpoint.connect_timeout(Duration::from_secs(1)),
+        options(Duration::from_secs(60)),
+        |endpoint| endpoint,
         resolver,
     );
     assert_eq!(

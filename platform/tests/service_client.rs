@@ -58,6 +58,7 @@ fn client(uri: http::Uri) -> ServiceClient {
         tokens(),
         Duration::from_secs(1),
         Duration::from_secs(10),
+        director_platform::balance::SideEffectFree::default(),
     )
 }
 

@@ -38,6 +38,25 @@ pub async fn spawn_stack() -> TestStack {
 
 /// Starts the stack; `extra` settings override the defaults below.
 pub async fn spawn_stack_with(extra: &[(&str, &str)]) -> TestStack {
+    let env = stack_env(extra).await;
+    let stack = stack::start(&Env::from_pairs(env.clone()), CancellationToken::new())
+        .await
+        .unwrap();
+    let base = stack.gateway_url();
+    TestStack {
+        stack,
+        base,
+        http: reqwest::Client::builder()
+            .timeout(Duration::from_secs(20))
+            .build()
+            .unwrap(),
+        env,
+    }
+}
+
+/// The settings of a test stack: every service on a fresh, migrated database of its own and
+/// a random loopback port, test secrets, generous rate limits; `extra` overrides them.
+pub async fn stack_env(extra: &[(&str, &str)]) -> Vec<(String, String)> {
     let run = uuid::Uuid::new_v4().simple().to_string();
     let migrations = Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations");
     let mut env: Vec<(String, String)> = Vec::new();
@@ -73,19 +92,7 @@ pub async fn spawn_stack_with(extra: &[(&str, &str)]) -> TestStack {
         env.retain(|(k, _)| k != key);
         env.push(((*key).to_owned(), (*value).to_owned()));
     }
-    let stack = stack::start(&Env::from_pairs(env.clone()), CancellationToken::new())
-        .await
-        .unwrap();
-    let base = stack.gateway_url();
-    TestStack {
-        stack,
-        base,
-        http: reqwest::Client::builder()
-            .timeout(Duration::from_secs(20))
-            .build()
-            .unwrap(),
-        env,
-    }
+    env
 }
 
 /// The stack with every integration pointed at fresh fakes of Vessey, Slack and Twilio (what

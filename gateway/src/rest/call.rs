@@ -10,13 +10,12 @@ use prost_reflect::DynamicMessage;
 use tonic::Code;
 use tonic::client::Grpc;
 use tonic::codec::Streaming;
-use tonic::transport::Channel;
 use tracing::warn;
 
 use super::codec::{DynamicCodec, EncodedResponseCodec};
 use super::routes::RestRoute;
 use crate::error::ApiError;
-use crate::upstream::{Outbound, Upstreams};
+use crate::upstream::{Outbound, UpstreamChannel, Upstreams};
 
 /// One unary call; the response message of the route's method, still encoded.
 pub async fn unary(
@@ -69,6 +68,9 @@ pub async fn server_streaming(
     let mut grpc = Grpc::new(channel(route, upstreams, outbound)?);
     let mut request = tonic::Request::new(message);
     *request.metadata_mut() = outbound.metadata.clone();
+    if let Some(reauthorize) = &outbound.reauthorize {
+        request.extensions_mut().insert(reauthorize.clone());
+    }
     let codec = DynamicCodec::new(route.method.output());
     let start = async {
         grpc.ready()
@@ -123,7 +125,7 @@ fn channel(
     route: &RestRoute,
     upstreams: &Upstreams,
     outbound: &Outbound,
-) -> Result<Channel, ApiError> {
+) -> Result<UpstreamChannel, ApiError> {
     let package = route.method.parent_service().package_name();
     upstreams.channel_for_package(package).ok_or_else(|| {
         warn!(
@@ -136,11 +138,7 @@ fn channel(
     })
 }
 
-fn unavailable(
-    route: &RestRoute,
-    outbound: &Outbound,
-    error: &tonic::transport::Error,
-) -> ApiError {
+fn unavailable(route: &RestRoute, outbound: &Outbound, error: &tonic::Status) -> ApiError {
     warn!(
         rpc = route.grpc_path(),
         request_id = request_id(outbound).unwrap_or_default(),

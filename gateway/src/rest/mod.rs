@@ -32,7 +32,7 @@ mod json_out;
 pub mod names;
 mod request;
 mod routes;
-mod sse;
+pub(crate) mod sse;
 pub mod template;
 pub mod wire_json;
 

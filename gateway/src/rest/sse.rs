@@ -69,7 +69,7 @@ fn event_id_field(response: &MessageDescriptor) -> Option<FieldDescriptor> {
 }
 
 /// A top-level, singular string or integer field named `name`.
-fn convention_field(message: &MessageDescriptor, name: &str) -> Option<FieldDescriptor> {
+pub(crate) fn convention_field(message: &MessageDescriptor, name: &str) -> Option<FieldDescriptor> {
     let field = message.get_field_by_name(name)?;
     let usable = !field.is_list()
         && !field.is_map()
@@ -179,7 +179,7 @@ fn message_event(
 }
 
 /// The message's `event_id` as SSE id text, when it is set and fits on one SSE line.
-fn event_id(message: &DynamicMessage, field: &FieldDescriptor) -> Option<String> {
+pub(crate) fn event_id(message: &DynamicMessage, field: &FieldDescriptor) -> Option<String> {
     if !message.has_field(field) {
         return None;
     }
