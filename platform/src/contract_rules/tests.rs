@@ -1,0 +1,171 @@
+use director_proto::{companies, dispatch, integrations};
+
+use super::*;
+
+fn fields(status: &tonic::Status) -> Vec<String> {
+    let details = tonic_types::StatusExt::get_error_details(status);
+    details
+        .bad_request()
+        .map(|bad| {
+            bad.field_violations
+                .iter()
+                .map(|v| v.field.clone())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn every_rule_in_the_contracts_is_supported() {
+    let book = RuleBook::director();
+    let name = book
+        .pool
+        .get_message_by_name("director.companies.v1.CreateCompanyRequest")
+        .and_then(|message| message.get_field_by_name("name"))
+        .expect("CreateCompanyRequest.name");
+    let rules = book.rules_of(&name).expect("name carries rules");
+    assert!(rules.required);
+    let ValueRules::Text(text) = &rules.value else {
+        panic!("string rules expected: {rules:?}");
+    };
+    assert_eq!(text.max_len, Some(255));
+    assert_eq!(
+        text.pattern.as_ref().map(regex::Regex::as_str),
+        Some(NOT_BLANK_PATTERN)
+    );
+}
+
+#[test]
+fn a_valid_request_passes() {
+    let request = companies::CreateCompanyRequest {
+        name: " Acme ".into(),
+        email: Some("a@b.example".into()),
+        phone: Some("+1 (555) 012-3456".into()),
+        address: Some(String::new()),
+        external_id: None,
+    };
+    assert!(check(&request).is_ok());
+}
+
+#[test]
+fn each_bad_field_is_named_once() {
+    let request = companies::CreateCompanyRequest {
+        name: "   ".into(),
+        email: Some("not-an-email".into()),
+        phone: Some("555 0123".into()),
+        address: Some("a\0b".into()),
+        external_id: Some("x".repeat(256)),
+    };
+    let status = check(&request).expect_err("every field is bad");
+    assert_eq!(status.code(), tonic::Code::InvalidArgument);
+    assert_eq!(
+        fields(&status),
+        ["name", "email", "phone", "address", "external_id"]
+    );
+    assert_eq!(
+        status.message(),
+        "Invalid name, email, phone, address, external_id"
+    );
+}
+
+#[test]
+fn blank_optional_fields_with_ignore_if_zero_are_absent() {
+    let request = companies::CreateCompanyRequest {
+        name: "Acme".into(),
+        email: Some(String::new()),
+        phone: Some(String::new()),
+        ..Default::default()
+    };
+    assert!(check(&request).is_ok());
+}
+
+#[test]
+fn required_text_and_uuids_and_bounds() {
+    let status = check(&dispatch::CreateTaskRequest {
+        company_id: "42".into(),
+        title: String::new(),
+        scheduled_for: "22/11/2026".into(),
+        volume_liters: Some(-1.0),
+        driver_id: Some(String::new()),
+        ..Default::default()
+    })
+    .expect_err("bad task");
+    assert_eq!(
+        fields(&status),
+        ["company_id", "title", "scheduled_for", "volume_liters"]
+    );
+    let status = check(&dispatch::ListTasksRequest {
+        skip: Some(-1),
+        limit: Some(0),
+        ..Default::default()
+    })
+    .expect_err("bad page");
+    assert_eq!(fields(&status), ["skip", "limit"]);
+    assert!(
+        check(&dispatch::ListTasksRequest {
+            skip: Some(0),
+            limit: Some(10_000),
+            ..Default::default()
+        })
+        .is_ok(),
+        "a large limit is capped by the service, not refused"
+    );
+    let status = check(&dispatch::CompleteTaskRequest {
+        id: uuid::Uuid::nil().to_string(),
+        volume_liters: Some(f64::NAN),
+        notes: None,
+    })
+    .expect_err("NaN");
+    assert_eq!(fields(&status), ["volume_liters"]);
+}
+
+#[test]
+fn uuids_must_be_hyphenated() {
+    let simple = uuid::Uuid::nil().simple().to_string();
+    assert!(
+        check(&companies::GetCompanyRequest { id: simple }).is_err(),
+        "protovalidate's uuid is the hyphenated form"
+    );
+    assert!(
+        check(&companies::GetCompanyRequest {
+            id: "6F1C0E6E-2B1A-4C3E-9A53-0D2F4F7B9A10".into()
+        })
+        .is_ok()
+    );
+}
+
+#[test]
+fn phone_pattern_holds_exactly_what_the_services_normalise() {
+    for good in ["+1 (555) 012-3456", "+44.20.7946.0958", "+1234567"] {
+        let request = integrations::SendSmsRequest {
+            to: good.into(),
+            message: "hi".into(),
+        };
+        assert!(check(&request).is_ok(), "{good} refused");
+        assert!(crate::validate::phone_e164(good).is_ok(), "{good}");
+    }
+    for bad in [
+        "5550123456",
+        "+1555abc1234",
+        "+123456",
+        "+1234567890123456",
+        "+",
+    ] {
+        let request = integrations::SendSmsRequest {
+            to: bad.into(),
+            message: "hi".into(),
+        };
+        assert!(check(&request).is_err(), "{bad} accepted");
+    }
+}
+
+#[test]
+fn house_patterns_read_as_sentences_and_dates_have_a_format() {
+    assert_eq!(
+        describe_pattern(DATE_PATTERN),
+        "must be a date written YYYY-MM-DD"
+    );
+    assert_eq!(pattern_format(DATE_PATTERN), Some("date"));
+    assert_eq!(pattern_format(PHONE_PATTERN), None);
+    assert!(describe_pattern("^a$").contains("^a$"));
+}
