@@ -21,6 +21,7 @@
 
 mod comments;
 mod pages;
+mod rules;
 pub mod schema;
 
 use prost_reflect::{DescriptorPool, FieldDescriptor, Kind, MessageDescriptor};
@@ -125,6 +126,7 @@ fn operation(route: &RestRoute, comments: &Comments, schemas: &mut Schemas<'_>) 
         .map(|(name, field)| {
             let mut schema = schemas.kind(&field.kind(), Direction::Input);
             inline_enum(&mut schema, field);
+            rules::constrain(&mut schema, field);
             let mut parameter = json!({
                 "name": name,
                 "in": "path",
@@ -213,15 +215,16 @@ fn query_parameters(
         }
         let mut single = schemas.kind(&kind, Direction::Input);
         inline_enum(&mut single, &field);
-        let schema = if field.is_list() {
+        let mut schema = if field.is_list() {
             json!({ "type": "array", "items": single })
         } else {
             single
         };
+        rules::constrain(&mut schema, &field);
         let mut parameter = json!({
             "name": name,
             "in": "query",
-            "required": false,
+            "required": rules::is_required(&field),
             "schema": schema,
         });
         if field.is_list() {

@@ -1,6 +1,7 @@
 //! The `director.dispatch.v1.DriversService` gRPC API: checks the caller's role, validates
 //! the input, calls the store, and turns rows into messages.
 
+use director_platform::contract_rules;
 use director_platform::identity::{caller, writer};
 use director_platform::time::to_timestamp;
 use director_platform::validate::{self, Violations};
@@ -43,6 +44,7 @@ impl DriversService for DriversApi {
         request: Request<ListDriversRequest>,
     ) -> Result<Response<ListDriversResponse>, Status> {
         let caller = caller(&request)?;
+        contract_rules::check(request.get_ref())?;
         let request = request.into_inner();
         let mut violations = Violations::new();
         // UNSPECIFIED: any status.
@@ -66,6 +68,7 @@ impl DriversService for DriversApi {
         request: Request<CreateDriverRequest>,
     ) -> Result<Response<CreateDriverResponse>, Status> {
         let caller = writer(&request, DRIVERS_CANNOT_WRITE)?;
+        contract_rules::check(request.get_ref())?;
         let new = new_driver(&request.into_inner())?;
         let row = self
             .store
@@ -82,6 +85,7 @@ impl DriversService for DriversApi {
         request: Request<GetDriverRequest>,
     ) -> Result<Response<GetDriverResponse>, Status> {
         let caller = caller(&request)?;
+        contract_rules::check(request.get_ref())?;
         let id = validate::id("id", &request.get_ref().id)?;
         let row = self
             .store
@@ -99,6 +103,7 @@ impl DriversService for DriversApi {
         request: Request<UpdateDriverRequest>,
     ) -> Result<Response<UpdateDriverResponse>, Status> {
         let caller = writer(&request, DRIVERS_CANNOT_WRITE)?;
+        contract_rules::check(request.get_ref())?;
         let request = request.into_inner();
         let id = validate::id("id", &request.id)?;
         let changes = driver_changes(request)?;
@@ -118,6 +123,7 @@ impl DriversService for DriversApi {
         request: Request<DeleteDriverRequest>,
     ) -> Result<Response<DeleteDriverResponse>, Status> {
         let caller = writer(&request, DRIVERS_CANNOT_WRITE)?;
+        contract_rules::check(request.get_ref())?;
         let id = validate::id("id", &request.get_ref().id)?;
         if !self
             .store

@@ -1,5 +1,6 @@
 //! The `director.integrations.v1.NotificationsService` gRPC API.
 
+use director_platform::contract_rules;
 use director_platform::identity::writer;
 use director_platform::time::to_timestamp;
 use director_platform::validate::{self, Violations};
@@ -43,6 +44,7 @@ impl NotificationsService for NotificationsApi {
         request: Request<SendSmsRequest>,
     ) -> Result<Response<SendSmsResponse>, Status> {
         let caller = writer(&request, DRIVERS_CANNOT_USE)?;
+        contract_rules::check(request.get_ref())?;
         let request = request.into_inner();
         let mut violations = Violations::new();
         let to = violations.check("to", validate::phone_e164(&request.to));
@@ -79,6 +81,7 @@ impl NotificationsService for NotificationsApi {
         request: Request<SendSlackMessageRequest>,
     ) -> Result<Response<SendSlackMessageResponse>, Status> {
         let caller = writer(&request, DRIVERS_CANNOT_USE)?;
+        contract_rules::check(request.get_ref())?;
         let request = request.into_inner();
         let mut violations = Violations::new();
         let text = violations.check("text", message_text(&request.text, SLACK_MAX));
@@ -112,6 +115,7 @@ impl NotificationsService for NotificationsApi {
         request: Request<ListNotificationsRequest>,
     ) -> Result<Response<ListNotificationsResponse>, Status> {
         let caller = writer(&request, DRIVERS_CANNOT_USE)?;
+        contract_rules::check(request.get_ref())?;
         let request = request.into_inner();
         let mut violations = Violations::new();
         let status = violations

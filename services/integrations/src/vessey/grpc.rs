@@ -1,5 +1,6 @@
 //! The `director.integrations.v1.IntegrationsService` gRPC API.
 
+use director_platform::contract_rules;
 use director_platform::identity::writer;
 use director_platform::validate::{self, Violations};
 use director_proto::integrations::integrations_service_server::IntegrationsService;
@@ -66,6 +67,7 @@ impl IntegrationsService for IntegrationsApi {
         request: Request<GetVesseyDriverRequest>,
     ) -> Result<Response<GetVesseyDriverResponse>, Status> {
         let caller = writer(&request, DRIVERS_CANNOT_USE)?;
+        contract_rules::check(request.get_ref())?;
         let mut violations = Violations::new();
         let driver_id = violations.check(
             "driver_id",
@@ -118,6 +120,7 @@ impl IntegrationsService for IntegrationsApi {
         request: Request<ImportVesseyCollectionsRequest>,
     ) -> Result<Response<ImportVesseyCollectionsResponse>, Status> {
         let caller = writer(&request, DRIVERS_CANNOT_USE)?;
+        contract_rules::check(request.get_ref())?;
         let mut violations = Violations::new();
         let date = violations.check("date", validate::date(&request.get_ref().date));
         violations.into_result()?;
