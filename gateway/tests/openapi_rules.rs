@@ -78,11 +78,25 @@ fn uuids_dates_and_numbers_carry_formats_and_bounds() {
     let id = parameter(&document, "/api/companies/{id}", "get", "id");
     assert_eq!(id["schema"]["format"], "uuid");
     let skip = parameter(&document, "/api/companies", "get", "skip");
-    assert_eq!(skip["schema"]["minimum"], 0);
+    assert_eq!(skip["schema"]["anyOf"][0]["minimum"], 0);
+    assert_eq!(skip["schema"]["anyOf"][1], json!({ "const": "" }));
     let limit = parameter(&document, "/api/companies", "get", "limit");
-    assert_eq!(limit["schema"]["minimum"], 1);
+    assert_eq!(limit["schema"]["anyOf"][0]["minimum"], 1);
     let from = parameter(&document, "/api/tasks", "get", "from");
     assert_eq!(from["schema"]["anyOf"][1]["format"], "date");
+}
+
+#[test]
+fn a_body_is_required_only_when_its_rules_require_a_field() {
+    let document = document();
+    let create = &document["paths"]["/api/companies"]["post"]["requestBody"];
+    assert_eq!(create["required"], true);
+    let sync = &document["paths"]["/api/integrations/vessey/drivers:sync"]["post"]["requestBody"];
+    assert_eq!(sync["required"], false);
+    assert_eq!(
+        sync["content"]["application/json"]["schema"]["type"],
+        json!(["object", "null"])
+    );
 }
 
 #[test]

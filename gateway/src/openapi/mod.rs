@@ -221,6 +221,10 @@ fn query_parameters(
             single
         };
         rules::constrain(&mut schema, &field);
+        if !field.is_list() && schema.get("anyOf").is_none() {
+            // An empty query value (`?skip=`) means the parameter is absent.
+            schema = json!({ "anyOf": [schema, { "const": "" }] });
+        }
         let mut parameter = json!({
             "name": name,
             "in": "query",
@@ -244,10 +248,20 @@ fn query_parameters(
     }
 }
 
-/// Query and path parameters list an enum's short names inline (no `null`: leave it out).
+/// Query and path parameters list an enum's short names inline (no `null`: leave it out),
+/// then its numbers, which proto3 JSON accepts as well.
 fn inline_enum(schema: &mut Value, field: &FieldDescriptor) {
     if let Kind::Enum(enum_desc) = field.kind() {
-        *schema = json!({ "type": "string", "enum": enum_short_names(&enum_desc) });
+        let mut values: Vec<Value> = enum_short_names(&enum_desc)
+            .into_iter()
+            .map(Value::String)
+            .collect();
+        values.extend(
+            enum_desc
+                .values()
+                .map(|value| Value::String(value.number().to_string())),
+        );
+        *schema = json!({ "type": "string", "enum": values });
     }
 }
 
@@ -285,8 +299,16 @@ fn request_body(
         }
         _ => return None,
     };
+    // The gateway reads a missing body (and `null`) as an empty message: the body is required
+    // only when its rules require a field, and else `null` is a valid body too.
+    let required = schema.get("required").is_some();
+    let schema = if required {
+        schema
+    } else {
+        schema::nullable(schema)
+    };
     let mut body = json!({
-        "required": route.body.as_deref() != Some("*"),
+        "required": required,
         "content": { "application/json": { "schema": schema } },
     });
     if let Some(description) = description {

@@ -170,7 +170,18 @@ impl<'c> Schemas<'c> {
             Kind::Bool => json!({ "type": "boolean" }),
             Kind::String => json!({ "type": "string" }),
             Kind::Bytes => json!({ "type": "string", "contentEncoding": "base64" }),
-            Kind::Enum(enum_desc) => self.enumeration(enum_desc),
+            Kind::Enum(enum_desc) => match direction {
+                Direction::Output => self.enumeration(enum_desc),
+                // Proto3 JSON parsers accept an enum's numbers besides its names.
+                Direction::Input => {
+                    let numbers: Vec<i32> =
+                        enum_desc.values().map(|value| value.number()).collect();
+                    json!({ "anyOf": [
+                        self.enumeration(enum_desc),
+                        { "type": "integer", "enum": numbers },
+                    ] })
+                }
+            },
             Kind::Message(message) => self.message(message, direction),
         }
     }

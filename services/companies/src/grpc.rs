@@ -135,35 +135,21 @@ impl CompaniesService for CompaniesApi {
     }
 }
 
+/// A new company from a request that kept its contract's rules (`contract_rules::check`):
+/// text trimmed, blank optional text absent, the phone number in E.164.
 fn new_company(request: CreateCompanyRequest) -> Result<NewCompany, Status> {
     let mut violations = Violations::new();
-    let name = violations.check("name", validate::required_text(&request.name, NAME_MAX));
     let new = NewCompany {
-        name: name.unwrap_or_default(),
-        email: validate::optional_with(
-            &mut violations,
-            "email",
-            request.email.as_deref(),
-            validate::email,
-        ),
+        name: validate::trimmed(&request.name),
+        email: validate::present(request.email.as_deref()),
         phone: validate::optional_with(
             &mut violations,
             "phone",
             request.phone.as_deref(),
             validate::phone_e164,
         ),
-        address: violations
-            .check(
-                "address",
-                validate::optional_text(request.address.as_deref(), ADDRESS_MAX),
-            )
-            .flatten(),
-        external_id: violations
-            .check(
-                "external_id",
-                validate::optional_text(request.external_id.as_deref(), EXTERNAL_ID_MAX),
-            )
-            .flatten(),
+        address: validate::present(request.address.as_deref()),
+        external_id: validate::present(request.external_id.as_deref()),
     };
     violations.into_result()?;
     Ok(new)

@@ -149,29 +149,21 @@ fn status_name(raw: i32) -> Result<Option<&'static str>, String> {
     }
 }
 
+/// A new driver from a request that kept its contract's rules (`contract_rules::check`):
+/// text trimmed, blank optional text absent, the phone number in E.164.
 fn new_driver(request: &CreateDriverRequest) -> Result<NewDriver, Status> {
     let mut violations = Violations::new();
-    let name = violations.check("name", validate::required_text(&request.name, NAME_MAX));
     let new = NewDriver {
-        name: name.unwrap_or_default(),
+        name: validate::trimmed(&request.name),
         phone: validate::optional_with(
             &mut violations,
             "phone",
             request.phone.as_deref(),
             validate::phone_e164,
         ),
-        email: validate::optional_with(
-            &mut violations,
-            "email",
-            request.email.as_deref(),
-            validate::email,
-        ),
-        external_id: optional_id(
-            &mut violations,
-            "external_id",
-            request.external_id.as_deref(),
-        ),
-        user_id: optional_id(&mut violations, "user_id", request.user_id.as_deref()),
+        email: validate::present(request.email.as_deref()),
+        external_id: validate::present(request.external_id.as_deref()),
+        user_id: validate::present(request.user_id.as_deref()),
         status: violations
             .check("status", status_name(request.status))
             .flatten()

@@ -273,7 +273,7 @@ impl TasksService for TasksApi {
         contract_rules::check(request.get_ref())?;
         let request = request.into_inner();
         let id = validate::id("id", &request.id)?;
-        let (volume, notes) = input::completion(&request)?;
+        let (volume, notes) = input::completion(&request);
         let row = self.store.complete(&caller, id, volume, notes).await;
         let task = transitioned(self, &caller, id, Transition::Complete, None, row).await?;
         Ok(Response::new(CompleteTaskResponse { task: Some(task) }))
@@ -287,7 +287,7 @@ impl TasksService for TasksApi {
         contract_rules::check(request.get_ref())?;
         let request = request.into_inner();
         let id = validate::id("id", &request.id)?;
-        let reason = input::reason(&request.reason)?;
+        let reason = validate::trimmed(&request.reason);
         let row = self.store.cancel(&caller, id, reason).await;
         let task = transitioned(self, &caller, id, Transition::Cancel, None, row).await?;
         Ok(Response::new(CancelTaskResponse { task: Some(task) }))
