@@ -3,7 +3,7 @@
 
 use director_gateway::openapi::openapi_document;
 use director_gateway::rest::RestApi;
-use director_platform::contract_rules::{DATE_PATTERN, NOT_BLANK_PATTERN, PHONE_PATTERN};
+use director_platform::contract_rules::{DATE_PATTERN, NOT_BLANK_PATTERN, OPTIONAL_PHONE_PATTERN};
 use prost_reflect::DescriptorPool;
 use serde_json::{Value, json};
 
@@ -49,16 +49,22 @@ fn text_rules_become_length_pattern_and_required() {
 }
 
 #[test]
-fn optional_formats_accept_the_empty_string_and_null() {
+fn optional_fields_keep_their_rules_and_patterns_admit_the_empty_value() {
     let document = document();
     let company = body(&document, "/api/companies", "post");
+    // A set optional field keeps its rules (protovalidate), so `email` has no empty form...
+    let email = &company["properties"]["email"];
+    assert_eq!(email["format"], "email");
+    assert_eq!(email["maxLength"], 320);
+    // ...while the optional phone, UUID and day patterns admit "" (read as absent).
     assert_eq!(
-        company["properties"]["email"]["anyOf"],
-        json!([{ "const": "" }, { "maxLength": 320, "format": "email" }, { "type": "null" }])
+        company["properties"]["phone"]["pattern"],
+        OPTIONAL_PHONE_PATTERN
     );
+    let task = body(&document, "/api/tasks", "post");
     assert_eq!(
-        company["properties"]["phone"]["anyOf"][1]["pattern"],
-        PHONE_PATTERN
+        task["properties"]["driver_id"]["anyOf"],
+        json!([{ "const": "" }, { "format": "uuid" }, { "type": "null" }])
     );
 }
 

@@ -20,8 +20,8 @@ pub fn is_required(field: &FieldDescriptor) -> bool {
 }
 
 /// Adds `field`'s rules to `schema`, the schema of its whole value (an array for a repeated
-/// field). A rule skipped for the zero value (`IGNORE_IF_ZERO_VALUE`) is published as
-/// "the empty string, or a value keeping the rules".
+/// field). Rules skipped for the zero value (`IGNORE_IF_ZERO_VALUE`, fields without presence)
+/// are published as "the empty string, or a value keeping the rules".
 pub fn constrain(schema: &mut Value, field: &FieldDescriptor) {
     let Some(rules) = of(field) else {
         return;
@@ -47,15 +47,22 @@ pub fn constrain(schema: &mut Value, field: &FieldDescriptor) {
     if value.is_empty() {
         return;
     }
-    if rules.ignore_if_zero && matches!(rules.value, ValueRules::Text(_)) {
-        let mut choices = vec![json!({ "const": "" }), Value::Object(value)];
-        let nullable = matches!(target.get("type"), Some(Value::Array(types)) if types.contains(&json!("null")));
-        if nullable {
-            choices.push(json!({ "type": "null" }));
-        }
-        target.insert("anyOf".into(), Value::Array(choices));
+    let nullable =
+        matches!(target.get("type"), Some(Value::Array(types)) if types.contains(&json!("null")));
+    let skipped_when_zero = rules.ignore_if_zero
+        && !field.supports_presence()
+        && matches!(rules.value, ValueRules::Text(_));
+    if skipped_when_zero {
+        target.insert(
+            "anyOf".into(),
+            json!([{ "const": "" }, Value::Object(value)]),
+        );
     } else {
         target.extend(value);
+    }
+    // `anyOf` alternatives must leave room for the `null` a nullable field accepts.
+    if nullable && let Some(Value::Array(choices)) = target.get_mut("anyOf") {
+        choices.push(json!({ "type": "null" }));
     }
 }
 
@@ -71,8 +78,18 @@ fn keywords(rules: &ValueRules) -> Map<String, Value> {
             }
             if let Some(pattern) = &text.pattern {
                 out.insert("pattern".into(), json!(pattern.as_str()));
-                if let Some(format) = pattern_format(pattern.as_str()) {
-                    out.insert("format".into(), json!(format));
+                match pattern_format(pattern.as_str()) {
+                    Some((format, false)) => {
+                        out.insert("format".into(), json!(format));
+                    }
+                    // `""` or a value in the format (a blank optional value is absent).
+                    Some((format, true)) => {
+                        out.insert(
+                            "anyOf".into(),
+                            json!([{ "const": "" }, { "format": format }]),
+                        );
+                    }
+                    None => {}
                 }
             }
             match text.format {

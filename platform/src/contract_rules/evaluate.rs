@@ -55,8 +55,13 @@ fn check_field(
         found.push(FieldViolation::new(path, required_description(field)));
         return;
     }
-    let unset_with_presence = field.supports_presence() && !set;
-    if unset_with_presence || (rules.ignore_if_zero && zero) {
+    // With presence, rules apply whenever the field is set, even to its zero value
+    // (protovalidate: `IGNORE_IF_ZERO_VALUE` is a no-op for such fields).
+    if field.supports_presence() {
+        if !set {
+            return;
+        }
+    } else if rules.ignore_if_zero && zero {
         return;
     }
     if let Some(description) = value_rule(&rules.value, &value, field) {

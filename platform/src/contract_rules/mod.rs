@@ -39,21 +39,42 @@ pub const PHONE_PATTERN: &str = r"^\+([ .()-]*[0-9]){7,15}[ .()-]*$";
 /// the OpenAPI document publishes it as `format: date`).
 pub const DATE_PATTERN: &str = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$";
 
+// Optional fields track presence, and protovalidate applies the rules of a set optional field
+// even to `""` (`IGNORE_IF_ZERO_VALUE` is a no-op there). Services read a blank optional value
+// as absent, so these patterns admit the empty string explicitly.
+
+/// An optional phone number: empty, or [`PHONE_PATTERN`].
+pub const OPTIONAL_PHONE_PATTERN: &str = r"^$|^\+([ .()-]*[0-9]){7,15}[ .()-]*$";
+/// An optional UUID: empty, or the hyphenated form (published as `format: uuid`).
+pub const OPTIONAL_UUID_PATTERN: &str =
+    r"^$|^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$";
+/// An optional day: empty, or [`DATE_PATTERN`] (published as `format: date`).
+pub const OPTIONAL_DATE_PATTERN: &str = r"^$|^[0-9]{4}-[0-9]{2}-[0-9]{2}$";
+
 /// The sentence a broken `pattern` rule answers: plain words for the house patterns above,
 /// the pattern itself for any other.
 pub fn describe_pattern(pattern: &str) -> String {
     match pattern {
         NOT_BLANK_PATTERN => "must not be blank nor contain NUL characters".to_owned(),
         NO_NUL_PATTERN => "must not contain NUL characters".to_owned(),
-        PHONE_PATTERN => "must be an E.164 phone number: '+' and 7 to 15 digits".to_owned(),
-        DATE_PATTERN => "must be a date written YYYY-MM-DD".to_owned(),
+        PHONE_PATTERN | OPTIONAL_PHONE_PATTERN => {
+            "must be an E.164 phone number: '+' and 7 to 15 digits".to_owned()
+        }
+        DATE_PATTERN | OPTIONAL_DATE_PATTERN => "must be a date written YYYY-MM-DD".to_owned(),
+        OPTIONAL_UUID_PATTERN => "must be a UUID".to_owned(),
         other => format!("must match the pattern `{other}`"),
     }
 }
 
-/// The JSON Schema `format` a house pattern stands for (`date` for [`DATE_PATTERN`]).
-pub fn pattern_format(pattern: &str) -> Option<&'static str> {
-    (pattern == DATE_PATTERN).then_some("date")
+/// The JSON Schema `format` a house pattern stands for, and whether the pattern also admits
+/// the empty string (the optional forms).
+pub fn pattern_format(pattern: &str) -> Option<(&'static str, bool)> {
+    match pattern {
+        DATE_PATTERN => Some(("date", false)),
+        OPTIONAL_DATE_PATTERN => Some(("date", true)),
+        OPTIONAL_UUID_PATTERN => Some(("uuid", true)),
+        _ => None,
+    }
 }
 
 /// Every annotated field of a descriptor pool with its rules, read once.

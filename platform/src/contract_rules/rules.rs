@@ -15,7 +15,8 @@ pub const FIELD_OPTION: &str = "buf.validate.field";
 pub struct FieldRules {
     /// The field must be set (with presence) or not hold its zero value (without).
     pub required: bool,
-    /// Rules are skipped when the field holds its zero value (`IGNORE_IF_ZERO_VALUE`).
+    /// Rules are skipped when the field holds its zero value (`IGNORE_IF_ZERO_VALUE`; only for
+    /// fields without presence, as in protovalidate).
     pub ignore_if_zero: bool,
     /// Rules of the field's value (of each item for a repeated field).
     pub value: ValueRules,

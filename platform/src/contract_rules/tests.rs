@@ -69,14 +69,31 @@ fn each_bad_field_is_named_once() {
 }
 
 #[test]
-fn blank_optional_fields_with_ignore_if_zero_are_absent() {
+fn a_set_optional_field_keeps_its_rules_even_when_empty() {
+    // The optional patterns admit "" (read as absent by the services)...
     let request = companies::CreateCompanyRequest {
         name: "Acme".into(),
-        email: Some(String::new()),
         phone: Some(String::new()),
+        address: Some(String::new()),
         ..Default::default()
     };
     assert!(check(&request).is_ok());
+    assert!(
+        check(&dispatch::ListTasksRequest {
+            driver_id: Some(String::new()),
+            from: Some(String::new()),
+            ..Default::default()
+        })
+        .is_ok()
+    );
+    // ...but `email` has no empty form: set, it must be an address (protovalidate semantics).
+    let status = check(&companies::CreateCompanyRequest {
+        name: "Acme".into(),
+        email: Some(String::new()),
+        ..Default::default()
+    })
+    .expect_err("an empty e-mail address");
+    assert_eq!(fields(&status), ["email"]);
 }
 
 #[test]
@@ -165,7 +182,8 @@ fn house_patterns_read_as_sentences_and_dates_have_a_format() {
         describe_pattern(DATE_PATTERN),
         "must be a date written YYYY-MM-DD"
     );
-    assert_eq!(pattern_format(DATE_PATTERN), Some("date"));
+    assert_eq!(pattern_format(DATE_PATTERN), Some(("date", false)));
+    assert_eq!(pattern_format(OPTIONAL_UUID_PATTERN), Some(("uuid", true)));
     assert_eq!(pattern_format(PHONE_PATTERN), None);
     assert!(describe_pattern("^a$").contains("^a$"));
 }
