@@ -42,7 +42,7 @@ impl NotificationsService for NotificationsApi {
         // The contract's rules held: `to` normalises to E.164, `message` is not blank.
         let mut violations = Violations::new();
         let to = violations.check("to", validate::phone_e164(&request.to));
-        let message = Some(request.message);
+        let message = request.message;
         violations.into_result()?;
         // Refused now rather than queued to fail for certain.
         let providers = self.providers.for_tenant(&caller).await?;
@@ -60,7 +60,7 @@ impl NotificationsService for NotificationsApi {
         let new = NewNotification {
             channel: "sms",
             recipient: to,
-            message: message.unwrap_or_default(),
+            message,
             source_event_id: None,
             dedup_key: None,
         };
@@ -79,7 +79,7 @@ impl NotificationsService for NotificationsApi {
         let request = request.into_inner();
         // The contract's rules held; the text is sent as written (not trimmed: it is the
         // user's), the channel trimmed and absent when blank.
-        let text = Some(request.text);
+        let text = request.text;
         let channel = validate::present(request.channel.as_deref());
         self.providers
             .for_tenant(&caller)
@@ -89,7 +89,7 @@ impl NotificationsService for NotificationsApi {
         let new = NewNotification {
             channel: "slack",
             recipient: channel,
-            message: text.unwrap_or_default(),
+            message: text,
             source_event_id: None,
             dedup_key: None,
         };
