@@ -1,5 +1,7 @@
 use director_proto::{companies, dispatch, integrations};
 
+use prost_reflect::DescriptorPool;
+
 use super::*;
 
 fn fields(status: &tonic::Status) -> Vec<String> {
@@ -186,4 +188,49 @@ fn house_patterns_read_as_sentences_and_dates_have_a_format() {
     assert_eq!(pattern_format(OPTIONAL_UUID_PATTERN), Some(("uuid", true)));
     assert_eq!(pattern_format(PHONE_PATTERN), None);
     assert!(describe_pattern("^a$").contains("^a$"));
+}
+
+/// A pool of the contracts' own `buf/validate/validate.proto` plus one test file.
+fn pool_with(test_proto: &str) -> Result<DescriptorPool, Box<dyn std::error::Error>> {
+    let scratch = std::env::temp_dir().join(format!("contract-rules-{}", std::process::id()));
+    std::fs::create_dir_all(&scratch)?;
+    std::fs::write(scratch.join("rules_test.proto"), test_proto)?;
+    let contracts = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../proto");
+    let mut compiler = protox::Compiler::new([scratch.as_path(), contracts.as_path()])?;
+    compiler.open_file("rules_test.proto")?;
+    let pool = compiler.descriptor_pool();
+    std::fs::remove_dir_all(&scratch)?;
+    Ok(pool)
+}
+
+#[test]
+fn a_rule_the_evaluator_does_not_implement_refuses_to_load() {
+    let cel = pool_with(
+        r#"syntax = "proto3";
+package rules_test;
+import "buf/validate/validate.proto";
+message Order {
+  string code = 1 [(buf.validate.field).cel = {id: "code", expression: "this != ''"}];
+}
+"#,
+    )
+    .expect("the test contract compiles");
+    let error = RuleBook::new(cel).expect_err("CEL is not implemented");
+    assert_eq!(error.field, "rules_test.Order.code");
+    assert!(error.problem.contains("`cel`"), "{error}");
+
+    let misplaced = pool_with(
+        r#"syntax = "proto3";
+package rules_test;
+import "buf/validate/validate.proto";
+message Order {
+  int32 count = 1 [(buf.validate.field).string.min_len = 1];
+}
+"#,
+    )
+    .expect("the test contract compiles");
+    assert!(
+        RuleBook::new(misplaced).is_err(),
+        "string rules on an int32"
+    );
 }
