@@ -29,11 +29,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build_client(true)
         .build_server(true)
         .emit_rerun_if_changed(false)
-        .compile_fds(compiler.file_descriptor_set())?;
+        // `prost::Name` on every message: the platform's rule book finds a request's
+        // descriptor (and its `buf.validate` rules) by the message's full name.
+        .compile_fds_with_config(compiler.file_descriptor_set(), type_names())?;
 
     println!("cargo:rerun-if-changed=director");
     println!("cargo:rerun-if-changed=google");
+    println!("cargo:rerun-if-changed=buf");
     Ok(())
+}
+
+fn type_names() -> prost_build::Config {
+    let mut config = prost_build::Config::new();
+    config.enable_type_names();
+    config
 }
 
 /// Every `.proto` file below `dir`, sorted so the generated code is stable.

@@ -122,8 +122,10 @@ fn path_parameters_are_required_and_query_parameters_are_the_remaining_fields() 
     );
     let status = &list[0];
     assert_eq!(status["in"], "query");
+    // The short names, then the numbers proto3 JSON accepts too; an empty value is absent.
+    let values = status["schema"]["anyOf"][0]["enum"].as_array().unwrap();
     assert_eq!(
-        status["schema"]["enum"],
+        values[..5],
         serde_json::json!([
             "pending",
             "assigned",
@@ -131,6 +133,13 @@ fn path_parameters_are_required_and_query_parameters_are_the_remaining_fields() 
             "completed",
             "cancelled"
         ])
+        .as_array()
+        .unwrap()[..]
+    );
+    assert!(values.contains(&serde_json::json!("1")));
+    assert_eq!(
+        status["schema"]["anyOf"][1],
+        serde_json::json!({ "const": "" })
     );
     assert!(
         status["description"]
@@ -167,8 +176,10 @@ fn request_bodies_follow_the_body_rule() {
             .unwrap()
             .contains("Only the keys present are changed")
     );
+    // Optional and nullable: the gateway reads a missing or `null` body as no change.
+    assert_eq!(body["required"], false);
     assert_eq!(
-        body["content"]["application/json"]["schema"]["$ref"],
+        body["content"]["application/json"]["schema"]["anyOf"][0]["$ref"],
         "#/components/schemas/director.companies.v1.Company.Input"
     );
     let input = &document["components"]["schemas"]["director.companies.v1.Company.Input"];

@@ -22,7 +22,9 @@
 //! - [`server`]: the gRPC server bootstrap (auth, tracing, health, reflection, graceful
 //!   shutdown) every service uses.
 //! - [`secrets`]: secrets published in this repository, refused outside dev.
-//! - [`validate`], [`time`]: input rules and timestamp conversions shared by services.
+//! - [`contract_rules`]: the `buf.validate` rules declared in the contracts, enforced for
+//!   every request and read by the gateway for its OpenAPI document.
+//! - [`validate`], [`time`]: input normalisation and timestamp conversions shared by services.
 //! - [`jobs`]: durable background jobs (graphile_worker) enqueued in the caller's
 //!   transaction; [`notify`]: LISTEN/NOTIFY wake-ups fanned out to waiters.
 //! - [`metrics`]: the Prometheus recorder, the admin listener serving `/metrics`, gRPC
@@ -33,6 +35,7 @@ pub mod balance;
 pub mod catalog;
 pub mod client;
 pub mod config;
+pub mod contract_rules;
 pub mod db;
 pub mod discovery;
 pub mod error;

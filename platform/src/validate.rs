@@ -1,7 +1,12 @@
-//! Input rules every service applies the same way: trimmed text with a length limit, e-mail
-//! addresses, E.164 phone numbers, UUIDs and skip/limit pagination. Each rule answers the
-//! normalised value or a sentence saying what is wrong; `Violations` gathers the sentences per
-//! field so one answer names every bad field at once.
+//! Normalisation every service applies the same way (text trimmed of ASCII whitespace, blank
+//! optional text absent, E.164 phone numbers, UUIDs and dates parsed, skip/limit pages), and
+//! the rules the contracts cannot declare: fields of an update checked per `update_mask`, the
+//! service-to-service batches, and a date that must exist.
+//!
+//! Public requests are first checked against their contract's `buf.validate` rules
+//! ([`crate::contract_rules::check`]); what those rules cover is not checked again here.
+//! Each rule answers the normalised value or a sentence saying what is wrong; `Violations`
+//! gathers the sentences per field so one answer names every bad field at once.
 
 use uuid::Uuid;
 
@@ -57,9 +62,22 @@ impl Violations {
     }
 }
 
+/// Text trimmed of ASCII whitespace (what the contracts' not-blank pattern counts as blank).
+pub fn trimmed(value: &str) -> String {
+    value.trim_ascii().to_owned()
+}
+
+/// Optional text trimmed; blank means absent.
+pub fn present(value: Option<&str>) -> Option<String> {
+    value
+        .map(str::trim_ascii)
+        .filter(|value| !value.is_empty())
+        .map(str::to_owned)
+}
+
 /// Required text: trimmed, 1 to `max_chars` characters.
 pub fn required_text(value: &str, max_chars: usize) -> Result<String, String> {
-    let trimmed = value.trim();
+    let trimmed = value.trim_ascii();
     if trimmed.is_empty() {
         return Err("must not be empty".to_owned());
     }
@@ -68,7 +86,7 @@ pub fn required_text(value: &str, max_chars: usize) -> Result<String, String> {
 
 /// Optional text: trimmed; blank means absent; at most `max_chars` characters.
 pub fn optional_text(value: Option<&str>, max_chars: usize) -> Result<Option<String>, String> {
-    match value.map(str::trim) {
+    match value.map(str::trim_ascii) {
         None | Some("") => Ok(None),
         Some(trimmed) => within_length(trimmed, max_chars).map(Some),
     }

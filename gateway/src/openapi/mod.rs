@@ -23,6 +23,7 @@
 pub mod assets;
 mod comments;
 mod pages;
+mod rules;
 pub mod schema;
 
 use prost_reflect::{DescriptorPool, FieldDescriptor, Kind, MessageDescriptor};
@@ -127,6 +128,7 @@ fn operation(route: &RestRoute, comments: &Comments, schemas: &mut Schemas<'_>) 
         .map(|(name, field)| {
             let mut schema = schemas.kind(&field.kind(), Direction::Input);
             inline_enum(&mut schema, field);
+            rules::constrain(&mut schema, field);
             let mut parameter = json!({
                 "name": name,
                 "in": "path",
@@ -215,15 +217,20 @@ fn query_parameters(
         }
         let mut single = schemas.kind(&kind, Direction::Input);
         inline_enum(&mut single, &field);
-        let schema = if field.is_list() {
+        let mut schema = if field.is_list() {
             json!({ "type": "array", "items": single })
         } else {
             single
         };
+        rules::constrain(&mut schema, &field);
+        if !field.is_list() && schema.get("anyOf").is_none() {
+            // An empty query value (`?skip=`) means the parameter is absent.
+            schema = json!({ "anyOf": [schema, { "const": "" }] });
+        }
         let mut parameter = json!({
             "name": name,
             "in": "query",
-            "required": false,
+            "required": rules::is_required(&field),
             "schema": schema,
         });
         if field.is_list() {
@@ -243,10 +250,20 @@ fn query_parameters(
     }
 }
 
-/// Query and path parameters list an enum's short names inline (no `null`: leave it out).
+/// Query and path parameters list an enum's short names inline (no `null`: leave it out),
+/// then its numbers, which proto3 JSON accepts as well.
 fn inline_enum(schema: &mut Value, field: &FieldDescriptor) {
     if let Kind::Enum(enum_desc) = field.kind() {
-        *schema = json!({ "type": "string", "enum": enum_short_names(&enum_desc) });
+        let mut values: Vec<Value> = enum_short_names(&enum_desc)
+            .into_iter()
+            .map(Value::String)
+            .collect();
+        values.extend(
+            enum_desc
+                .values()
+                .map(|value| Value::String(value.number().to_string())),
+        );
+        *schema = json!({ "type": "string", "enum": values });
     }
 }
 
@@ -284,8 +301,16 @@ fn request_body(
         }
         _ => return None,
     };
+    // The gateway reads a missing body (and `null`) as an empty message: the body is required
+    // only when its rules require a field, and else `null` is a valid body too.
+    let required = schema.get("required").is_some();
+    let schema = if required {
+        schema
+    } else {
+        schema::nullable(schema)
+    };
     let mut body = json!({
-        "required": route.body.as_deref() != Some("*"),
+        "required": required,
         "content": { "application/json": { "schema": schema } },
     });
     if let Some(description) = description {

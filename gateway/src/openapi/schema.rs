@@ -7,9 +7,11 @@
 //!   `optional`, oneof members) and `_UNSPECIFIED`-able enums are nullable (`type: [X, "null"]`
 //!   or `anyOf` with `null` around a `$ref`).
 //! - **Input** (request bodies): component `<full proto name>.Input`, created only for
-//!   messages sent in bodies. Nothing is required (the services validate and answer 400
-//!   naming the field), fields with presence accept `null` (clears / leaves unset), and
-//!   `additionalProperties: false` because unknown keys are refused.
+//!   messages sent in bodies. Fields carry their contract's `buf.validate` rules (see
+//!   [`super::rules`]) and only fields the rules mark `required` are required (the services
+//!   enforce the same rules and answer 400 naming the field), fields with presence accept
+//!   `null` (clears / leaves unset), and `additionalProperties: false` because unknown keys
+//!   are refused.
 //!
 //! Proto3 JSON types: 64-bit integers are strings (`format: int64`; numbers are accepted on
 //! input), Timestamp `date-time`, Duration `"1.5s"`, FieldMask a comma-separated string, enums
@@ -21,6 +23,7 @@ use prost_reflect::{EnumDescriptor, FieldDescriptor, Kind, MessageDescriptor};
 use serde_json::{Map, Value, json};
 
 use super::comments::Comments;
+use super::rules;
 use crate::rest::names::{enum_short_names, enum_value_is_null, is_wrapper, short_enum_name};
 
 /// Which side of the API a schema describes.
@@ -88,9 +91,13 @@ impl<'c> Schemas<'c> {
     ) -> Value {
         let mut properties = Map::new();
         let mut required = Vec::new();
+        let mut required_input = Vec::new();
         for field in message.fields().filter(|field| !excluded.contains(field)) {
             properties.insert(field.name().to_owned(), self.field(&field, direction));
             required.push(Value::String(field.name().to_owned()));
+            if rules::is_required(&field) {
+                required_input.push(Value::String(field.name().to_owned()));
+            }
         }
         let mut schema = Map::new();
         schema.insert("type".into(), json!("object"));
@@ -105,6 +112,9 @@ impl<'c> Schemas<'c> {
                 }
             }
             Direction::Input => {
+                if !required_input.is_empty() {
+                    schema.insert("required".into(), Value::Array(required_input));
+                }
                 schema.insert("additionalProperties".into(), json!(false));
             }
         }
@@ -131,6 +141,9 @@ impl<'c> Schemas<'c> {
                 single
             }
         };
+        if direction == Direction::Input {
+            rules::constrain(&mut schema, field);
+        }
         if let Some(comment) = self.comments.of(field) {
             describe(&mut schema, comment);
         }
@@ -157,7 +170,18 @@ impl<'c> Schemas<'c> {
             Kind::Bool => json!({ "type": "boolean" }),
             Kind::String => json!({ "type": "string" }),
             Kind::Bytes => json!({ "type": "string", "contentEncoding": "base64" }),
-            Kind::Enum(enum_desc) => self.enumeration(enum_desc),
+            Kind::Enum(enum_desc) => match direction {
+                Direction::Output => self.enumeration(enum_desc),
+                // Proto3 JSON parsers accept an enum's numbers besides its names.
+                Direction::Input => {
+                    let numbers: Vec<i32> =
+                        enum_desc.values().map(|value| value.number()).collect();
+                    json!({ "anyOf": [
+                        self.enumeration(enum_desc),
+                        { "type": "integer", "enum": numbers },
+                    ] })
+                }
+            },
             Kind::Message(message) => self.message(message, direction),
         }
     }

@@ -1,6 +1,7 @@
 //! The `director.companies.v1.CompaniesService` gRPC API: checks the caller's role, validates
 //! the input, calls the store, and turns rows into messages.
 
+use director_platform::contract_rules;
 use director_platform::identity::{caller, writer};
 use director_platform::time::to_timestamp;
 use director_platform::validate::{self, Violations};
@@ -43,6 +44,7 @@ impl CompaniesService for CompaniesApi {
         request: Request<ListCompaniesRequest>,
     ) -> Result<Response<ListCompaniesResponse>, Status> {
         let caller = caller(&request)?;
+        contract_rules::check(request.get_ref())?;
         let request = request.into_inner();
         let mut violations = Violations::new();
         let page = validate::page(request.skip, request.limit, &mut violations);
@@ -62,6 +64,7 @@ impl CompaniesService for CompaniesApi {
         request: Request<CreateCompanyRequest>,
     ) -> Result<Response<CreateCompanyResponse>, Status> {
         let caller = writer(&request, DRIVERS_CANNOT_WRITE)?;
+        contract_rules::check(request.get_ref())?;
         let new = new_company(request.into_inner())?;
         let row = self
             .store
@@ -78,6 +81,7 @@ impl CompaniesService for CompaniesApi {
         request: Request<GetCompanyRequest>,
     ) -> Result<Response<GetCompanyResponse>, Status> {
         let caller = caller(&request)?;
+        contract_rules::check(request.get_ref())?;
         let id = validate::id("id", &request.get_ref().id)?;
         let row = self
             .store
@@ -95,6 +99,7 @@ impl CompaniesService for CompaniesApi {
         request: Request<UpdateCompanyRequest>,
     ) -> Result<Response<UpdateCompanyResponse>, Status> {
         let caller = writer(&request, DRIVERS_CANNOT_WRITE)?;
+        contract_rules::check(request.get_ref())?;
         let request = request.into_inner();
         let id = validate::id("id", &request.id)?;
         let changes = company_changes(request)?;
@@ -114,6 +119,7 @@ impl CompaniesService for CompaniesApi {
         request: Request<DeleteCompanyRequest>,
     ) -> Result<Response<DeleteCompanyResponse>, Status> {
         let caller = writer(&request, DRIVERS_CANNOT_WRITE)?;
+        contract_rules::check(request.get_ref())?;
         let id = validate::id("id", &request.get_ref().id)?;
         if !self
             .store
@@ -129,35 +135,21 @@ impl CompaniesService for CompaniesApi {
     }
 }
 
+/// A new company from a request that kept its contract's rules (`contract_rules::check`):
+/// text trimmed, blank optional text absent, the phone number in E.164.
 fn new_company(request: CreateCompanyRequest) -> Result<NewCompany, Status> {
     let mut violations = Violations::new();
-    let name = violations.check("name", validate::required_text(&request.name, NAME_MAX));
     let new = NewCompany {
-        name: name.unwrap_or_default(),
-        email: validate::optional_with(
-            &mut violations,
-            "email",
-            request.email.as_deref(),
-            validate::email,
-        ),
+        name: validate::trimmed(&request.name),
+        email: validate::present(request.email.as_deref()),
         phone: validate::optional_with(
             &mut violations,
             "phone",
             request.phone.as_deref(),
             validate::phone_e164,
         ),
-        address: violations
-            .check(
-                "address",
-                validate::optional_text(request.address.as_deref(), ADDRESS_MAX),
-            )
-            .flatten(),
-        external_id: violations
-            .check(
-                "external_id",
-                validate::optional_text(request.external_id.as_deref(), EXTERNAL_ID_MAX),
-            )
-            .flatten(),
+        address: validate::present(request.address.as_deref()),
+        external_id: validate::present(request.external_id.as_deref()),
     };
     violations.into_result()?;
     Ok(new)

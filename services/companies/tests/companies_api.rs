@@ -134,6 +134,48 @@ async fn every_invalid_field_is_named_and_nothing_is_created() {
 }
 
 #[tokio::test]
+async fn the_contracts_rules_are_enforced_as_declared_with_their_descriptions() {
+    let app = spawn_app().await;
+    let mut client = app.client().await;
+    let tenant = admin("tenant-a");
+
+    // `uuid` in the contract is the hyphenated form: the 32-digit form parses as a UUID but
+    // is refused by the rule.
+    let simple = client
+        .get_company(app.request(
+            &tenant,
+            GetCompanyRequest {
+                id: "6f1c0e6e2b1a4c3e9a530d2f4f7b9a10".into(),
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(violated_fields(&simple), ["id"]);
+
+    // A set optional e-mail keeps its rule even when empty (protovalidate semantics); the
+    // description says which rule broke.
+    let status = client
+        .create_company(app.request(
+            &tenant,
+            CreateCompanyRequest {
+                email: Some(String::new()),
+                ..named("Acme")
+            },
+        ))
+        .await
+        .unwrap_err();
+    let details = status
+        .get_details_bad_request()
+        .expect("a BadRequest detail");
+    assert_eq!(details.field_violations[0].field, "email");
+    assert_eq!(
+        details.field_violations[0].description,
+        "must be a valid e-mail address"
+    );
+    assert_eq!(status.message(), "Invalid email");
+}
+
+#[tokio::test]
 async fn an_id_that_is_not_a_uuid_is_an_invalid_argument() {
     let app = spawn_app().await;
     let mut client = app.client().await;

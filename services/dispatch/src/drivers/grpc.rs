@@ -1,6 +1,7 @@
 //! The `director.dispatch.v1.DriversService` gRPC API: checks the caller's role, validates
 //! the input, calls the store, and turns rows into messages.
 
+use director_platform::contract_rules;
 use director_platform::identity::{caller, writer};
 use director_platform::time::to_timestamp;
 use director_platform::validate::{self, Violations};
@@ -43,6 +44,7 @@ impl DriversService for DriversApi {
         request: Request<ListDriversRequest>,
     ) -> Result<Response<ListDriversResponse>, Status> {
         let caller = caller(&request)?;
+        contract_rules::check(request.get_ref())?;
         let request = request.into_inner();
         let mut violations = Violations::new();
         // UNSPECIFIED: any status.
@@ -66,6 +68,7 @@ impl DriversService for DriversApi {
         request: Request<CreateDriverRequest>,
     ) -> Result<Response<CreateDriverResponse>, Status> {
         let caller = writer(&request, DRIVERS_CANNOT_WRITE)?;
+        contract_rules::check(request.get_ref())?;
         let new = new_driver(&request.into_inner())?;
         let row = self
             .store
@@ -82,6 +85,7 @@ impl DriversService for DriversApi {
         request: Request<GetDriverRequest>,
     ) -> Result<Response<GetDriverResponse>, Status> {
         let caller = caller(&request)?;
+        contract_rules::check(request.get_ref())?;
         let id = validate::id("id", &request.get_ref().id)?;
         let row = self
             .store
@@ -99,6 +103,7 @@ impl DriversService for DriversApi {
         request: Request<UpdateDriverRequest>,
     ) -> Result<Response<UpdateDriverResponse>, Status> {
         let caller = writer(&request, DRIVERS_CANNOT_WRITE)?;
+        contract_rules::check(request.get_ref())?;
         let request = request.into_inner();
         let id = validate::id("id", &request.id)?;
         let changes = driver_changes(request)?;
@@ -118,6 +123,7 @@ impl DriversService for DriversApi {
         request: Request<DeleteDriverRequest>,
     ) -> Result<Response<DeleteDriverResponse>, Status> {
         let caller = writer(&request, DRIVERS_CANNOT_WRITE)?;
+        contract_rules::check(request.get_ref())?;
         let id = validate::id("id", &request.get_ref().id)?;
         if !self
             .store
@@ -143,29 +149,21 @@ fn status_name(raw: i32) -> Result<Option<&'static str>, String> {
     }
 }
 
+/// A new driver from a request that kept its contract's rules (`contract_rules::check`):
+/// text trimmed, blank optional text absent, the phone number in E.164.
 fn new_driver(request: &CreateDriverRequest) -> Result<NewDriver, Status> {
     let mut violations = Violations::new();
-    let name = violations.check("name", validate::required_text(&request.name, NAME_MAX));
     let new = NewDriver {
-        name: name.unwrap_or_default(),
+        name: validate::trimmed(&request.name),
         phone: validate::optional_with(
             &mut violations,
             "phone",
             request.phone.as_deref(),
             validate::phone_e164,
         ),
-        email: validate::optional_with(
-            &mut violations,
-            "email",
-            request.email.as_deref(),
-            validate::email,
-        ),
-        external_id: optional_id(
-            &mut violations,
-            "external_id",
-            request.external_id.as_deref(),
-        ),
-        user_id: optional_id(&mut violations, "user_id", request.user_id.as_deref()),
+        email: validate::present(request.email.as_deref()),
+        external_id: validate::present(request.external_id.as_deref()),
+        user_id: validate::present(request.user_id.as_deref()),
         status: violations
             .check("status", status_name(request.status))
             .flatten()

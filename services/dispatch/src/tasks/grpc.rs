@@ -3,6 +3,7 @@
 //! explains a refused transition.
 
 use director_platform::client::CallContext;
+use director_platform::contract_rules;
 use director_platform::identity::{Caller, caller, writer};
 use director_platform::time::to_timestamp;
 use director_platform::validate::{self, Violations};
@@ -104,6 +105,7 @@ impl TasksService for TasksApi {
         request: Request<ListTasksRequest>,
     ) -> Result<Response<ListTasksResponse>, Status> {
         let caller = caller(&request)?;
+        contract_rules::check(request.get_ref())?;
         let request = request.into_inner();
         let mut violations = Violations::new();
         let filter = input::task_filter(&request, &mut violations);
@@ -124,6 +126,7 @@ impl TasksService for TasksApi {
         request: Request<CreateTaskRequest>,
     ) -> Result<Response<CreateTaskResponse>, Status> {
         let caller = writer(&request, DRIVERS_CANNOT)?;
+        contract_rules::check(request.get_ref())?;
         let cx = CallContext::of(&request)?;
         let new = input::new_task(request.into_inner())?;
         self.companies.ensure_live(&cx, new.company_id).await?;
@@ -155,6 +158,7 @@ impl TasksService for TasksApi {
         request: Request<GetTaskRequest>,
     ) -> Result<Response<GetTaskResponse>, Status> {
         let caller = caller(&request)?;
+        contract_rules::check(request.get_ref())?;
         let id = validate::id("id", &request.get_ref().id)?;
         let row = self
             .store
@@ -172,6 +176,7 @@ impl TasksService for TasksApi {
         request: Request<UpdateTaskRequest>,
     ) -> Result<Response<UpdateTaskResponse>, Status> {
         let caller = writer(&request, DRIVERS_CANNOT)?;
+        contract_rules::check(request.get_ref())?;
         let cx = CallContext::of(&request)?;
         let request = request.into_inner();
         let id = validate::id("id", &request.id)?;
@@ -218,6 +223,7 @@ impl TasksService for TasksApi {
         request: Request<DeleteTaskRequest>,
     ) -> Result<Response<DeleteTaskResponse>, Status> {
         let caller = writer(&request, DRIVERS_CANNOT)?;
+        contract_rules::check(request.get_ref())?;
         let id = validate::id("id", &request.get_ref().id)?;
         if !self
             .store
@@ -237,6 +243,7 @@ impl TasksService for TasksApi {
         request: Request<AssignTaskRequest>,
     ) -> Result<Response<AssignTaskResponse>, Status> {
         let caller = writer(&request, DRIVERS_CANNOT)?;
+        contract_rules::check(request.get_ref())?;
         let request = request.get_ref();
         let id = validate::id("id", &request.id)?;
         let driver_id = validate::id("driver_id", &request.driver_id)?;
@@ -251,6 +258,7 @@ impl TasksService for TasksApi {
         request: Request<StartTaskRequest>,
     ) -> Result<Response<StartTaskResponse>, Status> {
         let caller = caller(&request)?;
+        contract_rules::check(request.get_ref())?;
         let id = validate::id("id", &request.get_ref().id)?;
         let row = self.store.start(&caller, id).await;
         let task = transitioned(self, &caller, id, Transition::Start, None, row).await?;
@@ -262,9 +270,10 @@ impl TasksService for TasksApi {
         request: Request<CompleteTaskRequest>,
     ) -> Result<Response<CompleteTaskResponse>, Status> {
         let caller = caller(&request)?;
+        contract_rules::check(request.get_ref())?;
         let request = request.into_inner();
         let id = validate::id("id", &request.id)?;
-        let (volume, notes) = input::completion(&request)?;
+        let (volume, notes) = input::completion(&request);
         let row = self.store.complete(&caller, id, volume, notes).await;
         let task = transitioned(self, &caller, id, Transition::Complete, None, row).await?;
         Ok(Response::new(CompleteTaskResponse { task: Some(task) }))
@@ -275,9 +284,10 @@ impl TasksService for TasksApi {
         request: Request<CancelTaskRequest>,
     ) -> Result<Response<CancelTaskResponse>, Status> {
         let caller = writer(&request, DRIVERS_CANNOT)?;
+        contract_rules::check(request.get_ref())?;
         let request = request.into_inner();
         let id = validate::id("id", &request.id)?;
-        let reason = input::reason(&request.reason)?;
+        let reason = validate::trimmed(&request.reason);
         let row = self.store.cancel(&caller, id, reason).await;
         let task = transitioned(self, &caller, id, Transition::Cancel, None, row).await?;
         Ok(Response::new(CancelTaskResponse { task: Some(task) }))

@@ -14,22 +14,22 @@ use uuid::Uuid;
 use super::status;
 use super::store::{NewTask, TaskChanges, TaskFilter};
 
-/// Longest title, in characters.
+/// Longest title, in characters (as `CreateTaskRequest.title` declares; updates are checked
+/// here because their rules depend on the update mask).
 const TITLE_MAX: usize = 255;
-/// Longest notes, in characters.
+/// Longest notes, in characters (as `CreateTaskRequest.notes` declares).
 const NOTES_MAX: usize = 2000;
-/// Longest cancellation reason, in characters.
-const REASON_MAX: usize = 1000;
-/// Longest Vessey collection id, in characters.
-const EXTERNAL_ID_MAX: usize = 255;
 
+/// A new task from a request that kept its contract's rules (`contract_rules::check`): ids
+/// and the day parsed (a day that does not exist is refused here), text trimmed, the window's
+/// order checked.
 pub fn new_task(request: CreateTaskRequest) -> Result<NewTask, Status> {
     let mut violations = Violations::new();
     let company_id = violations.check("company_id", validate::uuid(&request.company_id));
-    let title = violations.check("title", validate::required_text(&request.title, TITLE_MAX));
+    let title = Some(validate::trimmed(&request.title));
     let scheduled_for = violations.check("scheduled_for", validate::date(&request.scheduled_for));
     let driver_id = optional_uuid(&mut violations, "driver_id", request.driver_id.as_deref());
-    let notes = notes(&mut violations, "notes", request.notes.as_deref());
+    let notes = validate::present(request.notes.as_deref());
     let window_start = timestamp(
         &mut violations,
         "window_start",
@@ -37,13 +37,8 @@ pub fn new_task(request: CreateTaskRequest) -> Result<NewTask, Status> {
     );
     let window_end = timestamp(&mut violations, "window_end", request.window_end.as_ref());
     window_order(&mut violations, window_start, window_end);
-    let volume_liters = volume(&mut violations, "volume_liters", request.volume_liters);
-    let external_id = violations
-        .check(
-            "external_id",
-            validate::optional_text(request.external_id.as_deref(), EXTERNAL_ID_MAX),
-        )
-        .flatten();
+    let volume_liters = request.volume_liters;
+    let external_id = validate::present(request.external_id.as_deref());
     violations.into_result()?;
     match (company_id, title, scheduled_for) {
         (Some(company_id), Some(title), Some(scheduled_for)) => Ok(NewTask {
@@ -179,21 +174,12 @@ pub fn task_filter(request: &ListTasksRequest, violations: &mut Violations) -> T
     }
 }
 
-/// The volume and notes a completion records.
-pub fn completion(request: &CompleteTaskRequest) -> Result<(Option<f64>, Option<String>), Status> {
-    let mut violations = Violations::new();
-    let volume = volume(&mut violations, "volume_liters", request.volume_liters);
-    let notes = notes(&mut violations, "notes", request.notes.as_deref());
-    violations.into_result()?;
-    Ok((volume, notes))
-}
-
-/// A cancellation reason: required, 1 to 1000 characters after trimming.
-pub fn reason(value: &str) -> Result<String, Status> {
-    let mut violations = Violations::new();
-    let reason = violations.check("reason", validate::required_text(value, REASON_MAX));
-    violations.into_result()?;
-    reason.ok_or_else(|| Status::internal("validated reason missing"))
+/// The volume and notes a completion records (its contract's rules already held).
+pub fn completion(request: &CompleteTaskRequest) -> (Option<f64>, Option<String>) {
+    (
+        request.volume_liters,
+        validate::present(request.notes.as_deref()),
+    )
 }
 
 /// `after_event_id`: empty for "from now", else an event id (a non-negative integer).

@@ -1,5 +1,6 @@
 //! The `director.integrations.v1.JobsService` gRPC API.
 
+use director_platform::contract_rules;
 use director_platform::identity::writer;
 use director_platform::time::to_timestamp;
 use director_platform::validate::{self, Violations};
@@ -40,6 +41,7 @@ impl JobsService for JobsApi {
         request: Request<ListJobsRequest>,
     ) -> Result<Response<ListJobsResponse>, Status> {
         let caller = writer(&request, DRIVERS_CANNOT_USE)?;
+        contract_rules::check(request.get_ref())?;
         let request = request.into_inner();
         let mut violations = Violations::new();
         let status = violations
@@ -62,6 +64,7 @@ impl JobsService for JobsApi {
         request: Request<GetJobRequest>,
     ) -> Result<Response<GetJobResponse>, Status> {
         let caller = writer(&request, DRIVERS_CANNOT_USE)?;
+        contract_rules::check(request.get_ref())?;
         let id = validate::id("id", &request.get_ref().id)?;
         let row = self
             .store
@@ -81,6 +84,7 @@ impl JobsService for JobsApi {
         request: Request<WatchJobRequest>,
     ) -> Result<Response<Self::WatchJobStream>, Status> {
         let caller = writer(&request, DRIVERS_CANNOT_USE)?;
+        contract_rules::check(request.get_ref())?;
         let id = validate::id("id", &request.get_ref().id)?;
         let stream = self.watch.watch(caller, id).await?;
         Ok(Response::new(stream))

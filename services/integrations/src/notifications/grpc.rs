@@ -1,5 +1,6 @@
 //! The `director.integrations.v1.NotificationsService` gRPC API.
 
+use director_platform::contract_rules;
 use director_platform::identity::writer;
 use director_platform::time::to_timestamp;
 use director_platform::validate::{self, Violations};
@@ -15,13 +16,6 @@ use super::store::{NewNotification, NotificationRow, NotificationStore};
 use crate::error::IntegrationsError;
 use crate::providers::Providers;
 use crate::vessey::grpc::DRIVERS_CANNOT_USE;
-
-/// Longest SMS text, in characters (Twilio's limit).
-const SMS_MAX: usize = 1600;
-/// Longest Slack text, in characters (Slack's limit).
-const SLACK_MAX: usize = 40_000;
-/// Longest Slack channel override, in characters.
-const CHANNEL_MAX: usize = 80;
 
 /// The Notifications gRPC service.
 #[derive(Debug, Clone)]
@@ -43,10 +37,12 @@ impl NotificationsService for NotificationsApi {
         request: Request<SendSmsRequest>,
     ) -> Result<Response<SendSmsResponse>, Status> {
         let caller = writer(&request, DRIVERS_CANNOT_USE)?;
+        contract_rules::check(request.get_ref())?;
         let request = request.into_inner();
+        // The contract's rules held: `to` normalises to E.164, `message` is not blank.
         let mut violations = Violations::new();
         let to = violations.check("to", validate::phone_e164(&request.to));
-        let message = violations.check("message", message_text(&request.message, SMS_MAX));
+        let message = request.message;
         violations.into_result()?;
         // Refused now rather than queued to fail for certain.
         let providers = self.providers.for_tenant(&caller).await?;
@@ -64,7 +60,7 @@ impl NotificationsService for NotificationsApi {
         let new = NewNotification {
             channel: "sms",
             recipient: to,
-            message: message.unwrap_or_default(),
+            message,
             source_event_id: None,
             dedup_key: None,
         };
@@ -79,16 +75,12 @@ impl NotificationsService for NotificationsApi {
         request: Request<SendSlackMessageRequest>,
     ) -> Result<Response<SendSlackMessageResponse>, Status> {
         let caller = writer(&request, DRIVERS_CANNOT_USE)?;
+        contract_rules::check(request.get_ref())?;
         let request = request.into_inner();
-        let mut violations = Violations::new();
-        let text = violations.check("text", message_text(&request.text, SLACK_MAX));
-        let channel = violations
-            .check(
-                "channel",
-                validate::optional_text(request.channel.as_deref(), CHANNEL_MAX),
-            )
-            .flatten();
-        violations.into_result()?;
+        // The contract's rules held; the text is sent as written (not trimmed: it is the
+        // user's), the channel trimmed and absent when blank.
+        let text = request.text;
+        let channel = validate::present(request.channel.as_deref());
         self.providers
             .for_tenant(&caller)
             .await?
@@ -97,7 +89,7 @@ impl NotificationsService for NotificationsApi {
         let new = NewNotification {
             channel: "slack",
             recipient: channel,
-            message: text.unwrap_or_default(),
+            message: text,
             source_event_id: None,
             dedup_key: None,
         };
@@ -112,6 +104,7 @@ impl NotificationsService for NotificationsApi {
         request: Request<ListNotificationsRequest>,
     ) -> Result<Response<ListNotificationsResponse>, Status> {
         let caller = writer(&request, DRIVERS_CANNOT_USE)?;
+        contract_rules::check(request.get_ref())?;
         let request = request.into_inner();
         let mut violations = Violations::new();
         let status = violations
@@ -128,13 +121,6 @@ impl NotificationsService for NotificationsApi {
             notifications: rows.into_iter().map(notification_message).collect(),
         }))
     }
-}
-
-/// Message text: not blank, at most `max_chars` characters, sent as written (not trimmed:
-/// the text is the user's).
-fn message_text(value: &str, max_chars: usize) -> Result<String, String> {
-    validate::required_text(value, max_chars)?;
-    Ok(value.to_owned())
 }
 
 fn status_filter(value: i32) -> Result<Option<&'static str>, String> {

@@ -1,5 +1,6 @@
 //! The `director.integrations.v1.IntegrationsService` gRPC API.
 
+use director_platform::contract_rules;
 use director_platform::identity::writer;
 use director_platform::validate::{self, Violations};
 use director_proto::integrations::integrations_service_server::IntegrationsService;
@@ -21,8 +22,6 @@ use crate::settings;
 
 /// Why a driver is refused.
 pub const DRIVERS_CANNOT_USE: &str = "Drivers cannot use integrations";
-/// Longest Vessey driver id, in characters.
-const DRIVER_ID_MAX: usize = 255;
 
 /// The Integrations gRPC service.
 #[derive(Debug, Clone)]
@@ -66,13 +65,8 @@ impl IntegrationsService for IntegrationsApi {
         request: Request<GetVesseyDriverRequest>,
     ) -> Result<Response<GetVesseyDriverResponse>, Status> {
         let caller = writer(&request, DRIVERS_CANNOT_USE)?;
-        let mut violations = Violations::new();
-        let driver_id = violations.check(
-            "driver_id",
-            validate::required_text(&request.get_ref().driver_id, DRIVER_ID_MAX),
-        );
-        violations.into_result()?;
-        let driver_id = driver_id.unwrap_or_default();
+        contract_rules::check(request.get_ref())?;
+        let driver_id = validate::trimmed(&request.get_ref().driver_id);
         let providers = self.app.providers.for_tenant(&caller).await?;
         let vessey = providers.vessey().map_err(IntegrationsError::from)?;
         let driver = vessey
@@ -118,6 +112,7 @@ impl IntegrationsService for IntegrationsApi {
         request: Request<ImportVesseyCollectionsRequest>,
     ) -> Result<Response<ImportVesseyCollectionsResponse>, Status> {
         let caller = writer(&request, DRIVERS_CANNOT_USE)?;
+        contract_rules::check(request.get_ref())?;
         let mut violations = Violations::new();
         let date = violations.check("date", validate::date(&request.get_ref().date));
         violations.into_result()?;

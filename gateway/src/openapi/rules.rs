@@ -1,0 +1,126 @@
+//! The contracts' `buf.validate` rules as JSON Schema keywords, so the OpenAPI document tells
+//! clients (and schemathesis) what the services accept: `minLength`, `maxLength`, `pattern`,
+//! `format` (`email`, `uuid`, and `date` for the house date pattern), `minimum` / `maximum`
+//! (exclusive for `gt` / `lt`), `minItems` / `maxItems`; `required` is read by the caller.
+
+use director_platform::contract_rules::{
+    FieldRules, RuleBook, TextFormat, ValueRules, pattern_format, rules::NumberRules,
+};
+use prost_reflect::FieldDescriptor;
+use serde_json::{Map, Value, json};
+
+/// The rules of `field` in Director's contracts, if it declares any.
+pub fn of(field: &FieldDescriptor) -> Option<&'static FieldRules> {
+    RuleBook::director().rules_of(field)
+}
+
+/// Whether a request must carry `field` (its rules say `required`).
+pub fn is_required(field: &FieldDescriptor) -> bool {
+    of(field).is_some_and(|rules| rules.required)
+}
+
+/// Adds `field`'s rules to `schema`, the schema of its whole value (an array for a repeated
+/// field). Rules skipped for the zero value (`IGNORE_IF_ZERO_VALUE`, fields without presence)
+/// are published as "the empty string, or a value keeping the rules".
+pub fn constrain(schema: &mut Value, field: &FieldDescriptor) {
+    let Some(rules) = of(field) else {
+        return;
+    };
+    let Value::Object(target) = schema else {
+        return;
+    };
+    if field.is_list() {
+        if let Some(items) = &rules.items {
+            if let Some(min) = items.min_items {
+                target.insert("minItems".into(), json!(min));
+            }
+            if let Some(max) = items.max_items {
+                target.insert("maxItems".into(), json!(max));
+            }
+        }
+        if let Some(Value::Object(item)) = target.get_mut("items") {
+            item.extend(keywords(&rules.value));
+        }
+        return;
+    }
+    let value = keywords(&rules.value);
+    if value.is_empty() {
+        return;
+    }
+    let nullable =
+        matches!(target.get("type"), Some(Value::Array(types)) if types.contains(&json!("null")));
+    let skipped_when_zero = rules.ignore_if_zero
+        && !field.supports_presence()
+        && matches!(rules.value, ValueRules::Text(_));
+    if skipped_when_zero {
+        target.insert(
+            "anyOf".into(),
+            json!([{ "const": "" }, Value::Object(value)]),
+        );
+    } else {
+        target.extend(value);
+    }
+    // `anyOf` alternatives must leave room for the `null` a nullable field accepts.
+    if nullable && let Some(Value::Array(choices)) = target.get_mut("anyOf") {
+        choices.push(json!({ "type": "null" }));
+    }
+}
+
+fn keywords(rules: &ValueRules) -> Map<String, Value> {
+    let mut out = Map::new();
+    match rules {
+        ValueRules::Text(text) => {
+            if let Some(min) = text.min_len {
+                out.insert("minLength".into(), json!(min));
+            }
+            if let Some(max) = text.max_len {
+                out.insert("maxLength".into(), json!(max));
+            }
+            if let Some(pattern) = &text.pattern {
+                out.insert("pattern".into(), json!(pattern.as_str()));
+                match pattern_format(pattern.as_str()) {
+                    Some((format, false)) => {
+                        out.insert("format".into(), json!(format));
+                    }
+                    // `""` or a value in the format (a blank optional value is absent).
+                    Some((format, true)) => {
+                        out.insert(
+                            "anyOf".into(),
+                            json!([{ "const": "" }, { "format": format }]),
+                        );
+                    }
+                    None => {}
+                }
+            }
+            match text.format {
+                Some(TextFormat::Email) => {
+                    out.insert("format".into(), json!("email"));
+                }
+                Some(TextFormat::Uuid) => {
+                    out.insert("format".into(), json!("uuid"));
+                }
+                None => {}
+            }
+        }
+        ValueRules::Integer(bounds) => number_keywords(bounds, &mut out),
+        ValueRules::Number(bounds) => number_keywords(bounds, &mut out),
+        // Enums already list their values; `defined_only` adds nothing a schema can say.
+        ValueRules::Enum { .. } | ValueRules::None => {}
+    }
+    out
+}
+
+fn number_keywords<T: Into<Value> + Copy>(bounds: &NumberRules<T>, out: &mut Map<String, Value>) {
+    if let Some(gte) = bounds.gte {
+        out.insert("minimum".into(), gte.into());
+    }
+    if let Some(gt) = bounds.gt {
+        out.insert("exclusiveMinimum".into(), gt.into());
+    }
+    if let Some(lte) = bounds.lte {
+        out.insert("maximum".into(), lte.into());
+    }
+    if let Some(lt) = bounds.lt {
+        out.insert("exclusiveMaximum".into(), lt.into());
+    }
+}

@@ -1,0 +1,235 @@
+//! Reads the `buf.validate.field` option of a field into [`FieldRules`], the subset of
+//! protovalidate's rules Director's contracts use.
+//!
+//! A rule outside that subset is an error, never skipped: a contract must not declare a rule
+//! that nothing enforces (the rule book refuses to load, and its test fails).
+
+use prost_reflect::{DynamicMessage, ExtensionDescriptor, FieldDescriptor, Value};
+use regex::Regex;
+
+/// The full name of protovalidate's field option.
+pub const FIELD_OPTION: &str = "buf.validate.field";
+
+/// The rules of one field.
+#[derive(Debug, Clone, Default)]
+pub struct FieldRules {
+    /// The field must be set (with presence) or not hold its zero value (without).
+    pub required: bool,
+    /// Rules are skipped when the field holds its zero value (`IGNORE_IF_ZERO_VALUE`; only for
+    /// fields without presence, as in protovalidate).
+    pub ignore_if_zero: bool,
+    /// Rules of the field's value (of each item for a repeated field).
+    pub value: ValueRules,
+    /// Item count limits of a repeated field.
+    pub items: Option<ItemRules>,
+}
+
+/// The rules of one value, by its type.
+#[derive(Debug, Clone, Default)]
+pub enum ValueRules {
+    /// No rule on the value itself.
+    #[default]
+    None,
+    /// `string` rules.
+    Text(TextRules),
+    /// `int32` / `int64` rules.
+    Integer(NumberRules<i64>),
+    /// `double` rules.
+    Number(NumberRules<f64>),
+    /// `enum` rules.
+    Enum {
+        /// Only values the enum declares are accepted.
+        defined_only: bool,
+    },
+}
+
+/// `string` rules (lengths count characters, as protovalidate does).
+#[derive(Debug, Clone, Default)]
+pub struct TextRules {
+    /// At least this many characters.
+    pub min_len: Option<u64>,
+    /// At most this many characters.
+    pub max_len: Option<u64>,
+    /// The whole value matches this regular expression (RE2 syntax, unanchored).
+    pub pattern: Option<Regex>,
+    /// A well-known format.
+    pub format: Option<TextFormat>,
+}
+
+/// protovalidate's well-known string formats used by Director.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TextFormat {
+    /// An RFC 5322 address (`email`).
+    Email,
+    /// A hyphenated UUID (`uuid`).
+    Uuid,
+}
+
+/// Bounds of a number; each is inclusive unless named `gt`/`lt`.
+#[derive(Debug, Clone, Default)]
+pub struct NumberRules<T> {
+    /// Greater than this.
+    pub gt: Option<T>,
+    /// Greater than or equal to this.
+    pub gte: Option<T>,
+    /// Less than this.
+    pub lt: Option<T>,
+    /// Less than or equal to this.
+    pub lte: Option<T>,
+    /// Not NaN nor infinite (doubles only).
+    pub finite: bool,
+}
+
+/// Item count limits of a repeated field.
+#[derive(Debug, Clone, Default)]
+pub struct ItemRules {
+    /// At least this many items.
+    pub min_items: Option<u64>,
+    /// At most this many items.
+    pub max_items: Option<u64>,
+}
+
+/// A rule Director's evaluator does not implement, or a malformed one.
+#[derive(Debug, thiserror::Error)]
+#[error("{field}: {problem}")]
+pub struct RuleError {
+    /// The annotated field's full name.
+    pub field: String,
+    /// What is unsupported or wrong.
+    pub problem: String,
+}
+
+impl FieldRules {
+    /// The rules declared on `field`, or `None` when it carries no `buf.validate.field`
+    /// option. `option` is the extension descriptor of [`FIELD_OPTION`].
+    pub fn of(
+        field: &FieldDescriptor,
+        option: &ExtensionDescriptor,
+    ) -> Result<Option<Self>, RuleError> {
+        let options = field.options();
+        if !options.has_extension(option) {
+            return Ok(None);
+        }
+        let fail = |problem: String| RuleError {
+            field: field.full_name().to_owned(),
+            problem,
+        };
+        let Value::Message(declared) = options.get_extension(option).into_owned() else {
+            return Err(fail("the option is not a FieldRules message".into()));
+        };
+        let mut rules = Self::default();
+        for (rule, value) in declared.fields() {
+            match (rule.name(), value) {
+                ("required", Value::Bool(required)) => rules.required = *required,
+                // IGNORE_IF_ZERO_VALUE = 1 in buf.validate.Ignore.
+                ("ignore", Value::EnumNumber(1)) => rules.ignore_if_zero = true,
+                ("ignore", Value::EnumNumber(0)) => {}
+                ("string", Value::Message(text)) => {
+                    rules.value = ValueRules::Text(text_rules(text).map_err(fail)?);
+                }
+                ("int32" | "int64", Value::Message(number)) => {
+                    rules.value = ValueRules::Integer(
+                        number_rules(number, |value| match value {
+                            Value::I32(n) => Some(i64::from(*n)),
+                            Value::I64(n) => Some(*n),
+                            _ => None,
+                        })
+                        .map_err(fail)?,
+                    );
+                }
+                ("double", Value::Message(number)) => {
+                    rules.value = ValueRules::Number(
+                        number_rules(number, |value| value.as_f64()).map_err(fail)?,
+                    );
+                }
+                ("enum", Value::Message(declared)) => {
+                    let mut defined_only = false;
+                    for (rule, value) in declared.fields() {
+                        match (rule.name(), value) {
+                            ("defined_only", Value::Bool(set)) => defined_only = *set,
+                            (other, _) => return Err(fail(unsupported("enum", other))),
+                        }
+                    }
+                    rules.value = ValueRules::Enum { defined_only };
+                }
+                ("repeated", Value::Message(repeated)) => {
+                    let mut items = ItemRules::default();
+                    for (rule, value) in repeated.fields() {
+                        match (rule.name(), value) {
+                            ("min_items", Value::U64(n)) => items.min_items = Some(*n),
+                            ("max_items", Value::U64(n)) => items.max_items = Some(*n),
+                            ("items", Value::Message(item)) => {
+                                let item = item_rules(item).map_err(fail)?;
+                                rules.value = item;
+                            }
+                            (other, _) => return Err(fail(unsupported("repeated", other))),
+                        }
+                    }
+                    rules.items = Some(items);
+                }
+                (other, _) => return Err(fail(unsupported("field", other))),
+            }
+        }
+        Ok(Some(rules))
+    }
+}
+
+fn unsupported(group: &str, rule: &str) -> String {
+    format!("the {group} rule `{rule}` is not implemented by Director's evaluator")
+}
+
+/// The value rules of a repeated field's items (`repeated.items`).
+fn item_rules(declared: &DynamicMessage) -> Result<ValueRules, String> {
+    let mut value = ValueRules::None;
+    for (rule, declared) in declared.fields() {
+        match (rule.name(), declared) {
+            ("string", Value::Message(text)) => value = ValueRules::Text(text_rules(text)?),
+            (other, _) => return Err(unsupported("repeated.items", other)),
+        }
+    }
+    Ok(value)
+}
+
+fn text_rules(declared: &DynamicMessage) -> Result<TextRules, String> {
+    let mut rules = TextRules::default();
+    for (rule, value) in declared.fields() {
+        match (rule.name(), value) {
+            ("min_len", Value::U64(n)) => rules.min_len = Some(*n),
+            ("max_len", Value::U64(n)) => rules.max_len = Some(*n),
+            ("pattern", Value::String(pattern)) => {
+                let compiled = Regex::new(pattern)
+                    .map_err(|error| format!("pattern `{pattern}` does not compile: {error}"))?;
+                rules.pattern = Some(compiled);
+            }
+            ("email", Value::Bool(true)) => rules.format = Some(TextFormat::Email),
+            ("uuid", Value::Bool(true)) => rules.format = Some(TextFormat::Uuid),
+            (other, _) => return Err(unsupported("string", other)),
+        }
+    }
+    Ok(rules)
+}
+
+fn number_rules<T>(
+    declared: &DynamicMessage,
+    read: impl Fn(&Value) -> Option<T>,
+) -> Result<NumberRules<T>, String> {
+    let mut rules = NumberRules {
+        gt: None,
+        gte: None,
+        lt: None,
+        lte: None,
+        finite: false,
+    };
+    for (rule, value) in declared.fields() {
+        let bound = || read(value).ok_or_else(|| format!("`{}` is not a number", rule.name()));
+        match rule.name() {
+            "gt" => rules.gt = Some(bound()?),
+            "gte" => rules.gte = Some(bound()?),
+            "lt" => rules.lt = Some(bound()?),
+            "lte" => rules.lte = Some(bound()?),
+            "finite" => rules.finite = value.as_bool() == Some(true),
+            other => return Err(unsupported("number", other)),
+        }
+    }
+    Ok(rules)
+}

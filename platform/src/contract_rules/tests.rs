@@ -1,0 +1,236 @@
+use director_proto::{companies, dispatch, integrations};
+
+use prost_reflect::DescriptorPool;
+
+use super::*;
+
+fn fields(status: &tonic::Status) -> Vec<String> {
+    let details = tonic_types::StatusExt::get_error_details(status);
+    details
+        .bad_request()
+        .map(|bad| {
+            bad.field_violations
+                .iter()
+                .map(|v| v.field.clone())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn every_rule_in_the_contracts_is_supported() {
+    let book = RuleBook::director();
+    let name = book
+        .pool
+        .get_message_by_name("director.companies.v1.CreateCompanyRequest")
+        .and_then(|message| message.get_field_by_name("name"))
+        .expect("CreateCompanyRequest.name");
+    let rules = book.rules_of(&name).expect("name carries rules");
+    assert!(rules.required);
+    let ValueRules::Text(text) = &rules.value else {
+        panic!("string rules expected: {rules:?}");
+    };
+    assert_eq!(text.max_len, Some(255));
+    assert_eq!(
+        text.pattern.as_ref().map(regex::Regex::as_str),
+        Some(NOT_BLANK_PATTERN)
+    );
+}
+
+#[test]
+fn a_valid_request_passes() {
+    let request = companies::CreateCompanyRequest {
+        name: " Acme ".into(),
+        email: Some("a@b.example".into()),
+        phone: Some("+1 (555) 012-3456".into()),
+        address: Some(String::new()),
+        external_id: None,
+    };
+    assert!(check(&request).is_ok());
+}
+
+#[test]
+fn each_bad_field_is_named_once() {
+    let request = companies::CreateCompanyRequest {
+        name: "   ".into(),
+        email: Some("not-an-email".into()),
+        phone: Some("555 0123".into()),
+        address: Some("a\0b".into()),
+        external_id: Some("x".repeat(256)),
+    };
+    let status = check(&request).expect_err("every field is bad");
+    assert_eq!(status.code(), tonic::Code::InvalidArgument);
+    assert_eq!(
+        fields(&status),
+        ["name", "email", "phone", "address", "external_id"]
+    );
+    assert_eq!(
+        status.message(),
+        "Invalid name, email, phone, address, external_id"
+    );
+}
+
+#[test]
+fn a_set_optional_field_keeps_its_rules_even_when_empty() {
+    // The optional patterns admit "" (read as absent by the services)...
+    let request = companies::CreateCompanyRequest {
+        name: "Acme".into(),
+        phone: Some(String::new()),
+        address: Some(String::new()),
+        ..Default::default()
+    };
+    assert!(check(&request).is_ok());
+    assert!(
+        check(&dispatch::ListTasksRequest {
+            driver_id: Some(String::new()),
+            from: Some(String::new()),
+            ..Default::default()
+        })
+        .is_ok()
+    );
+    // ...but `email` has no empty form: set, it must be an address (protovalidate semantics).
+    let status = check(&companies::CreateCompanyRequest {
+        name: "Acme".into(),
+        email: Some(String::new()),
+        ..Default::default()
+    })
+    .expect_err("an empty e-mail address");
+    assert_eq!(fields(&status), ["email"]);
+}
+
+#[test]
+fn required_text_and_uuids_and_bounds() {
+    let status = check(&dispatch::CreateTaskRequest {
+        company_id: "42".into(),
+        title: String::new(),
+        scheduled_for: "22/11/2026".into(),
+        volume_liters: Some(-1.0),
+        driver_id: Some(String::new()),
+        ..Default::default()
+    })
+    .expect_err("bad task");
+    assert_eq!(
+        fields(&status),
+        ["company_id", "title", "scheduled_for", "volume_liters"]
+    );
+    let status = check(&dispatch::ListTasksRequest {
+        skip: Some(-1),
+        limit: Some(0),
+        ..Default::default()
+    })
+    .expect_err("bad page");
+    assert_eq!(fields(&status), ["skip", "limit"]);
+    assert!(
+        check(&dispatch::ListTasksRequest {
+            skip: Some(0),
+            limit: Some(10_000),
+            ..Default::default()
+        })
+        .is_ok(),
+        "a large limit is capped by the service, not refused"
+    );
+    let status = check(&dispatch::CompleteTaskRequest {
+        id: uuid::Uuid::nil().to_string(),
+        volume_liters: Some(f64::NAN),
+        notes: None,
+    })
+    .expect_err("NaN");
+    assert_eq!(fields(&status), ["volume_liters"]);
+}
+
+#[test]
+fn uuids_must_be_hyphenated() {
+    let simple = uuid::Uuid::nil().simple().to_string();
+    assert!(
+        check(&companies::GetCompanyRequest { id: simple }).is_err(),
+        "protovalidate's uuid is the hyphenated form"
+    );
+    assert!(
+        check(&companies::GetCompanyRequest {
+            id: "6F1C0E6E-2B1A-4C3E-9A53-0D2F4F7B9A10".into()
+        })
+        .is_ok()
+    );
+}
+
+#[test]
+fn phone_pattern_holds_exactly_what_the_services_normalise() {
+    for good in ["+1 (555) 012-3456", "+44.20.7946.0958", "+1234567"] {
+        let request = integrations::SendSmsRequest {
+            to: good.into(),
+            message: "hi".into(),
+        };
+        assert!(check(&request).is_ok(), "{good} refused");
+        assert!(crate::validate::phone_e164(good).is_ok(), "{good}");
+    }
+    for bad in [
+        "5550123456",
+        "+1555abc1234",
+        "+123456",
+        "+1234567890123456",
+        "+",
+    ] {
+        let request = integrations::SendSmsRequest {
+            to: bad.into(),
+            message: "hi".into(),
+        };
+        assert!(check(&request).is_err(), "{bad} accepted");
+    }
+}
+
+#[test]
+fn house_patterns_read_as_sentences_and_dates_have_a_format() {
+    assert_eq!(
+        describe_pattern(DATE_PATTERN),
+        "must be a date written YYYY-MM-DD"
+    );
+    assert_eq!(pattern_format(DATE_PATTERN), Some(("date", false)));
+    assert_eq!(pattern_format(OPTIONAL_UUID_PATTERN), Some(("uuid", true)));
+    assert_eq!(pattern_format(PHONE_PATTERN), None);
+    assert!(describe_pattern("^a$").contains("^a$"));
+}
+
+/// A pool of the contracts' own `buf/validate/validate.proto` plus one test file.
+fn pool_with(test_proto: &str) -> Result<DescriptorPool, Box<dyn std::error::Error>> {
+    let scratch = std::env::temp_dir().join(format!("contract-rules-{}", std::process::id()));
+    std::fs::create_dir_all(&scratch)?;
+    std::fs::write(scratch.join("rules_test.proto"), test_proto)?;
+    let contracts = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../proto");
+    let mut compiler = protox::Compiler::new([scratch.as_path(), contracts.as_path()])?;
+    compiler.open_file("rules_test.proto")?;
+    let pool = compiler.descriptor_pool();
+    std::fs::remove_dir_all(&scratch)?;
+    Ok(pool)
+}
+
+#[test]
+fn a_rule_the_evaluator_does_not_implement_refuses_to_load() {
+    let cel = pool_with(
+        r#"syntax = "proto3";
+package rules_test;
+import "buf/validate/validate.proto";
+message Order {
+  string code = 1 [(buf.validate.field).cel = {id: "code", expression: "this != ''"}];
+}
+"#,
+    )
+    .expect("the test contract compiles");
+    let error = RuleBook::new(cel).expect_err("CEL is not implemented");
+    assert_eq!(error.field, "rules_test.Order.code");
+    assert!(error.problem.contains("`cel`"), "{error}");
+
+    let misplaced = pool_with(
+        r#"syntax = "proto3";
+package rules_test;
+import "buf/validate/validate.proto";
+message Order {
+  int32 count = 1 [(buf.validate.field).string.min_len = 1];
+}
+"#,
+    )
+    .expect("the test contract compiles");
+    assert!(
+        RuleBook::new(misplaced).is_err(),
+        "string rules on an int32"
+    );
+}
