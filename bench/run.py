@@ -227,9 +227,12 @@ class Result:
     cpu_us: dict[str, float] = field(default_factory=dict)
 
 
-def wrk(url: str, token: str, seconds: int, connections: int, script: str | None):
+def wrk(url: str, token: str, seconds: int, connections: int, script: str | None,
+        headers: dict[str, str] | None = None):
     command = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency",
                "-H", f"Authorization: Bearer {token}"]
+    for name, value in (headers or {}).items():
+        command += ["-H", f"{name}: {value}"]
     if script:
         command += ["-s", script]
     output = run(command + [url])
@@ -276,6 +279,16 @@ def h2load(url: str, headers: dict[str, str], body: bytes, seconds: int, connect
     p50 = elapsed[len(elapsed) // 2] / 1000
     p99 = elapsed[min(len(elapsed) - 1, int(len(elapsed) * 0.99))] / 1000
     return rps, p50, p99, errors
+
+
+def wire_bytes(url: str, token: str, accept_encoding: str | None) -> tuple[int, str]:
+    """The body size of one answer as sent (not decoded) and its `Content-Encoding`."""
+    request = urllib.request.Request(url)
+    request.add_header("Authorization", f"Bearer {token}")
+    if accept_encoding:
+        request.add_header("Accept-Encoding", accept_encoding)
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return len(response.read()), response.headers.get("Content-Encoding") or "identity"
 
 
 def measure(workload, target, groups: list[Group], drive) -> Result:
@@ -456,6 +469,8 @@ def main():
     parser.add_argument("--workers", type=int, default=1,
                         help="Tokio worker threads per Director process (default 1: four "
                              "processes, PostgreSQL and the load generators share the cores)")
+    parser.add_argument("--only-lists", action="store_true",
+                        help="only the REST list workloads: plain, gzip and brotli")
     parser.add_argument("--login-as-owner", action="store_true",
                         help="services log in as the owner (tenant transactions for every read)")
     args = parser.parse_args()
@@ -491,10 +506,24 @@ def main():
 
         print(f"\nDirector ({conns} connections, {seconds} s per run; logs in {log_dir})",
               flush=True)
-        results.append(measure("REST get by id", "gateway", director_groups, lambda: wrk(
-            f"{gateway}/api/companies/{company}", token, seconds, conns, None)))
+        if not args.only_lists:
+            results.append(measure("REST get by id", "gateway", director_groups, lambda: wrk(
+                f"{gateway}/api/companies/{company}", token, seconds, conns, None)))
+        list_url = f"{gateway}/api/companies?limit=100"
         results.append(measure("REST list 100", "gateway", director_groups, lambda: wrk(
-            f"{gateway}/api/companies?limit=100", token, seconds, conns, None)))
+            list_url, token, seconds, conns, None)))
+        # The same list compressed (issue 21): the gateway's extra CPU per request, and the
+        # bytes on the wire of one answer.
+        for encoding in ("gzip", "br"):
+            size, sent_as = wire_bytes(list_url, token, encoding)
+            plain, _ = wire_bytes(list_url, token, None)
+            print(f"  list 100 with Accept-Encoding: {encoding}: {size:,} bytes ({sent_as}), "
+                  f"{plain:,} uncompressed", flush=True)
+            results.append(measure(f"REST list 100, {encoding}", "gateway", director_groups,
+                                   lambda: wrk(list_url, token, seconds, conns, None,
+                                               {"Accept-Encoding": encoding})))
+        if args.only_lists:
+            return
         results.append(measure("gRPC get", "gateway", director_groups, lambda: h2load(
             f"{gateway}{get_rpc}", grpc_headers, get_message, seconds, conns)))
         results.append(measure("gRPC get", "companies direct", [companies, pg], lambda: h2load(

@@ -142,10 +142,7 @@ async fn grpc_and_grpc_web_lists_are_gzip_compressed_when_the_client_offers_it()
     let mut client = CompaniesServiceClient::new(channel.clone())
         .accept_compressed(CompressionEncoding::Gzip)
         .send_compressed(CompressionEncoding::Gzip);
-    let response = client
-        .list_companies(authorized(page))
-        .await
-        .unwrap();
+    let response = client.list_companies(authorized(page)).await.unwrap();
     assert_eq!(
         response.metadata().get("grpc-encoding").unwrap(),
         "gzip",
@@ -154,10 +151,7 @@ async fn grpc_and_grpc_web_lists_are_gzip_compressed_when_the_client_offers_it()
     assert_eq!(response.into_inner().companies.len(), 100);
     // Not offered: plain messages.
     let mut plain_client = CompaniesServiceClient::new(channel);
-    let response = plain_client
-        .list_companies(authorized(page))
-        .await
-        .unwrap();
+    let response = plain_client.list_companies(authorized(page)).await.unwrap();
     assert!(response.metadata().get("grpc-encoding").is_none());
     assert_eq!(response.into_inner().companies.len(), 100);
 
