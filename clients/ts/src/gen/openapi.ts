@@ -778,7 +778,7 @@ export interface components {
             /** @description Phone number in E.164 form (`+` and 7 to 15 digits); used for SMS notifications. */
             phone?: string | null;
             /** @description `active` or `inactive`. */
-            status?: components["schemas"]["director.dispatch.v1.DriverStatus"];
+            status?: components["schemas"]["director.dispatch.v1.DriverStatus"] | (0 | 1 | 2);
             /**
              * Format: date-time
              * @description When the driver last changed.
@@ -888,7 +888,7 @@ export interface components {
             /** @description The collection day, `YYYY-MM-DD`. */
             scheduled_for?: string;
             /** @description Current status. */
-            status?: components["schemas"]["director.dispatch.v1.TaskStatus"];
+            status?: components["schemas"]["director.dispatch.v1.TaskStatus"] | (0 | 1 | 2 | 3 | 4 | 5);
             /** @description Short description, 1 to 255 characters after trimming. */
             title?: string;
             /**
@@ -1226,12 +1226,12 @@ export interface operations {
         parameters: {
             query?: {
                 /** @description Number of companies to skip, 0 or more (default 0). */
-                skip?: number;
+                skip?: number | "";
                 /**
                  * @description Maximum number of companies to return, 1 to 500 (default 100); larger values are capped
                  *     at 500.
                  */
-                limit?: number;
+                limit?: number | "";
             };
             header?: never;
             path?: never;
@@ -1266,17 +1266,20 @@ export interface operations {
             path?: never;
             cookie?: never;
         };
-        requestBody?: {
+        requestBody: {
             content: {
                 "application/json": {
                     /** @description Optional postal address, up to 1000 characters. */
                     address?: string | null;
-                    /** @description Optional contact e-mail address. */
+                    /**
+                     * Format: email
+                     * @description Optional contact e-mail address.
+                     */
                     email?: string | null;
                     /** @description Optional Vessey farm id, unique among the tenant's live companies. */
                     external_id?: string | null;
                     /** @description Required, 1 to 255 characters after trimming. */
-                    name?: string;
+                    name: string;
                     /** @description Optional phone number, E.164 (`+` and 7 to 15 digits). */
                     phone?: string | null;
                 };
@@ -1376,7 +1379,7 @@ export interface operations {
                  *
                  *     Optional: by default the mask is the set of keys present in the body.
                  */
-                update_mask?: string;
+                update_mask?: string | "";
             };
             header?: never;
             path: {
@@ -1386,9 +1389,9 @@ export interface operations {
             cookie?: never;
         };
         /** @description Only the keys present are changed (they become the update mask); `null` clears an optional field. */
-        requestBody: {
+        requestBody?: {
             content: {
-                "application/json": components["schemas"]["director.companies.v1.Company.Input"];
+                "application/json": components["schemas"]["director.companies.v1.Company.Input"] | null;
             };
         };
         responses: {
@@ -1436,11 +1439,11 @@ export interface operations {
         parameters: {
             query?: {
                 /** @description Only drivers with this status, when set. */
-                status?: "active" | "inactive";
+                status?: ("active" | "inactive" | "0" | "1" | "2") | "";
                 /** @description Number of drivers to skip, 0 or more (default 0). */
-                skip?: number;
+                skip?: number | "";
                 /** @description Maximum number of drivers, 1 to 500 (default 100); larger values are capped at 500. */
-                limit?: number;
+                limit?: number | "";
             };
             header?: never;
             path?: never;
@@ -1475,19 +1478,22 @@ export interface operations {
             path?: never;
             cookie?: never;
         };
-        requestBody?: {
+        requestBody: {
             content: {
                 "application/json": {
-                    /** @description Optional e-mail address. */
+                    /**
+                     * Format: email
+                     * @description Optional e-mail address.
+                     */
                     email?: string | null;
                     /** @description Optional Vessey driver id, unique among the tenant's live drivers. */
                     external_id?: string | null;
                     /** @description Required, 1 to 255 characters after trimming. */
-                    name?: string;
+                    name: string;
                     /** @description Optional phone number, E.164. */
                     phone?: string | null;
                     /** @description `active` (the default when unset) or `inactive`. */
-                    status?: components["schemas"]["director.dispatch.v1.DriverStatus"];
+                    status?: components["schemas"]["director.dispatch.v1.DriverStatus"] | (0 | 1 | 2);
                     /** @description Optional auth user id of the driver's own login, unique among the tenant's live drivers. */
                     user_id?: string | null;
                 };
@@ -1587,7 +1593,7 @@ export interface operations {
                  *
                  *     Optional: by default the mask is the set of keys present in the body.
                  */
-                update_mask?: string;
+                update_mask?: string | "";
             };
             header?: never;
             path: {
@@ -1597,9 +1603,9 @@ export interface operations {
             cookie?: never;
         };
         /** @description Only the keys present are changed (they become the update mask); `null` clears an optional field. */
-        requestBody: {
+        requestBody?: {
             content: {
-                "application/json": components["schemas"]["director.dispatch.v1.Driver.Input"];
+                "application/json": components["schemas"]["director.dispatch.v1.Driver.Input"] | null;
             };
         };
         responses: {
@@ -1713,11 +1719,11 @@ export interface operations {
         parameters: {
             query?: {
                 /** @description Only jobs with this status. */
-                status?: "queued" | "running" | "succeeded" | "failed" | "dead";
+                status?: ("queued" | "running" | "succeeded" | "failed" | "dead" | "0" | "1" | "2" | "3" | "4" | "5") | "";
                 /** @description Number of jobs to skip, 0 or more (default 0). */
-                skip?: number;
+                skip?: number | "";
                 /** @description Maximum number of jobs, 1 to 500 (default 100); larger values are capped at 500. */
-                limit?: number;
+                limit?: number | "";
             };
             header?: never;
             path?: never;
@@ -1813,11 +1819,11 @@ export interface operations {
         parameters: {
             query?: {
                 /** @description Only notifications in this state. */
-                status?: "queued" | "sent" | "failed" | "dead" | "refused";
+                status?: ("queued" | "sent" | "failed" | "dead" | "refused" | "0" | "1" | "2" | "3" | "4" | "5") | "";
                 /** @description Number to skip, 0 or more (default 0). */
-                skip?: number;
+                skip?: number | "";
                 /** @description Maximum number, 1 to 500 (default 100); larger values are capped at 500. */
-                limit?: number;
+                limit?: number | "";
             };
             header?: never;
             path?: never;
@@ -1852,13 +1858,13 @@ export interface operations {
             path?: never;
             cookie?: never;
         };
-        requestBody?: {
+        requestBody: {
             content: {
                 "application/json": {
                     /** @description Optional channel override, e.g. `#dispatch`, up to 80 characters. */
                     channel?: string | null;
                     /** @description The text, 1 to 40000 characters. */
-                    text?: string;
+                    text: string;
                 };
             };
         };
@@ -1890,13 +1896,13 @@ export interface operations {
             path?: never;
             cookie?: never;
         };
-        requestBody?: {
+        requestBody: {
             content: {
                 "application/json": {
                     /** @description The text, 1 to 1600 characters. */
-                    message?: string;
+                    message: string;
                     /** @description Recipient in E.164 form (`+` and 7 to 15 digits); separators are accepted and removed. */
-                    to?: string;
+                    to: string;
                 };
             };
         };
@@ -1966,7 +1972,7 @@ export interface operations {
                     twilio?: unknown;
                     /** @description `{"api_url", "api_key"}`, null, or absent. */
                     vessey?: unknown;
-                };
+                } | null;
             };
         };
         responses: {
@@ -1997,11 +2003,14 @@ export interface operations {
             path?: never;
             cookie?: never;
         };
-        requestBody?: {
+        requestBody: {
             content: {
                 "application/json": {
-                    /** @description Required collection day, `YYYY-MM-DD`. */
-                    date?: string;
+                    /**
+                     * Format: date
+                     * @description Required collection day, `YYYY-MM-DD`.
+                     */
+                    date: string;
                 };
             };
         };
@@ -2067,7 +2076,7 @@ export interface operations {
         };
         requestBody?: {
             content: {
-                "application/json": Record<string, never>;
+                "application/json": Record<string, never> | null;
             };
         };
         responses: {
@@ -2135,19 +2144,19 @@ export interface operations {
         parameters: {
             query?: {
                 /** @description Only tasks with this status. */
-                status?: "pending" | "assigned" | "in_progress" | "completed" | "cancelled";
+                status?: ("pending" | "assigned" | "in_progress" | "completed" | "cancelled" | "0" | "1" | "2" | "3" | "4" | "5") | "";
                 /** @description Only tasks assigned to this driver (UUID). */
-                driver_id?: string;
+                driver_id?: string | "" | unknown;
                 /** @description Only tasks at this company (UUID). */
-                company_id?: string;
+                company_id?: string | "" | unknown;
                 /** @description Only tasks scheduled on or after this day, `YYYY-MM-DD`. */
-                from?: string;
+                from?: string | "" | unknown;
                 /** @description Only tasks scheduled on or before this day, `YYYY-MM-DD`. */
-                to?: string;
+                to?: string | "" | unknown;
                 /** @description Number of tasks to skip, 0 or more (default 0). */
-                skip?: number;
+                skip?: number | "";
                 /** @description Maximum number of tasks, 1 to 500 (default 100); larger values are capped at 500. */
-                limit?: number;
+                limit?: number | "";
             };
             header?: never;
             path?: never;
@@ -2182,21 +2191,27 @@ export interface operations {
             path?: never;
             cookie?: never;
         };
-        requestBody?: {
+        requestBody: {
             content: {
                 "application/json": {
-                    /** @description Required: a live company of the tenant (UUID). */
-                    company_id?: string;
+                    /**
+                     * Format: uuid
+                     * @description Required: a live company of the tenant (UUID).
+                     */
+                    company_id: string;
                     /** @description Optional active driver (UUID); the task starts assigned. */
-                    driver_id?: string | null;
+                    driver_id?: ((string | "" | unknown | null) | null) | "" | unknown | null;
                     /** @description Optional Vessey collection id, unique per tenant. */
                     external_id?: string | null;
                     /** @description Optional notes, up to 2000 characters. */
                     notes?: string | null;
-                    /** @description Required collection day, `YYYY-MM-DD`. */
-                    scheduled_for?: string;
+                    /**
+                     * Format: date
+                     * @description Required collection day, `YYYY-MM-DD`.
+                     */
+                    scheduled_for: string;
                     /** @description Required, 1 to 255 characters after trimming. */
-                    title?: string;
+                    title: string;
                     /**
                      * Format: double
                      * @description Optional expected volume in litres, 0 or more.
@@ -2244,7 +2259,7 @@ export interface operations {
                  *     order, then live ones; no event is skipped. Empty: only events from now on. Over REST
                  *     the SSE `Last-Event-ID` header sets it.
                  */
-                after_event_id?: string;
+                after_event_id?: string | "";
             };
             header?: never;
             path?: never;
@@ -2345,7 +2360,7 @@ export interface operations {
                  *
                  *     Optional: by default the mask is the set of keys present in the body.
                  */
-                update_mask?: string;
+                update_mask?: string | "";
             };
             header?: never;
             path: {
@@ -2355,9 +2370,9 @@ export interface operations {
             cookie?: never;
         };
         /** @description Only the keys present are changed (they become the update mask); `null` clears an optional field. */
-        requestBody: {
+        requestBody?: {
             content: {
-                "application/json": components["schemas"]["director.dispatch.v1.Task.Input"];
+                "application/json": components["schemas"]["director.dispatch.v1.Task.Input"] | null;
             };
         };
         responses: {
@@ -2391,11 +2406,14 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody?: {
+        requestBody: {
             content: {
                 "application/json": {
-                    /** @description An active driver of the tenant (UUID). */
-                    driver_id?: string;
+                    /**
+                     * Format: uuid
+                     * @description An active driver of the tenant (UUID).
+                     */
+                    driver_id: string;
                 };
             };
         };
@@ -2430,11 +2448,11 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody?: {
+        requestBody: {
             content: {
                 "application/json": {
                     /** @description Required, 1 to 1000 characters after trimming. */
-                    reason?: string;
+                    reason: string;
                 };
             };
         };
@@ -2479,7 +2497,7 @@ export interface operations {
                      * @description Litres collected, 0 or more.
                      */
                     volume_liters?: number | null;
-                };
+                } | null;
             };
         };
         responses: {
@@ -2515,7 +2533,7 @@ export interface operations {
         };
         requestBody?: {
             content: {
-                "application/json": Record<string, never>;
+                "application/json": Record<string, never> | null;
             };
         };
         responses: {
