@@ -326,6 +326,7 @@ def start_pgbouncer(stack: Stack, server: str, logins: dict[str, str]) -> subpro
         run(["apt-get", "install", "-y", "-qq", "pgbouncer"], capture=False)
     host, port = server.split(":")
     directory = stack.log_dir / "pgbouncer"
+    stack.log_dir.chmod(0o755)  # mkdtemp's 0700 would keep `postgres` out
     directory.mkdir(mode=0o777)
     directory.chmod(0o777)  # as root, pgbouncer runs as `postgres` (-u), which writes here
     users = directory / "userlist.txt"
