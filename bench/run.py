@@ -34,6 +34,10 @@ PEER_DIR = ROOT.parent / "shared" / "peers" / "fastapi_ref"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 SERVICES = {"companies": 50151, "dispatch": 50152, "integrations": 50153}
 GATEWAY_PORT = 8180
+PGBOUNCER_PORT = 6532
+# Server connections pgbouncer keeps per database with --pgbouncer: fewer than the services'
+# clients (DB_MAX_CONNECTIONS, 10), as a pooler in front of a small database gives them.
+PGBOUNCER_POOL_SIZE = 4
 PEER_PORT = 8101
 ADMIN_PORT = 19460
 TENANT = "bench-tenant"
@@ -327,6 +331,42 @@ def ensure_tools():
         run(["apt-get", "install", "-y", "-qq"] + [packages[t] for t in missing], capture=False)
 
 
+def start_pgbouncer(stack: Stack, server: str, logins: dict[str, str]) -> subprocess.Popen:
+    """Debian's pgbouncer in transaction mode in front of `server` (host:port), for `logins`
+    (user: password), on PGBOUNCER_PORT; its files in the stack's log directory."""
+    binary = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
+    if not Path(binary).exists():
+        run(["apt-get", "install", "-y", "-qq", "pgbouncer"], capture=False)
+    host, port = server.split(":")
+    directory = stack.log_dir / "pgbouncer"
+    stack.log_dir.chmod(0o755)  # mkdtemp's 0700 would keep `postgres` out
+    directory.mkdir(mode=0o777)
+    directory.chmod(0o777)  # as root, pgbouncer runs as `postgres` (-u), which writes here
+    users = directory / "userlist.txt"
+    users.write_text("".join(f'"{user}" "{password}"\n' for user, password in logins.items()))
+    # SCRAM with the logins' passwords; trust for a login without one (--login-as-owner).
+    auth = "scram-sha-256" if all(logins.values()) else "trust"
+    config = directory / "pgbouncer.ini"
+    config.write_text(
+        f"[databases]\n* = host={host} port={port}\n\n[pgbouncer]\n"
+        f"listen_addr = 127.0.0.1\nlisten_port = {PGBOUNCER_PORT}\nunix_socket_dir =\n"
+        f"auth_type = {auth}\nauth_file = {users}\npool_mode = transaction\n"
+        f"default_pool_size = {PGBOUNCER_POOL_SIZE}\nmax_client_conn = 500\n"
+        f"logfile = {directory / 'pgbouncer.log'}\npidfile = {directory / 'pgbouncer.pid'}\n")
+    for path in (users, config):
+        path.chmod(0o644)
+    as_postgres = ["-u", "postgres"] if os.geteuid() == 0 else []
+    process = stack.start("pgbouncer", [binary, *as_postgres, str(config)], dict(os.environ))
+    for _ in range(100):
+        log = directory / "pgbouncer.log"
+        if log.exists() and f"listening on 127.0.0.1:{PGBOUNCER_PORT}" in log.read_text():
+            return process
+        if process.poll() is not None:
+            break
+        time.sleep(0.1)
+    sys.exit(f"pgbouncer did not start; see {directory}")
+
+
 def start_director(stack: Stack, args, jwt_secret: str) -> dict:
     release = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / "release"
     if not args.no_build:
@@ -361,9 +401,21 @@ def start_director(stack: Stack, args, jwt_secret: str) -> dict:
         "TOKIO_WORKER_THREADS": str(args.workers),
     })
     env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
+    # With --pgbouncer, request traffic goes through pgbouncer in transaction mode and each
+    # service's sessions (LISTEN, the job workers) to PostgreSQL directly.
+    request_login = service_login
+    if args.pgbouncer:
+        login = service_login.split("://", 1)[1].rsplit("@", 1)[0]
+        user, _, login_password = login.partition(":")
+        start_pgbouncer(stack, server.split("@")[-1], {user: login_password})
+        request_login = f"postgres://{login}@127.0.0.1:{PGBOUNCER_PORT}"
+        env["DB_PGBOUNCER_TRANSACTION_MODE"] = "true"
     for service, port in SERVICES.items():
         prefix = service.upper()
-        env[f"{prefix}_DATABASE_URL"] = f"{service_login}/director_bench_{service}?sslmode=disable"
+        env[f"{prefix}_DATABASE_URL"] = f"{request_login}/director_bench_{service}?sslmode=disable"
+        if args.pgbouncer:
+            env[f"{prefix}_SESSION_DATABASE_URL"] = \
+                f"{service_login}/director_bench_{service}?sslmode=disable"
         env[f"{prefix}_ADDR"] = f"127.0.0.1:{port}"
         env[f"{prefix}_URL"] = f"http://127.0.0.1:{port}"
     # Fresh databases each run: rows and dead tuples from an earlier run (and the vacuum
@@ -473,6 +525,10 @@ def main():
                         help="only the REST list workloads: plain, gzip and brotli")
     parser.add_argument("--login-as-owner", action="store_true",
                         help="services log in as the owner (tenant transactions for every read)")
+    parser.add_argument("--pgbouncer", action="store_true",
+                        help="the services' request traffic through pgbouncer in transaction "
+                             f"mode ({PGBOUNCER_POOL_SIZE} server connections per database), "
+                             "their sessions to PostgreSQL directly")
     args = parser.parse_args()
 
     ensure_tools()
@@ -492,6 +548,8 @@ def main():
         gw = Group("gateway", lambda: [stack.processes["gateway"].pid])
         companies = Group("companies", lambda: [stack.processes["companies"].pid])
         director_groups = [gw, companies, pg]
+        if args.pgbouncer:
+            director_groups.append(Group("pgbouncer", lambda: [stack.processes["pgbouncer"].pid]))
         seconds, conns = args.seconds, args.connections
         script = create_script(log_dir)
         get_message = grpc_frame(protobuf_string_field(1, company))

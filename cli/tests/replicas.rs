@@ -364,7 +364,7 @@ async fn a_killed_and_a_drained_replica_cost_no_more_than_a_moment() {
     // Companies, Integrations and the gateway here; Dispatch as two processes.
     // Internal tokens that lapse (with the verifiers' 5 s leeway) before the second event:
     // a watch reopened then needs a fresh one.
-    let mut env = common::stack_env(&[("INTERNAL_TOKEN_TTL_MS", "1000")]).await;
+    let mut env = common::stack_env(&[("INTERNAL_TOKEN_TTL_MS", "1000")], None).await;
     let shutdown = CancellationToken::new();
     let mut services = Vec::new();
     for spec in catalog::SERVICES

@@ -9,6 +9,7 @@ mod common;
 
 use std::time::Duration;
 
+use common::sse::SseStream;
 use common::{TestStack, spawn_stack, token, token_for};
 use director_platform::identity::Role;
 use director_proto::dispatch::tasks_service_client::TasksServiceClient;
@@ -19,90 +20,6 @@ use tonic::codec::Streaming;
 
 /// How long a live event may take to reach a watcher.
 const LIVE: Duration = Duration::from_secs(1);
-
-/// One Server-Sent Event: its `id:` and its `data:` as JSON.
-#[derive(Debug)]
-struct SseEvent {
-    id: Option<String>,
-    data: Value,
-}
-
-/// An open SSE response, read event by event.
-struct SseStream {
-    response: reqwest::Response,
-    buffer: String,
-}
-
-impl SseStream {
-    async fn open(app: &TestStack, path: &str, token: &str, last_event_id: Option<&str>) -> Self {
-        let mut request = app
-            .http
-            .get(app.url(path))
-            .bearer_auth(token)
-            .header("accept", "text/event-stream")
-            .timeout(Duration::from_secs(60));
-        if let Some(id) = last_event_id {
-            request = request.header("last-event-id", id);
-        }
-        let response = request.send().await.unwrap();
-        assert_eq!(response.status(), 200);
-        assert!(
-            response.headers()["content-type"]
-                .to_str()
-                .unwrap()
-                .starts_with("text/event-stream")
-        );
-        Self {
-            response,
-            buffer: String::new(),
-        }
-    }
-
-    /// The next event with data (comments skipped), or `None` if none arrives within `wait`
-    /// or the stream ends.
-    async fn next(&mut self, wait: Duration) -> Option<SseEvent> {
-        tokio::time::timeout(wait, async {
-            loop {
-                if let Some(end) = self.buffer.find("\n\n") {
-                    let block: String = self.buffer.drain(..end + 2).collect();
-                    if let Some(event) = parse_sse(&block) {
-                        return Some(event);
-                    }
-                    continue;
-                }
-                let chunk = self.response.chunk().await.unwrap()?;
-                self.buffer.push_str(&String::from_utf8_lossy(&chunk));
-            }
-        })
-        .await
-        .ok()
-        .flatten()
-    }
-
-    /// Whether the stream ends (cleanly) within `wait`.
-    async fn ends_within(&mut self, wait: Duration) -> bool {
-        tokio::time::timeout(wait, async {
-            while let Some(chunk) = self.response.chunk().await.unwrap() {
-                self.buffer.push_str(&String::from_utf8_lossy(&chunk));
-            }
-        })
-        .await
-        .is_ok()
-    }
-}
-
-fn parse_sse(block: &str) -> Option<SseEvent> {
-    let mut id = None;
-    let mut data = None;
-    for line in block.lines() {
-        if let Some(value) = line.strip_prefix("id:") {
-            id = Some(value.trim().to_owned());
-        } else if let Some(value) = line.strip_prefix("data:") {
-            data = Some(serde_json::from_str(value.trim()).unwrap());
-        }
-    }
-    data.map(|data| SseEvent { id, data })
-}
 
 /// A company, and a pending task at it, of `token`'s tenant.
 async fn create_task(app: &TestStack, token: &str, title: &str) -> Value {

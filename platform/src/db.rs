@@ -32,9 +32,26 @@
 //! `extra_float_digits` nor `options` is sent (the statement timeout is set per transaction
 //! by [`crate::tenant::begin`] instead), the platform's own statements are unnamed or use the
 //! simple protocol, and services must run their queries inside a transaction (normally
-//! [`crate::tenant::begin`]) with `.persistent(config.persistent_statements())`.
+//! [`crate::tenant::begin`]) with `.persistent(config.persistent_statements())` — reads
+//! included: an unnamed statement outside a transaction can run another client's statement
+//! (see [`crate::tenant`], "Reads behind pgbouncer in transaction mode").
 //! pgbouncer ≥ 1.21 with `max_prepared_statements` set also copes with named statements;
 //! the rules above do not depend on it.
+//!
+//! # Sessions
+//!
+//! Some work needs a PostgreSQL session of its own, which a transaction-mode pooler does not
+//! keep: `LISTEN` (a notification reaches the server connection that listened, which
+//! pgbouncer has long handed to someone else — or to no one), the job worker
+//! (graphile_worker listens for new jobs and prepares named statements), the Dispatch relay
+//! and sweep that run in it. Each service therefore has a second, small pool, the **session
+//! pool** ([`DatabaseConfig::session`], built by the runner): `<SERVICE>_SESSION_DATABASE_URL`
+//! (verbatim), else `SESSION_DATABASE_URL` pointed at the service's database — PostgreSQL
+//! itself, or a session-mode pooler (Supabase's on port 5432) — with
+//! `DB_SESSION_MAX_CONNECTIONS` connections (5). Request traffic stays on the main pool.
+//! Without a session URL, sessions share the main pool, which is right for a direct
+//! connection; with `DB_PGBOUNCER_TRANSACTION_MODE` the session URL is required, since
+//! through pgbouncer the worker's notifications would be lost without a word.
 
 use std::fmt;
 use std::str::FromStr;
@@ -76,6 +93,12 @@ pub struct DatabaseConfig {
     /// `DB_APP_ROLE` (`director_app`): the non-superuser role each tenant transaction
     /// switches to so row-level security applies.
     pub app_role: String,
+    /// The direct session URL (see "Sessions" in the module docs):
+    /// `<SERVICE>_SESSION_DATABASE_URL` (verbatim), else `SESSION_DATABASE_URL` pointed at
+    /// this service's database; `None` when neither is set, and then sessions use [`Self::url`].
+    pub session_url: Option<Secret>,
+    /// `DB_SESSION_MAX_CONNECTIONS` (5): the session pool's size, when it is a pool of its own.
+    pub session_max_connections: u32,
 }
 
 impl fmt::Debug for DatabaseConfig {
@@ -92,6 +115,8 @@ impl fmt::Debug for DatabaseConfig {
                 &self.pgbouncer_transaction_mode,
             )
             .field("app_role", &self.app_role)
+            .field("session_url", &self.session_url)
+            .field("session_max_connections", &self.session_max_connections)
             .finish()
     }
 }
@@ -100,38 +125,27 @@ impl DatabaseConfig {
     /// Reads the settings for `service` (e.g. `companies`).
     ///
     /// The URL is `<SERVICE>_DATABASE_URL` when set (used verbatim), else `DATABASE_URL`
-    /// (default [`DEFAULT_DATABASE_URL`]) pointed at database `director_<service>`.
+    /// (default [`DEFAULT_DATABASE_URL`]) pointed at database `director_<service>`; the
+    /// session URL likewise `<SERVICE>_SESSION_DATABASE_URL`, else `SESSION_DATABASE_URL`,
+    /// else none (sessions use the URL). Behind pgbouncer in transaction mode a session URL
+    /// is required: nothing listening through pgbouncer would hear a notification.
     pub fn from_env(env: &Env, service: &str) -> Result<Self, ConfigError> {
-        let service_var = format!(
-            "{}_DATABASE_URL",
-            service.to_ascii_uppercase().replace('-', "_")
-        );
-        let url = match env.string(&service_var) {
-            Some(url) => {
-                validate_url(&service_var, &url)?;
-                url
-            }
-            None => {
-                let server = env
-                    .string("DATABASE_URL")
-                    .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned());
-                let database = format!("director_{}", service.replace('-', "_"));
-                database_url_for(&server, &database)
-                    .map_err(|e| ConfigError::new("DATABASE_URL", e.reason))?
-            }
-        };
+        let url = service_url(env, service, "DATABASE_URL", Some(DEFAULT_DATABASE_URL))?
+            .unwrap_or_default(); // always set: `DATABASE_URL` has a default
+        let session_url = service_url(env, service, "SESSION_DATABASE_URL", None)?;
 
-        let max_connections = match env.string("DB_MAX_CONNECTIONS") {
-            None => 10,
-            Some(raw) => raw
-                .trim()
-                .parse::<u32>()
-                .ok()
-                .filter(|n| *n > 0)
-                .ok_or_else(|| {
-                    ConfigError::invalid("DB_MAX_CONNECTIONS", "a positive integer", &raw)
-                })?,
-        };
+        let max_connections = positive(env, "DB_MAX_CONNECTIONS", 10)?;
+        let pgbouncer_transaction_mode = env.bool_or("DB_PGBOUNCER_TRANSACTION_MODE", false)?;
+        if pgbouncer_transaction_mode && session_url.is_none() {
+            let prefix = service.to_ascii_uppercase().replace('-', "_");
+            return Err(ConfigError::new(
+                format!("{prefix}_SESSION_DATABASE_URL or SESSION_DATABASE_URL"),
+                "is required with DB_PGBOUNCER_TRANSACTION_MODE: LISTEN, advisory locks and \
+                 the job worker need a session of their own, which pgbouncer in transaction \
+                 mode does not keep; point it at PostgreSQL directly (or at a session-mode \
+                 pooler)",
+            ));
+        }
 
         Ok(Self {
             url: Secret::new(url),
@@ -140,10 +154,28 @@ impl DatabaseConfig {
             acquire_timeout: env.millis_or("DB_ACQUIRE_TIMEOUT_MS", 3_000)?,
             statement_timeout: env.millis_or("DB_STATEMENT_TIMEOUT_MS", 15_000)?,
             application_name: crate::catalog::binary_name(service),
-            pgbouncer_transaction_mode: env.bool_or("DB_PGBOUNCER_TRANSACTION_MODE", false)?,
+            pgbouncer_transaction_mode,
             app_role: env
                 .string("DB_APP_ROLE")
                 .unwrap_or_else(|| "director_app".to_owned()),
+            session_url: session_url.map(Secret::new),
+            session_max_connections: positive(env, "DB_SESSION_MAX_CONNECTIONS", 5)?,
+        })
+    }
+
+    /// The settings of the session pool when it is a pool of its own (a session URL is set):
+    /// that URL, `DB_SESSION_MAX_CONNECTIONS` connections, named statements (a session is
+    /// never pgbouncer's transaction mode) and `application_name` `director-<service>-session`.
+    /// `None` when sessions share the request pool.
+    pub fn session(&self) -> Option<DatabaseConfig> {
+        let url = self.session_url.clone()?;
+        Some(DatabaseConfig {
+            url,
+            max_connections: self.session_max_connections,
+            application_name: format!("{}-session", self.application_name),
+            pgbouncer_transaction_mode: false,
+            session_url: None,
+            ..self.clone()
         })
     }
 
@@ -163,6 +195,47 @@ impl DatabaseConfig {
         let (_, path, _) = split_url(self.url.expose())?;
         let name = path.trim_start_matches('/');
         (!name.is_empty()).then(|| name.to_owned())
+    }
+}
+
+/// `<SERVICE>_<variable>` (verbatim), else the server-wide `<variable>` (else
+/// `server_default`) pointed at database `director_<service>`; `None` when nothing applies.
+fn service_url(
+    env: &Env,
+    service: &str,
+    variable: &str,
+    server_default: Option<&str>,
+) -> Result<Option<String>, ConfigError> {
+    let service_var = format!(
+        "{}_{variable}",
+        service.to_ascii_uppercase().replace('-', "_")
+    );
+    if let Some(url) = env.string(&service_var) {
+        validate_url(&service_var, &url)?;
+        return Ok(Some(url));
+    }
+    let Some(server) = env
+        .string(variable)
+        .or_else(|| server_default.map(str::to_owned))
+    else {
+        return Ok(None);
+    };
+    let database = format!("director_{}", service.replace('-', "_"));
+    database_url_for(&server, &database)
+        .map(Some)
+        .map_err(|e| ConfigError::new(variable, e.reason))
+}
+
+/// A positive integer setting, or `default`.
+fn positive(env: &Env, variable: &str, default: u32) -> Result<u32, ConfigError> {
+    match env.string(variable) {
+        None => Ok(default),
+        Some(raw) => raw
+            .trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| ConfigError::invalid(variable, "a positive integer", &raw)),
     }
 }
 

@@ -542,6 +542,10 @@ impl<'a> NewJob<'a> {
 /// identifier is one of the service's, or the database refuses it (see the module docs).
 /// Answers the queue's job id. The current span's trace context travels in the payload
 /// ([`TRACEPARENT`]) so the job's span links to the request that enqueued it ([`job_span`]).
+///
+/// The statement is unnamed (`persistent(false)`): the caller's connection may be a client
+/// of pgbouncer in transaction mode, where a named statement would outlive the transaction
+/// on a shared server connection (see [`crate::db`]).
 pub async fn enqueue(connection: &mut PgConnection, job: &NewJob<'_>) -> Result<i64, sqlx::Error> {
     let payload = traced_payload(&job.payload);
     let (id,): (i64,) =
@@ -550,6 +554,7 @@ pub async fn enqueue(connection: &mut PgConnection, job: &NewJob<'_>) -> Result<
             .bind(payload.as_ref())
             .bind(job.max_attempts.map(i32::from))
             .bind(job.job_key.as_deref())
+            .persistent(false)
             .fetch_one(connection)
             .await?;
     Ok(id)

@@ -97,8 +97,13 @@ pub struct ServiceContext {
     pub env: Env,
     /// The service's settings.
     pub config: ServiceConfig,
-    /// Its database, through tenant transactions.
+    /// Its database, through tenant transactions: request traffic (through pgbouncer in
+    /// transaction mode when the service is deployed so).
     pub db: TenantDb,
+    /// Its database for work that needs a session of its own — `LISTEN`, the job worker and
+    /// the jobs it runs, their sweeps and gauges: the session pool (see "Sessions" in
+    /// [`crate::db`]), or the same pool as [`Self::db`] when no session URL is set.
+    pub session: TenantDb,
     /// Mints internal tokens for calls to other services.
     pub tokens: Arc<InternalTokens>,
     /// Cancelled when the service begins to shut down: long-lived streams end then.
@@ -143,11 +148,17 @@ pub async fn serve(
         service.spec.name,
         config.database.max_connections,
     );
+    let db = TenantDb::new(pool.clone(), config.database.clone());
+    let session = match config.database.session() {
+        Some(session) => TenantDb::new(db::connect_lazy(&session)?, session),
+        None => db.clone(),
+    };
     let tokens = Arc::new(config.internal_tokens.tokens());
     let context = ServiceContext {
         spec: service.spec,
         env: env.clone(),
-        db: TenantDb::new(pool.clone(), config.database.clone()),
+        db,
+        session,
         config,
         tokens: Arc::clone(&tokens),
         shutdown: shutdown.clone(),
@@ -157,7 +168,7 @@ pub async fn serve(
     };
     if service.spec.runs_jobs {
         crate::jobs::spawn_queue_metrics(
-            pool.clone(),
+            context.session.pool().clone(),
             service.spec.name,
             shutdown.clone(),
             &context.background,
@@ -248,6 +259,7 @@ fn command(spec: &ServiceSpec) -> clap::Command {
         "Settings come from the environment (and .env, .env.<ENVIRONMENT>):\n\
          ENVIRONMENT, DEBUG, RUST_LOG, LOG_FORMAT, OTEL_EXPORTER_OTLP_ENDPOINT,\n\
          {prefix}_ADDR (0.0.0.0:{port}), ADMIN_ADDR (0.0.0.0:9090, /metrics), DATABASE_URL or {prefix}_DATABASE_URL,\n\
+         SESSION_DATABASE_URL or {prefix}_SESSION_DATABASE_URL, DB_SESSION_MAX_CONNECTIONS,\n\
          MIGRATION_DATABASE_URL or {prefix}_MIGRATION_DATABASE_URL (migrate only),\n\
          DB_MAX_CONNECTIONS, DB_CONNECT_TIMEOUT_MS, DB_ACQUIRE_TIMEOUT_MS, DB_STATEMENT_TIMEOUT_MS,\n\
          DB_PGBOUNCER_TRANSACTION_MODE, DB_APP_ROLE, INTERNAL_TOKEN_SECRET, INTERNAL_TOKEN_TTL_MS,\n\

@@ -19,9 +19,26 @@
 //!   transaction, which sets the tenant before it reads ([`scoped_read`]): one round trip. It is used only when row-level security
 //!   applies to the login role itself (not a superuser, no BYPASSRLS: the services' role
 //!   `director migrate` creates), because a role switch inside a statement comes too late for
-//!   the plan, and never behind pgbouncer in transaction mode (whose sessions carry no
-//!   statement timeout). It fails closed: evaluated before the tenant is set, the policies
-//!   see no tenant and match no row.
+//!   the plan, and never behind pgbouncer in transaction mode (see below). It fails closed:
+//!   evaluated before the tenant is set, the policies see no tenant and match no row.
+//!
+//! # Reads behind pgbouncer in transaction mode
+//!
+//! Behind pgbouncer a read runs in a tenant transaction ([`begin`], the statement, `COMMIT`:
+//! four round trips, each a short hold of a server connection), not as one statement. Not
+//! for want of a statement timeout — that could come from the login role's defaults — but
+//! because one statement outside a transaction is not one exchange there. A named
+//! statement would outlive its client on the shared server connection (see [`crate::db`]);
+//! an unnamed one sqlx sends in two exchanges, `Parse`+`Describe`+`Sync` then
+//! `Bind`+`Execute`+`Sync`, and between them pgbouncer hands the server connection to
+//! whichever client asks: the `Bind` may land where another client's statement was just
+//! parsed and run *that* statement with this one's parameters (248 of 400 such queries did,
+//! 8 clients on one server connection of pgbouncer 1.18:
+//! `platform/tests/pgbouncer.rs`, `unnamed_statements_outside_a_transaction_cross_clients_behind_pgbouncer`).
+//! Inside a transaction pgbouncer keeps the server connection for the client, so both
+//! exchanges meet the same statement. pgbouncer ≥ 1.21 (`max_prepared_statements`) tracks
+//! *named* statements only, so this holds for it too. Work that needs a session of its own
+//! (`LISTEN`, the job worker) does not go through pgbouncer at all: [`crate::db`], "Sessions".
 
 use std::sync::Arc;
 
@@ -218,7 +235,9 @@ impl TenantDb {
         }
     }
 
-    /// Whether a read may be one scoped statement (see the module docs).
+    /// Whether a read may be one scoped statement (see the module docs): never behind
+    /// pgbouncer in transaction mode, where its two exchanges could meet different server
+    /// connections.
     async fn reads_in_one_statement(&self) -> Result<bool, sqlx::Error> {
         if self.config.pgbouncer_transaction_mode {
             return Ok(false);

@@ -8,6 +8,8 @@
 
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
 
+pub mod pgbouncer;
+
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;

@@ -87,12 +87,90 @@ fn a_service_specific_database_url_is_used_verbatim() {
             "postgres://u@elsewhere:5433/custom",
         ),
         ("DB_PGBOUNCER_TRANSACTION_MODE", "1"),
+        (
+            "DISPATCH_SESSION_DATABASE_URL",
+            "postgres://u@direct:5432/custom",
+        ),
         ("DB_APP_ROLE", "dispatch_app"),
     ]);
     let config = DatabaseConfig::from_env(&env, "dispatch").unwrap();
     assert_eq!(config.url.expose(), "postgres://u@elsewhere:5433/custom");
     assert!(config.pgbouncer_transaction_mode);
     assert_eq!(config.app_role, "dispatch_app");
+}
+
+/// The session pool (issue 20): `<SERVICE>_SESSION_DATABASE_URL` verbatim, else
+/// `SESSION_DATABASE_URL` pointed at the service's database, else none (sessions share the
+/// request pool); never in pgbouncer's transaction mode itself.
+#[test]
+fn the_session_url_comes_from_the_service_variable_then_the_server_one() {
+    let shared = Env::from_pairs([
+        (
+            "DATABASE_URL",
+            "postgres://svc:pw@pgbouncer:6432?sslmode=disable",
+        ),
+        (
+            "SESSION_DATABASE_URL",
+            "postgres://svc:pw@postgres:5432?sslmode=disable",
+        ),
+        ("DB_PGBOUNCER_TRANSACTION_MODE", "true"),
+        ("DB_MAX_CONNECTIONS", "20"),
+        ("DB_SESSION_MAX_CONNECTIONS", "3"),
+    ]);
+    let config = DatabaseConfig::from_env(&shared, "dispatch").unwrap();
+    assert_eq!(
+        config.url.expose(),
+        "postgres://svc:pw@pgbouncer:6432/director_dispatch?sslmode=disable"
+    );
+    let session = config.session().unwrap();
+    assert_eq!(
+        session.url.expose(),
+        "postgres://svc:pw@postgres:5432/director_dispatch?sslmode=disable"
+    );
+    assert!(!session.pgbouncer_transaction_mode);
+    assert!(session.persistent_statements());
+    assert_eq!(session.max_connections, 3);
+    assert_eq!(session.application_name, "director-dispatch-session");
+    assert!(session.session().is_none());
+
+    let own = shared.clone().with_overrides([(
+        "DISPATCH_SESSION_DATABASE_URL",
+        "postgres://svc:pw@direct:5432/dispatch_db",
+    )]);
+    let config = DatabaseConfig::from_env(&own, "dispatch").unwrap();
+    assert_eq!(
+        config.session().unwrap().url.expose(),
+        "postgres://svc:pw@direct:5432/dispatch_db"
+    );
+
+    let bad = shared.with_overrides([("DISPATCH_SESSION_DATABASE_URL", "direct:5432/x")]);
+    let error = DatabaseConfig::from_env(&bad, "dispatch").unwrap_err();
+    assert_eq!(error.variable, "DISPATCH_SESSION_DATABASE_URL");
+
+    let direct = Env::from_pairs([("DATABASE_URL", "postgres://svc@postgres:5432")]);
+    let config = DatabaseConfig::from_env(&direct, "dispatch").unwrap();
+    assert!(config.session_url.is_none());
+    assert!(
+        config.session().is_none(),
+        "sessions share the request pool"
+    );
+}
+
+/// Behind pgbouncer in transaction mode without a session URL, LISTEN and the job worker
+/// would go through pgbouncer and lose their notifications silently: refused at start-up.
+#[test]
+fn pgbouncer_mode_without_a_session_url_is_refused() {
+    let env = Env::from_pairs([
+        ("DATABASE_URL", "postgres://svc:pw@pgbouncer:6432"),
+        ("DB_PGBOUNCER_TRANSACTION_MODE", "true"),
+    ]);
+    let error = DatabaseConfig::from_env(&env, "integrations").unwrap_err();
+    assert_eq!(
+        error.variable,
+        "INTEGRATIONS_SESSION_DATABASE_URL or SESSION_DATABASE_URL"
+    );
+    assert!(error.reason.contains("LISTEN"), "{error}");
+    assert!(!error.to_string().contains("pw"), "{error}");
 }
 
 #[test]

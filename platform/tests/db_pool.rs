@@ -77,7 +77,10 @@ async fn connections_carry_the_application_name_and_statement_timeout() {
 #[tokio::test]
 async fn in_pgbouncer_mode_only_non_persistent_queries_avoid_named_prepared_statements() {
     let db = TestDb::create().await;
-    let config = db.config_with(&[("DB_PGBOUNCER_TRANSACTION_MODE", "true")]);
+    let config = db.config_with(&[
+        ("DB_PGBOUNCER_TRANSACTION_MODE", "true"),
+        ("PLATFORM_TEST_SESSION_DATABASE_URL", &db.url),
+    ]);
     assert!(!config.persistent_statements());
     let pool = connect_lazy(&config).unwrap();
     let mut conn = pool.acquire().await.unwrap();

@@ -10,10 +10,6 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::TcpListener;
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
@@ -21,201 +17,35 @@ use common::TestDb;
 use director_platform::db::{DatabaseConfig, connect_lazy};
 use director_platform::identity::{Caller, Role};
 use director_platform::tenant;
+use director_platform::testing::pgbouncer::{BouncerSettings, PgBouncer, pgbouncer_binary};
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{Acquire as _, PgPool, Row as _};
 
 const TENANTS: [&str; 3] = ["A", "B", "C"];
 
-/// pgbouncer settings that differ between the tests.
-struct BouncerSettings {
-    default_pool_size: u32,
-    /// `ignore_startup_parameters`, empty for none.
-    ignore_startup_parameters: &'static str,
-}
-
-/// A pgbouncer child process in front of one test database, killed on drop.
-struct PgBouncer {
-    child: Child,
-    port: u16,
-    dir: PathBuf,
-}
-
-fn pgbouncer_binary() -> PathBuf {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/usr/local/sbin")])
-        .map(|dir| dir.join("pgbouncer"))
-        .find(|candidate| candidate.is_file())
-        .unwrap_or_else(|| {
-            panic!(
-                "the pgbouncer binary is missing (not on PATH nor in /usr/sbin): \
-                 install it with `apt-get install -y pgbouncer` — these tests need a real \
-                 pgbouncer and do not skip"
-            )
-        })
-}
-
-fn running_as_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).trim() == "0")
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
+/// pgbouncer in front of the server of `db`, for its (superuser, trust) user.
+async fn start_bouncer(db: &TestDb, settings: BouncerSettings) -> PgBouncer {
+    let user = PgConnectOptions::from_str(&db.url)
         .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+        .get_username()
+        .to_owned();
+    PgBouncer::start(&db.url, &[(&user, "")], &settings).await
 }
 
-fn write_world_readable(path: &Path, contents: &str) {
-    std::fs::write(path, contents).unwrap();
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644)).unwrap();
-}
-
-impl PgBouncer {
-    /// Starts pgbouncer for `db` and waits until it accepts connections. Tries a few ports:
-    /// another process may take the free port before pgbouncer binds it.
-    async fn start(db: &TestDb, settings: &BouncerSettings) -> Self {
-        let mut failures = Vec::new();
-        for _ in 0..5 {
-            match Self::try_start(db, settings).await {
-                Ok(bouncer) => return bouncer,
-                Err(failure) => failures.push(failure),
-            }
-        }
-        panic!("pgbouncer did not start:\n{}", failures.join("\n"))
-    }
-
-    async fn try_start(db: &TestDb, settings: &BouncerSettings) -> Result<Self, String> {
-        let binary = pgbouncer_binary();
-        let server = PgConnectOptions::from_str(&db.url).unwrap();
-        let user = server.get_username().to_owned();
-        let port = free_port();
-        let dir = std::env::temp_dir().join(format!(
-            "director-pgbouncer-{}",
-            uuid::Uuid::new_v4().simple()
-        ));
-        std::fs::create_dir(&dir).unwrap();
-        // pgbouncer refuses to run as root, so as root it switches to `postgres` (`-u`), which
-        // must be able to read the files and write the log and pid files.
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
-
-        let auth_file = dir.join("userlist.txt");
-        write_world_readable(&auth_file, &format!("\"{user}\" \"\"\n"));
-        let config = dir.join("pgbouncer.ini");
-        let ignore = match settings.ignore_startup_parameters {
-            "" => String::new(),
-            list => format!("ignore_startup_parameters = {list}\n"),
-        };
-        write_world_readable(
-            &config,
-            &format!(
-                "[databases]\n\
-                 {name} = host={host} port={server_port} dbname={name} user={user}\n\
-                 \n\
-                 [pgbouncer]\n\
-                 listen_addr = 127.0.0.1\n\
-                 listen_port = {port}\n\
-                 unix_socket_dir =\n\
-                 auth_type = trust\n\
-                 auth_file = {auth_file}\n\
-                 pool_mode = transaction\n\
-                 default_pool_size = {pool_size}\n\
-                 min_pool_size = 0\n\
-                 reserve_pool_size = 0\n\
-                 max_client_conn = 100\n\
-                 {ignore}\
-                 logfile = {log}\n\
-                 pidfile = {pid}\n",
-                name = db.name,
-                host = server.get_host(),
-                server_port = server.get_port(),
-                auth_file = auth_file.display(),
-                pool_size = settings.default_pool_size,
-                log = dir.join("pgbouncer.log").display(),
-                pid = dir.join("pgbouncer.pid").display(),
-            ),
-        );
-
-        let mut command = Command::new(&binary);
-        if running_as_root() {
-            command.args(["-u", "postgres"]);
-        }
-        let child = command
-            .arg(&config)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("could not start {}: {e}", binary.display()));
-        // From here on, dropping `bouncer` kills the child and removes the directory.
-        let mut bouncer = Self { child, port, dir };
-        bouncer.wait_until_listening().await?;
-        Ok(bouncer)
-    }
-
-    async fn wait_until_listening(&mut self) -> Result<(), String> {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return Err(format!(
-                    "pgbouncer exited at startup ({status}); its log:\n{}",
-                    self.log()
-                ));
-            }
-            // Its log, not a successful connect, says the port is pgbouncer's: a connect
-            // could reach another process that took the port.
-            let listening = format!("listening on 127.0.0.1:{}", self.port);
-            if self.log().contains(&listening)
-                && tokio::net::TcpStream::connect(("127.0.0.1", self.port))
-                    .await
-                    .is_ok()
-            {
-                return Ok(());
-            }
-            if Instant::now() >= deadline {
-                return Err(format!(
-                    "pgbouncer did not listen on port {} within 15 s; its log:\n{}",
-                    self.port,
-                    self.log()
-                ));
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("pgbouncer.log")).unwrap_or_default()
-    }
-
-    /// Platform settings for a pool that reaches `db` through this pgbouncer.
-    fn config(&self, db: &TestDb, extra: &[(&str, &str)]) -> DatabaseConfig {
-        let server = PgConnectOptions::from_str(&db.url).unwrap();
-        let url = format!(
-            "postgres://{}@127.0.0.1:{}/{}",
-            server.get_username(),
-            self.port,
-            db.name
-        );
-        let mut pairs = vec![("PLATFORM_TEST_DATABASE_URL", url.as_str())];
-        pairs.extend_from_slice(extra);
-        DatabaseConfig::from_env(
-            &director_platform::config::Env::from_pairs(pairs),
-            "platform-test",
-        )
-        .unwrap()
-    }
-}
-
-impl Drop for PgBouncer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
+/// Platform settings for a pool that reaches `db` through `bouncer`, with its sessions
+/// (required in pgbouncer mode) on `db` directly.
+fn bouncer_config(bouncer: &PgBouncer, db: &TestDb, extra: &[(&str, &str)]) -> DatabaseConfig {
+    let url = bouncer.url_for(&db.url);
+    let mut pairs = vec![
+        ("PLATFORM_TEST_DATABASE_URL", url.as_str()),
+        ("PLATFORM_TEST_SESSION_DATABASE_URL", db.url.as_str()),
+    ];
+    pairs.extend_from_slice(extra);
+    DatabaseConfig::from_env(
+        &director_platform::config::Env::from_pairs(pairs),
+        "platform-test",
+    )
+    .unwrap()
 }
 
 async fn database_with_notes() -> (TestDb, PgPool) {
@@ -301,16 +131,17 @@ const SERVER_CONNECTIONS: u32 = 2;
 async fn concurrent_tenant_transactions_share_two_server_connections_in_pgbouncer_mode() {
     pgbouncer_binary();
     let (db, superuser) = database_with_notes().await;
-    let bouncer = PgBouncer::start(
+    let bouncer = start_bouncer(
         &db,
-        &BouncerSettings {
+        BouncerSettings {
             default_pool_size: SERVER_CONNECTIONS,
             ignore_startup_parameters: "",
         },
     )
     .await;
     let max_connections = CLIENT_CONNECTIONS.to_string();
-    let config = bouncer.config(
+    let config = bouncer_config(
+        &bouncer,
         &db,
         &[
             ("DB_PGBOUNCER_TRANSACTION_MODE", "true"),
@@ -402,15 +233,16 @@ async fn the_statement_timeout_applies_per_transaction_and_does_not_leak_in_pgbo
             .fetch_one(&superuser)
             .await
             .unwrap();
-    let bouncer = PgBouncer::start(
+    let bouncer = start_bouncer(
         &db,
-        &BouncerSettings {
+        BouncerSettings {
             default_pool_size: 1,
             ignore_startup_parameters: "",
         },
     )
     .await;
-    let config = bouncer.config(
+    let config = bouncer_config(
+        &bouncer,
         &db,
         &[
             ("DB_PGBOUNCER_TRANSACTION_MODE", "true"),
@@ -463,15 +295,15 @@ async fn the_statement_timeout_applies_per_transaction_and_does_not_leak_in_pgbo
 async fn a_normal_mode_pool_is_refused_by_pgbouncer_for_its_startup_parameters() {
     pgbouncer_binary();
     let db = TestDb::create().await;
-    let bouncer = PgBouncer::start(
+    let bouncer = start_bouncer(
         &db,
-        &BouncerSettings {
+        BouncerSettings {
             default_pool_size: SERVER_CONNECTIONS,
             ignore_startup_parameters: "",
         },
     )
     .await;
-    let normal = connect_lazy(&bouncer.config(&db, &[])).unwrap();
+    let normal = connect_lazy(&bouncer_config(&bouncer, &db, &[])).unwrap();
     let error = sqlx::raw_sql("SELECT 1")
         .execute(&normal)
         .await
@@ -482,8 +314,12 @@ async fn a_normal_mode_pool_is_refused_by_pgbouncer_for_its_startup_parameters()
     );
     normal.close().await;
 
-    let bouncer_mode =
-        connect_lazy(&bouncer.config(&db, &[("DB_PGBOUNCER_TRANSACTION_MODE", "true")])).unwrap();
+    let bouncer_mode = connect_lazy(&bouncer_config(
+        &bouncer,
+        &db,
+        &[("DB_PGBOUNCER_TRANSACTION_MODE", "true")],
+    ))
+    .unwrap();
     assert!(director_platform::db::ping(&bouncer_mode).await);
     bouncer_mode.close().await;
 
@@ -541,8 +377,8 @@ async fn named_prepared_statements_collide_on_a_shared_server_connection() {
     }
 
     // Normal mode: named, cached statements.
-    let bouncer = PgBouncer::start(&db, &settings).await;
-    let normal = bouncer.config(&db, &[("DB_MAX_CONNECTIONS", "2")]);
+    let bouncer = start_bouncer(&db, settings).await;
+    let normal = bouncer_config(&bouncer, &db, &[("DB_MAX_CONNECTIONS", "2")]);
     assert!(normal.persistent_statements());
     let error = second_client(&normal, normal.persistent_statements())
         .await
@@ -554,8 +390,9 @@ async fn named_prepared_statements_collide_on_a_shared_server_connection() {
 
     // pgbouncer mode, but a query without `.persistent(false)`: the statement cache is off,
     // yet sqlx still names the statement.
-    let bouncer = PgBouncer::start(&db, &settings).await;
-    let bouncer_mode = bouncer.config(
+    let bouncer = start_bouncer(&db, settings).await;
+    let bouncer_mode = bouncer_config(
+        &bouncer,
         &db,
         &[
             ("DB_MAX_CONNECTIONS", "2"),
@@ -577,5 +414,145 @@ async fn named_prepared_statements_collide_on_a_shared_server_connection() {
     }
     drop(bouncer);
 
+    db.drop().await;
+}
+
+/// Why services need a session URL behind pgbouncer (issue 20): a listener connected through
+/// pgbouncer in transaction mode never hears a notification — its `LISTEN` ran on a server
+/// connection pgbouncer handed back at once — while the same listener on the session pool
+/// (`DatabaseConfig::session`, PostgreSQL directly) does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notifications_reach_a_listener_on_the_session_pool_and_not_through_pgbouncer() {
+    use director_platform::notify::{Notifications, Wake};
+    use tokio_util::sync::CancellationToken;
+
+    const CHANNEL: &str = "director_pgbouncer_test";
+
+    /// Whether a listener on `pool` hears `NOTIFY` sent (through `sender`, directly) after it
+    /// has connected, within two seconds.
+    async fn hears(pool: PgPool, sender: &PgPool) -> bool {
+        let shutdown = CancellationToken::new();
+        let notifications = Notifications::start(pool, CHANNEL, shutdown.clone());
+        let mut wake = notifications.subscribe();
+        // The listener says it (re)connected (and has run LISTEN) with `Everyone`.
+        let connected = tokio::time::timeout(Duration::from_secs(10), wake.recv()).await;
+        assert_eq!(connected.unwrap().unwrap(), Wake::Everyone);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+        let heard = loop {
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("NOTIFY {CHANNEL}, 'tenant-a'")))
+                .execute(sender)
+                .await
+                .unwrap();
+            match tokio::time::timeout_at(
+                deadline.min(tokio::time::Instant::now() + Duration::from_millis(200)),
+                wake.recv(),
+            )
+            .await
+            {
+                Ok(Ok(Wake::Key(key))) => break key.as_ref() == "tenant-a",
+                Ok(_) | Err(_) if tokio::time::Instant::now() < deadline => {}
+                Ok(_) | Err(_) => break false,
+            }
+        };
+        shutdown.cancel();
+        heard
+    }
+
+    let db = TestDb::create().await;
+    let sender = db.superuser_pool().await;
+    let bouncer = start_bouncer(&db, BouncerSettings::default()).await;
+    let config = bouncer_config(&bouncer, &db, &[("DB_PGBOUNCER_TRANSACTION_MODE", "true")]);
+    let through_pgbouncer = connect_lazy(&config).unwrap();
+    let session = connect_lazy(&config.session().expect("a session URL is set")).unwrap();
+
+    assert!(
+        !hears(through_pgbouncer.clone(), &sender).await,
+        "a listener through pgbouncer in transaction mode heard a notification"
+    );
+    assert!(
+        hears(session.clone(), &sender).await,
+        "the listener on the session pool missed the notification"
+    );
+
+    through_pgbouncer.close().await;
+    session.close().await;
+    sender.close().await;
+    drop(bouncer);
+    db.drop().await;
+}
+
+/// Why one-statement reads stay in a transaction behind pgbouncer (< 1.21, Debian's 1.18):
+/// sqlx runs an unnamed statement in two round trips — `Parse`+`Describe`+`Sync`, then
+/// `Bind`+`Execute`+`Sync` — and outside a transaction pgbouncer may hand the second to
+/// another server connection, where the unnamed statement is missing or is another
+/// client's. Concurrent one-statement queries from 8 clients over 1 server connection fail
+/// or answer another client's statement; inside transactions the same queries all succeed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn unnamed_statements_outside_a_transaction_cross_clients_behind_pgbouncer() {
+    let db = TestDb::create().await;
+    let bouncer = start_bouncer(
+        &db,
+        BouncerSettings {
+            default_pool_size: 1,
+            ..BouncerSettings::default()
+        },
+    )
+    .await;
+    let config = bouncer_config(
+        &bouncer,
+        &db,
+        &[
+            ("DB_PGBOUNCER_TRANSACTION_MODE", "true"),
+            ("DB_MAX_CONNECTIONS", "8"),
+            ("DB_ACQUIRE_TIMEOUT_MS", "30000"),
+        ],
+    );
+    let pool = connect_lazy(&config).unwrap();
+
+    /// Runs 400 one-statement queries of three kinds on `pool`, in transactions or not;
+    /// answers how many failed or answered what another kind would.
+    async fn wrong_answers(pool: &PgPool, in_transaction: bool) -> usize {
+        let tasks: Vec<_> = (0..400_i32)
+            .map(|n| {
+                let pool = pool.clone();
+                tokio::spawn(async move {
+                    // Three statements answering differently, so one run with another's
+                    // parameters shows.
+                    let (sql, expected) = match n % 3 {
+                        0 => ("SELECT $1::int4", n),
+                        1 => ("SELECT $1::int4 + 1000000", n + 1_000_000),
+                        _ => ("SELECT -$1::int4", -n),
+                    };
+                    let query = sqlx::query_scalar::<_, i32>(sql).bind(n).persistent(false);
+                    let echoed = if in_transaction {
+                        let mut tx = pool.begin().await.unwrap();
+                        let echoed = query.fetch_one(&mut *tx).await;
+                        tx.commit().await.map(|()| echoed).and_then(|echoed| echoed)
+                    } else {
+                        query.fetch_one(&pool).await
+                    };
+                    echoed.ok() == Some(expected)
+                })
+            })
+            .collect();
+        let mut wrong = 0;
+        for task in tasks {
+            if !task.await.unwrap() {
+                wrong += 1;
+            }
+        }
+        wrong
+    }
+
+    assert_eq!(wrong_answers(&pool, true).await, 0);
+    let wrong = wrong_answers(&pool, false).await;
+    eprintln!("outside transactions: {wrong} of 400 wrong");
+    assert!(
+        wrong > 0,
+        "every unnamed statement outside a transaction came back right"
+    );
+
+    pool.close().await;
+    drop(bouncer);
     db.drop().await;
 }

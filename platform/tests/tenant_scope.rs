@@ -84,6 +84,7 @@ async fn a_tenant_transaction_in_pgbouncer_mode_leaves_no_named_statement() {
         .unwrap();
     let config = db.config_with(&[
         ("DB_PGBOUNCER_TRANSACTION_MODE", "yes"),
+        ("PLATFORM_TEST_SESSION_DATABASE_URL", &db.url),
         ("DB_MAX_CONNECTIONS", "1"),
     ]);
     let pool = connect_lazy(&config).unwrap();

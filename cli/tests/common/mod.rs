@@ -3,6 +3,8 @@
 
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod sse;
+
 use std::path::Path;
 use std::time::Duration;
 
@@ -15,6 +17,7 @@ use director_platform::identity::Role;
 use director_platform::identity::user_token::{UserTokenClaims, mint_hs256};
 use director_platform::migrate::create_and_migrate;
 use director_platform::roles::{DEV_SERVICE_PASSWORD, SERVICE_ROLE, ensure_service_login};
+use director_platform::testing::pgbouncer::PgBouncer;
 use tokio_util::sync::CancellationToken;
 
 pub const JWT_SECRET: &str = "e2e-supabase-jwt-secret-0123456789abcdef";
@@ -38,7 +41,23 @@ pub async fn spawn_stack() -> TestStack {
 
 /// Starts the stack; `extra` settings override the defaults below.
 pub async fn spawn_stack_with(extra: &[(&str, &str)]) -> TestStack {
-    let env = stack_env(extra).await;
+    start_stack(extra, None).await
+}
+
+/// Starts the stack with every service's request traffic through `bouncer` (pgbouncer in
+/// transaction mode, `DB_PGBOUNCER_TRANSACTION_MODE`) and its sessions — LISTEN, the job
+/// workers — on PostgreSQL directly (`<SERVICE>_SESSION_DATABASE_URL`); `extra` as
+/// [`spawn_stack_with`]'s. `bouncer` must list [`SERVICE_ROLE`] with
+/// [`DEV_SERVICE_PASSWORD`].
+pub async fn spawn_stack_behind_pgbouncer(
+    extra: &[(&str, &str)],
+    bouncer: &PgBouncer,
+) -> TestStack {
+    start_stack(extra, Some(bouncer)).await
+}
+
+async fn start_stack(extra: &[(&str, &str)], bouncer: Option<&PgBouncer>) -> TestStack {
+    let env = stack_env(extra, bouncer).await;
     let stack = stack::start(&Env::from_pairs(env.clone()), CancellationToken::new())
         .await
         .unwrap();
@@ -55,8 +74,12 @@ pub async fn spawn_stack_with(extra: &[(&str, &str)]) -> TestStack {
 }
 
 /// The settings of a test stack: every service on a fresh, migrated database of its own and
-/// a random loopback port, test secrets, generous rate limits; `extra` overrides them.
-pub async fn stack_env(extra: &[(&str, &str)]) -> Vec<(String, String)> {
+/// a random loopback port, test secrets, generous rate limits; `extra` overrides them. With
+/// `bouncer`, request traffic goes through it and sessions straight to PostgreSQL.
+pub async fn stack_env(
+    extra: &[(&str, &str)],
+    bouncer: Option<&PgBouncer>,
+) -> Vec<(String, String)> {
     let run = uuid::Uuid::new_v4().simple().to_string();
     let migrations = Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations");
     let mut env: Vec<(String, String)> = Vec::new();
@@ -73,7 +96,16 @@ pub async fn stack_env(extra: &[(&str, &str)]) -> Vec<(String, String)> {
             .await
             .unwrap();
         let prefix = spec.env_prefix();
-        env.push((format!("{prefix}_DATABASE_URL"), service_url));
+        match bouncer {
+            Some(bouncer) => {
+                env.push((
+                    format!("{prefix}_DATABASE_URL"),
+                    bouncer.url_for(&service_url),
+                ));
+                env.push((format!("{prefix}_SESSION_DATABASE_URL"), service_url));
+            }
+            None => env.push((format!("{prefix}_DATABASE_URL"), service_url)),
+        }
         env.push((spec.addr_var(), "127.0.0.1:0".to_owned()));
     }
     env.extend(
@@ -84,6 +116,10 @@ pub async fn stack_env(extra: &[(&str, &str)]) -> Vec<(String, String)> {
             ("INTERNAL_TOKEN_SECRET", INTERNAL_SECRET),
             ("RATE_LIMIT_PER_SECOND", "10000"),
             ("RATE_LIMIT_BURST", "10000"),
+            (
+                "DB_PGBOUNCER_TRANSACTION_MODE",
+                if bouncer.is_some() { "true" } else { "false" },
+            ),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.to_owned())),
@@ -99,6 +135,21 @@ pub async fn stack_env(extra: &[(&str, &str)]) -> Vec<(String, String)> {
 /// `director up --fakes` runs), jobs polled quickly and provider retries short; `extra`
 /// settings override these.
 pub async fn spawn_stack_with_fakes(extra: &[(&str, &str)]) -> (TestStack, FakeThirdParties) {
+    start_stack_with_fakes(extra, None).await
+}
+
+/// [`spawn_stack_with_fakes`] behind `bouncer`, as [`spawn_stack_behind_pgbouncer`].
+pub async fn spawn_stack_with_fakes_behind_pgbouncer(
+    extra: &[(&str, &str)],
+    bouncer: &PgBouncer,
+) -> (TestStack, FakeThirdParties) {
+    start_stack_with_fakes(extra, Some(bouncer)).await
+}
+
+async fn start_stack_with_fakes(
+    extra: &[(&str, &str)],
+    bouncer: Option<&PgBouncer>,
+) -> (TestStack, FakeThirdParties) {
     let fakes = FakeThirdParties::start(FakeAddrs::any_loopback())
         .await
         .unwrap();
@@ -113,7 +164,7 @@ pub async fn spawn_stack_with_fakes(extra: &[(&str, &str)]) -> (TestStack, FakeT
         ("PROVIDER_RETRY_MAX_DELAY_MS", "100"),
     ]);
     env.extend_from_slice(extra);
-    (spawn_stack_with(&env).await, fakes)
+    (start_stack(&env, bouncer).await, fakes)
 }
 
 /// How long [`eventually`] waits for background work (a job, a delivery) before failing.

@@ -75,10 +75,12 @@ pub struct TaskEvents {
 }
 
 impl TaskEvents {
-    /// Starts listening for notifications (in the background, reconnecting as needed) until
-    /// `shutdown`, which also ends every watch stream.
-    pub fn start(db: TenantDb, shutdown: CancellationToken) -> Self {
-        let notifications = Notifications::start(db.pool().clone(), CHANNEL, shutdown.clone());
+    /// Starts listening for notifications on a connection of `listen` — a pool with sessions
+    /// of their own, never pgbouncer in transaction mode (see "Sessions" in
+    /// [`director_platform::db`]) — in the background, reconnecting as needed, until
+    /// `shutdown`, which also ends every watch stream. Events are read through `db`.
+    pub fn start(db: TenantDb, listen: sqlx::PgPool, shutdown: CancellationToken) -> Self {
+        let notifications = Notifications::start(listen, CHANNEL, shutdown.clone());
         Self {
             hubs: Arc::new(Hubs::new(db.clone(), notifications, shutdown.clone())),
             db,

@@ -49,13 +49,22 @@ pub const SERVICE: Service = Service {
 
 fn routes(context: &ServiceContext) -> anyhow::Result<tonic::service::Routes> {
     let companies = companies::CompanyDirectory::new(context.client(&catalog::COMPANIES)?);
-    let events = events::TaskEvents::start(context.db.clone(), context.shutdown.clone());
+    // Requests read and write through `context.db`; listening, the job worker with the relay
+    // it runs, and the relay's sweep and gauge need sessions: `context.session`.
+    let events = events::TaskEvents::start(
+        context.db.clone(),
+        context.session.pool().clone(),
+        context.shutdown.clone(),
+    );
     let relay_config = relay::RelayConfig::from_env(&context.env)?;
-    let relay = relay::Relay::new(context.db.clone(), context.client(&catalog::INTEGRATIONS)?)
-        .with_config(relay_config.clone());
+    let relay = relay::Relay::new(
+        context.session.clone(),
+        context.client(&catalog::INTEGRATIONS)?,
+    )
+    .with_config(relay_config.clone());
     director_platform::jobs::spawn_worker(
         JobsConfig::from_env(&context.env)?.with_max_retry_delay(relay_config.retry_max),
-        context.db.pool().clone(),
+        context.session.pool().clone(),
         context.shutdown.clone(),
         &context.background,
         move |options| {
@@ -65,12 +74,12 @@ fn routes(context: &ServiceContext) -> anyhow::Result<tonic::service::Routes> {
         },
     );
     relay::spawn_lag_metrics(
-        context.db.pool().clone(),
+        context.session.pool().clone(),
         context.shutdown.clone(),
         &context.background,
     );
     relay::spawn_sweep(
-        context.db.clone(),
+        context.session.clone(),
         relay_config.sweep_interval,
         context.shutdown.clone(),
         &context.background,

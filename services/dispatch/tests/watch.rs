@@ -285,7 +285,8 @@ async fn a_tenants_hub_ends_when_its_last_watcher_leaves() {
     .unwrap();
     let db = TenantDb::new(PgPool::connect(&url).await.unwrap(), config);
     let shutdown = CancellationToken::new();
-    let events = TaskEvents::start(db, shutdown.clone());
+    let listen = db.pool().clone();
+    let events = TaskEvents::start(db, listen, shutdown.clone());
 
     let mut first = events.watch(admin("dairy"), None).await.unwrap();
     let second = events.watch(admin("dairy"), None).await.unwrap();

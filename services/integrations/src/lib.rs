@@ -85,16 +85,28 @@ fn routes(context: &ServiceContext) -> anyhow::Result<tonic::service::Routes> {
     )?;
     let limits = SpendingLimits::from_env(env)?;
     let max_active_jobs: u32 = env.parse_or("MAX_ACTIVE_JOBS_PER_TENANT", 4)?;
+    // Requests go through `context.db`; the workers, the jobs they run and the listener
+    // through `context.session`, the pool with sessions of their own (see "Sessions" in
+    // `director_platform::db`).
+    let stores = |db: &director_platform::tenant::TenantDb| {
+        (
+            JobStore::new(db.clone(), jobs_config.max_attempts, max_active_jobs),
+            NotificationStore::new(db.clone(), jobs_config.max_attempts, limits.clone()),
+        )
+    };
+    let (jobs, notifications) = stores(&context.db);
     let app = App {
-        jobs: JobStore::new(
-            context.db.clone(),
-            jobs_config.max_attempts,
-            max_active_jobs,
-        ),
-        notifications: NotificationStore::new(context.db.clone(), jobs_config.max_attempts, limits),
+        jobs,
+        notifications,
         providers,
         dispatch: context.client(&catalog::DISPATCH)?,
         companies: context.client(&catalog::COMPANIES)?,
+    };
+    let (jobs, notifications) = stores(&context.session);
+    let background_app = App {
+        jobs,
+        notifications,
+        ..app.clone()
     };
     // Two pools of workers, each taking only its own jobs: notifications never wait behind
     // syncs and imports, however many are queued.
@@ -111,10 +123,10 @@ fn routes(context: &ServiceContext) -> anyhow::Result<tonic::service::Routes> {
         concurrency: notification_concurrency,
         ..jobs_config.clone()
     };
-    let worker_app = app.clone();
+    let worker_app = background_app.clone();
     director_platform::jobs::spawn_worker(
         jobs_config,
-        context.db.pool().clone(),
+        context.session.pool().clone(),
         context.shutdown.clone(),
         &context.background,
         move |options| {
@@ -123,10 +135,10 @@ fn routes(context: &ServiceContext) -> anyhow::Result<tonic::service::Routes> {
                 .add_extension(worker_app.clone())
         },
     );
-    let worker_app = app.clone();
+    let worker_app = background_app;
     director_platform::jobs::spawn_worker(
         notification_workers,
-        context.db.pool().clone(),
+        context.session.pool().clone(),
         context.shutdown.clone(),
         &context.background,
         move |options| {
@@ -136,7 +148,7 @@ fn routes(context: &ServiceContext) -> anyhow::Result<tonic::service::Routes> {
         },
     );
     let notifications = Notifications::start(
-        context.db.pool().clone(),
+        context.session.pool().clone(),
         jobs::watch::CHANNEL,
         context.shutdown.clone(),
     );

@@ -163,6 +163,7 @@ impl TaskEventSink {
             )
             .bind(&caller.tenant_id)
             .bind(event.id)
+            .persistent(store.db().persistent())
             .execute(&mut *tx)
             .await?
             .rows_affected();

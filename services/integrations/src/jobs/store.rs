@@ -130,6 +130,7 @@ impl JobStore {
         let mut tx = self.db.begin(caller).await?;
         sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('director.jobs/' || $1, 0))")
             .bind(&caller.tenant_id)
+            .persistent(self.db.persistent())
             .execute(&mut *tx)
             .await?;
         let existing: Option<JobRow> = sqlx::query_as(concat!(
@@ -144,6 +145,7 @@ impl JobStore {
         .bind(&caller.tenant_id)
         .bind(kind)
         .bind(&params)
+        .persistent(self.db.persistent())
         .fetch_optional(&mut *tx)
         .await?;
         if let Some(existing) = existing {
@@ -154,6 +156,7 @@ impl JobStore {
              WHERE tenant_id = $1 AND status IN ('queued', 'running', 'failed')",
         )
         .bind(&caller.tenant_id)
+        .persistent(self.db.persistent())
         .fetch_one(&mut *tx)
         .await?;
         if active >= i64::from(self.max_active) {
@@ -171,6 +174,7 @@ impl JobStore {
         .bind(kind)
         .bind(&params)
         .bind(&caller.user_id)
+        .persistent(self.db.persistent())
         .fetch_one(&mut *tx)
         .await?;
         let run = RunJob {
@@ -231,6 +235,7 @@ impl JobStore {
         let mut tx = self.db.begin(caller).await?;
         sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('director.jobs/' || $1, 0))")
             .bind(&caller.tenant_id)
+            .persistent(self.db.persistent())
             .execute(&mut *tx)
             .await?;
         // A `running` row unchanged for ten minutes is not running: its process died, and its
@@ -243,6 +248,7 @@ impl JobStore {
         )
         .bind(&caller.tenant_id)
         .bind(id)
+        .persistent(self.db.persistent())
         .fetch_one(&mut *tx)
         .await?;
         if others_running {
@@ -257,6 +263,7 @@ impl JobStore {
         .bind(&caller.tenant_id)
         .bind(id)
         .bind(attempt)
+        .persistent(self.db.persistent())
         .fetch_optional(&mut *tx)
         .await?;
         tx.commit().await?;

@@ -138,12 +138,14 @@ impl SpendingLimits {
     }
 
     /// Charges one `channel` (`sms` or `slack`) notification to `tenant_id` in the caller's
-    /// transaction, or says which limit it is over (charging nothing).
+    /// transaction, or says which limit it is over (charging nothing). `persistent` is the
+    /// store's [`TenantDb::persistent`](director_platform::tenant::TenantDb::persistent).
     pub async fn charge(
         &self,
         connection: &mut PgConnection,
         tenant_id: &str,
         channel: &str,
+        persistent: bool,
     ) -> Result<Result<(), LimitReached>, sqlx::Error> {
         let limit = if channel == "sms" {
             self.sms
@@ -176,6 +178,7 @@ impl SpendingLimits {
         .bind(channel)
         .bind(window_start)
         .bind(i32::try_from(limit.per_window).unwrap_or(i32::MAX))
+        .persistent(persistent)
         .fetch_optional(&mut *connection)
         .await?;
         match used {
@@ -189,6 +192,7 @@ impl SpendingLimits {
                 .bind(tenant_id)
                 .bind(channel)
                 .bind(window_start)
+                .persistent(persistent)
                 .execute(connection)
                 .await?;
                 Ok(Ok(()))

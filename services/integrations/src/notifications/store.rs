@@ -103,7 +103,12 @@ impl NotificationStore {
         let mut tx = self.db.begin(caller).await?;
         if let Err(reached) = self
             .limits
-            .charge(&mut tx, &caller.tenant_id, new.channel)
+            .charge(
+                &mut tx,
+                &caller.tenant_id,
+                new.channel,
+                self.db.persistent(),
+            )
             .await?
         {
             return Err(IntegrationsError::LimitReached(reached));
@@ -124,7 +129,12 @@ impl NotificationStore {
     ) -> Result<NotificationRow, sqlx::Error> {
         match self
             .limits
-            .charge(connection, &caller.tenant_id, new.channel)
+            .charge(
+                connection,
+                &caller.tenant_id,
+                new.channel,
+                self.db.persistent(),
+            )
             .await?
         {
             Ok(()) => self.queue_in(connection, caller, new).await,
@@ -149,6 +159,7 @@ impl NotificationStore {
             )
             .bind(&caller.tenant_id)
             .bind(key)
+            .persistent(self.db.persistent())
             .fetch_optional(&mut *connection)
             .await?;
             if recorded.is_some() {
@@ -218,6 +229,7 @@ impl NotificationStore {
         .bind(status)
         .bind(error)
         .bind(&new.dedup_key)
+        .persistent(self.db.persistent())
         .fetch_one(connection)
         .await
     }

@@ -80,6 +80,7 @@ impl SettingsStore {
                     )
                     .bind(&caller.tenant_id)
                     .bind(integration.as_str())
+                    .persistent(self.db.persistent())
                     .execute(&mut *tx)
                     .await?;
                 }
@@ -117,6 +118,7 @@ impl SettingsStore {
         .bind(integration)
         .bind(&sealed.key_id)
         .bind(&sealed.bytes)
+        .persistent(self.db.persistent())
         .execute(connection)
         .await?;
         Ok(())
