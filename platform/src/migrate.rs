@@ -262,6 +262,9 @@ async fn record_migrated(pool: &sqlx::PgPool, version: i64) -> anyhow::Result<()
     Ok(())
 }
 
+/// The least time [`wait_until_migrated`] gives one connection attempt.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// `migrate --wait`: waits, with the service's own credentials, until a migration run (the
 /// deployment's migration Job) has brought `service`'s database to the newest migration this
 /// build ships, checking every `poll`; fails after `timeout` saying what it last saw. Answers
@@ -276,7 +279,14 @@ pub async fn wait_until_migrated(
     let wanted = latest_version(&service_migrator(&migrations_root(env), service).await?);
     let deadline = Instant::now() + timeout;
     loop {
-        let waiting_for = match migrated_version(database.url.expose(), poll).await {
+        // Each attempt may take what is left of the wait, and at least CONNECT_TIMEOUT: a TLS
+        // handshake can outlast the poll interval, and cutting it short would read as "not
+        // accepting connections" while the server answers (the wait may then overrun its
+        // timeout by one connection attempt).
+        let connect_timeout = deadline
+            .saturating_duration_since(Instant::now())
+            .max(CONNECT_TIMEOUT);
+        let waiting_for = match migrated_version(database.url.expose(), connect_timeout).await {
             Ok(Some(version)) if version >= wanted => return Ok(version),
             Ok(Some(version)) => {
                 format!("the database is at migration {version}; this build needs {wanted}")
