@@ -38,6 +38,7 @@ pub mod config;
 pub mod contract_rules;
 pub mod db;
 pub mod discovery;
+pub mod domain_id;
 pub mod error;
 pub mod identity;
 pub mod jobs;
