@@ -18,10 +18,9 @@ pub const INTERNAL_ISSUER: &str = "director";
 pub const INTERNAL_AUDIENCE: &str = "director-internal";
 /// The shortest accepted `INTERNAL_TOKEN_SECRET`, in bytes (the HS256 key size).
 pub const MIN_SECRET_LEN: usize = 32;
-/// The secret used on a developer machine when `INTERNAL_TOKEN_SECRET` is unset. Public,
-/// hence refused outside `ENVIRONMENT=dev`.
-pub const DEV_INTERNAL_TOKEN_SECRET: &str =
-    "director-dev-only-internal-token-secret-not-for-production";
+/// The secret used on a developer machine when `INTERNAL_TOKEN_SECRET` is unset (listed
+/// with the other published secrets).
+pub use crate::secrets::DEV_INTERNAL_TOKEN_SECRET;
 
 /// Clock skew tolerated between the pod that minted a token and the one verifying it.
 const LEEWAY_SECS: u64 = 5;

@@ -7,12 +7,12 @@
 //! and finds it, so overlapping imports neither fail nor duplicate.
 
 use director_platform::identity::{Caller, writer};
-use director_platform::tenant::TenantDb;
 use director_platform::validate::{self, Violations};
 use director_proto::internal::companies::companies_internal_service_server::CompaniesInternalService;
 use director_proto::internal::companies::{
     CompanyRef, EnsureCompaniesRequest, EnsureCompaniesResponse, EnsuredCompany,
 };
+use director_store::tenant::TenantDb;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 

@@ -6,12 +6,12 @@
 use std::ops::Deref;
 
 use director_platform::identity::{Caller, Role};
-use director_platform::testing::{TestService, spawn_service, spawn_service_on};
 use director_proto::companies::companies_service_client::CompaniesServiceClient;
 use director_proto::companies::{
     Company, CreateCompanyRequest, DeleteCompanyRequest, DeleteCompanyResponse, GetCompanyRequest,
     GetCompanyResponse, ListCompaniesRequest,
 };
+use director_store::testing::{TestService, spawn_service, spawn_service_on};
 use tonic::Status;
 use tonic::transport::Channel;
 

@@ -4,8 +4,8 @@
 
 use chrono::{DateTime, Utc};
 use director_platform::identity::Caller;
-use director_platform::tenant::TenantDb;
 use director_platform::validate::Page;
+use director_store::tenant::TenantDb;
 use sqlx::postgres::PgRow;
 use sqlx::{Postgres, QueryBuilder, Row};
 use uuid::Uuid;

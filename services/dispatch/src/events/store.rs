@@ -17,9 +17,9 @@
 
 use chrono::{DateTime, Utc};
 use director_platform::identity::Caller;
-use director_platform::tenant::TenantDb;
 use director_platform::time::to_timestamp;
 use director_proto::dispatch::{TaskEventKind, WatchTasksResponse};
+use director_store::tenant::TenantDb;
 use sqlx::postgres::PgRow;
 use sqlx::{FromRow, Row};
 

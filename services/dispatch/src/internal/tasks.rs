@@ -10,10 +10,10 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 use director_platform::identity::Caller;
-use director_platform::tenant::TenantDb;
 use director_platform::time::from_timestamp;
 use director_platform::validate::{self, Violations};
 use director_proto::internal::dispatch::TaskUpsert;
+use director_store::tenant::TenantDb;
 use tonic::Status;
 use uuid::Uuid;
 

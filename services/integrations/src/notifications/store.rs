@@ -2,9 +2,9 @@
 
 use chrono::{DateTime, Utc};
 use director_platform::identity::Caller;
-use director_platform::jobs::{self, NewJob};
-use director_platform::tenant::TenantDb;
 use director_platform::validate::Page;
+use director_store::jobs::{self, NewJob};
+use director_store::tenant::TenantDb;
 use graphile_worker::TaskHandler;
 use sqlx::{FromRow, PgConnection};
 use uuid::Uuid;

@@ -1,7 +1,7 @@
 //! The `integration_settings` table: each tenant's sections, sealed ([`super::cipher`]).
 
 use director_platform::identity::Caller;
-use director_platform::tenant::TenantDb;
+use director_store::tenant::TenantDb;
 use sqlx::PgConnection;
 
 use super::cipher::{Sealed, SettingsCipher};
