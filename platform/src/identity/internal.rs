@@ -107,8 +107,8 @@ impl InternalTokens {
         let now = unix_now();
         let ttl_secs = self.ttl.as_secs() + u64::from(self.ttl.subsec_nanos() > 0);
         let claims = InternalClaims {
-            sub: caller.user_id.clone(),
-            tid: caller.tenant_id.clone(),
+            sub: caller.user_id.to_string(),
+            tid: caller.tenant_id.to_string(),
             role: caller.role,
             iss: INTERNAL_ISSUER.to_owned(),
             aud: INTERNAL_AUDIENCE.to_owned(),
@@ -124,14 +124,8 @@ impl InternalTokens {
     pub fn verify(&self, token: &str) -> Result<Caller, TokenError> {
         let data = jsonwebtoken::decode::<InternalClaims>(token, &self.decoding, &self.validation)?;
         let claims = data.claims;
-        if claims.sub.is_empty() || claims.tid.is_empty() {
-            return Err(TokenError::Invalid("empty subject or tenant".to_owned()));
-        }
-        Ok(Caller {
-            user_id: claims.sub,
-            tenant_id: claims.tid,
-            role: claims.role,
-        })
+        Caller::parse(claims.sub, claims.tid, claims.role)
+            .map_err(|_| TokenError::Invalid("empty subject or tenant".to_owned()))
     }
 }
 

@@ -95,7 +95,7 @@ impl CompaniesInternalApi {
                  ON c.tenant_id = $1 AND c.external_id = w.external_id AND c.deleted_at IS NULL
              ORDER BY w.position",
         )
-        .bind(&caller.tenant_id)
+        .bind(caller.tenant_id.as_str())
         .bind(external_ids)
         .bind(names);
         Ok(self.db.fetch_all(caller, query).await?)

@@ -41,7 +41,7 @@ impl TaskEventSinkService for RecordingSink {
                 return Err(Status::unavailable("not yet"));
             }
         }
-        let tenant = caller(&request)?.tenant_id;
+        let tenant = String::from(caller(&request)?.tenant_id);
         let events = request.into_inner().events;
         let mut received = self.received.lock().unwrap();
         for event in &events {

@@ -64,7 +64,7 @@ impl TaskEventSinkService for Sink {
         if self.refusing {
             return Err(Status::unavailable("down for the test"));
         }
-        let tenant = caller(&request)?.tenant_id;
+        let tenant = String::from(caller(&request)?.tenant_id);
         let events = request.into_inner().events;
         let mut received = self.received.lock().unwrap();
         for event in &events {

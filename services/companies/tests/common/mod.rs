@@ -109,9 +109,5 @@ pub fn admin(tenant: &str) -> Caller {
 }
 
 pub fn caller(tenant: &str, role: Role) -> Caller {
-    Caller {
-        user_id: format!("user-of-{tenant}"),
-        tenant_id: tenant.to_owned(),
-        role,
-    }
+    Caller::new(format!("user-of-{tenant}"), tenant, role)
 }

@@ -99,7 +99,7 @@ pub(super) async fn upsert(
                 count(*) FILTER (WHERE NOT inserted) AS updated
          FROM written",
     )
-    .bind(&caller.tenant_id)
+    .bind(caller.tenant_id.as_str())
     .bind(&columns.external_ids)
     .bind(&columns.names)
     .bind(&columns.phones)
