@@ -4,10 +4,10 @@
 
 use director_platform::catalog;
 use director_platform::config::{ConfigError, Env, Environment, Secret};
-use director_platform::db::{DatabaseConfig, with_login};
-use director_platform::migrate::{ServiceMigration, migrate_service};
-use director_platform::roles;
 use director_platform::secrets::check_deployed_secret;
+use director_store::db::{DatabaseConfig, with_login};
+use director_store::migrate::{ServiceMigration, migrate_service};
+use director_store::roles;
 
 /// Every service that owns a database, in start-up order.
 pub fn services() -> impl Iterator<Item = &'static str> {

@@ -9,7 +9,7 @@ use anyhow::Context;
 use director_gateway::{Gateway, GatewayConfig};
 use director_platform::catalog::{self, ServiceSpec};
 use director_platform::config::Env;
-use director_platform::runner::{self, Service};
+use director_store::runner::{self, Service};
 use prost_reflect::DescriptorPool;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;

@@ -46,13 +46,13 @@ pub fn internal_token(env: &Env, request: &TokenRequest) -> anyhow::Result<Strin
     let environment = Environment::from_env(env)?;
     let config = InternalTokenConfig::from_env(env, environment)?;
     let tokens = InternalTokens::new(&config.secret, request.ttl);
-    let caller = Caller {
-        user_id: request.subject.clone(),
-        tenant_id: request
+    let caller = Caller::parse(
+        request.subject.clone(),
+        request
             .tenant
             .clone()
             .unwrap_or_else(|| request.subject.clone()),
-        role: request.role.unwrap_or(Role::Admin),
-    };
+        request.role.unwrap_or(Role::Admin),
+    )?;
     Ok(tokens.mint(&caller)?)
 }

@@ -220,6 +220,6 @@ async fn owner_connection(app: &TestStack, variable: &str) -> sqlx::PgConnection
         .split('?')
         .next()
         .unwrap();
-    let owner_url = director_platform::db::database_url_for(&common::server_url(), name).unwrap();
+    let owner_url = director_store::db::database_url_for(&common::server_url(), name).unwrap();
     sqlx::PgConnection::connect(&owner_url).await.unwrap()
 }

@@ -5,7 +5,7 @@
 mod common;
 
 use director_platform::catalog;
-use director_platform::db::{database_url_for, with_login};
+use director_store::db::{database_url_for, with_login};
 
 #[tokio::test]
 async fn director_migrate_twice_succeeds_both_times_and_leaves_every_service_database_migrated() {

@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use director_platform::db::database_url_for;
+use director_store::db::database_url_for;
 use sqlx::postgres::PgConnectOptions;
 
 fn server_url() -> String {

@@ -18,8 +18,8 @@ use std::time::Duration;
 use axum::Router;
 use axum::http::{HeaderMap, Uri};
 use common::{TestStack, spawn_stack_with, token};
-use director_platform::db::database_url_for;
 use director_platform::identity::Role;
+use director_store::db::database_url_for;
 use serde_json::{Value, json};
 
 /// Secret-shaped values, each distinct so a leak names its source.

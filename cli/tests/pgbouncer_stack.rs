@@ -24,8 +24,8 @@ use std::time::Duration;
 
 use common::sse::SseStream;
 use common::{TestStack, eventually, spawn_stack_with_fakes_behind_pgbouncer, token};
-use director_platform::roles::{DEV_SERVICE_PASSWORD, SERVICE_ROLE};
-use director_platform::testing::pgbouncer::{BouncerSettings, PgBouncer};
+use director_store::roles::{DEV_SERVICE_PASSWORD, SERVICE_ROLE};
+use director_store::testing::pgbouncer::{BouncerSettings, PgBouncer};
 use serde_json::{Value, json};
 use sqlx::postgres::PgConnectOptions;
 

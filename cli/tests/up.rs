@@ -12,11 +12,11 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use director_platform::catalog;
-use director_platform::db::database_url_for;
+use director_store::db::database_url_for;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 /// Our own crates at debug, everything else at info.
-const DEBUG_OUR_CRATES: &str = "info,director=debug,director_platform=debug,director_gateway=debug,\
+const DEBUG_OUR_CRATES: &str = "info,director=debug,director_platform=debug,director_store=debug,director_gateway=debug,\
      director_companies=debug,director_dispatch=debug,director_integrations=debug";
 const PHONE: &str = "+1 555 010 0001";
 const PHONE_E164: &str = "+15550100001";

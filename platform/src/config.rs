@@ -15,8 +15,6 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
-use crate::telemetry::TelemetryConfig;
-
 /// A configuration variable that is missing or malformed.
 ///
 /// Displays as `"{variable}: {reason}"`, e.g.
@@ -295,6 +293,76 @@ impl FromStr for Environment {
 impl fmt::Display for Environment {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines with span context, for a terminal.
+    Pretty,
+    /// One JSON object per line with the current span's fields (request id, rpc, tenant), for
+    /// log collectors.
+    Json,
+}
+
+impl FromStr for LogFormat {
+    type Err = ConfigError;
+
+    fn from_str(raw: &str) -> Result<Self, Self::Err> {
+        match raw.trim().to_ascii_lowercase().as_str() {
+            "pretty" | "text" => Ok(Self::Pretty),
+            "json" => Ok(Self::Json),
+            _ => Err(ConfigError::invalid("LOG_FORMAT", "pretty or json", raw)),
+        }
+    }
+}
+
+/// Logging and tracing settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TelemetryConfig {
+    /// `service.name` of exported spans, e.g. `director-companies`.
+    pub service_name: String,
+    /// `LOG_FORMAT`: `pretty` (default in dev) or `json` (default elsewhere).
+    pub log_format: LogFormat,
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT`, e.g. `http://otel-collector:4317`; traces are exported
+    /// only when set.
+    pub otlp_endpoint: Option<String>,
+}
+
+impl TelemetryConfig {
+    /// Reads `LOG_FORMAT`, `OTEL_EXPORTER_OTLP_ENDPOINT` and `OTEL_SERVICE_NAME` (which
+    /// overrides `service_name`, the catalog's name, as the OpenTelemetry convention says).
+    /// Sampling follows `OTEL_TRACES_SAMPLER` / `OTEL_TRACES_SAMPLER_ARG`, read by the SDK.
+    pub fn from_env(
+        env: &Env,
+        service_name: &str,
+        environment: Environment,
+    ) -> Result<Self, ConfigError> {
+        let log_format = match env.string("LOG_FORMAT") {
+            Some(raw) => raw.parse()?,
+            None if environment.is_dev() => LogFormat::Pretty,
+            None => LogFormat::Json,
+        };
+        let otlp_endpoint = env.string("OTEL_EXPORTER_OTLP_ENDPOINT");
+        if let Some(endpoint) = &otlp_endpoint
+            && !(endpoint.starts_with("http://") || endpoint.starts_with("https://"))
+        {
+            return Err(ConfigError::invalid(
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+                "an http:// or https:// URL",
+                endpoint,
+            ));
+        }
+        let service_name = env
+            .string("OTEL_SERVICE_NAME")
+            .filter(|name| !name.trim().is_empty())
+            .unwrap_or_else(|| service_name.to_owned());
+        Ok(Self {
+            service_name,
+            log_format,
+            otlp_endpoint,
+        })
     }
 }
 

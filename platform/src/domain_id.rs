@@ -80,6 +80,7 @@ mod tests {
         let text = id.to_string();
         assert_eq!(text, id.as_uuid().hyphenated().to_string());
         assert_eq!(text.parse::<ThingId>().unwrap(), id);
+        assert_eq!(ThingId::from_uuid(*id.as_uuid()), id);
         assert_eq!(ThingId::parse_field("thing_id", &text).unwrap(), id);
     }
 
@@ -87,6 +88,10 @@ mod tests {
     fn a_malformed_id_names_its_field() {
         let status = ThingId::parse_field("thing_id", "not-a-uuid").unwrap_err();
         assert_eq!(status.code(), tonic::Code::InvalidArgument);
-        assert!(status.message().contains("thing_id"), "{}", status.message());
+        assert!(
+            status.message().contains("thing_id"),
+            "{}",
+            status.message()
+        );
     }
 }

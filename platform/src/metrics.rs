@@ -11,9 +11,9 @@
 //!   call ends when its response body ends, so a stream is measured until its last message.
 //! - `db_client_connection_count` (`db_client_connection_pool_name`,
 //!   `db_client_connection_state` = `used`|`idle`) and `db_client_connection_max`, sampled
-//!   from the pool on every scrape ([`observe_pool`]).
+//!   from the pool on every scrape (`director_store::pool_metrics`).
 //! - `director_jobs_queued` (`task_identifier`), `director_jobs_oldest_age_seconds`,
-//!   `director_jobs_dead`, sampled from graphile_worker's tables ([`crate::jobs`]).
+//!   `director_jobs_dead`, sampled from graphile_worker's tables (`director_store::jobs`).
 //!
 //! The gateway and the services add their own (HTTP server durations, open streams, job
 //! attempts, outbox lag, imports) through the `metrics` macros; they land in the same
@@ -32,7 +32,6 @@ use futures::future::BoxFuture;
 use http::HeaderMap;
 use metrics::Label;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -178,26 +177,6 @@ impl Drop for ScrapeGuard {
             collectors.retain(|(id, _)| *id != self.0);
         }
     }
-}
-
-/// Reports `pool`'s connections on every scrape as `db_client_connection_count`
-/// (`used`/`idle`) and `db_client_connection_max`, named `pool_name`, while the guard lives.
-pub fn observe_pool(pool: PgPool, pool_name: &'static str, max: u32) -> ScrapeGuard {
-    on_scrape(move || {
-        let size = pool.size();
-        let idle = u32::try_from(pool.num_idle()).unwrap_or(u32::MAX).min(size);
-        let state = |state: &'static str| {
-            [
-                Label::new("db_client_connection_pool_name", pool_name),
-                Label::new("db_client_connection_state", state),
-            ]
-        };
-        metrics::gauge!("db_client_connection_count", state("used").to_vec())
-            .set(f64::from(size - idle));
-        metrics::gauge!("db_client_connection_count", state("idle").to_vec()).set(f64::from(idle));
-        metrics::gauge!("db_client_connection_max", "db_client_connection_pool_name" => pool_name)
-            .set(f64::from(max));
-    })
 }
 
 /// How a response body ended, for the code that measures it.
@@ -379,9 +358,6 @@ pub struct RpcMetrics<S> {
     inner: S,
     layer: RpcMetricsLayer,
 }
-
-/// A service-to-service channel measured as `rpc_client_call_duration_seconds`.
-pub type MeteredChannel = RpcMetrics<crate::balance::Balanced>;
 
 impl<S> RpcMetrics<S> {
     /// `inner`, measured as [`RpcMetricsLayer`] says.

@@ -8,8 +8,16 @@
 //! secret-shaped value found there must be listed here.
 
 use crate::config::{ConfigError, Environment, Secret};
-use crate::identity::DEV_INTERNAL_TOKEN_SECRET;
-use crate::roles::DEV_SERVICE_PASSWORD;
+
+/// The internal token secret used on a developer machine when `INTERNAL_TOKEN_SECRET` is
+/// unset (see `identity::InternalTokenConfig`). Public, hence refused outside
+/// `ENVIRONMENT=dev`.
+pub const DEV_INTERNAL_TOKEN_SECRET: &str =
+    "director-dev-only-internal-token-secret-not-for-production";
+
+/// The services' database password under `ENVIRONMENT=dev` when `DB_SERVICE_PASSWORD` is
+/// unset (`director up`, the tests; see `director_store::roles`). Refused elsewhere.
+pub const DEV_SERVICE_PASSWORD: &str = "dev-db-service-password-0123456789abcdef";
 
 /// The shortest secret accepted outside dev, in bytes (an HS256 key).
 pub const MIN_DEPLOYED_SECRET_LEN: usize = 32;

@@ -1,21 +1,21 @@
 //! The gRPC server every service runs: one call, [`serve`].
 //!
 //! It adds what each service would otherwise repeat: a request span continuing the caller's
-//! trace, internal-token authentication, `grpc.health.v1` driven by the database, reflection
+//! trace, internal-token authentication, `grpc.health.v1` driven by a [`HealthCheck`] (a
+//! service's: its database answers, see `director_store::db::health_check`), reflection
 //! (v1 and v1alpha) for `grpcurl`, call duration metrics ([`crate::metrics`]), and graceful shutdown bounded by a deadline.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use sqlx::PgPool;
+use futures::future::BoxFuture;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
-use crate::db::ping;
 use crate::identity::{InternalAuthLayer, InternalTokens};
 use crate::metrics::RpcMetricsLayer;
 use crate::telemetry::TraceContextLayer;
@@ -47,8 +47,12 @@ const REFLECTION_SERVICES: [&str; 3] = [
     "grpc.reflection.v1alpha.ServerReflection",
 ];
 
+/// Whether the service can serve now, asked every `health_interval`: a service's answers
+/// whether its database does (`director_store::db::health_check`).
+pub type HealthCheck = Arc<dyn Fn() -> BoxFuture<'static, bool> + Send + Sync>;
+
 /// What [`serve`] needs besides the listener and the service routes.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ServeOptions {
     /// The service's catalog name: label `service_name` of its call metrics.
     pub name: &'static str,
@@ -57,8 +61,8 @@ pub struct ServeOptions {
     pub service_names: Vec<&'static str>,
     /// Encoded `FileDescriptorSet` served by reflection (with dependencies included).
     pub descriptor_set: &'static [u8],
-    /// The database whose reachability is the service's health.
-    pub pool: PgPool,
+    /// The service's health: SERVING while it answers true.
+    pub health: HealthCheck,
     /// Verifies internal tokens on every non-exempt request.
     pub tokens: Arc<InternalTokens>,
     /// Cancelled to stop: health turns NOT_SERVING, the listener closes, in-flight requests
@@ -66,8 +70,19 @@ pub struct ServeOptions {
     pub shutdown: CancellationToken,
     /// How long draining may take before remaining connections are dropped.
     pub drain_deadline: Duration,
-    /// How often the database is pinged to update health.
+    /// How often `health` is asked again.
     pub health_interval: Duration,
+}
+
+impl std::fmt::Debug for ServeOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServeOptions")
+            .field("name", &self.name)
+            .field("service_names", &self.service_names)
+            .field("drain_deadline", &self.drain_deadline)
+            .field("health_interval", &self.health_interval)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Reflection over `descriptor_set`, advertising only the services this server runs (the set
@@ -93,7 +108,7 @@ fn reflection_builder(
 /// cancelled, then drains for at most `opts.drain_deadline`.
 ///
 /// Health reports NOT_SERVING for `""` and every name in `opts.service_names` until the
-/// database answers, follows it every `health_interval`, and returns to NOT_SERVING as soon
+/// health check passes, follows it every `health_interval`, and returns to NOT_SERVING as soon
 /// as shutdown begins. Health and reflection need no token; everything else does.
 pub async fn serve(
     listener: TcpListener,
@@ -104,7 +119,7 @@ pub async fn serve(
         name,
         service_names,
         descriptor_set,
-        pool,
+        health,
         tokens,
         shutdown,
         drain_deadline,
@@ -130,10 +145,10 @@ pub async fn serve(
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha);
 
-    let health_task = tokio::spawn(track_database_health(
+    let health_task = tokio::spawn(track_health(
         reporter.clone(),
         health_names.clone(),
-        pool,
+        health,
         health_interval,
         shutdown.clone(),
     ));
@@ -190,12 +205,12 @@ pub async fn serve(
     result
 }
 
-/// Pings the database now and every `interval`, reporting SERVING while it answers, until
+/// Asks `health` now and every `interval`, reporting SERVING while it passes, until
 /// `shutdown` is cancelled.
-async fn track_database_health(
+async fn track_health(
     reporter: HealthReporter,
     names: Vec<&'static str>,
-    pool: PgPool,
+    health: HealthCheck,
     interval: Duration,
     shutdown: CancellationToken,
 ) {
@@ -203,14 +218,14 @@ async fn track_database_health(
     loop {
         let reachable = tokio::select! {
             () = shutdown.cancelled() => break,
-            reachable = ping(&pool) => reachable,
+            reachable = health() => reachable,
         };
         if reachable != serving {
             serving = reachable;
             if serving {
-                tracing::info!("database reachable: serving");
+                tracing::info!("health check passes: serving");
             } else {
-                tracing::warn!("database unreachable: not serving");
+                tracing::warn!("health check fails: not serving");
             }
         }
         if shutdown.is_cancelled() {

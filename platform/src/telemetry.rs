@@ -17,7 +17,6 @@
 
 use std::fmt;
 use std::io::IsTerminal as _;
-use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context as TaskContext, Poll};
@@ -41,78 +40,10 @@ use tracing_subscriber::layer::{Context as LayerContext, SubscriberExt as _};
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt as _;
 
-use crate::config::{ConfigError, Env, Environment};
+// The settings are read with the rest of the configuration; re-exported here, where they are
+// used.
+pub use crate::config::{LogFormat, TelemetryConfig};
 use crate::span_export::PerServiceExporter;
-
-/// How log lines are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogFormat {
-    /// Human-readable lines with span context, for a terminal.
-    Pretty,
-    /// One JSON object per line with the current span's fields (request id, rpc, tenant), for
-    /// log collectors.
-    Json,
-}
-
-impl FromStr for LogFormat {
-    type Err = ConfigError;
-
-    fn from_str(raw: &str) -> Result<Self, Self::Err> {
-        match raw.trim().to_ascii_lowercase().as_str() {
-            "pretty" | "text" => Ok(Self::Pretty),
-            "json" => Ok(Self::Json),
-            _ => Err(ConfigError::invalid("LOG_FORMAT", "pretty or json", raw)),
-        }
-    }
-}
-
-/// Logging and tracing settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TelemetryConfig {
-    /// `service.name` of exported spans, e.g. `director-companies`.
-    pub service_name: String,
-    /// `LOG_FORMAT`: `pretty` (default in dev) or `json` (default elsewhere).
-    pub log_format: LogFormat,
-    /// `OTEL_EXPORTER_OTLP_ENDPOINT`, e.g. `http://otel-collector:4317`; traces are exported
-    /// only when set.
-    pub otlp_endpoint: Option<String>,
-}
-
-impl TelemetryConfig {
-    /// Reads `LOG_FORMAT`, `OTEL_EXPORTER_OTLP_ENDPOINT` and `OTEL_SERVICE_NAME` (which
-    /// overrides `service_name`, the catalog's name, as the OpenTelemetry convention says).
-    /// Sampling follows `OTEL_TRACES_SAMPLER` / `OTEL_TRACES_SAMPLER_ARG`, read by the SDK.
-    pub fn from_env(
-        env: &Env,
-        service_name: &str,
-        environment: Environment,
-    ) -> Result<Self, ConfigError> {
-        let log_format = match env.string("LOG_FORMAT") {
-            Some(raw) => raw.parse()?,
-            None if environment.is_dev() => LogFormat::Pretty,
-            None => LogFormat::Json,
-        };
-        let otlp_endpoint = env.string("OTEL_EXPORTER_OTLP_ENDPOINT");
-        if let Some(endpoint) = &otlp_endpoint
-            && !(endpoint.starts_with("http://") || endpoint.starts_with("https://"))
-        {
-            return Err(ConfigError::invalid(
-                "OTEL_EXPORTER_OTLP_ENDPOINT",
-                "an http:// or https:// URL",
-                endpoint,
-            ));
-        }
-        let service_name = env
-            .string("OTEL_SERVICE_NAME")
-            .filter(|name| !name.trim().is_empty())
-            .unwrap_or_else(|| service_name.to_owned());
-        Ok(Self {
-            service_name,
-            log_format,
-            otlp_endpoint,
-        })
-    }
-}
 
 /// Flushes and stops trace export when dropped (waiting at most 5 s): keep it alive for the
 /// life of `main`. Exporting needs the Tokio runtime that was current at [`init`] to keep
@@ -489,6 +420,9 @@ fn exported_spans() -> Targets {
         .with_default(LevelFilter::TRACE)
         .with_target("graphile_worker", LevelFilter::OFF)
 }
+
+/// The W3C trace-context header naming the trace and parent span.
+pub const TRACEPARENT: &str = "traceparent";
 
 /// Writes the current span's trace context into `headers` as W3C `traceparent` (and
 /// `tracestate`), for an outgoing HTTP or gRPC call. Does nothing outside a traced span.

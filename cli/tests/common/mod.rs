@@ -12,12 +12,12 @@ use director::stack::{self, RunningStack};
 use director_fakes::{FakeAddrs, FakeThirdParties};
 use director_platform::catalog;
 use director_platform::config::Env;
-use director_platform::db::{database_url_for, with_login};
 use director_platform::identity::Role;
 use director_platform::identity::user_token::{UserTokenClaims, mint_hs256};
-use director_platform::migrate::create_and_migrate;
-use director_platform::roles::{DEV_SERVICE_PASSWORD, SERVICE_ROLE, ensure_service_login};
-use director_platform::testing::pgbouncer::PgBouncer;
+use director_store::db::{database_url_for, with_login};
+use director_store::migrate::create_and_migrate;
+use director_store::roles::{DEV_SERVICE_PASSWORD, SERVICE_ROLE, ensure_service_login};
+use director_store::testing::pgbouncer::PgBouncer;
 use tokio_util::sync::CancellationToken;
 
 pub const JWT_SECRET: &str = "e2e-supabase-jwt-secret-0123456789abcdef";

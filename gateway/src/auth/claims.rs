@@ -51,11 +51,9 @@ pub fn caller_from_claims(
             return Err(AuthError::MissingClaims(missing));
         }
     }
-    Ok(Caller {
-        tenant_id: tenant.unwrap_or_else(|| user_id.clone()),
-        role: role.unwrap_or(Role::Admin),
-        user_id,
-    })
+    let tenant_id = tenant.unwrap_or_else(|| user_id.clone());
+    Caller::parse(user_id, tenant_id, role.unwrap_or(Role::Admin))
+        .map_err(|empty| AuthError::Invalid(format!("Token claims: {empty}")))
 }
 
 /// A claim as read at a dotted path.

@@ -389,8 +389,8 @@ impl EchoHandler {
             output.set_field_by_name(field, input.get_field_by_name(field).unwrap().into_owned());
         }
         output.set_field_by_name("sequence", Value::I32(sequence));
-        output.set_field_by_name("user_id", Value::String(caller.user_id));
-        output.set_field_by_name("tenant_id", Value::String(caller.tenant_id));
+        output.set_field_by_name("user_id", Value::String(caller.user_id.into()));
+        output.set_field_by_name("tenant_id", Value::String(caller.tenant_id.into()));
         output.set_field_by_name("role", Value::String(caller.role.as_str().to_owned()));
         output.set_field_by_name("request_id", Value::String(request_id));
         output.set_field_by_name("grpc_timeout", Value::String(grpc_timeout));

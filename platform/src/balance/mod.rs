@@ -211,7 +211,7 @@ async fn call(
         .headers
         .get("grpc-timeout")
         .and_then(|value| value.to_str().ok())
-        .and_then(crate::client::parse_grpc_timeout)
+        .and_then(crate::grpc_timeout::parse_grpc_timeout)
         .map(|timeout| Instant::now() + timeout);
     let body = Replay::new(body);
     replicas.first_resolution().await;

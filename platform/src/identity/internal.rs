@@ -18,10 +18,9 @@ pub const INTERNAL_ISSUER: &str = "director";
 pub const INTERNAL_AUDIENCE: &str = "director-internal";
 /// The shortest accepted `INTERNAL_TOKEN_SECRET`, in bytes (the HS256 key size).
 pub const MIN_SECRET_LEN: usize = 32;
-/// The secret used on a developer machine when `INTERNAL_TOKEN_SECRET` is unset. Public,
-/// hence refused outside `ENVIRONMENT=dev`.
-pub const DEV_INTERNAL_TOKEN_SECRET: &str =
-    "director-dev-only-internal-token-secret-not-for-production";
+/// The secret used on a developer machine when `INTERNAL_TOKEN_SECRET` is unset (listed
+/// with the other published secrets).
+pub use crate::secrets::DEV_INTERNAL_TOKEN_SECRET;
 
 /// Clock skew tolerated between the pod that minted a token and the one verifying it.
 const LEEWAY_SECS: u64 = 5;
@@ -108,8 +107,8 @@ impl InternalTokens {
         let now = unix_now();
         let ttl_secs = self.ttl.as_secs() + u64::from(self.ttl.subsec_nanos() > 0);
         let claims = InternalClaims {
-            sub: caller.user_id.clone(),
-            tid: caller.tenant_id.clone(),
+            sub: caller.user_id.to_string(),
+            tid: caller.tenant_id.to_string(),
             role: caller.role,
             iss: INTERNAL_ISSUER.to_owned(),
             aud: INTERNAL_AUDIENCE.to_owned(),
@@ -125,14 +124,8 @@ impl InternalTokens {
     pub fn verify(&self, token: &str) -> Result<Caller, TokenError> {
         let data = jsonwebtoken::decode::<InternalClaims>(token, &self.decoding, &self.validation)?;
         let claims = data.claims;
-        if claims.sub.is_empty() || claims.tid.is_empty() {
-            return Err(TokenError::Invalid("empty subject or tenant".to_owned()));
-        }
-        Ok(Caller {
-            user_id: claims.sub,
-            tenant_id: claims.tid,
-            role: claims.role,
-        })
+        Caller::parse(claims.sub, claims.tid, claims.role)
+            .map_err(|_| TokenError::Invalid("empty subject or tenant".to_owned()))
     }
 }
 

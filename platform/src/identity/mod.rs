@@ -5,6 +5,7 @@
 //! only that token: [`InternalAuthLayer`] verifies it on every request and puts the `Caller`
 //! in the request extensions, where handlers read it with [`caller`].
 
+mod ids;
 mod internal;
 mod layer;
 pub mod user_token;
@@ -12,6 +13,7 @@ pub mod user_token;
 use std::fmt;
 use std::str::FromStr;
 
+pub use ids::{EmptyId, TenantId, UserId};
 pub use internal::{
     DEV_INTERNAL_TOKEN_SECRET, INTERNAL_AUDIENCE, INTERNAL_ISSUER, InternalTokenConfig,
     InternalTokens, MIN_SECRET_LEN, TokenError,
@@ -70,19 +72,35 @@ impl fmt::Display for Role {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Caller {
     /// The user (token `sub`), or a service identity for background jobs.
-    pub user_id: String,
+    pub user_id: UserId,
     /// The tenant whose rows the request may see.
-    pub tenant_id: String,
+    pub tenant_id: TenantId,
     /// What the caller may do.
     pub role: Role,
 }
 
 impl Caller {
-    /// A caller.
+    /// The caller named by a token's claims: [`EmptyId`] when the user or the tenant is
+    /// empty. Where a token is decoded (the gateway's user tokens, [`InternalTokens::verify`]).
+    pub fn parse(
+        user_id: impl Into<String>,
+        tenant_id: impl Into<String>,
+        role: Role,
+    ) -> Result<Self, EmptyId> {
+        Ok(Self {
+            user_id: UserId::parse(user_id)?,
+            tenant_id: TenantId::parse(tenant_id)?,
+            role,
+        })
+    }
+
+    /// A caller the process itself vouches for: ids it holds already (a background job's
+    /// service identity and the tenant of a row it wrote, a test's constants). Not checked;
+    /// ids from outside go through [`Caller::parse`].
     pub fn new(user_id: impl Into<String>, tenant_id: impl Into<String>, role: Role) -> Self {
         Self {
-            user_id: user_id.into(),
-            tenant_id: tenant_id.into(),
+            user_id: UserId::trusted(user_id.into()),
+            tenant_id: TenantId::trusted(tenant_id.into()),
             role,
         }
     }
@@ -139,6 +157,16 @@ mod tests {
         assert!(Caller::new("u", "t", Role::Admin).can_write());
         assert!(Caller::new("u", "t", Role::Dispatcher).can_write());
         assert!(!Caller::new("u", "t", Role::Driver).can_write());
+    }
+
+    #[test]
+    fn a_caller_from_a_token_names_a_user_and_a_tenant() {
+        let caller = Caller::parse("u1", "t1", Role::Driver).expect("both present");
+        assert_eq!(caller, Caller::new("u1", "t1", Role::Driver));
+        assert_eq!(caller.user_id, "u1");
+        assert_eq!(caller.tenant_id, "t1");
+        assert_eq!(Caller::parse("", "t1", Role::Admin), Err(EmptyId("user")));
+        assert_eq!(Caller::parse("u1", "", Role::Admin), Err(EmptyId("tenant")));
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Everything that can go wrong in the Companies service, and the one table that turns each
 //! failure into a gRPC status.
 
-use director_platform::error::{DbFailure, classify, status_from_sqlx};
+use director_store::error::{DbFailure, classify, status_from_sqlx};
 use tonic::Status;
 
 /// A failed Companies request.

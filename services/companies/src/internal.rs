@@ -7,12 +7,12 @@
 //! and finds it, so overlapping imports neither fail nor duplicate.
 
 use director_platform::identity::{Caller, writer};
-use director_platform::tenant::TenantDb;
 use director_platform::validate::{self, Violations};
 use director_proto::internal::companies::companies_internal_service_server::CompaniesInternalService;
 use director_proto::internal::companies::{
     CompanyRef, EnsureCompaniesRequest, EnsureCompaniesResponse, EnsuredCompany,
 };
+use director_store::tenant::TenantDb;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
@@ -95,7 +95,7 @@ impl CompaniesInternalApi {
                  ON c.tenant_id = $1 AND c.external_id = w.external_id AND c.deleted_at IS NULL
              ORDER BY w.position",
         )
-        .bind(&caller.tenant_id)
+        .bind(caller.tenant_id.as_str())
         .bind(external_ids)
         .bind(names);
         Ok(self.db.fetch_all(caller, query).await?)

@@ -9,7 +9,6 @@ pub mod internal;
 pub mod store;
 
 use director_platform::catalog;
-use director_platform::runner::{Service, ServiceContext};
 use director_platform::server::{
     GRPC_COMPRESSION, MAX_BULK_MESSAGE_BYTES, MAX_REQUEST_MESSAGE_BYTES,
 };
@@ -17,6 +16,7 @@ use director_proto::companies::companies_service_server::{self, CompaniesService
 use director_proto::internal::companies::companies_internal_service_server::{
     self, CompaniesInternalServiceServer,
 };
+use director_store::runner::{Service, ServiceContext};
 
 use grpc::CompaniesApi;
 use store::CompanyStore;

@@ -3,8 +3,8 @@
 
 use chrono::{DateTime, Utc};
 use director_platform::identity::Caller;
-use director_platform::tenant::TenantDb;
 use director_platform::validate::Page;
+use director_store::tenant::TenantDb;
 use sqlx::postgres::PgRow;
 use sqlx::{Postgres, QueryBuilder, Row};
 use uuid::Uuid;
@@ -101,7 +101,7 @@ impl CompanyStore {
              ORDER BY created_at, id
              OFFSET $2 LIMIT $3"
         ))
-        .bind(&caller.tenant_id)
+        .bind(caller.tenant_id.as_str())
         .bind(page.offset)
         .bind(page.limit);
         self.db.read_all(caller, query, "created_at, id").await
@@ -118,7 +118,7 @@ impl CompanyStore {
              RETURNING ",
             columns!()
         ))
-        .bind(&caller.tenant_id)
+        .bind(caller.tenant_id.as_str())
         .bind(new.name)
         .bind(new.email)
         .bind(new.phone)
@@ -135,7 +135,7 @@ impl CompanyStore {
             " FROM companies WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL"
         ))
         .bind(id)
-        .bind(&caller.tenant_id);
+        .bind(caller.tenant_id.as_str());
         self.db.read_optional(caller, query).await
     }
 
@@ -162,7 +162,7 @@ impl CompanyStore {
              WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL",
         )
         .bind(id)
-        .bind(&caller.tenant_id);
+        .bind(caller.tenant_id.as_str());
         Ok(self.db.execute(caller, query).await? == 1)
     }
 }
@@ -190,7 +190,7 @@ fn update_statement(caller: &Caller, id: Uuid, changes: CompanyChanges) -> Query
         .push(" WHERE id = ")
         .push_bind(id)
         .push(" AND tenant_id = ")
-        .push_bind(caller.tenant_id.clone())
+        .push_bind(caller.tenant_id.to_string())
         .push(" AND deleted_at IS NULL RETURNING ")
         .push(columns!());
     query

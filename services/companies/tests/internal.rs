@@ -4,9 +4,9 @@
 #![allow(clippy::unwrap_used)]
 
 use director_platform::identity::{Caller, Role};
-use director_platform::testing::{TestService, spawn_service};
 use director_proto::internal::companies::companies_internal_service_client::CompaniesInternalServiceClient;
 use director_proto::internal::companies::{CompanyRef, EnsureCompaniesRequest, EnsuredCompany};
+use director_store::testing::{TestService, spawn_service};
 
 fn farm(id: &str) -> CompanyRef {
     CompanyRef {

@@ -7,9 +7,9 @@ mod common;
 
 use common::{admin, spawn_app};
 use director_platform::config::Env;
-use director_platform::db::DatabaseConfig;
-use director_platform::tenant;
 use director_proto::companies::{Company, CreateCompanyRequest, UpdateCompanyRequest};
+use director_store::db::DatabaseConfig;
+use director_store::tenant;
 use tonic::Code;
 
 #[tokio::test]

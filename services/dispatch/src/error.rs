@@ -1,9 +1,8 @@
 //! Everything that can go wrong in the Dispatch service, and the one table that turns each
 //! failure into a gRPC status.
 
-use director_platform::error::{
-    DbFailure, FieldViolation, classify, invalid_argument, status_from_sqlx,
-};
+use director_platform::error::{FieldViolation, invalid_argument};
+use director_store::error::{DbFailure, classify, status_from_sqlx};
 use tonic::Status;
 
 /// A failed Dispatch request.

@@ -3,7 +3,7 @@
 //! The `task_events` table is the source of truth: a trigger appends one row per task change
 //! in the change's own transaction, with ids increasing in commit order within a tenant, and
 //! sends `NOTIFY director_task_events, '<tenant>'` on commit. Each Dispatch replica keeps one
-//! `LISTEN` connection ([`director_platform::notify`]).
+//! `LISTEN` connection ([`director_store::notify`]).
 //!
 //! Watching costs the database per tenant, not per watcher:
 //!
@@ -42,9 +42,9 @@ pub mod store;
 use std::sync::Arc;
 
 use director_platform::identity::Caller;
-use director_platform::notify::Notifications;
-use director_platform::tenant::TenantDb;
 use director_proto::dispatch::WatchTasksResponse;
+use director_store::notify::Notifications;
+use director_store::tenant::TenantDb;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -77,7 +77,7 @@ pub struct TaskEvents {
 impl TaskEvents {
     /// Starts listening for notifications on a connection of `listen` — a pool with sessions
     /// of their own, never pgbouncer in transaction mode (see "Sessions" in
-    /// [`director_platform::db`]) — in the background, reconnecting as needed, until
+    /// [`director_store::db`]) — in the background, reconnecting as needed, until
     /// `shutdown`, which also ends every watch stream. Events are read through `db`.
     pub fn start(db: TenantDb, listen: sqlx::PgPool, shutdown: CancellationToken) -> Self {
         let notifications = Notifications::start(listen, CHANNEL, shutdown.clone());

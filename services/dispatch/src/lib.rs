@@ -24,8 +24,6 @@ pub mod scope;
 pub mod tasks;
 
 use director_platform::catalog;
-use director_platform::jobs::JobsConfig;
-use director_platform::runner::{Service, ServiceContext};
 use director_platform::server::{
     GRPC_COMPRESSION, MAX_BULK_MESSAGE_BYTES, MAX_REQUEST_MESSAGE_BYTES,
 };
@@ -34,6 +32,8 @@ use director_proto::dispatch::tasks_service_server::{self, TasksServiceServer};
 use director_proto::internal::dispatch::dispatch_internal_service_server::{
     self, DispatchInternalServiceServer,
 };
+use director_store::jobs::JobsConfig;
+use director_store::runner::{Service, ServiceContext};
 
 /// The Dispatch service, as the runner (and `director up`) start it.
 pub const SERVICE: Service = Service {
@@ -62,7 +62,7 @@ fn routes(context: &ServiceContext) -> anyhow::Result<tonic::service::Routes> {
         context.client(&catalog::INTEGRATIONS)?,
     )
     .with_config(relay_config.clone());
-    director_platform::jobs::spawn_worker(
+    director_store::jobs::spawn_worker(
         JobsConfig::from_env(&context.env)?.with_max_retry_delay(relay_config.retry_max),
         context.session.pool().clone(),
         context.shutdown.clone(),

@@ -3,5 +3,5 @@
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    director_platform::runner::main(&director_dispatch::SERVICE).await
+    director_store::runner::main(&director_dispatch::SERVICE).await
 }

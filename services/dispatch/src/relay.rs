@@ -47,10 +47,10 @@ use director_platform::catalog;
 use director_platform::client::{CallContext, ServiceClient};
 use director_platform::config::{ConfigError, Env};
 use director_platform::identity::{Caller, Role};
-use director_platform::jobs::{self, NewJob, job_span};
-use director_platform::tenant::TenantDb;
 use director_proto::internal::integrations::task_event_sink_service_client::TaskEventSinkServiceClient;
 use director_proto::internal::integrations::{DeliverTaskEventsRequest, TaskEventDelivery};
+use director_store::jobs::{self, NewJob, job_span};
+use director_store::tenant::TenantDb;
 use graphile_worker::{IntoTaskHandlerResult, TaskHandler, WorkerContext};
 use serde::{Deserialize, Serialize};
 use sqlx::postgres::PgRow;
@@ -404,14 +404,14 @@ impl Relay {
         let db_error = |error: sqlx::Error| format!("database: {error}");
         let mut tx = self.db.begin(caller).await.map_err(db_error)?;
         sqlx::query("INSERT INTO task_event_relay (tenant_id) VALUES ($1) ON CONFLICT DO NOTHING")
-            .bind(&caller.tenant_id)
+            .bind(caller.tenant_id.as_str())
             .execute(&mut *tx)
             .await
             .map_err(db_error)?;
         let (cursor, failures): (i64, i32) = sqlx::query_as(
             "SELECT last_event_id, failures FROM task_event_relay WHERE tenant_id = $1 FOR UPDATE",
         )
-        .bind(&caller.tenant_id)
+        .bind(caller.tenant_id.as_str())
         .fetch_one(&mut *tx)
         .await
         .map_err(db_error)?;
@@ -426,7 +426,7 @@ impl Relay {
              ORDER BY e.id
              LIMIT $3",
         )
-        .bind(&caller.tenant_id)
+        .bind(caller.tenant_id.as_str())
         .bind(cursor)
         .bind(BATCH)
         .fetch_all(&mut *tx)
@@ -439,7 +439,7 @@ impl Relay {
                     "UPDATE task_event_relay SET failures = 0, last_error = NULL
                      WHERE tenant_id = $1",
                 )
-                .bind(&caller.tenant_id)
+                .bind(caller.tenant_id.as_str())
                 .execute(&mut *tx)
                 .await
                 .map_err(db_error)?;
@@ -453,7 +453,7 @@ impl Relay {
             "UPDATE task_event_relay SET last_event_id = $2, failures = 0, last_error = NULL
              WHERE tenant_id = $1",
         )
-        .bind(&caller.tenant_id)
+        .bind(caller.tenant_id.as_str())
         .bind(last)
         .execute(&mut *tx)
         .await

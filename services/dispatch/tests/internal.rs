@@ -5,11 +5,11 @@
 #![allow(clippy::unwrap_used)]
 
 use director_platform::identity::{Caller, Role};
-use director_platform::testing::{TestService, spawn_service};
 use director_proto::internal::dispatch::dispatch_internal_service_client::DispatchInternalServiceClient;
 use director_proto::internal::dispatch::{
     DriverUpsert, TaskUpsert, UpsertCounts, UpsertDriversRequest, UpsertTasksRequest,
 };
+use director_store::testing::{TestService, spawn_service};
 use sqlx::Connection;
 
 const COMPANY: &str = "5b0c8f6e-0000-4000-8000-000000000002";

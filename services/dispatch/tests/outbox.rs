@@ -12,10 +12,10 @@
 use std::time::Duration;
 
 use director_platform::config::Env;
-use director_platform::db::DatabaseConfig;
 use director_platform::identity::{Caller, Role};
-use director_platform::tenant;
-use director_platform::testing::fresh_database;
+use director_store::db::DatabaseConfig;
+use director_store::tenant;
+use director_store::testing::fresh_database;
 use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 

@@ -9,14 +9,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use director_platform::config::Env;
-use director_platform::db::DatabaseConfig;
 use director_platform::identity::{Caller, Role, caller};
-use director_platform::tenant;
-use director_platform::testing::{fresh_database, spawn_service_on};
 use director_proto::internal::integrations::task_event_sink_service_server::{
     TaskEventSinkService, TaskEventSinkServiceServer,
 };
 use director_proto::internal::integrations::{DeliverTaskEventsRequest, DeliverTaskEventsResponse};
+use director_store::db::DatabaseConfig;
+use director_store::tenant;
+use director_store::testing::{fresh_database, spawn_service_on};
 use sqlx::PgPool;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
@@ -41,7 +41,7 @@ impl TaskEventSinkService for RecordingSink {
                 return Err(Status::unavailable("not yet"));
             }
         }
-        let tenant = caller(&request)?.tenant_id;
+        let tenant = String::from(caller(&request)?.tenant_id);
         let events = request.into_inner().events;
         let mut received = self.received.lock().unwrap();
         for event in &events {
@@ -57,7 +57,7 @@ impl TaskEventSinkService for RecordingSink {
 /// Serves `sink` on `addr` with the platform's internal auth, until the test ends.
 async fn serve_sink(addr: SocketAddr, sink: RecordingSink) {
     let tokens = Arc::new(director_platform::identity::InternalTokens::new(
-        &director_platform::testing::INTERNAL_SECRET.into(),
+        &director_store::testing::INTERNAL_SECRET.into(),
         Duration::from_secs(60),
     ));
     tokio::spawn(

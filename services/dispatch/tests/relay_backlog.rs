@@ -9,10 +9,10 @@
 #![allow(clippy::unwrap_used)]
 
 use director_platform::config::Env;
-use director_platform::db::DatabaseConfig;
 use director_platform::identity::{Caller, Role};
-use director_platform::tenant;
-use director_platform::testing::{fresh_database, service_url};
+use director_store::db::DatabaseConfig;
+use director_store::tenant;
+use director_store::testing::{fresh_database, service_url};
 use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 

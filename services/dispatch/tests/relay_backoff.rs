@@ -15,14 +15,14 @@ use std::time::{Duration, Instant};
 
 use director_dispatch::relay::{MAX_RETRY_DELAY, RelayConfig};
 use director_platform::config::Env;
-use director_platform::db::DatabaseConfig;
 use director_platform::identity::{Caller, Role, caller};
-use director_platform::tenant;
-use director_platform::testing::{fresh_database, spawn_service_on};
 use director_proto::internal::integrations::task_event_sink_service_server::{
     TaskEventSinkService, TaskEventSinkServiceServer,
 };
 use director_proto::internal::integrations::{DeliverTaskEventsRequest, DeliverTaskEventsResponse};
+use director_store::db::DatabaseConfig;
+use director_store::tenant;
+use director_store::testing::{fresh_database, spawn_service_on};
 use sqlx::PgPool;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
@@ -64,7 +64,7 @@ impl TaskEventSinkService for Sink {
         if self.refusing {
             return Err(Status::unavailable("down for the test"));
         }
-        let tenant = caller(&request)?.tenant_id;
+        let tenant = String::from(caller(&request)?.tenant_id);
         let events = request.into_inner().events;
         let mut received = self.received.lock().unwrap();
         for event in &events {
@@ -82,7 +82,7 @@ async fn serve(sink: Sink) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr: SocketAddr = listener.local_addr().unwrap();
     let tokens = Arc::new(director_platform::identity::InternalTokens::new(
-        &director_platform::testing::INTERNAL_SECRET.into(),
+        &director_store::testing::INTERNAL_SECRET.into(),
         Duration::from_secs(60),
     ));
     tokio::spawn(

@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use director_dispatch::events::{CAPACITY, TaskEvents, store};
 use director_platform::config::Env;
-use director_platform::db::DatabaseConfig;
-use director_platform::tenant::{TenantDb, scoped_read_ordered};
+use director_store::db::DatabaseConfig;
+use director_store::tenant::{TenantDb, scoped_read_ordered};
 use sqlx::PgPool;
 use tokio_stream::StreamExt as _;
 use tokio_util::sync::CancellationToken;

@@ -18,10 +18,10 @@ use std::time::{Duration, Instant};
 
 use director_fakes::{FakeVessey, GeneratedSpec, VesseyData};
 use director_platform::identity::{Caller, Role};
-use director_platform::testing::{TestService, spawn_service};
 use director_proto::integrations::integrations_service_client::IntegrationsServiceClient;
 use director_proto::integrations::jobs_service_client::JobsServiceClient;
 use director_proto::integrations::{GetJobRequest, ImportVesseyCollectionsRequest, Job, JobStatus};
+use director_store::testing::{TestService, spawn_service};
 use sqlx::Connection;
 
 const DAY: &str = "2026-11-23";

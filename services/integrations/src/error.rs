@@ -1,8 +1,8 @@
 //! Everything that can go wrong in the Integrations service, and the one table that turns
 //! each failure into a gRPC status.
 
-use director_platform::error::status_from_sqlx;
 use director_providers::ProviderError;
+use director_store::error::status_from_sqlx;
 use tonic::Status;
 use tonic_types::{ErrorDetails, StatusExt as _};
 

@@ -6,7 +6,7 @@
 //!   import — jobs that page through Vessey and write to Dispatch and Companies with their
 //!   bulk internal RPCs.
 //! - [`jobs`]: the tenant's view of its jobs, run by the platform's durable queue
-//!   ([`director_platform::jobs`]), watched live.
+//!   ([`director_store::jobs`]), watched live.
 //! - [`settings`]: each tenant's own integration credentials, sealed at rest;
 //!   [`providers`]: whose credentials a tenant's calls use (its own, or the deployment's for
 //!   the tenants it serves).
@@ -27,9 +27,6 @@ pub mod vessey;
 
 use director_platform::catalog;
 use director_platform::config::ConfigError;
-use director_platform::jobs::JobsConfig;
-use director_platform::notify::Notifications;
-use director_platform::runner::{Service, ServiceContext};
 use director_platform::server::{
     GRPC_COMPRESSION, MAX_BULK_MESSAGE_BYTES, MAX_REQUEST_MESSAGE_BYTES,
 };
@@ -43,6 +40,9 @@ use director_proto::internal::integrations::task_event_sink_service_server::{
 };
 use director_providers::ProvidersConfig;
 use director_providers::egress::EgressPolicy;
+use director_store::jobs::JobsConfig;
+use director_store::notify::Notifications;
+use director_store::runner::{Service, ServiceContext};
 
 use crate::app::App;
 use crate::jobs::run::RunJob;
@@ -87,8 +87,8 @@ fn routes(context: &ServiceContext) -> anyhow::Result<tonic::service::Routes> {
     let max_active_jobs: u32 = env.parse_or("MAX_ACTIVE_JOBS_PER_TENANT", 4)?;
     // Requests go through `context.db`; the workers, the jobs they run and the listener
     // through `context.session`, the pool with sessions of their own (see "Sessions" in
-    // `director_platform::db`).
-    let stores = |db: &director_platform::tenant::TenantDb| {
+    // `director_store::db`).
+    let stores = |db: &director_store::tenant::TenantDb| {
         (
             JobStore::new(db.clone(), jobs_config.max_attempts, max_active_jobs),
             NotificationStore::new(db.clone(), jobs_config.max_attempts, limits.clone()),
@@ -124,7 +124,7 @@ fn routes(context: &ServiceContext) -> anyhow::Result<tonic::service::Routes> {
         ..jobs_config.clone()
     };
     let worker_app = background_app.clone();
-    director_platform::jobs::spawn_worker(
+    director_store::jobs::spawn_worker(
         jobs_config,
         context.session.pool().clone(),
         context.shutdown.clone(),
@@ -136,7 +136,7 @@ fn routes(context: &ServiceContext) -> anyhow::Result<tonic::service::Routes> {
         },
     );
     let worker_app = background_app;
-    director_platform::jobs::spawn_worker(
+    director_store::jobs::spawn_worker(
         notification_workers,
         context.session.pool().clone(),
         context.shutdown.clone(),

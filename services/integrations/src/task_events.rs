@@ -94,7 +94,7 @@ impl TaskEventSink {
             "SELECT event_id FROM consumed_task_events
              WHERE tenant_id = $1 AND event_id = ANY($2)",
         )
-        .bind(&caller.tenant_id)
+        .bind(caller.tenant_id.as_str())
         .bind(&ids);
         let seen: Vec<(i64,)> = self
             .app
@@ -161,7 +161,7 @@ impl TaskEventSink {
                 "INSERT INTO consumed_task_events (tenant_id, event_id) VALUES ($1, $2)
                  ON CONFLICT DO NOTHING",
             )
-            .bind(&caller.tenant_id)
+            .bind(caller.tenant_id.as_str())
             .bind(event.id)
             .persistent(store.db().persistent())
             .execute(&mut *tx)

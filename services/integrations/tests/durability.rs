@@ -9,12 +9,12 @@ use std::time::Duration;
 
 use director_fakes::{FakeVessey, GeneratedSpec, VesseyData};
 use director_platform::identity::{Caller, Role};
-use director_platform::testing::{
-    INTERNAL_SECRET, TestService, fresh_database, service_url, spawn_service,
-};
 use director_proto::integrations::integrations_service_client::IntegrationsServiceClient;
 use director_proto::integrations::jobs_service_client::JobsServiceClient;
 use director_proto::integrations::{GetJobRequest, ImportVesseyCollectionsRequest, Job, JobStatus};
+use director_store::testing::{
+    INTERNAL_SECRET, TestService, fresh_database, service_url, spawn_service,
+};
 use sqlx::Connection;
 use tokio::process::{Child, Command};
 use tonic::transport::Channel;

@@ -7,12 +7,12 @@ use std::time::Duration;
 
 use director_fakes::{FakeAddrs, FakeThirdParties};
 use director_platform::identity::{Caller, Role};
-use director_platform::testing::{TestService, spawn_service};
 use director_proto::dispatch::Task;
 use director_proto::integrations::ListNotificationsRequest;
 use director_proto::integrations::notifications_service_client::NotificationsServiceClient;
 use director_proto::internal::integrations::task_event_sink_service_client::TaskEventSinkServiceClient;
 use director_proto::internal::integrations::{DeliverTaskEventsRequest, TaskEventDelivery};
+use director_store::testing::{TestService, spawn_service};
 
 fn assigned(event_id: &str, phone: Option<&str>) -> TaskEventDelivery {
     TaskEventDelivery {

@@ -6,12 +6,12 @@
 use std::ops::Deref;
 
 use director_platform::identity::{Caller, Role};
-use director_platform::testing::{TestService, spawn_service, spawn_service_on};
 use director_proto::companies::companies_service_client::CompaniesServiceClient;
 use director_proto::companies::{
     Company, CreateCompanyRequest, DeleteCompanyRequest, DeleteCompanyResponse, GetCompanyRequest,
     GetCompanyResponse, ListCompaniesRequest,
 };
+use director_store::testing::{TestService, spawn_service, spawn_service_on};
 use tonic::Status;
 use tonic::transport::Channel;
 
@@ -109,9 +109,5 @@ pub fn admin(tenant: &str) -> Caller {
 }
 
 pub fn caller(tenant: &str, role: Role) -> Caller {
-    Caller {
-        user_id: format!("user-of-{tenant}"),
-        tenant_id: tenant.to_owned(),
-        role,
-    }
+    Caller::new(format!("user-of-{tenant}"), tenant, role)
 }

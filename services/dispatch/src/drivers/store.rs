@@ -4,8 +4,8 @@
 
 use chrono::{DateTime, Utc};
 use director_platform::identity::Caller;
-use director_platform::tenant::TenantDb;
 use director_platform::validate::Page;
+use director_store::tenant::TenantDb;
 use sqlx::postgres::PgRow;
 use sqlx::{Postgres, QueryBuilder, Row};
 use uuid::Uuid;
@@ -122,7 +122,7 @@ impl DriverStore {
              ORDER BY created_at, id
              OFFSET $4 LIMIT $5"
         ))
-        .bind(&caller.tenant_id)
+        .bind(caller.tenant_id.as_str())
         .bind(driver_user(caller))
         .bind(status)
         .bind(page.offset)
@@ -137,7 +137,7 @@ impl DriverStore {
              RETURNING ",
             columns!()
         ))
-        .bind(&caller.tenant_id)
+        .bind(caller.tenant_id.as_str())
         .bind(new.name)
         .bind(new.phone)
         .bind(new.email)
@@ -156,7 +156,7 @@ impl DriverStore {
             own_record_only!(),
             " AND id = $3 AND deleted_at IS NULL"
         ))
-        .bind(&caller.tenant_id)
+        .bind(caller.tenant_id.as_str())
         .bind(driver_user(caller))
         .bind(id);
         self.db.read_optional(caller, query).await
@@ -186,7 +186,7 @@ impl DriverStore {
              WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL",
         )
         .bind(id)
-        .bind(&caller.tenant_id);
+        .bind(caller.tenant_id.as_str());
         Ok(self.db.execute(caller, query).await? == 1)
     }
 }
@@ -217,7 +217,7 @@ fn update_statement(caller: &Caller, id: Uuid, changes: DriverChanges) -> QueryB
         .push(" WHERE id = ")
         .push_bind(id)
         .push(" AND tenant_id = ")
-        .push_bind(caller.tenant_id.clone())
+        .push_bind(caller.tenant_id.to_string())
         .push(" AND deleted_at IS NULL RETURNING ")
         .push(columns!());
     query

@@ -26,8 +26,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use director_platform::identity::{Caller, Role};
-use director_platform::notify::{Notifications, Wake};
-use director_platform::tenant::TenantDb;
+use director_store::notify::{Notifications, Wake};
+use director_store::tenant::TenantDb;
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;

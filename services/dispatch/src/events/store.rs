@@ -17,9 +17,9 @@
 
 use chrono::{DateTime, Utc};
 use director_platform::identity::Caller;
-use director_platform::tenant::TenantDb;
 use director_platform::time::to_timestamp;
 use director_proto::dispatch::{TaskEventKind, WatchTasksResponse};
+use director_store::tenant::TenantDb;
 use sqlx::postgres::PgRow;
 use sqlx::{FromRow, Row};
 
@@ -118,7 +118,7 @@ pub async fn latest_id(db: &TenantDb, caller: &Caller) -> Result<i64, sqlx::Erro
     let query = sqlx::query_as::<_, (i64,)>(
         "SELECT coalesce(max(id), 0) AS latest FROM task_events WHERE tenant_id = $1",
     )
-    .bind(&caller.tenant_id);
+    .bind(caller.tenant_id.as_str());
     Ok(db.read_one(caller, query).await?.0)
 }
 
@@ -132,7 +132,7 @@ pub async fn follow(
 ) -> Result<Vec<Event>, sqlx::Error> {
     let query = sqlx::query_as(FOLLOW)
         .bind(after)
-        .bind(&caller.tenant_id)
+        .bind(caller.tenant_id.as_str())
         .bind(limit);
     db.read_all(caller, query, "event_id").await
 }
@@ -149,12 +149,12 @@ pub async fn replay(
     let query = match driver_user(caller) {
         None => sqlx::query_as(REPLAY_ALL)
             .bind(after)
-            .bind(&caller.tenant_id)
+            .bind(caller.tenant_id.as_str())
             .bind(through)
             .bind(limit),
         Some(user) => sqlx::query_as(REPLAY_DRIVER)
             .bind(after)
-            .bind(&caller.tenant_id)
+            .bind(caller.tenant_id.as_str())
             .bind(through)
             .bind(limit)
             .bind(user.to_owned()),

@@ -1,9 +1,9 @@
 //! `UpsertDrivers`: Vessey's drivers into the tenant's, matched by `external_id`.
 
 use director_platform::identity::Caller;
-use director_platform::tenant::TenantDb;
 use director_platform::validate::{self, Violations};
 use director_proto::internal::dispatch::DriverUpsert;
+use director_store::tenant::TenantDb;
 use tonic::Status;
 
 use super::{MAX_BATCH, Written};
@@ -99,7 +99,7 @@ pub(super) async fn upsert(
                 count(*) FILTER (WHERE NOT inserted) AS updated
          FROM written",
     )
-    .bind(&caller.tenant_id)
+    .bind(caller.tenant_id.as_str())
     .bind(&columns.external_ids)
     .bind(&columns.names)
     .bind(&columns.phones)

@@ -10,13 +10,13 @@ mod drivers;
 mod tasks;
 
 use director_platform::identity::writer;
-use director_platform::tenant::TenantDb;
 use director_platform::time::to_timestamp;
 use director_proto::internal::dispatch::dispatch_internal_service_server::DispatchInternalService;
 use director_proto::internal::dispatch::{
     DriverAssignments, UpsertCounts, UpsertDriversRequest, UpsertDriversResponse,
     UpsertTasksRequest, UpsertTasksResponse,
 };
+use director_store::tenant::TenantDb;
 use tonic::{Request, Response, Status};
 
 use crate::error::DispatchError;

@@ -10,10 +10,10 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 use director_platform::identity::Caller;
-use director_platform::tenant::TenantDb;
 use director_platform::time::from_timestamp;
 use director_platform::validate::{self, Violations};
 use director_proto::internal::dispatch::TaskUpsert;
+use director_store::tenant::TenantDb;
 use tonic::Status;
 use uuid::Uuid;
 
@@ -205,7 +205,7 @@ pub(super) async fn upsert(
                  FROM newly_assigned n
                  JOIN drivers d ON d.tenant_id = $1 AND d.id = n.driver_id) AS new_assignments",
     )
-    .bind(&caller.tenant_id)
+    .bind(caller.tenant_id.as_str())
     .bind(&columns.external_ids)
     .bind(&columns.company_ids)
     .bind(&columns.driver_external_ids)

@@ -10,8 +10,8 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 use director_platform::identity::Caller;
-use director_platform::tenant::TenantDb;
 use director_platform::validate::Page;
+use director_store::tenant::TenantDb;
 use sqlx::postgres::PgRow;
 use sqlx::{Postgres, QueryBuilder, Row};
 use uuid::Uuid;
@@ -162,7 +162,7 @@ impl TaskStore {
              OFFSET $9 LIMIT $1"
         ))
         .bind(page.limit)
-        .bind(&caller.tenant_id)
+        .bind(caller.tenant_id.as_str())
         .bind(driver_user(caller))
         .bind(filter.status)
         .bind(filter.driver_id)
@@ -184,7 +184,7 @@ impl TaskStore {
             own_tasks_only!()
         ))
         .bind(id)
-        .bind(&caller.tenant_id)
+        .bind(caller.tenant_id.as_str())
         .bind(driver_user(caller));
         self.db.read_optional(caller, query).await
     }
@@ -197,7 +197,7 @@ impl TaskStore {
             own_tasks_only!()
         ))
         .bind(id)
-        .bind(&caller.tenant_id)
+        .bind(caller.tenant_id.as_str())
         .bind(driver_user(caller));
         Ok(self
             .db
@@ -218,7 +218,7 @@ impl TaskStore {
                  WHERE id = $1 AND tenant_id = $2 AND status = 'active' AND deleted_at IS NULL)",
         )
         .bind(driver_id)
-        .bind(&caller.tenant_id);
+        .bind(caller.tenant_id.as_str());
         Ok(self.db.read_one(caller, query).await?.0)
     }
 
@@ -241,7 +241,7 @@ impl TaskStore {
              RETURNING ",
             columns!()
         ))
-        .bind(&caller.tenant_id)
+        .bind(caller.tenant_id.as_str())
         .bind(new.company_id)
         .bind(new.driver_id)
         .bind(new.title)
@@ -283,7 +283,7 @@ impl TaskStore {
              WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL",
         )
         .bind(id)
-        .bind(&caller.tenant_id);
+        .bind(caller.tenant_id.as_str());
         Ok(self.db.execute(caller, query).await? == 1)
     }
 
@@ -306,7 +306,7 @@ impl TaskStore {
             columns!()
         ))
         .bind(id)
-        .bind(&caller.tenant_id)
+        .bind(caller.tenant_id.as_str())
         .bind(driver_id);
         self.db.fetch_optional(caller, query).await
     }
@@ -322,7 +322,7 @@ impl TaskStore {
             columns!()
         ))
         .bind(id)
-        .bind(&caller.tenant_id)
+        .bind(caller.tenant_id.as_str())
         .bind(driver_user(caller));
         self.db.fetch_optional(caller, query).await
     }
@@ -346,7 +346,7 @@ impl TaskStore {
             columns!()
         ))
         .bind(id)
-        .bind(&caller.tenant_id)
+        .bind(caller.tenant_id.as_str())
         .bind(driver_user(caller))
         .bind(volume_liters)
         .bind(notes);
@@ -368,7 +368,7 @@ impl TaskStore {
             columns!()
         ))
         .bind(id)
-        .bind(&caller.tenant_id)
+        .bind(caller.tenant_id.as_str())
         .bind(reason);
         self.db.fetch_optional(caller, query).await
     }
@@ -412,7 +412,7 @@ fn update_statement(caller: &Caller, id: Uuid, changes: TaskChanges) -> QueryBui
         .push(" WHERE id = ")
         .push_bind(id)
         .push(" AND tenant_id = ")
-        .push_bind(caller.tenant_id.clone())
+        .push_bind(caller.tenant_id.to_string())
         .push(" AND deleted_at IS NULL");
     if let Some(version) = changes.expected_version {
         query.push(" AND version = ").push_bind(version);

@@ -7,12 +7,12 @@
 use std::time::Duration;
 
 use director_platform::config::Env;
-use director_platform::db::DatabaseConfig;
 use director_platform::identity::{Caller, Role};
-use director_platform::tenant;
-use director_platform::testing::{TestService, fresh_database, service_url, spawn_service_on};
 use director_proto::dispatch::tasks_service_client::TasksServiceClient;
 use director_proto::dispatch::{WatchTasksRequest, WatchTasksResponse};
+use director_store::db::DatabaseConfig;
+use director_store::tenant;
+use director_store::testing::{TestService, fresh_database, service_url, spawn_service_on};
 use sqlx::PgPool;
 use tonic::codec::Streaming;
 use tonic::transport::Channel;

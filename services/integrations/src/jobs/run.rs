@@ -8,7 +8,7 @@
 //! idempotent — upserts by external id — so an attempt after a crash redoes nothing twice.
 
 use director_platform::catalog;
-use director_platform::jobs::{self as queue, Attempt, NewJob, job_span};
+use director_store::jobs::{self as queue, Attempt, NewJob, job_span};
 use graphile_worker::{IntoTaskHandlerResult, TaskHandler, WorkerContext};
 use serde::{Deserialize, Serialize};
 use tracing::Instrument as _;

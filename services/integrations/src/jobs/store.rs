@@ -3,9 +3,9 @@
 
 use chrono::{DateTime, Utc};
 use director_platform::identity::Caller;
-use director_platform::jobs::{self, NewJob};
-use director_platform::tenant::TenantDb;
 use director_platform::validate::Page;
+use director_store::jobs::{self, NewJob};
+use director_store::tenant::TenantDb;
 use graphile_worker::TaskHandler;
 use sqlx::FromRow;
 use uuid::Uuid;
@@ -129,7 +129,7 @@ impl JobStore {
     ) -> Result<Started, sqlx::Error> {
         let mut tx = self.db.begin(caller).await?;
         sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('director.jobs/' || $1, 0))")
-            .bind(&caller.tenant_id)
+            .bind(caller.tenant_id.as_str())
             .persistent(self.db.persistent())
             .execute(&mut *tx)
             .await?;
@@ -142,7 +142,7 @@ impl JobStore {
              ORDER BY created_at
              LIMIT 1"
         ))
-        .bind(&caller.tenant_id)
+        .bind(caller.tenant_id.as_str())
         .bind(kind)
         .bind(&params)
         .persistent(self.db.persistent())
@@ -155,7 +155,7 @@ impl JobStore {
             "SELECT count(*) FROM jobs
              WHERE tenant_id = $1 AND status IN ('queued', 'running', 'failed')",
         )
-        .bind(&caller.tenant_id)
+        .bind(caller.tenant_id.as_str())
         .persistent(self.db.persistent())
         .fetch_one(&mut *tx)
         .await?;
@@ -170,16 +170,16 @@ impl JobStore {
              RETURNING ",
             columns!()
         ))
-        .bind(&caller.tenant_id)
+        .bind(caller.tenant_id.as_str())
         .bind(kind)
         .bind(&params)
-        .bind(&caller.user_id)
+        .bind(caller.user_id.as_str())
         .persistent(self.db.persistent())
         .fetch_one(&mut *tx)
         .await?;
         let run = RunJob {
             job_id: row.id,
-            tenant_id: caller.tenant_id.clone(),
+            tenant_id: caller.tenant_id.to_string(),
         };
         let mut job = NewJob::new(RunJob::IDENTIFIER, run.payload());
         job.max_attempts = Some(self.max_attempts);
@@ -194,7 +194,7 @@ impl JobStore {
             columns!(),
             " FROM jobs WHERE tenant_id = $1 AND id = $2"
         ))
-        .bind(&caller.tenant_id)
+        .bind(caller.tenant_id.as_str())
         .bind(id);
         self.db.read_optional(caller, query).await
     }
@@ -214,7 +214,7 @@ impl JobStore {
              ORDER BY created_at DESC, id DESC
              OFFSET $3 LIMIT $4"
         ))
-        .bind(&caller.tenant_id)
+        .bind(caller.tenant_id.as_str())
         .bind(status)
         .bind(page.offset)
         .bind(page.limit);
@@ -234,7 +234,7 @@ impl JobStore {
     ) -> Result<Attempting, sqlx::Error> {
         let mut tx = self.db.begin(caller).await?;
         sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('director.jobs/' || $1, 0))")
-            .bind(&caller.tenant_id)
+            .bind(caller.tenant_id.as_str())
             .persistent(self.db.persistent())
             .execute(&mut *tx)
             .await?;
@@ -246,7 +246,7 @@ impl JobStore {
                             WHERE tenant_id = $1 AND status = 'running' AND id <> $2
                               AND updated_at > now() - interval '10 minutes')",
         )
-        .bind(&caller.tenant_id)
+        .bind(caller.tenant_id.as_str())
         .bind(id)
         .persistent(self.db.persistent())
         .fetch_one(&mut *tx)
@@ -260,7 +260,7 @@ impl JobStore {
              RETURNING ",
             columns!()
         ))
-        .bind(&caller.tenant_id)
+        .bind(caller.tenant_id.as_str())
         .bind(id)
         .bind(attempt)
         .persistent(self.db.persistent())
@@ -283,7 +283,7 @@ impl JobStore {
             "UPDATE jobs SET progress_done = $3, progress_total = greatest($4, $3), result = $5
              WHERE tenant_id = $1 AND id = $2",
         )
-        .bind(&caller.tenant_id)
+        .bind(caller.tenant_id.as_str())
         .bind(id)
         .bind(done)
         .bind(total)
@@ -303,7 +303,7 @@ impl JobStore {
             "UPDATE jobs SET status = $3, last_error = coalesce($4, last_error)
              WHERE tenant_id = $1 AND id = $2",
         )
-        .bind(&caller.tenant_id)
+        .bind(caller.tenant_id.as_str())
         .bind(id)
         .bind(outcome.status())
         .bind(error);

@@ -1,15 +1,15 @@
 //! `WatchJob`: the job's state each time it changes, until it is finished.
 //!
 //! A trigger notifies `director_jobs` with the job id on every change; each replica keeps one
-//! listening connection ([`director_platform::notify`]). A woken watcher re-reads the row and
+//! listening connection ([`director_store::notify`]). A woken watcher re-reads the row and
 //! sends it when it differs from the last one sent, so a lost notification only delays an
 //! update until the next one or [`POLL_INTERVAL`].
 
 use std::time::Duration;
 
 use director_platform::identity::Caller;
-use director_platform::notify::Notifications;
 use director_proto::integrations::WatchJobResponse;
+use director_store::notify::Notifications;
 use tokio::sync::{broadcast, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
@@ -77,7 +77,7 @@ struct Watcher {
     store: JobStore,
     caller: Caller,
     id: Uuid,
-    wake: broadcast::Receiver<director_platform::notify::Wake>,
+    wake: broadcast::Receiver<director_store::notify::Wake>,
     sender: mpsc::Sender<Result<WatchJobResponse, Status>>,
     shutdown: CancellationToken,
 }

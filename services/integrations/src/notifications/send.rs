@@ -6,7 +6,7 @@
 
 use director_platform::catalog;
 use director_platform::identity::Caller;
-use director_platform::jobs::{self as queue, Attempt, job_span};
+use director_store::jobs::{self as queue, Attempt, job_span};
 use graphile_worker::{IntoTaskHandlerResult, TaskHandler, WorkerContext};
 use serde::{Deserialize, Serialize};
 use tracing::Instrument as _;

@@ -2,9 +2,9 @@
 
 use chrono::{DateTime, Utc};
 use director_platform::identity::Caller;
-use director_platform::jobs::{self, NewJob};
-use director_platform::tenant::TenantDb;
 use director_platform::validate::Page;
+use director_store::jobs::{self, NewJob};
+use director_store::tenant::TenantDb;
 use graphile_worker::TaskHandler;
 use sqlx::{FromRow, PgConnection};
 use uuid::Uuid;
@@ -157,7 +157,7 @@ impl NotificationStore {
             let recorded: Option<(Uuid,)> = sqlx::query_as(
                 "SELECT id FROM notifications WHERE tenant_id = $1 AND dedup_key = $2",
             )
-            .bind(&caller.tenant_id)
+            .bind(caller.tenant_id.as_str())
             .bind(key)
             .persistent(self.db.persistent())
             .fetch_optional(&mut *connection)
@@ -197,7 +197,7 @@ impl NotificationStore {
             .await?;
         let send = SendNotification {
             notification_id: row.id,
-            tenant_id: caller.tenant_id.clone(),
+            tenant_id: caller.tenant_id.to_string(),
         };
         let mut job = NewJob::new(SendNotification::IDENTIFIER, send.payload());
         job.max_attempts = Some(self.max_attempts);
@@ -221,7 +221,7 @@ impl NotificationStore {
              RETURNING ",
             columns!()
         ))
-        .bind(&caller.tenant_id)
+        .bind(caller.tenant_id.as_str())
         .bind(new.channel)
         .bind(&new.recipient)
         .bind(&new.message)
@@ -244,7 +244,7 @@ impl NotificationStore {
             columns!(),
             " FROM notifications WHERE tenant_id = $1 AND id = $2"
         ))
-        .bind(&caller.tenant_id)
+        .bind(caller.tenant_id.as_str())
         .bind(id);
         self.db.read_optional(caller, query).await
     }
@@ -264,7 +264,7 @@ impl NotificationStore {
              ORDER BY created_at DESC, id DESC
              OFFSET $3 LIMIT $4"
         ))
-        .bind(&caller.tenant_id)
+        .bind(caller.tenant_id.as_str())
         .bind(status)
         .bind(page.offset)
         .bind(page.limit);
@@ -290,7 +290,7 @@ impl NotificationStore {
                  last_error = $6
              WHERE tenant_id = $1 AND id = $2",
         )
-        .bind(&caller.tenant_id)
+        .bind(caller.tenant_id.as_str())
         .bind(id)
         .bind(status)
         .bind(attempt)

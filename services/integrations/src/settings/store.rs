@@ -1,7 +1,7 @@
 //! The `integration_settings` table: each tenant's sections, sealed ([`super::cipher`]).
 
 use director_platform::identity::Caller;
-use director_platform::tenant::TenantDb;
+use director_store::tenant::TenantDb;
 use sqlx::PgConnection;
 
 use super::cipher::{Sealed, SettingsCipher};
@@ -31,7 +31,7 @@ impl SettingsStore {
                     "SELECT integration, key_id, sealed FROM integration_settings
                      WHERE tenant_id = $1",
                 )
-                .bind(&caller.tenant_id),
+                .bind(caller.tenant_id.as_str()),
                 "integration",
             )
             .await?;
@@ -78,7 +78,7 @@ impl SettingsStore {
                         "DELETE FROM integration_settings
                          WHERE tenant_id = $1 AND integration = $2",
                     )
-                    .bind(&caller.tenant_id)
+                    .bind(caller.tenant_id.as_str())
                     .bind(integration.as_str())
                     .persistent(self.db.persistent())
                     .execute(&mut *tx)
@@ -114,7 +114,7 @@ impl SettingsStore {
              ON CONFLICT (tenant_id, integration)
              DO UPDATE SET key_id = EXCLUDED.key_id, sealed = EXCLUDED.sealed",
         )
-        .bind(&caller.tenant_id)
+        .bind(caller.tenant_id.as_str())
         .bind(integration)
         .bind(&sealed.key_id)
         .bind(&sealed.bytes)

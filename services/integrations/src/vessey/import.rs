@@ -14,8 +14,8 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::NaiveDate;
 use director_platform::client::CallContext;
+use director_platform::client::MeteredChannel;
 use director_platform::identity::Caller;
-use director_platform::metrics::MeteredChannel;
 use director_platform::time::to_timestamp;
 use director_proto::internal::companies::companies_internal_service_client::CompaniesInternalServiceClient;
 use director_proto::internal::companies::{CompanyRef, EnsureCompaniesRequest};

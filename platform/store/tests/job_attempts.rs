@@ -18,12 +18,12 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use director_platform::config::Env;
-use director_platform::db::{DatabaseConfig, with_login};
 use director_platform::identity::{Caller, Role};
-use director_platform::jobs::{self, JobsConfig, NewJob};
-use director_platform::migrate::create_and_migrate;
-use director_platform::roles::{DEV_SERVICE_PASSWORD, SERVICE_ROLE, ensure_service_login};
-use director_platform::tenant;
+use director_store::db::{DatabaseConfig, with_login};
+use director_store::jobs::{self, JobsConfig, NewJob};
+use director_store::migrate::create_and_migrate;
+use director_store::roles::{DEV_SERVICE_PASSWORD, SERVICE_ROLE, ensure_service_login};
+use director_store::tenant;
 use graphile_worker::{IntoTaskHandlerResult, TaskHandler, WorkerContext};
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
@@ -32,7 +32,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 fn migrations() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../migrations")
 }
 
 /// One run of a job, as its handler saw it.

@@ -51,7 +51,7 @@ use sqlx::{
 use tokio::sync::OnceCell;
 
 use crate::db::DatabaseConfig;
-use crate::identity::Caller;
+use director_platform::identity::Caller;
 
 /// Begins a transaction in which row-level security sees `caller.tenant_id`, the current
 /// role is `db.app_role`, `statement_timeout` is `db.statement_timeout`, and
@@ -81,9 +81,9 @@ pub async fn begin(
 /// spans link to the request that queued them, as [`crate::jobs::enqueue`]'s do.
 fn current_traceparent() -> String {
     let mut headers = http::HeaderMap::new();
-    crate::telemetry::inject_context(&mut headers);
+    director_platform::telemetry::inject_context(&mut headers);
     headers
-        .get(crate::jobs::TRACEPARENT)
+        .get(director_platform::telemetry::TRACEPARENT)
         .and_then(|value| value.to_str().ok())
         .unwrap_or_default()
         .to_owned()
@@ -111,7 +111,7 @@ async fn observed<T>(
         db.operation.name = operation,
         "error.type" = tracing::field::Empty,
     );
-    crate::telemetry::name_service(&span, service);
+    director_platform::telemetry::name_service(&span, service);
     let started = std::time::Instant::now();
     let result = work.instrument(span.clone()).await;
     if let Err(error) = &result {

@@ -17,12 +17,12 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 
-use crate::config::Env;
 use crate::db::{database_url_for, with_login};
-use crate::identity::{Caller, InternalTokens};
 use crate::migrate::create_and_migrate;
 use crate::roles::{DEV_SERVICE_PASSWORD, SERVICE_ROLE, ensure_service_login};
 use crate::runner::{self, Service};
+use director_platform::config::Env;
+use director_platform::identity::{Caller, InternalTokens};
 
 /// The internal token secret test services verify with.
 pub const INTERNAL_SECRET: &str = "test-internal-secret-0123456789abcdef-0123";
@@ -38,7 +38,7 @@ pub fn server_url() -> String {
 pub async fn fresh_database(service: &str) -> String {
     let name = format!("test_{service}_{}", uuid::Uuid::new_v4().simple());
     let url = database_url_for(&server_url(), &name).unwrap();
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../migrations");
     create_and_migrate(&url, &root, service).await.unwrap();
     ensure_service_login(&url, &service_url(&url))
         .await
@@ -127,51 +127,4 @@ impl TestService {
             .insert("authorization", format!("Bearer {token}").parse().unwrap());
         request
     }
-}
-
-/// An admin listener on a free loopback port serving this process' `/metrics` (until the
-/// process ends); answers its address.
-pub async fn spawn_metrics() -> SocketAddr {
-    crate::metrics::spawn_admin(
-        SocketAddr::from(([127, 0, 0, 1], 0)),
-        CancellationToken::new(),
-    )
-    .await
-    .unwrap()
-}
-
-/// `GET /metrics` from the admin listener at `admin`, over plain HTTP/1.1; the body.
-pub async fn scrape(admin: SocketAddr) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(admin).await.unwrap();
-    stream
-        .write_all(b"GET /metrics HTTP/1.1\r\nhost: metrics\r\nconnection: close\r\n\r\n")
-        .await
-        .unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).await.unwrap();
-    let (head, body) = answer.split_once("\r\n\r\n").unwrap();
-    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    assert!(
-        head.to_ascii_lowercase()
-            .contains("content-type: text/plain"),
-        "{head}"
-    );
-    body.to_owned()
-}
-
-/// The value of the first series `name` in Prometheus text `text` carrying every label of
-/// `labels`.
-pub fn series_value(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    text.lines()
-        .filter(|line| {
-            line.starts_with(&format!("{name}{{")) || line.starts_with(&format!("{name} "))
-        })
-        .find(|line| {
-            labels
-                .iter()
-                .all(|(key, value)| line.contains(&format!("{key}=\"{value}\"")))
-        })
-        .and_then(|line| line.rsplit(' ').next())
-        .and_then(|number| number.parse().ok())
 }

@@ -60,7 +60,7 @@ use std::time::Duration;
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
-use crate::config::{ConfigError, Env, Secret};
+use director_platform::config::{ConfigError, Env, Secret};
 
 /// Where the server-side default database URL points when nothing is configured.
 ///
@@ -153,7 +153,7 @@ impl DatabaseConfig {
             connect_timeout: env.millis_or("DB_CONNECT_TIMEOUT_MS", 5_000)?,
             acquire_timeout: env.millis_or("DB_ACQUIRE_TIMEOUT_MS", 3_000)?,
             statement_timeout: env.millis_or("DB_STATEMENT_TIMEOUT_MS", 15_000)?,
-            application_name: crate::catalog::binary_name(service),
+            application_name: director_platform::catalog::binary_name(service),
             pgbouncer_transaction_mode,
             app_role: env
                 .string("DB_APP_ROLE")
@@ -498,6 +498,15 @@ pub async fn ping(pool: &PgPool) -> bool {
             false
         }
     }
+}
+
+/// The health of a service whose database is `pool`: it passes while [`ping`] does. What
+/// the runner gives [`director_platform::server::serve`].
+pub fn health_check(pool: PgPool) -> director_platform::server::HealthCheck {
+    std::sync::Arc::new(move || {
+        let pool = pool.clone();
+        Box::pin(async move { ping(&pool).await })
+    })
 }
 
 #[cfg(test)]

@@ -22,20 +22,20 @@ use sqlx::Postgres;
 use sqlx::migrate::{MigrateDatabase, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
-use crate::catalog::ServiceSpec;
-use crate::config::{ConfigError, Env, Environment};
 use crate::db::{
     DEFAULT_WAIT_TIMEOUT, DatabaseConfig, database_url_for, is_not_accepting_connections,
     server_address, url_credentials, validate_url, wait_for_server,
 };
 use crate::jobs;
 use crate::roles::{ServiceLogin, ensure_service_login};
-use crate::secrets::PUBLISHED_SECRETS;
+use director_platform::catalog::ServiceSpec;
+use director_platform::config::{ConfigError, Env, Environment};
+use director_platform::secrets::PUBLISHED_SECRETS;
 
 /// The folder holding `migrations/<service>/` folders.
 pub fn migrations_root(env: &Env) -> PathBuf {
     env.string("MIGRATIONS_DIR").map_or_else(
-        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations"),
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../../migrations"),
         PathBuf::from,
     )
 }

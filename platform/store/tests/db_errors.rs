@@ -4,7 +4,7 @@
 mod common;
 
 use common::TestDb;
-use director_platform::error::{DbFailure, classify, status_from_sqlx};
+use director_store::error::{DbFailure, classify, status_from_sqlx};
 use sqlx::PgPool;
 use tonic::Code;
 

@@ -5,9 +5,9 @@
 mod common;
 
 use common::TestDb;
-use director_platform::db::connect_lazy;
 use director_platform::identity::{Caller, Role};
-use director_platform::tenant;
+use director_store::db::connect_lazy;
+use director_store::tenant;
 
 #[tokio::test]
 async fn a_tenant_transaction_counts_only_its_own_rows_without_a_tenant_filter() {
@@ -111,9 +111,9 @@ async fn a_tenant_transaction_in_pgbouncer_mode_leaves_no_named_statement() {
 
 #[tokio::test]
 async fn a_policed_login_reads_in_one_scoped_statement() {
-    use director_platform::db::with_login;
-    use director_platform::roles::{DEV_SERVICE_PASSWORD, SERVICE_ROLE, ensure_service_login};
-    use director_platform::tenant::TenantDb;
+    use director_store::db::with_login;
+    use director_store::roles::{DEV_SERVICE_PASSWORD, SERVICE_ROLE, ensure_service_login};
+    use director_store::tenant::TenantDb;
 
     let service_url = |owner: &str| with_login(owner, SERVICE_ROLE, DEV_SERVICE_PASSWORD).unwrap();
 

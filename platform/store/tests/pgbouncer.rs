@@ -14,10 +14,10 @@ use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use common::TestDb;
-use director_platform::db::{DatabaseConfig, connect_lazy};
 use director_platform::identity::{Caller, Role};
-use director_platform::tenant;
-use director_platform::testing::pgbouncer::{BouncerSettings, PgBouncer, pgbouncer_binary};
+use director_store::db::{DatabaseConfig, connect_lazy};
+use director_store::tenant;
+use director_store::testing::pgbouncer::{BouncerSettings, PgBouncer, pgbouncer_binary};
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{Acquire as _, PgPool, Row as _};
 
@@ -320,7 +320,7 @@ async fn a_normal_mode_pool_is_refused_by_pgbouncer_for_its_startup_parameters()
         &[("DB_PGBOUNCER_TRANSACTION_MODE", "true")],
     ))
     .unwrap();
-    assert!(director_platform::db::ping(&bouncer_mode).await);
+    assert!(director_store::db::ping(&bouncer_mode).await);
     bouncer_mode.close().await;
 
     drop(bouncer);
@@ -423,7 +423,7 @@ async fn named_prepared_statements_collide_on_a_shared_server_connection() {
 /// (`DatabaseConfig::session`, PostgreSQL directly) does.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn notifications_reach_a_listener_on_the_session_pool_and_not_through_pgbouncer() {
-    use director_platform::notify::{Notifications, Wake};
+    use director_store::notify::{Notifications, Wake};
     use tokio_util::sync::CancellationToken;
 
     const CHANNEL: &str = "director_pgbouncer_test";

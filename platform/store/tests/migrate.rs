@@ -3,7 +3,7 @@
 
 mod common;
 
-use director_platform::migrate::create_and_migrate;
+use director_store::migrate::create_and_migrate;
 
 fn folder_with(root: &std::path::Path, folder: &str, file: &str, sql: &str) {
     let dir = root.join(folder);
@@ -65,7 +65,7 @@ async fn waiting_holds_until_a_run_reaches_the_builds_newest_migration() {
     use std::time::Duration;
 
     use director_platform::config::Env;
-    use director_platform::migrate::wait_until_migrated;
+    use director_store::migrate::wait_until_migrated;
 
     let run = uuid::Uuid::new_v4();
     let older = std::env::temp_dir().join(format!("director-migrate-older-{run}"));

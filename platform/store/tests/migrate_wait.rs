@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use director_platform::config::Env;
-use director_platform::migrate::wait_until_migrated;
+use director_store::migrate::wait_until_migrated;
 
 #[tokio::test]
 async fn migrate_wait_names_the_postgresql_it_waits_for() {

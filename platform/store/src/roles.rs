@@ -41,8 +41,8 @@ pub const QUEUE_ROLE: &str = "director_queue";
 pub const SERVICE_ROLE: &str = "director_service";
 
 /// `DB_SERVICE_PASSWORD` under `ENVIRONMENT=dev` when unset (`director up`, the tests):
-/// published, so refused elsewhere (see [`crate::secrets`]).
-pub const DEV_SERVICE_PASSWORD: &str = "dev-db-service-password-0123456789abcdef";
+/// published, so refused elsewhere (listed in [`director_platform::secrets`]).
+pub use director_platform::secrets::DEV_SERVICE_PASSWORD;
 
 /// The advisory lock (in the maintenance database `postgres`) serialising role changes:
 /// roles are cluster-wide and concurrent `ALTER ROLE`s of one role fail with "tuple

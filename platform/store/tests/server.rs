@@ -14,9 +14,9 @@ use std::time::{Duration, Instant};
 
 use common::{TestDb, dead_database_config};
 use director_platform::config::Secret;
-use director_platform::db::connect_lazy;
 use director_platform::identity::{Caller, InternalTokens, Role};
 use director_platform::server::{ServeOptions, serve};
+use director_store::db::{connect_lazy, health_check};
 use prost::Message as _;
 use sqlx::PgPool;
 use tokio::task::JoinHandle;
@@ -123,7 +123,7 @@ async fn start(pool: PgPool, health_interval: Duration, drain_deadline: Duration
         name: "whoami",
         service_names: vec![SERVICE],
         descriptor_set: descriptor_set(),
-        pool,
+        health: health_check(pool),
         tokens: Arc::clone(&tokens),
         shutdown: shutdown.clone(),
         drain_deadline,

@@ -4,7 +4,7 @@
 //! serves, and a function building their routes from a [`ServiceContext`] — and a `main` of
 //! one line calling [`main`]. The runner does the rest the same way for every service:
 //! settings from the environment, telemetry, a lazily connecting pool, the gRPC server with
-//! health, reflection, internal auth, trace context and graceful drain ([`crate::server`]),
+//! health, reflection, internal auth, trace context and graceful drain ([`director_platform::server`]),
 //! metrics (pool gauges; the binary's admin listener at `ADMIN_ADDR`), signals, and the
 //! `migrate` subcommand.
 
@@ -18,15 +18,17 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::balance::SideEffectFree;
-use crate::catalog::ServiceSpec;
-use crate::client::ServiceClient;
-use crate::config::{CommonConfig, ConfigError, Env, load_env_files};
 use crate::db::{self, DatabaseConfig};
-use crate::identity::{InternalTokenConfig, InternalTokens};
-use crate::server::{self, ServeOptions};
+use crate::migrate;
+use crate::pool_metrics::observe_pool;
 use crate::tenant::TenantDb;
-use crate::{metrics, migrate, telemetry};
+use director_platform::balance::SideEffectFree;
+use director_platform::catalog::ServiceSpec;
+use director_platform::client::ServiceClient;
+use director_platform::config::{CommonConfig, ConfigError, Env, load_env_files};
+use director_platform::identity::{InternalTokenConfig, InternalTokens};
+use director_platform::server::{self, ServeOptions};
+use director_platform::{metrics, telemetry};
 
 /// How long in-flight calls may take to finish once shutdown begins.
 pub const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
@@ -143,7 +145,7 @@ pub async fn serve(
     let config = ServiceConfig::from_env(service.spec, env)?;
     metrics::install();
     let pool = db::connect_lazy(&config.database)?;
-    let _pool_metrics = metrics::observe_pool(
+    let _pool_metrics = observe_pool(
         pool.clone(),
         service.spec.name,
         config.database.max_connections,
@@ -183,7 +185,7 @@ pub async fn serve(
             name: service.spec.name,
             service_names: service.grpc_services.to_vec(),
             descriptor_set: service.descriptor_set,
-            pool,
+            health: db::health_check(pool),
             tokens,
             shutdown: shutdown.clone(),
             drain_deadline: DRAIN_DEADLINE,
@@ -320,7 +322,7 @@ mod tests {
     use super::*;
 
     fn parse(args: &[&str]) -> Result<clap::ArgMatches, clap::Error> {
-        command(&crate::catalog::COMPANIES)
+        command(&director_platform::catalog::COMPANIES)
             .try_get_matches_from(std::iter::once("director-companies").chain(args.iter().copied()))
     }
 

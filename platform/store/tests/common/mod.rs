@@ -3,7 +3,7 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 use director_platform::config::Env;
-use director_platform::db::{DEFAULT_DATABASE_URL, DatabaseConfig, database_url_for};
+use director_store::db::{DEFAULT_DATABASE_URL, DatabaseConfig, database_url_for};
 use sqlx::{AssertSqlSafe, PgPool};
 
 /// A randomly named database, dropped by [`TestDb::drop`].

@@ -65,7 +65,7 @@
 //! payload's tenant (stored as the JSON array `[tenant, job_key]`), so one tenant's key never
 //! replaces another tenant's pending job.
 //!
-//! [`ServiceSpec::jobs`]: crate::catalog::ServiceSpec::jobs
+//! [`ServiceSpec::jobs`]: director_platform::catalog::ServiceSpec::jobs
 
 use std::time::Duration;
 
@@ -78,9 +78,9 @@ use sqlx::{PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::{ConfigError, Env};
 use crate::roles::{APP_ROLE, QUEUE_ROLE, WORKER_ROLE, ensure_queue_roles};
 use crate::tenant::literal;
+use director_platform::config::{ConfigError, Env};
 
 /// The PostgreSQL schema holding the queue.
 pub const SCHEMA: &str = "graphile_worker";
@@ -457,7 +457,7 @@ const INSTALL_LOCK: i64 = 0x6469_7265_6374_6f71;
 /// Installs or updates the queue's schema in the database `pool` reaches (logged in as the
 /// databases' owner), hands it to [`QUEUE_ROLE`], and (re)creates the function the
 /// application role enqueues with, accepting only `identifiers` — the service's jobs,
-/// [`ServiceSpec::jobs`](crate::catalog::ServiceSpec::jobs) — and the worker's privileges
+/// [`ServiceSpec::jobs`](director_platform::catalog::ServiceSpec::jobs) — and the worker's privileges
 /// ([`WORKER_ROLE`]). Safe to run again, and concurrently.
 pub async fn install(pool: &PgPool, identifiers: &[&str]) -> anyhow::Result<()> {
     anyhow::ensure!(
@@ -668,7 +668,7 @@ pub const TRACEPARENT: &str = "traceparent";
 /// the payload is an object (handlers ignore keys they do not know).
 pub fn traced_payload(payload: &serde_json::Value) -> std::borrow::Cow<'_, serde_json::Value> {
     let mut headers = http::HeaderMap::new();
-    crate::telemetry::inject_context(&mut headers);
+    director_platform::telemetry::inject_context(&mut headers);
     let traceparent = headers
         .get(TRACEPARENT)
         .and_then(|value| value.to_str().ok());
@@ -687,7 +687,7 @@ pub fn traced_payload(payload: &serde_json::Value) -> std::borrow::Cow<'_, serde
 /// job can run long after, and many times; a link, not a parent, is the OpenTelemetry way).
 /// `service` is the service whose worker runs it.
 pub fn job_span(
-    service: &crate::catalog::ServiceSpec,
+    service: &director_platform::catalog::ServiceSpec,
     identifier: &'static str,
     payload: &serde_json::Value,
 ) -> tracing::Span {
@@ -700,12 +700,12 @@ pub fn job_span(
         messaging.system = "graphile_worker",
         messaging.operation.type = "process",
     );
-    crate::telemetry::name_service(&span, &service.binary());
+    director_platform::telemetry::name_service(&span, &service.binary());
     if let Some(traceparent) = payload.get(TRACEPARENT).and_then(serde_json::Value::as_str) {
         let mut headers = http::HeaderMap::new();
         if let Ok(value) = http::HeaderValue::from_str(traceparent) {
             headers.insert(TRACEPARENT, value);
-            let enqueued_by = crate::telemetry::extract_context(&headers);
+            let enqueued_by = director_platform::telemetry::extract_context(&headers);
             let context = enqueued_by.span().span_context().clone();
             if context.is_valid() {
                 span.add_link(context);
@@ -819,11 +819,11 @@ pub fn spawn_queue_metrics(
                 queued_gauge(service_name, gone).set(0.0);
             }
             seen.extend(now_seen);
-            metrics::gauge!("director_jobs_dead", crate::metrics::SERVICE_NAME => service_name)
+            metrics::gauge!("director_jobs_dead", director_platform::metrics::SERVICE_NAME => service_name)
                 .set(dead as f64);
             metrics::gauge!(
                 "director_jobs_oldest_age_seconds",
-                crate::metrics::SERVICE_NAME => service_name
+                director_platform::metrics::SERVICE_NAME => service_name
             )
             .set(oldest_age);
         }
@@ -833,7 +833,7 @@ pub fn spawn_queue_metrics(
 fn queued_gauge(service_name: &'static str, task_identifier: &str) -> metrics::Gauge {
     metrics::gauge!(
         "director_jobs_queued",
-        crate::metrics::SERVICE_NAME => service_name,
+        director_platform::metrics::SERVICE_NAME => service_name,
         "task_identifier" => task_identifier.to_owned(),
     )
 }

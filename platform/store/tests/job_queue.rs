@@ -16,14 +16,12 @@ use std::time::Duration;
 
 use director_platform::catalog;
 use director_platform::config::Env;
-use director_platform::db::{DatabaseConfig, database_url_for, with_login};
 use director_platform::identity::{Caller, Role};
-use director_platform::jobs::{self, JobsConfig, NewJob};
-use director_platform::migrate::create_and_migrate;
-use director_platform::roles::{
-    DEV_SERVICE_PASSWORD, QUEUE_ROLE, SERVICE_ROLE, ensure_service_login,
-};
-use director_platform::tenant;
+use director_store::db::{DatabaseConfig, database_url_for, with_login};
+use director_store::jobs::{self, JobsConfig, NewJob};
+use director_store::migrate::create_and_migrate;
+use director_store::roles::{DEV_SERVICE_PASSWORD, QUEUE_ROLE, SERVICE_ROLE, ensure_service_login};
+use director_store::tenant;
 use graphile_worker::{IntoTaskHandlerResult, TaskHandler, WorkerContext};
 use serde::{Deserialize, Serialize};
 use sqlx::{AssertSqlSafe, PgPool};
@@ -33,7 +31,7 @@ use tokio_util::task::TaskTracker;
 const RELAY: &str = catalog::DISPATCH_RELAY_TASK_EVENTS;
 
 fn migrations() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../migrations")
 }
 
 /// A database migrated as `director migrate` leaves it (`service`'s migrations and queue,

@@ -7,8 +7,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{TestDb, dead_database_config};
-use director_platform::db::{connect, connect_lazy, ping};
-use director_platform::error::{DbFailure, classify, status_from_sqlx};
+use director_store::db::{connect, connect_lazy, ping};
+use director_store::error::{DbFailure, classify, status_from_sqlx};
 use tonic::Code;
 
 #[tokio::test]
