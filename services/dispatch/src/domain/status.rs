@@ -218,7 +218,7 @@ mod tests {
 
     #[test]
     fn an_unknown_stored_name_is_an_error_not_a_default() {
-        let error = "archived".parse::<TaskStatus>().unwrap_err();
+        let error = "archived".parse::<TaskStatus>().expect_err("not a status");
         assert_eq!(error.to_string(), "\"archived\" is not a TaskStatus");
         assert!("".parse::<DriverStatus>().is_err());
         assert!("moved".parse::<TaskEventKind>().is_err());

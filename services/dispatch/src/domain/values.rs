@@ -150,7 +150,9 @@ mod tests {
     #[test]
     fn a_phone_is_normalised_or_refused() {
         assert_eq!(
-            PhoneE164::parse(" +44 (20) 7946-0958 ").unwrap().as_str(),
+            PhoneE164::parse(" +44 (20) 7946-0958 ")
+                .expect("a phone")
+                .as_str(),
             "+442079460958"
         );
         assert!(PhoneE164::parse("020 7946 0958").is_err());
@@ -161,7 +163,9 @@ mod tests {
     #[test]
     fn an_email_is_checked() {
         assert_eq!(
-            Email::parse(" ada@example.com ").unwrap().as_str(),
+            Email::parse(" ada@example.com ")
+                .expect("an address")
+                .as_str(),
             "ada@example.com"
         );
         assert!(Email::parse("not an address").is_err());
@@ -170,12 +174,15 @@ mod tests {
 
     #[test]
     fn bounded_text_is_trimmed_and_bounded() {
-        assert_eq!(Title::parse("  Collect ").unwrap().as_str(), "Collect");
+        assert_eq!(
+            Title::parse("  Collect ").expect("a title").as_str(),
+            "Collect"
+        );
         assert!(Title::parse("   ").is_err());
         assert!(Title::parse(&"x".repeat(Title::MAX_CHARS + 1)).is_err());
         assert!(Notes::parse(&"x".repeat(Notes::MAX_CHARS)).is_ok());
         assert_eq!(ExternalId::parse_optional(Some(" ")), Ok(None));
-        let refused = DriverName::parse("a\0b").unwrap_err();
+        let refused = DriverName::parse("a\0b").expect_err("NUL refused");
         assert_eq!(
             refused.into_description(),
             "must not contain NUL characters"
