@@ -5,9 +5,9 @@
 //!
 //! pending → assigned → in_progress → completed, and pending/assigned/in_progress →
 //! cancelled; an assigned task may be assigned again (to another driver). The transition
-//! statements in the task store only match rows in a status [`Transition::allowed_from`]
-//! lists, and a trigger in the database refuses any other change of status whatever
-//! statement tries it.
+//! statements in the task store bind [`Transition::target`] and only match rows in a status
+//! [`Transition::allowed_from`] lists, and a trigger in the database refuses any other change
+//! of status whatever statement tries it.
 
 use director_proto::dispatch as proto;
 
@@ -169,6 +169,16 @@ impl Transition {
         }
     }
 
+    /// The status a task has after this transition.
+    pub fn target(self) -> TaskStatus {
+        match self {
+            Self::Assign => TaskStatus::Assigned,
+            Self::Start => TaskStatus::InProgress,
+            Self::Complete => TaskStatus::Completed,
+            Self::Cancel => TaskStatus::Cancelled,
+        }
+    }
+
     /// Whether a task in `current` status may take this transition.
     pub fn allows(self, current: TaskStatus) -> bool {
         self.allowed_from().contains(&current)
@@ -263,6 +273,7 @@ mod tests {
             "Cannot cancel a task that is cancelled; it must be pending or assigned or in_progress"
         );
         assert!(Transition::Assign.allows(TaskStatus::Assigned));
+        assert_eq!(Transition::Start.target(), TaskStatus::InProgress);
         assert!(!Transition::Complete.allows(TaskStatus::Assigned));
     }
 }

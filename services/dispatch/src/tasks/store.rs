@@ -2,7 +2,8 @@
 //! filters by `tenant_id` itself; reads and the driver's own transitions take the caller's
 //! driver user id (see [`crate::scope`]).
 //!
-//! Each transition is one `UPDATE … WHERE status IN (allowed) RETURNING …`: under
+//! Each transition is one `UPDATE … SET status = <target> … WHERE status = ANY(<allowed>)
+//! RETURNING …`, both bound from the domain's [`Transition`]: under
 //! concurrency PostgreSQL re-checks the condition against the row a competing transaction
 //! committed, so of two conflicting transitions exactly one matches. A statement that matches
 //! nothing is explained afterwards by [`TaskStore::state`] (missing, or in which status).
@@ -14,7 +15,9 @@ use director_platform::tenant::TenantDb;
 use director_platform::validate::Page;
 use sqlx::{Postgres, QueryBuilder};
 
-use crate::domain::{CompanyId, DriverId, ExternalId, Notes, TaskId, TaskRow, TaskStatus, Title};
+use crate::domain::{
+    CompanyId, DriverId, ExternalId, Notes, TaskId, TaskRow, TaskStatus, Title, Transition,
+};
 use crate::scope::{driver_user, own_tasks_only};
 
 /// The columns of a `TaskRow`, as a literal so statements stay `&'static str`.
@@ -249,9 +252,8 @@ impl TaskStore {
         driver_id: DriverId,
     ) -> Result<Option<TaskRow>, sqlx::Error> {
         let query = sqlx::query_as(concat!(
-            "UPDATE tasks SET status = 'assigned', driver_id = $3
-             WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL
-               AND status IN ('pending', 'assigned')
+            "UPDATE tasks SET status = $4, driver_id = $3
+             WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL AND status = ANY($5)
                AND EXISTS (
                    SELECT 1 FROM drivers d
                    WHERE d.id = $3 AND d.tenant_id = $2 AND d.status = 'active'
@@ -261,15 +263,17 @@ impl TaskStore {
         ))
         .bind(id)
         .bind(&caller.tenant_id)
-        .bind(driver_id);
+        .bind(driver_id)
+        .bind(Transition::Assign.target())
+        .bind(Transition::Assign.allowed_from());
         self.db.fetch_optional(caller, query).await
     }
 
     /// assigned → in_progress; a driver only starts their own tasks.
     pub async fn start(&self, caller: &Caller, id: TaskId) -> Result<Option<TaskRow>, sqlx::Error> {
         let query = sqlx::query_as(concat!(
-            "UPDATE tasks SET status = 'in_progress'
-             WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL AND status = 'assigned'
+            "UPDATE tasks SET status = $4
+             WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL AND status = ANY($5)
                AND ",
             own_tasks_only!(),
             " RETURNING ",
@@ -277,7 +281,9 @@ impl TaskStore {
         ))
         .bind(id)
         .bind(&caller.tenant_id)
-        .bind(driver_user(caller));
+        .bind(driver_user(caller))
+        .bind(Transition::Start.target())
+        .bind(Transition::Start.allowed_from());
         self.db.fetch_optional(caller, query).await
     }
 
@@ -291,9 +297,9 @@ impl TaskStore {
         notes: Option<Notes>,
     ) -> Result<Option<TaskRow>, sqlx::Error> {
         let query = sqlx::query_as(concat!(
-            "UPDATE tasks SET status = 'completed', completed_at = now(),
+            "UPDATE tasks SET status = $6, completed_at = now(),
                     volume_liters = coalesce($4, volume_liters), notes = coalesce($5, notes)
-             WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL AND status = 'in_progress'
+             WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL AND status = ANY($7)
                AND ",
             own_tasks_only!(),
             " RETURNING ",
@@ -303,7 +309,9 @@ impl TaskStore {
         .bind(&caller.tenant_id)
         .bind(driver_user(caller))
         .bind(volume_liters)
-        .bind(notes);
+        .bind(notes)
+        .bind(Transition::Complete.target())
+        .bind(Transition::Complete.allowed_from());
         self.db.fetch_optional(caller, query).await
     }
 
@@ -315,15 +323,16 @@ impl TaskStore {
         reason: String,
     ) -> Result<Option<TaskRow>, sqlx::Error> {
         let query = sqlx::query_as(concat!(
-            "UPDATE tasks SET status = 'cancelled', cancel_reason = $3
-             WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL
-               AND status IN ('pending', 'assigned', 'in_progress')
+            "UPDATE tasks SET status = $4, cancel_reason = $3
+             WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL AND status = ANY($5)
              RETURNING ",
             columns!()
         ))
         .bind(id)
         .bind(&caller.tenant_id)
-        .bind(reason);
+        .bind(reason)
+        .bind(Transition::Cancel.target())
+        .bind(Transition::Cancel.allowed_from());
         self.db.fetch_optional(caller, query).await
     }
 }
