@@ -96,7 +96,7 @@ WHERE NOT EXISTS (
 ORDER BY b.oldest_pending";
 
 /// Why a run of the relay failed; its text is what `task_event_relay.last_error` keeps.
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 pub enum RelayError {
     /// The worker runs jobs without the relay (a wiring mistake).
     #[error("the worker was started without the relay")]
@@ -110,6 +110,15 @@ pub enum RelayError {
     /// Integrations did not acknowledge the batch.
     #[error("integrations answered {:?}: {}", .0.code(), .0.message())]
     Integrations(tonic::Status),
+}
+
+/// The same text as `Display`: the job queue keeps a failed job's error in its `last_error`
+/// by `Debug`, which should read as `task_event_relay.last_error` does (and not carry a
+/// status's metadata).
+impl std::fmt::Debug for RelayError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
 }
 
 /// How the relay retries and sweeps.
