@@ -6,8 +6,8 @@ use director_platform::client::{CallContext, ServiceClient};
 use director_proto::companies::GetCompanyRequest;
 use director_proto::companies::companies_service_client::CompaniesServiceClient;
 use tonic::Code;
-use uuid::Uuid;
 
+use crate::domain::CompanyId;
 use crate::error::DispatchError;
 
 /// Checks company ids with the Companies service.
@@ -26,18 +26,21 @@ impl CompanyDirectory {
     pub async fn ensure_live(
         &self,
         cx: &CallContext,
-        company_id: Uuid,
+        company_id: CompanyId,
     ) -> Result<(), DispatchError> {
-        let request = self.client.request(
-            cx,
-            GetCompanyRequest {
-                id: company_id.to_string(),
-            },
-        )?;
+        let request = self
+            .client
+            .request(
+                cx,
+                GetCompanyRequest {
+                    id: company_id.to_string(),
+                },
+            )
+            .map_err(DispatchError::Call)?;
         let mut companies = CompaniesServiceClient::new(self.client.channel());
         match companies.get_company(request).await {
             Ok(_) => Ok(()),
-            Err(status) if status.code() == Code::NotFound => Err(DispatchError::Precondition(
+            Err(status) if status.code() == Code::NotFound => Err(DispatchError::Refused(
                 "company_id does not name a company of this tenant".to_owned(),
             )),
             Err(status) => {

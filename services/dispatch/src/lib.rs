@@ -1,6 +1,9 @@
 //! Director's Dispatch service: the drivers who collect milk and the collection tasks they are
 //! given (`director.dispatch.v1.DriversService`, `TasksService`).
 //!
+//! - [`domain`]: the typed core every other module speaks in (ids, states, checked values,
+//!   rows); a leaf.
+//! - [`error`]: the service's one error type and its table of gRPC codes.
 //! - [`drivers`]: driver CRUD; a caller with role `driver` is the driver whose `user_id` is
 //!   their user id and sees only that record.
 //! - [`tasks`]: task CRUD and the state machine, one SQL statement per transition (the
@@ -15,6 +18,7 @@
 //!   job queued with each such event.
 
 pub mod companies;
+pub mod domain;
 pub mod drivers;
 pub mod error;
 pub mod events;

@@ -47,19 +47,19 @@ use director_platform::catalog;
 use director_platform::client::{CallContext, ServiceClient};
 use director_platform::config::{ConfigError, Env};
 use director_platform::identity::{Caller, Role};
+use director_proto::dispatch as proto;
 use director_proto::internal::integrations::task_event_sink_service_client::TaskEventSinkServiceClient;
 use director_proto::internal::integrations::{DeliverTaskEventsRequest, TaskEventDelivery};
 use director_store::jobs::{self, NewJob, job_span};
 use director_store::tenant::TenantDb;
 use graphile_worker::{IntoTaskHandlerResult, TaskHandler, WorkerContext};
 use serde::{Deserialize, Serialize};
-use sqlx::postgres::PgRow;
-use sqlx::{FromRow, PgPool, Row};
+use sqlx::{FromRow, PgPool};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument as _;
 
-use crate::tasks::{TaskRow, task_message};
+use crate::domain::{DriverName, PhoneE164, TaskEventKind, TaskRow};
 
 /// The identity the relay acts with: an admin of the events' tenant.
 const SERVICE_USER: &str = "service:dispatch";
@@ -94,6 +94,32 @@ WHERE NOT EXISTS (
     WHERE t.identifier = $1 AND j.payload ->> 'tenant_id' = b.tenant_id
       AND (j.locked_at IS NOT NULL OR j.attempts < j.max_attempts))
 ORDER BY b.oldest_pending";
+
+/// Why a run of the relay failed; its text is what `task_event_relay.last_error` keeps.
+#[derive(thiserror::Error)]
+pub enum RelayError {
+    /// The worker runs jobs without the relay (a wiring mistake).
+    #[error("the worker was started without the relay")]
+    NotWired,
+    /// Reading or moving the cursor, or queueing the retry, failed.
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    /// The delivery to Integrations could not be made (no time left, no token).
+    #[error("{}", .0.message())]
+    Request(tonic::Status),
+    /// Integrations did not acknowledge the batch.
+    #[error("integrations answered {:?}: {}", .0.code(), .0.message())]
+    Integrations(tonic::Status),
+}
+
+/// The same text as `Display`: the job queue keeps a failed job's error in its `last_error`
+/// by `Debug`, which should read as `task_event_relay.last_error` does (and not carry a
+/// status's metadata).
+impl std::fmt::Debug for RelayError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
+}
 
 /// How the relay retries and sweeps.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -214,7 +240,7 @@ impl TaskHandler for RelayTaskEvents {
 
     async fn run(self, ctx: WorkerContext) -> impl IntoTaskHandlerResult {
         let Some(relay) = ctx.get_ext::<Relay>().cloned() else {
-            return Err("the worker was started without the relay".to_owned());
+            return Err(RelayError::NotWired);
         };
         let span = job_span(&catalog::DISPATCH, Self::IDENTIFIER, ctx.payload());
         relay.run(&self.tenant_id).instrument(span).await
@@ -291,27 +317,18 @@ pub struct Relay {
 }
 
 /// One event to send, with its task and driver.
+#[derive(Debug, FromRow)]
 struct PendingEvent {
+    #[sqlx(rename = "event_id")]
     id: i64,
-    kind: String,
-    driver_phone: Option<String>,
-    driver_name: Option<String>,
+    kind: TaskEventKind,
+    driver_phone: Option<PhoneE164>,
+    driver_name: Option<DriverName>,
     /// `import` when a Vessey import made the change.
+    #[sqlx(rename = "event_origin")]
     origin: Option<String>,
+    #[sqlx(flatten)]
     task: TaskRow,
-}
-
-impl<'r> FromRow<'r, PgRow> for PendingEvent {
-    fn from_row(row: &'r PgRow) -> Result<Self, sqlx::Error> {
-        Ok(Self {
-            id: row.try_get("event_id")?,
-            kind: row.try_get("kind")?,
-            driver_phone: row.try_get("driver_phone")?,
-            driver_name: row.try_get("driver_name")?,
-            origin: row.try_get("event_origin")?,
-            task: TaskRow::from_row(row)?,
-        })
-    }
 }
 
 impl Relay {
@@ -334,7 +351,7 @@ impl Relay {
     /// One run of `tenant_id`'s relay job: relays, and on a failure queues the next attempt
     /// after the tenant's backoff and ends well (see the module docs, "When it fails"). Only
     /// when that cannot be done does the failure go to the queue.
-    pub async fn run(&self, tenant_id: &str) -> Result<(), String> {
+    pub async fn run(&self, tenant_id: &str) -> Result<(), RelayError> {
         let Err(error) = self.relay(tenant_id).await else {
             return Ok(());
         };
@@ -342,7 +359,7 @@ impl Relay {
             Ok((failures, delay)) => {
                 tracing::warn!(
                     tenant_id,
-                    error,
+                    %error,
                     failures,
                     retry_in_ms = delay.as_millis(),
                     "task event relay failed; it will be retried"
@@ -352,8 +369,8 @@ impl Relay {
             Err(scheduling) => {
                 tracing::warn!(
                     tenant_id,
-                    error,
-                    scheduling,
+                    %error,
+                    %scheduling,
                     "task event relay failed and its retry could not be queued; the job queue retries it"
                 );
                 Err(error)
@@ -362,7 +379,7 @@ impl Relay {
     }
 
     /// Sends every pending event of `tenant_id`, batch by batch, up to the first failure.
-    pub async fn relay(&self, tenant_id: &str) -> Result<(), String> {
+    pub async fn relay(&self, tenant_id: &str) -> Result<(), RelayError> {
         let caller = Caller::new(SERVICE_USER, tenant_id, Role::Admin);
         loop {
             match self.relay_batch(&caller).await? {
@@ -374,11 +391,14 @@ impl Relay {
 
     /// Counts the failure of `tenant_id`'s relay and queues its next attempt after the
     /// delay that follows; answers the tenant's consecutive failures and that delay.
-    async fn retry_later(&self, tenant_id: &str, error: &str) -> Result<(u32, Duration), String> {
+    async fn retry_later(
+        &self,
+        tenant_id: &str,
+        error: &RelayError,
+    ) -> Result<(u32, Duration), RelayError> {
         let caller = Caller::new(SERVICE_USER, tenant_id, Role::Admin);
-        let db_error = |error: sqlx::Error| format!("database: {error}");
-        let last_error: String = error.chars().take(LAST_ERROR_CHARS).collect();
-        let mut tx = self.db.begin(&caller).await.map_err(db_error)?;
+        let last_error: String = error.to_string().chars().take(LAST_ERROR_CHARS).collect();
+        let mut tx = self.db.begin(&caller).await?;
         let failures: i32 = sqlx::query_scalar(
             "INSERT INTO task_event_relay (tenant_id, failures, last_error) VALUES ($1, 1, $2)
              ON CONFLICT (tenant_id) DO UPDATE
@@ -388,33 +408,27 @@ impl Relay {
         .bind(tenant_id)
         .bind(&last_error)
         .fetch_one(&mut *tx)
-        .await
-        .map_err(db_error)?;
-        tx.commit().await.map_err(db_error)?;
+        .await?;
+        tx.commit().await?;
         let failures = u32::try_from(failures).unwrap_or(u32::MAX);
         let delay = self.config.retry_delay(failures);
-        jobs::enqueue_after(self.db.pool(), &relay_job(tenant_id), delay)
-            .await
-            .map_err(db_error)?;
+        jobs::enqueue_after(self.db.pool(), &relay_job(tenant_id), delay).await?;
         Ok((failures, delay))
     }
 
     /// Sends the next batch and moves the cursor past it; answers how many were sent.
-    async fn relay_batch(&self, caller: &Caller) -> Result<usize, String> {
-        let db_error = |error: sqlx::Error| format!("database: {error}");
-        let mut tx = self.db.begin(caller).await.map_err(db_error)?;
+    async fn relay_batch(&self, caller: &Caller) -> Result<usize, RelayError> {
+        let mut tx = self.db.begin(caller).await?;
         sqlx::query("INSERT INTO task_event_relay (tenant_id) VALUES ($1) ON CONFLICT DO NOTHING")
             .bind(caller.tenant_id.as_str())
             .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
+            .await?;
         let (cursor, failures): (i64, i32) = sqlx::query_as(
             "SELECT last_event_id, failures FROM task_event_relay WHERE tenant_id = $1 FOR UPDATE",
         )
         .bind(caller.tenant_id.as_str())
         .fetch_one(&mut *tx)
-        .await
-        .map_err(db_error)?;
+        .await?;
         let events: Vec<PendingEvent> = sqlx::query_as(
             "SELECT e.id AS event_id, e.kind, e.origin AS event_origin, d.phone AS driver_phone,
                     d.name AS driver_name, t.*
@@ -430,8 +444,7 @@ impl Relay {
         .bind(cursor)
         .bind(BATCH)
         .fetch_all(&mut *tx)
-        .await
-        .map_err(db_error)?;
+        .await?;
         let Some(last) = events.last().map(|event| event.id) else {
             if failures > 0 {
                 // Caught up (another run delivered): no longer failing.
@@ -441,10 +454,9 @@ impl Relay {
                 )
                 .bind(caller.tenant_id.as_str())
                 .execute(&mut *tx)
-                .await
-                .map_err(db_error)?;
+                .await?;
             }
-            tx.commit().await.map_err(db_error)?;
+            tx.commit().await?;
             return Ok(0);
         };
         let sent = events.len();
@@ -456,39 +468,32 @@ impl Relay {
         .bind(caller.tenant_id.as_str())
         .bind(last)
         .execute(&mut *tx)
-        .await
-        .map_err(db_error)?;
-        tx.commit().await.map_err(db_error)?;
+        .await?;
+        tx.commit().await?;
         Ok(sent)
     }
 
-    async fn deliver(&self, caller: &Caller, events: Vec<PendingEvent>) -> Result<(), String> {
+    async fn deliver(&self, caller: &Caller, events: Vec<PendingEvent>) -> Result<(), RelayError> {
         let cx = CallContext::for_caller(caller.clone());
         let events = events
             .into_iter()
             .map(|event| TaskEventDelivery {
                 event_id: event.id.to_string(),
-                kind: event.kind,
-                task: Some(task_message(event.task)),
-                driver_phone: event.driver_phone,
-                driver_name: event.driver_name,
+                event_kind: proto::TaskEventKind::from(event.kind) as i32,
+                task: Some(proto::Task::from(event.task)),
+                driver_phone: event.driver_phone.map(PhoneE164::into_string),
+                driver_name: event.driver_name.map(DriverName::into_string),
                 origin: event.origin,
             })
             .collect();
         let request = self
             .integrations
             .request(&cx, DeliverTaskEventsRequest { events })
-            .map_err(|status| status.message().to_owned())?;
+            .map_err(RelayError::Request)?;
         TaskEventSinkServiceClient::new(self.integrations.channel())
             .deliver_task_events(request)
             .await
-            .map_err(|status| {
-                format!(
-                    "integrations answered {:?}: {}",
-                    status.code(),
-                    status.message()
-                )
-            })?;
+            .map_err(RelayError::Integrations)?;
         Ok(())
     }
 }

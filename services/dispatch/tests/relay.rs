@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use director_platform::config::Env;
 use director_platform::identity::{Caller, Role, caller};
+use director_proto::dispatch::TaskEventKind;
 use director_proto::internal::integrations::task_event_sink_service_server::{
     TaskEventSinkService, TaskEventSinkServiceServer,
 };
@@ -24,7 +25,7 @@ use uuid::Uuid;
 /// A stand-in Integrations that records what it is sent, refusing the first `refuse` calls.
 #[derive(Clone, Default)]
 struct RecordingSink {
-    received: Arc<Mutex<Vec<(String, String, String)>>>,
+    received: Arc<Mutex<Vec<(String, String, TaskEventKind)>>>,
     refuse: Arc<Mutex<usize>>,
 }
 
@@ -45,7 +46,8 @@ impl TaskEventSinkService for RecordingSink {
         let events = request.into_inner().events;
         let mut received = self.received.lock().unwrap();
         for event in &events {
-            received.push((tenant.clone(), event.event_id.clone(), event.kind.clone()));
+            let kind = TaskEventKind::try_from(event.event_kind).unwrap();
+            received.push((tenant.clone(), event.event_id.clone(), kind));
         }
         Ok(Response::new(DeliverTaskEventsResponse {
             consumed: i32::try_from(events.len()).unwrap(),
@@ -153,12 +155,16 @@ async fn events_written_while_integrations_is_down_are_delivered_in_order_once_i
     tokio::time::sleep(Duration::from_secs(1)).await;
     let received = sink.received.lock().unwrap().clone();
     for tenant in ["dairy", "creamery"] {
-        let kinds: Vec<&str> = received
+        let kinds: Vec<TaskEventKind> = received
             .iter()
             .filter(|(t, _, _)| t == tenant)
-            .map(|(_, _, kind)| kind.as_str())
+            .map(|(_, _, kind)| *kind)
             .collect();
-        assert_eq!(kinds, ["assigned", "cancelled"], "{tenant}: {received:?}");
+        assert_eq!(
+            kinds,
+            [TaskEventKind::Assigned, TaskEventKind::Cancelled],
+            "{tenant}: {received:?}"
+        );
         let ids: Vec<i64> = received
             .iter()
             .filter(|(t, _, _)| t == tenant)

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use director_dispatch::relay::{MAX_RETRY_DELAY, RelayConfig};
 use director_platform::config::Env;
 use director_platform::identity::{Caller, Role, caller};
+use director_proto::dispatch::TaskEventKind;
 use director_proto::internal::integrations::task_event_sink_service_server::{
     TaskEventSinkService, TaskEventSinkServiceServer,
 };
@@ -32,7 +33,7 @@ use uuid::Uuid;
 #[derive(Clone)]
 struct Sink {
     calls: Arc<Mutex<Vec<Instant>>>,
-    received: Arc<Mutex<Vec<(String, String)>>>,
+    received: Arc<Mutex<Vec<(String, TaskEventKind)>>>,
     refusing: bool,
 }
 
@@ -49,7 +50,7 @@ impl Sink {
         self.calls.lock().unwrap().clone()
     }
 
-    fn received(&self) -> Vec<(String, String)> {
+    fn received(&self) -> Vec<(String, TaskEventKind)> {
         self.received.lock().unwrap().clone()
     }
 }
@@ -68,7 +69,10 @@ impl TaskEventSinkService for Sink {
         let events = request.into_inner().events;
         let mut received = self.received.lock().unwrap();
         for event in &events {
-            received.push((tenant.clone(), event.kind.clone()));
+            received.push((
+                tenant.clone(),
+                TaskEventKind::try_from(event.event_kind).unwrap(),
+            ));
         }
         Ok(Response::new(DeliverTaskEventsResponse {
             consumed: i32::try_from(events.len()).unwrap(),
@@ -327,14 +331,14 @@ async fn a_tenant_whose_relay_job_died_is_relayed_by_the_sweep_without_a_new_eve
     tokio::time::sleep(Duration::from_secs(1)).await;
     let mut received = sink.received();
     received.sort();
-    let expected: Vec<(String, String)> = [
-        ("creamery", "assigned"),
-        ("creamery", "cancelled"),
-        ("dairy", "assigned"),
-        ("dairy", "cancelled"),
+    let expected: Vec<(String, TaskEventKind)> = [
+        ("creamery", TaskEventKind::Assigned),
+        ("creamery", TaskEventKind::Cancelled),
+        ("dairy", TaskEventKind::Assigned),
+        ("dairy", TaskEventKind::Cancelled),
     ]
     .into_iter()
-    .map(|(tenant, kind)| (tenant.to_owned(), kind.to_owned()))
+    .map(|(tenant, kind)| (tenant.to_owned(), kind))
     .collect();
     assert_eq!(received, expected);
     // Caught up: nothing left for the sweep.

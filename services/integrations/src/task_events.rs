@@ -21,7 +21,7 @@ use director_platform::error::{FieldViolation, invalid_argument};
 use director_platform::identity::{Caller, writer};
 use director_proto::companies::GetCompanyRequest;
 use director_proto::companies::companies_service_client::CompaniesServiceClient;
-use director_proto::dispatch::Task;
+use director_proto::dispatch::{Task, TaskEventKind};
 use director_proto::internal::integrations::task_event_sink_service_server::TaskEventSinkService;
 use director_proto::internal::integrations::{
     DeliverTaskEventsRequest, DeliverTaskEventsResponse, TaskEventDelivery,
@@ -54,7 +54,7 @@ impl TaskEventSink {
 /// One delivered event, checked.
 struct Event {
     id: i64,
-    kind: String,
+    kind: TaskEventKind,
     task: Task,
     driver_phone: Option<String>,
     /// `import` when a Vessey import made the change.
@@ -122,7 +122,7 @@ impl TaskEventSink {
             return Ok(names);
         }
         let mut companies = CompaniesServiceClient::new(self.app.companies.channel());
-        for event in events.iter().filter(|event| posts_to_slack(&event.kind)) {
+        for event in events.iter().filter(|event| posts_to_slack(event.kind)) {
             let id = &event.task.company_id;
             if names.contains_key(id) {
                 continue;
@@ -213,8 +213,10 @@ fn notification_for(
             .cloned()
             .unwrap_or_else(|| task.company_id.clone())
     };
-    let (channel, recipient, message) = match event.kind.as_str() {
-        "assigned" | "created" if event.origin.as_deref() != Some(IMPORT_ORIGIN) => {
+    let (channel, recipient, message) = match event.kind {
+        TaskEventKind::Assigned | TaskEventKind::Created
+            if event.origin.as_deref() != Some(IMPORT_ORIGIN) =>
+        {
             providers.twilio().ok()?;
             let phone = event.driver_phone.clone()?;
             let message = format!(
@@ -223,7 +225,7 @@ fn notification_for(
             );
             ("sms", Some(phone), message)
         }
-        "completed" => {
+        TaskEventKind::Completed => {
             providers.slack().ok()?;
             let volume = task
                 .volume_liters
@@ -237,7 +239,7 @@ fn notification_for(
             );
             ("slack", None, message)
         }
-        "cancelled" => {
+        TaskEventKind::Cancelled => {
             providers.slack().ok()?;
             let reason = task
                 .cancel_reason
@@ -263,8 +265,8 @@ fn notification_for(
     })
 }
 
-fn posts_to_slack(kind: &str) -> bool {
-    matches!(kind, "completed" | "cancelled")
+fn posts_to_slack(kind: TaskEventKind) -> bool {
+    matches!(kind, TaskEventKind::Completed | TaskEventKind::Cancelled)
 }
 
 /// The batch with its ids parsed, or INVALID_ARGUMENT naming what is wrong.
@@ -282,19 +284,26 @@ fn checked(deliveries: Vec<TaskEventDelivery>) -> Result<Vec<Event>, Status> {
     let mut events = Vec::with_capacity(deliveries.len());
     for (index, delivery) in deliveries.into_iter().enumerate() {
         let id = delivery.event_id.parse::<i64>().ok().filter(|id| *id > 0);
-        match (id, delivery.task) {
-            (Some(id), Some(task)) => events.push(Event {
+        let kind = TaskEventKind::try_from(delivery.event_kind)
+            .ok()
+            .filter(|kind| *kind != TaskEventKind::Unspecified);
+        match (id, kind, delivery.task) {
+            (Some(id), Some(kind), Some(task)) => events.push(Event {
                 id,
-                kind: delivery.kind,
+                kind,
                 task,
                 driver_phone: delivery.driver_phone,
                 origin: delivery.origin,
             }),
-            (None, _) => violations.push(FieldViolation::new(
+            (None, _, _) => violations.push(FieldViolation::new(
                 format!("events[{index}].event_id"),
                 "must be a positive decimal integer",
             )),
-            (_, None) => violations.push(FieldViolation::new(
+            (_, None, _) => violations.push(FieldViolation::new(
+                format!("events[{index}].event_kind"),
+                "must be a task event kind",
+            )),
+            (_, _, None) => violations.push(FieldViolation::new(
                 format!("events[{index}].task"),
                 "is required",
             )),

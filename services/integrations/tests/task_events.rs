@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use director_fakes::{FakeAddrs, FakeThirdParties};
 use director_platform::identity::{Caller, Role};
-use director_proto::dispatch::Task;
+use director_proto::dispatch::{Task, TaskEventKind};
 use director_proto::integrations::ListNotificationsRequest;
 use director_proto::integrations::notifications_service_client::NotificationsServiceClient;
 use director_proto::internal::integrations::task_event_sink_service_client::TaskEventSinkServiceClient;
@@ -17,7 +17,7 @@ use director_store::testing::{TestService, spawn_service};
 fn assigned(event_id: &str, phone: Option<&str>) -> TaskEventDelivery {
     TaskEventDelivery {
         event_id: event_id.to_owned(),
-        kind: "assigned".to_owned(),
+        event_kind: TaskEventKind::Assigned as i32,
         task: Some(Task {
             id: "5b0c8f6e-0000-4000-8000-000000000001".to_owned(),
             company_id: "5b0c8f6e-0000-4000-8000-000000000002".to_owned(),

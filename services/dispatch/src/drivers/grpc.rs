@@ -3,23 +3,20 @@
 
 use director_platform::contract_rules;
 use director_platform::identity::{caller, writer};
-use director_platform::time::to_timestamp;
 use director_platform::validate::{self, Violations};
 use director_proto::dispatch::drivers_service_server::DriversService;
 use director_proto::dispatch::{
-    CreateDriverRequest, CreateDriverResponse, DeleteDriverRequest, DeleteDriverResponse, Driver,
-    DriverStatus, GetDriverRequest, GetDriverResponse, ListDriversRequest, ListDriversResponse,
-    UpdateDriverRequest, UpdateDriverResponse,
+    self as proto, CreateDriverRequest, CreateDriverResponse, DeleteDriverRequest,
+    DeleteDriverResponse, Driver, GetDriverRequest, GetDriverResponse, ListDriversRequest,
+    ListDriversResponse, UpdateDriverRequest, UpdateDriverResponse,
 };
 use tonic::{Request, Response, Status};
 
-use super::store::{DriverChanges, DriverRow, DriverStore, NewDriver};
+use super::store::{DriverChanges, DriverStore, NewDriver};
+use crate::domain::values::check;
+use crate::domain::{DriverId, DriverName, DriverStatus, Email, ExternalId, PhoneE164, UserRef};
 use crate::error::DispatchError;
 
-/// Longest driver name, in characters.
-const NAME_MAX: usize = 255;
-/// Longest Vessey driver id or auth user id, in characters.
-const ID_MAX: usize = 255;
 /// Why a driver's write is refused.
 const DRIVERS_CANNOT_WRITE: &str = "Drivers cannot modify drivers";
 /// The answer for a driver that does not exist or that the caller may not see.
@@ -49,7 +46,7 @@ impl DriversService for DriversApi {
         let mut violations = Violations::new();
         // UNSPECIFIED: any status.
         let status = violations
-            .check("status", status_name(request.status))
+            .check("status", driver_status(request.status))
             .flatten();
         let page = validate::page(request.skip, request.limit, &mut violations);
         violations.into_result()?;
@@ -59,7 +56,7 @@ impl DriversService for DriversApi {
             .await
             .map_err(DispatchError::from)?;
         Ok(Response::new(ListDriversResponse {
-            drivers: rows.into_iter().map(driver).collect(),
+            drivers: rows.into_iter().map(Driver::from).collect(),
         }))
     }
 
@@ -76,7 +73,7 @@ impl DriversService for DriversApi {
             .await
             .map_err(DispatchError::from)?;
         Ok(Response::new(CreateDriverResponse {
-            driver: Some(driver(row)),
+            driver: Some(Driver::from(row)),
         }))
     }
 
@@ -86,7 +83,7 @@ impl DriversService for DriversApi {
     ) -> Result<Response<GetDriverResponse>, Status> {
         let caller = caller(&request)?;
         contract_rules::check(request.get_ref())?;
-        let id = validate::id("id", &request.get_ref().id)?;
+        let id = DriverId::parse_field("id", &request.get_ref().id)?;
         let row = self
             .store
             .get(&caller, id)
@@ -94,7 +91,7 @@ impl DriversService for DriversApi {
             .map_err(DispatchError::from)?
             .ok_or(DispatchError::NotFound(NOT_FOUND))?;
         Ok(Response::new(GetDriverResponse {
-            driver: Some(driver(row)),
+            driver: Some(Driver::from(row)),
         }))
     }
 
@@ -105,7 +102,7 @@ impl DriversService for DriversApi {
         let caller = writer(&request, DRIVERS_CANNOT_WRITE)?;
         contract_rules::check(request.get_ref())?;
         let request = request.into_inner();
-        let id = validate::id("id", &request.id)?;
+        let id = DriverId::parse_field("id", &request.id)?;
         let changes = driver_changes(request)?;
         let row = self
             .store
@@ -114,7 +111,7 @@ impl DriversService for DriversApi {
             .map_err(DispatchError::from)?
             .ok_or(DispatchError::NotFound(NOT_FOUND))?;
         Ok(Response::new(UpdateDriverResponse {
-            driver: Some(driver(row)),
+            driver: Some(Driver::from(row)),
         }))
     }
 
@@ -124,7 +121,7 @@ impl DriversService for DriversApi {
     ) -> Result<Response<DeleteDriverResponse>, Status> {
         let caller = writer(&request, DRIVERS_CANNOT_WRITE)?;
         contract_rules::check(request.get_ref())?;
-        let id = validate::id("id", &request.get_ref().id)?;
+        let id = DriverId::parse_field("id", &request.get_ref().id)?;
         if !self
             .store
             .soft_delete(&caller, id)
@@ -139,38 +136,52 @@ impl DriversService for DriversApi {
     }
 }
 
-/// The stored name of a status, or `None` for UNSPECIFIED; an error for unknown numbers.
-fn status_name(raw: i32) -> Result<Option<&'static str>, String> {
-    match DriverStatus::try_from(raw) {
-        Ok(DriverStatus::Unspecified) => Ok(None),
-        Ok(DriverStatus::Active) => Ok(Some("active")),
-        Ok(DriverStatus::Inactive) => Ok(Some("inactive")),
-        Err(_) => Err("must be active or inactive".to_owned()),
-    }
+/// The status a request names, or `None` for UNSPECIFIED; an error for unknown numbers.
+fn driver_status(raw: i32) -> Result<Option<DriverStatus>, String> {
+    DriverStatus::from_proto(raw).map_err(|_| "must be active or inactive".to_owned())
 }
 
 /// A new driver from a request that kept its contract's rules (`contract_rules::check`):
 /// text trimmed, blank optional text absent, the phone number in E.164.
 fn new_driver(request: &CreateDriverRequest) -> Result<NewDriver, Status> {
     let mut violations = Violations::new();
-    let new = NewDriver {
-        name: validate::trimmed(&request.name),
-        phone: validate::optional_with(
-            &mut violations,
-            "phone",
-            request.phone.as_deref(),
-            validate::phone_e164,
-        ),
-        email: validate::present(request.email.as_deref()),
-        external_id: validate::present(request.external_id.as_deref()),
-        user_id: validate::present(request.user_id.as_deref()),
-        status: violations
-            .check("status", status_name(request.status))
-            .flatten()
-            .unwrap_or("active"),
-    };
+    let name = check(&mut violations, "name", DriverName::parse(&request.name));
+    let phone = check(
+        &mut violations,
+        "phone",
+        PhoneE164::parse_optional(request.phone.as_deref()),
+    );
+    let email = check(
+        &mut violations,
+        "email",
+        Email::parse_optional(request.email.as_deref()),
+    );
+    let external_id = check(
+        &mut violations,
+        "external_id",
+        ExternalId::parse_optional(request.external_id.as_deref()),
+    );
+    let user_id = check(
+        &mut violations,
+        "user_id",
+        UserRef::parse_optional(request.user_id.as_deref()),
+    );
+    let status = violations
+        .check("status", driver_status(request.status))
+        .flatten()
+        .unwrap_or(DriverStatus::Active);
     violations.into_result()?;
-    Ok(new)
+    match name {
+        Some(name) => Ok(NewDriver {
+            name,
+            phone: phone.flatten(),
+            email: email.flatten(),
+            external_id: external_id.flatten(),
+            user_id: user_id.flatten(),
+            status,
+        }),
+        None => Err(Status::internal("validated fields missing")),
+    }
 }
 
 /// The changes an update asks for. With an `update_mask`, exactly the named fields change (an
@@ -186,40 +197,49 @@ fn driver_changes(request: UpdateDriverRequest) -> Result<DriverChanges, Status>
     for path in paths {
         match path.as_str() {
             "name" => {
-                changes.name =
-                    violations.check("name", validate::required_text(&values.name, NAME_MAX));
+                changes.name = check(&mut violations, "name", DriverName::parse(&values.name));
             }
             "phone" => {
-                changes.phone = Some(validate::optional_with(
-                    &mut violations,
-                    "phone",
-                    values.phone.as_deref(),
-                    validate::phone_e164,
-                ));
+                changes.phone = Some(
+                    check(
+                        &mut violations,
+                        "phone",
+                        PhoneE164::parse_optional(values.phone.as_deref()),
+                    )
+                    .flatten(),
+                );
             }
             "email" => {
-                changes.email = Some(validate::optional_with(
-                    &mut violations,
-                    "email",
-                    values.email.as_deref(),
-                    validate::email,
-                ));
+                changes.email = Some(
+                    check(
+                        &mut violations,
+                        "email",
+                        Email::parse_optional(values.email.as_deref()),
+                    )
+                    .flatten(),
+                );
             }
             "external_id" => {
-                changes.external_id = Some(optional_id(
-                    &mut violations,
-                    "external_id",
-                    values.external_id.as_deref(),
-                ));
+                changes.external_id = Some(
+                    check(
+                        &mut violations,
+                        "external_id",
+                        ExternalId::parse_optional(values.external_id.as_deref()),
+                    )
+                    .flatten(),
+                );
             }
             "user_id" => {
-                changes.user_id = Some(optional_id(
-                    &mut violations,
-                    "user_id",
-                    values.user_id.as_deref(),
-                ));
+                changes.user_id = Some(
+                    check(
+                        &mut violations,
+                        "user_id",
+                        UserRef::parse_optional(values.user_id.as_deref()),
+                    )
+                    .flatten(),
+                );
             }
-            "status" => match status_name(values.status) {
+            "status" => match driver_status(values.status) {
                 Ok(Some(status)) => changes.status = Some(status),
                 Ok(None) => violations.add("status", "cannot be cleared; use active or inactive"),
                 Err(description) => violations.add("status", description),
@@ -247,38 +267,14 @@ fn populated_fields(values: &Driver) -> Vec<String> {
         ("email", values.email.is_some()),
         ("external_id", values.external_id.is_some()),
         ("user_id", values.user_id.is_some()),
-        ("status", values.status != DriverStatus::Unspecified as i32),
+        (
+            "status",
+            values.status != proto::DriverStatus::Unspecified as i32,
+        ),
     ];
     present
         .into_iter()
         .filter(|(_, set)| *set)
         .map(|(field, _)| field.to_owned())
         .collect()
-}
-
-/// An optional identifier (Vessey id, auth user id): trimmed, up to [`ID_MAX`] characters.
-fn optional_id(violations: &mut Violations, field: &str, value: Option<&str>) -> Option<String> {
-    violations
-        .check(field, validate::optional_text(value, ID_MAX))
-        .flatten()
-}
-
-fn driver(row: DriverRow) -> Driver {
-    let status = match row.status.as_str() {
-        "active" => DriverStatus::Active,
-        "inactive" => DriverStatus::Inactive,
-        _ => DriverStatus::Unspecified,
-    };
-    Driver {
-        id: row.id.to_string(),
-        name: row.name,
-        phone: row.phone,
-        email: row.email,
-        external_id: row.external_id,
-        user_id: row.user_id,
-        status: status as i32,
-        created_at: Some(to_timestamp(row.created_at)),
-        updated_at: Some(to_timestamp(row.updated_at)),
-        deleted_at: row.deleted_at.map(to_timestamp),
-    }
 }

@@ -4,4 +4,4 @@ mod grpc;
 mod store;
 
 pub use grpc::DriversApi;
-pub use store::{DriverChanges, DriverRow, DriverStore, NewDriver};
+pub use store::{DriverChanges, DriverStore, NewDriver};

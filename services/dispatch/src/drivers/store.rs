@@ -2,14 +2,14 @@
 //! filters by `tenant_id` itself; reads take the caller's driver user id (see
 //! [`crate::scope`]) so a driver finds only their own record.
 
-use chrono::{DateTime, Utc};
 use director_platform::identity::Caller;
 use director_platform::validate::Page;
 use director_store::tenant::TenantDb;
-use sqlx::postgres::PgRow;
-use sqlx::{Postgres, QueryBuilder, Row};
-use uuid::Uuid;
+use sqlx::{Postgres, QueryBuilder};
 
+use crate::domain::{
+    DriverId, DriverName, DriverRow, DriverStatus, Email, ExternalId, PhoneE164, UserRef,
+};
 use crate::scope::driver_user;
 
 /// The columns of a `DriverRow`, as a literal so statements stay `&'static str`.
@@ -27,60 +27,26 @@ macro_rules! own_record_only {
     };
 }
 
-/// A driver as stored.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DriverRow {
-    pub id: Uuid,
-    pub name: String,
-    pub phone: Option<String>,
-    pub email: Option<String>,
-    pub external_id: Option<String>,
-    pub user_id: Option<String>,
-    /// `active` or `inactive`.
-    pub status: String,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-    pub deleted_at: Option<DateTime<Utc>>,
-}
-
-impl<'r> sqlx::FromRow<'r, PgRow> for DriverRow {
-    fn from_row(row: &'r PgRow) -> Result<Self, sqlx::Error> {
-        Ok(Self {
-            id: row.try_get("id")?,
-            name: row.try_get("name")?,
-            phone: row.try_get("phone")?,
-            email: row.try_get("email")?,
-            external_id: row.try_get("external_id")?,
-            user_id: row.try_get("user_id")?,
-            status: row.try_get("status")?,
-            created_at: row.try_get("created_at")?,
-            updated_at: row.try_get("updated_at")?,
-            deleted_at: row.try_get("deleted_at")?,
-        })
-    }
-}
-
 /// The validated fields of a new driver.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct NewDriver {
-    pub name: String,
-    pub phone: Option<String>,
-    pub email: Option<String>,
-    pub external_id: Option<String>,
-    pub user_id: Option<String>,
-    /// `active` or `inactive`.
-    pub status: &'static str,
+    pub name: DriverName,
+    pub phone: Option<PhoneE164>,
+    pub email: Option<Email>,
+    pub external_id: Option<ExternalId>,
+    pub user_id: Option<UserRef>,
+    pub status: DriverStatus,
 }
 
 /// The validated changes of an update: `None` leaves a column alone, `Some(None)` clears it.
 #[derive(Debug, Clone, Default)]
 pub struct DriverChanges {
-    pub name: Option<String>,
-    pub phone: Option<Option<String>>,
-    pub email: Option<Option<String>>,
-    pub external_id: Option<Option<String>>,
-    pub user_id: Option<Option<String>>,
-    pub status: Option<&'static str>,
+    pub name: Option<DriverName>,
+    pub phone: Option<Option<PhoneE164>>,
+    pub email: Option<Option<Email>>,
+    pub external_id: Option<Option<ExternalId>>,
+    pub user_id: Option<Option<UserRef>>,
+    pub status: Option<DriverStatus>,
 }
 
 impl DriverChanges {
@@ -109,7 +75,7 @@ impl DriverStore {
     pub async fn list(
         &self,
         caller: &Caller,
-        status: Option<&'static str>,
+        status: Option<DriverStatus>,
         page: Page,
     ) -> Result<Vec<DriverRow>, sqlx::Error> {
         let query = sqlx::query_as(concat!(
@@ -148,7 +114,11 @@ impl DriverStore {
     }
 
     /// The live driver `id`, if the caller sees it.
-    pub async fn get(&self, caller: &Caller, id: Uuid) -> Result<Option<DriverRow>, sqlx::Error> {
+    pub async fn get(
+        &self,
+        caller: &Caller,
+        id: DriverId,
+    ) -> Result<Option<DriverRow>, sqlx::Error> {
         let query = sqlx::query_as(concat!(
             "SELECT ",
             columns!(),
@@ -166,7 +136,7 @@ impl DriverStore {
     pub async fn update(
         &self,
         caller: &Caller,
-        id: Uuid,
+        id: DriverId,
         changes: DriverChanges,
     ) -> Result<Option<DriverRow>, sqlx::Error> {
         if changes.is_empty() {
@@ -180,7 +150,7 @@ impl DriverStore {
 
     /// Marks the live driver `id` deleted; `false` when there is no such driver. Its tasks
     /// keep naming it.
-    pub async fn soft_delete(&self, caller: &Caller, id: Uuid) -> Result<bool, sqlx::Error> {
+    pub async fn soft_delete(&self, caller: &Caller, id: DriverId) -> Result<bool, sqlx::Error> {
         let query = sqlx::query(
             "UPDATE drivers SET deleted_at = now()
              WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL",
@@ -192,7 +162,11 @@ impl DriverStore {
 }
 
 /// `UPDATE drivers SET <changed columns> ... RETURNING ...` with every value bound.
-fn update_statement(caller: &Caller, id: Uuid, changes: DriverChanges) -> QueryBuilder<Postgres> {
+fn update_statement(
+    caller: &Caller,
+    id: DriverId,
+    changes: DriverChanges,
+) -> QueryBuilder<Postgres> {
     let mut query = QueryBuilder::new("UPDATE drivers SET ");
     let mut columns = query.separated(", ");
     if let Some(name) = changes.name {
@@ -201,17 +175,19 @@ fn update_statement(caller: &Caller, id: Uuid, changes: DriverChanges) -> QueryB
     if let Some(status) = changes.status {
         columns.push("status = ").push_bind_unseparated(status);
     }
-    for (column, value) in [
-        ("phone", changes.phone),
-        ("email", changes.email),
-        ("external_id", changes.external_id),
-        ("user_id", changes.user_id),
-    ] {
-        if let Some(value) = value {
-            columns
-                .push(format_args!("{column} = "))
-                .push_bind_unseparated(value);
-        }
+    if let Some(phone) = changes.phone {
+        columns.push("phone = ").push_bind_unseparated(phone);
+    }
+    if let Some(email) = changes.email {
+        columns.push("email = ").push_bind_unseparated(email);
+    }
+    if let Some(external_id) = changes.external_id {
+        columns
+            .push("external_id = ")
+            .push_bind_unseparated(external_id);
+    }
+    if let Some(user_id) = changes.user_id {
+        columns.push("user_id = ").push_bind_unseparated(user_id);
     }
     query
         .push(" WHERE id = ")

@@ -18,13 +18,13 @@
 use chrono::{DateTime, Utc};
 use director_platform::identity::Caller;
 use director_platform::time::to_timestamp;
-use director_proto::dispatch::{TaskEventKind, WatchTasksResponse};
+use director_proto::dispatch::{self as proto, WatchTasksResponse};
 use director_store::tenant::TenantDb;
+use sqlx::FromRow;
 use sqlx::postgres::PgRow;
-use sqlx::{FromRow, Row};
 
+use crate::domain::{TaskEventKind, TaskRow, UserRef};
 use crate::scope::driver_user;
-use crate::tasks::{TaskRow, task_message};
 
 /// Every event of tenant `$2` after id `$1`, oldest first, at most `$3`; `driver_user` is
 /// the `user_id` of the live driver the task is assigned to after the event (if any).
@@ -70,7 +70,7 @@ pub struct Event {
     pub id: i64,
     /// The `user_id` of the live driver the task is assigned to after the event: the one
     /// driver who may see it.
-    driver_user: Option<String>,
+    driver_user: Option<UserRef>,
     pub message: WatchTasksResponse,
 }
 
@@ -78,38 +78,39 @@ impl Event {
     /// Whether a watcher limited to `driver_user`'s tasks (`None`: an admin or a
     /// dispatcher, no limit) may see this event.
     pub fn visible_to(&self, driver_user: Option<&str>) -> bool {
-        driver_user.is_none_or(|user| self.driver_user.as_deref() == Some(user))
+        driver_user.is_none_or(|user| self.driver_user.as_ref().map(UserRef::as_str) == Some(user))
+    }
+}
+
+/// An event as the statements above read it.
+#[derive(Debug, FromRow)]
+struct EventRow {
+    event_id: i64,
+    kind: TaskEventKind,
+    occurred_at: DateTime<Utc>,
+    driver_user: Option<UserRef>,
+    #[sqlx(flatten)]
+    task: TaskRow,
+}
+
+impl From<EventRow> for Event {
+    fn from(row: EventRow) -> Self {
+        Self {
+            id: row.event_id,
+            driver_user: row.driver_user,
+            message: WatchTasksResponse {
+                event_id: row.event_id.to_string(),
+                kind: proto::TaskEventKind::from(row.kind) as i32,
+                task: Some(proto::Task::from(row.task)),
+                occurred_at: Some(to_timestamp(row.occurred_at)),
+            },
+        }
     }
 }
 
 impl<'r> FromRow<'r, PgRow> for Event {
     fn from_row(row: &'r PgRow) -> Result<Self, sqlx::Error> {
-        let id: i64 = row.try_get("event_id")?;
-        let kind: String = row.try_get("kind")?;
-        let occurred_at: DateTime<Utc> = row.try_get("occurred_at")?;
-        Ok(Self {
-            id,
-            driver_user: row.try_get("driver_user")?,
-            message: WatchTasksResponse {
-                event_id: id.to_string(),
-                kind: kind_of(&kind) as i32,
-                task: Some(task_message(TaskRow::from_row(row)?)),
-                occurred_at: Some(to_timestamp(occurred_at)),
-            },
-        })
-    }
-}
-
-fn kind_of(kind: &str) -> TaskEventKind {
-    match kind {
-        "created" => TaskEventKind::Created,
-        "updated" => TaskEventKind::Updated,
-        "assigned" => TaskEventKind::Assigned,
-        "started" => TaskEventKind::Started,
-        "completed" => TaskEventKind::Completed,
-        "cancelled" => TaskEventKind::Cancelled,
-        "deleted" => TaskEventKind::Deleted,
-        _ => TaskEventKind::Unspecified,
+        EventRow::from_row(row).map(Self::from)
     }
 }
 

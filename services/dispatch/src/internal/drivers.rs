@@ -7,18 +7,17 @@ use director_store::tenant::TenantDb;
 use tonic::Status;
 
 use super::{MAX_BATCH, Written};
-
-/// Longest name and external id, in characters.
-const TEXT_MAX: usize = 255;
+use crate::domain::values::check;
+use crate::domain::{DriverName, DriverStatus, Email, ExternalId, PhoneE164};
 
 /// A checked batch, as column arrays.
 #[derive(Debug, Default)]
 pub(super) struct DriverColumns {
-    external_ids: Vec<String>,
-    names: Vec<String>,
-    phones: Vec<Option<String>>,
-    emails: Vec<Option<String>>,
-    statuses: Vec<&'static str>,
+    external_ids: Vec<ExternalId>,
+    names: Vec<DriverName>,
+    phones: Vec<Option<PhoneE164>>,
+    emails: Vec<Option<Email>>,
+    statuses: Vec<DriverStatus>,
 }
 
 impl DriverColumns {
@@ -34,39 +33,55 @@ pub(super) fn checked(drivers: &[DriverUpsert]) -> Result<DriverColumns, Status>
     let mut violations = Violations::new();
     let mut columns = DriverColumns::default();
     if validate::batch_size(&mut violations, "drivers", drivers.len(), MAX_BATCH) {
+        // Every item's key, blank where it is refused, for finding repeats by position.
+        let mut keys = Vec::with_capacity(drivers.len());
         for (index, driver) in drivers.iter().enumerate() {
             let field = |name: &str| format!("drivers[{index}].{name}");
-            let external_id = violations.check(
+            let external_id = check(
+                &mut violations,
                 &field("external_id"),
-                validate::required_text(&driver.external_id, TEXT_MAX),
+                ExternalId::parse(&driver.external_id),
             );
-            let name = violations.check(
+            let name = check(
+                &mut violations,
                 &field("name"),
-                validate::required_text(&driver.name, TEXT_MAX),
+                DriverName::parse(&driver.name),
             );
-            columns.external_ids.push(external_id.unwrap_or_default());
-            columns.names.push(name.unwrap_or_default());
+            keys.push(
+                external_id
+                    .as_ref()
+                    .map(ExternalId::to_string)
+                    .unwrap_or_default(),
+            );
+            // A refused item refuses the batch: only checked items become columns.
+            let (Some(external_id), Some(name)) = (external_id, name) else {
+                continue;
+            };
+            columns.external_ids.push(external_id);
+            columns.names.push(name);
             columns.phones.push(
                 driver
                     .phone
                     .as_deref()
-                    .and_then(|phone| validate::phone_e164(phone).ok()),
+                    .and_then(|phone| PhoneE164::parse(phone).ok()),
             );
             columns.emails.push(
                 driver
                     .email
                     .as_deref()
-                    .and_then(|email| validate::email(email).ok()),
+                    .and_then(|email| Email::parse(email).ok()),
             );
-            columns
-                .statuses
-                .push(if driver.active { "active" } else { "inactive" });
+            columns.statuses.push(if driver.active {
+                DriverStatus::Active
+            } else {
+                DriverStatus::Inactive
+            });
         }
         validate::distinct_keys(
             &mut violations,
             "drivers",
             "external_id",
-            columns.external_ids.iter().map(String::as_str),
+            keys.iter().map(String::as_str),
         );
     }
     violations.into_result()?;

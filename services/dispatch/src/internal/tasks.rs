@@ -14,21 +14,20 @@ use director_platform::time::from_timestamp;
 use director_platform::validate::{self, Violations};
 use director_proto::internal::dispatch::TaskUpsert;
 use director_store::tenant::TenantDb;
+use serde::{Deserialize, Deserializer};
 use tonic::Status;
-use uuid::Uuid;
 
 use super::{MAX_BATCH, Written};
-
-/// Longest title and external id, in characters.
-const TEXT_MAX: usize = 255;
+use crate::domain::values::check;
+use crate::domain::{CompanyId, DriverId, ExternalId, Title};
 
 /// A checked batch, as column arrays.
 #[derive(Debug, Default)]
 pub(super) struct TaskColumns {
-    external_ids: Vec<String>,
-    company_ids: Vec<Uuid>,
-    driver_external_ids: Vec<Option<String>>,
-    titles: Vec<String>,
+    external_ids: Vec<ExternalId>,
+    company_ids: Vec<CompanyId>,
+    driver_external_ids: Vec<Option<ExternalId>>,
+    titles: Vec<Title>,
     days: Vec<NaiveDate>,
     window_starts: Vec<Option<DateTime<Utc>>>,
     window_ends: Vec<Option<DateTime<Utc>>>,
@@ -46,24 +45,31 @@ pub(super) fn checked(tasks: &[TaskUpsert]) -> Result<TaskColumns, Status> {
     let mut violations = Violations::new();
     let mut columns = TaskColumns::default();
     if validate::batch_size(&mut violations, "tasks", tasks.len(), MAX_BATCH) {
+        // Every item's key, blank where it is refused, for finding repeats by position.
+        let mut keys = Vec::with_capacity(tasks.len());
         for (index, task) in tasks.iter().enumerate() {
             let field = |name: &str| format!("tasks[{index}].{name}");
-            let external_id = violations.check(
-                &field("external_id"),
-                validate::required_text(&task.external_id, TEXT_MAX),
-            );
-            let company_id =
-                violations.check(&field("company_id"), validate::uuid(&task.company_id));
-            let driver = validate::optional_with(
+            let external_id = check(
                 &mut violations,
-                &field("driver_external_id"),
-                task.driver_external_id.as_deref(),
-                |id| validate::required_text(id, TEXT_MAX),
+                &field("external_id"),
+                ExternalId::parse(&task.external_id),
             );
-            let title = violations.check(
-                &field("title"),
-                validate::required_text(&task.title, TEXT_MAX),
+            let company_id = violations.check(
+                &field("company_id"),
+                validate::uuid(&task.company_id).map(CompanyId::from_uuid),
             );
+            let driver = task
+                .driver_external_id
+                .as_deref()
+                .filter(|id| !id.trim().is_empty())
+                .and_then(|id| {
+                    check(
+                        &mut violations,
+                        &field("driver_external_id"),
+                        ExternalId::parse(id),
+                    )
+                });
+            let title = check(&mut violations, &field("title"), Title::parse(&task.title));
             let day =
                 violations.check(&field("scheduled_for"), validate::date(&task.scheduled_for));
             let mut instant = |name: &str, value: &Option<prost_types::Timestamp>| {
@@ -84,11 +90,23 @@ pub(super) fn checked(tasks: &[TaskUpsert]) -> Result<TaskColumns, Status> {
             let volume = task.volume_liters.and_then(|volume| {
                 violations.check(&field("volume_liters"), validate::non_negative(volume))
             });
-            columns.external_ids.push(external_id.unwrap_or_default());
-            columns.company_ids.push(company_id.unwrap_or_default());
+            keys.push(
+                external_id
+                    .as_ref()
+                    .map(ExternalId::to_string)
+                    .unwrap_or_default(),
+            );
+            // A refused item refuses the batch: only checked items become columns.
+            let (Some(external_id), Some(company_id), Some(title), Some(day)) =
+                (external_id, company_id, title, day)
+            else {
+                continue;
+            };
+            columns.external_ids.push(external_id);
+            columns.company_ids.push(company_id);
             columns.driver_external_ids.push(driver);
-            columns.titles.push(title.unwrap_or_default());
-            columns.days.push(day.unwrap_or_default());
+            columns.titles.push(title);
+            columns.days.push(day);
             columns.window_starts.push(window_start);
             columns.window_ends.push(window_end);
             columns.volumes.push(volume);
@@ -97,7 +115,7 @@ pub(super) fn checked(tasks: &[TaskUpsert]) -> Result<TaskColumns, Status> {
             &mut violations,
             "tasks",
             "external_id",
-            columns.external_ids.iter().map(String::as_str),
+            keys.iter().map(String::as_str),
         );
     }
     violations.into_result()?;
@@ -115,13 +133,19 @@ struct TaskWritten {
 }
 
 /// The tasks one upsert newly assigned to one driver.
-#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 pub(super) struct NewAssignments {
-    pub driver_id: Uuid,
+    #[serde(deserialize_with = "driver_id")]
+    pub driver_id: DriverId,
     pub phone: Option<String>,
     pub tasks: i64,
     pub first_window_start: Option<DateTime<Utc>>,
     pub first_title: String,
+}
+
+/// A driver id as the statement's JSON writes it.
+fn driver_id<'de, D: Deserializer<'de>>(deserializer: D) -> Result<DriverId, D::Error> {
+    uuid::Uuid::deserialize(deserializer).map(DriverId::from_uuid)
 }
 
 /// What [`upsert`] answers.

@@ -5,7 +5,6 @@
 use director_platform::client::CallContext;
 use director_platform::contract_rules;
 use director_platform::identity::{Caller, caller, writer};
-use director_platform::time::to_timestamp;
 use director_platform::validate::{self, Violations};
 use director_proto::dispatch::tasks_service_server::TasksService;
 use director_proto::dispatch::{
@@ -17,12 +16,11 @@ use director_proto::dispatch::{
 };
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
-use uuid::Uuid;
 
 use super::input;
-use super::status::{self, Transition};
-use super::store::{TaskRow, TaskStore};
+use super::store::TaskStore;
 use crate::companies::CompanyDirectory;
+use crate::domain::{DriverId, TaskId, TaskRow, Transition};
 use crate::error::DispatchError;
 use crate::events::TaskEvents;
 
@@ -53,17 +51,17 @@ impl TasksApi {
     async fn refusal(
         &self,
         caller: &Caller,
-        id: Uuid,
+        id: TaskId,
         transition: Transition,
-        driver_id: Option<Uuid>,
+        driver_id: Option<DriverId>,
     ) -> DispatchError {
         let state = match self.store.state(caller, id).await {
             Ok(Some(state)) => state,
             Ok(None) => return DispatchError::NotFound(NOT_FOUND),
             Err(error) => return error.into(),
         };
-        if !transition.allowed_from().contains(&state.status.as_str()) {
-            return DispatchError::Precondition(transition.refusal(&state.status));
+        if !transition.allows(state.status) {
+            return DispatchError::Refused(transition.refusal(state.status));
         }
         if let Some(driver_id) = driver_id {
             match self.store.driver_is_assignable(caller, driver_id).await {
@@ -78,22 +76,20 @@ impl TasksApi {
 }
 
 fn inactive_driver() -> DispatchError {
-    DispatchError::Precondition(
-        "driver_id does not name an active driver of this tenant".to_owned(),
-    )
+    DispatchError::Refused("driver_id does not name an active driver of this tenant".to_owned())
 }
 
 /// The answer of a transition: the task, or why not.
 async fn transitioned(
     api: &TasksApi,
     caller: &Caller,
-    id: Uuid,
+    id: TaskId,
     transition: Transition,
-    driver_id: Option<Uuid>,
+    driver_id: Option<DriverId>,
     row: Result<Option<TaskRow>, sqlx::Error>,
 ) -> Result<Task, Status> {
     match row.map_err(DispatchError::from)? {
-        Some(row) => Ok(task_message(row)),
+        Some(row) => Ok(Task::from(row)),
         None => Err(api.refusal(caller, id, transition, driver_id).await.into()),
     }
 }
@@ -117,7 +113,7 @@ impl TasksService for TasksApi {
             .await
             .map_err(DispatchError::from)?;
         Ok(Response::new(ListTasksResponse {
-            tasks: rows.into_iter().map(task_message).collect(),
+            tasks: rows.into_iter().map(Task::from).collect(),
         }))
     }
 
@@ -137,7 +133,7 @@ impl TasksService for TasksApi {
             .map_err(DispatchError::from)?
             .ok_or_else(inactive_driver)?;
         Ok(Response::new(CreateTaskResponse {
-            task: Some(task_message(row)),
+            task: Some(Task::from(row)),
         }))
     }
 
@@ -159,7 +155,7 @@ impl TasksService for TasksApi {
     ) -> Result<Response<GetTaskResponse>, Status> {
         let caller = caller(&request)?;
         contract_rules::check(request.get_ref())?;
-        let id = validate::id("id", &request.get_ref().id)?;
+        let id = TaskId::parse_field("id", &request.get_ref().id)?;
         let row = self
             .store
             .get(&caller, id)
@@ -167,7 +163,7 @@ impl TasksService for TasksApi {
             .map_err(DispatchError::from)?
             .ok_or(DispatchError::NotFound(NOT_FOUND))?;
         Ok(Response::new(GetTaskResponse {
-            task: Some(task_message(row)),
+            task: Some(Task::from(row)),
         }))
     }
 
@@ -179,7 +175,7 @@ impl TasksService for TasksApi {
         contract_rules::check(request.get_ref())?;
         let cx = CallContext::of(&request)?;
         let request = request.into_inner();
-        let id = validate::id("id", &request.id)?;
+        let id = TaskId::parse_field("id", &request.id)?;
         let changes = input::task_changes(request)?;
         if let Some(company_id) = changes.company_id {
             // A missing task is 404 whatever company it would have moved to.
@@ -214,7 +210,7 @@ impl TasksService for TasksApi {
             }
         };
         Ok(Response::new(UpdateTaskResponse {
-            task: Some(task_message(row)),
+            task: Some(Task::from(row)),
         }))
     }
 
@@ -224,7 +220,7 @@ impl TasksService for TasksApi {
     ) -> Result<Response<DeleteTaskResponse>, Status> {
         let caller = writer(&request, DRIVERS_CANNOT)?;
         contract_rules::check(request.get_ref())?;
-        let id = validate::id("id", &request.get_ref().id)?;
+        let id = TaskId::parse_field("id", &request.get_ref().id)?;
         if !self
             .store
             .soft_delete(&caller, id)
@@ -245,8 +241,8 @@ impl TasksService for TasksApi {
         let caller = writer(&request, DRIVERS_CANNOT)?;
         contract_rules::check(request.get_ref())?;
         let request = request.get_ref();
-        let id = validate::id("id", &request.id)?;
-        let driver_id = validate::id("driver_id", &request.driver_id)?;
+        let id = TaskId::parse_field("id", &request.id)?;
+        let driver_id = DriverId::parse_field("driver_id", &request.driver_id)?;
         let row = self.store.assign(&caller, id, driver_id).await;
         let task =
             transitioned(self, &caller, id, Transition::Assign, Some(driver_id), row).await?;
@@ -259,7 +255,7 @@ impl TasksService for TasksApi {
     ) -> Result<Response<StartTaskResponse>, Status> {
         let caller = caller(&request)?;
         contract_rules::check(request.get_ref())?;
-        let id = validate::id("id", &request.get_ref().id)?;
+        let id = TaskId::parse_field("id", &request.get_ref().id)?;
         let row = self.store.start(&caller, id).await;
         let task = transitioned(self, &caller, id, Transition::Start, None, row).await?;
         Ok(Response::new(StartTaskResponse { task: Some(task) }))
@@ -272,8 +268,8 @@ impl TasksService for TasksApi {
         let caller = caller(&request)?;
         contract_rules::check(request.get_ref())?;
         let request = request.into_inner();
-        let id = validate::id("id", &request.id)?;
-        let (volume, notes) = input::completion(&request);
+        let id = TaskId::parse_field("id", &request.id)?;
+        let (volume, notes) = input::completion(&request)?;
         let row = self.store.complete(&caller, id, volume, notes).await;
         let task = transitioned(self, &caller, id, Transition::Complete, None, row).await?;
         Ok(Response::new(CompleteTaskResponse { task: Some(task) }))
@@ -286,32 +282,10 @@ impl TasksService for TasksApi {
         let caller = writer(&request, DRIVERS_CANNOT)?;
         contract_rules::check(request.get_ref())?;
         let request = request.into_inner();
-        let id = validate::id("id", &request.id)?;
+        let id = TaskId::parse_field("id", &request.id)?;
         let reason = validate::trimmed(&request.reason);
         let row = self.store.cancel(&caller, id, reason).await;
         let task = transitioned(self, &caller, id, Transition::Cancel, None, row).await?;
         Ok(Response::new(CancelTaskResponse { task: Some(task) }))
-    }
-}
-
-/// A stored task as its message.
-pub fn task_message(row: TaskRow) -> Task {
-    Task {
-        id: row.id.to_string(),
-        company_id: row.company_id.to_string(),
-        driver_id: row.driver_id.map(|id| id.to_string()),
-        title: row.title,
-        notes: row.notes,
-        scheduled_for: row.scheduled_for.format("%Y-%m-%d").to_string(),
-        window_start: row.window_start.map(to_timestamp),
-        window_end: row.window_end.map(to_timestamp),
-        status: status::from_name(&row.status) as i32,
-        volume_liters: row.volume_liters,
-        external_id: row.external_id,
-        version: row.version,
-        created_at: Some(to_timestamp(row.created_at)),
-        updated_at: Some(to_timestamp(row.updated_at)),
-        completed_at: row.completed_at.map(to_timestamp),
-        cancel_reason: row.cancel_reason,
     }
 }

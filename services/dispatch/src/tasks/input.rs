@@ -5,31 +5,33 @@ use chrono::{DateTime, Utc};
 use director_platform::time::from_timestamp;
 use director_platform::validate::{self, Violations};
 use director_proto::dispatch::{
-    CompleteTaskRequest, CreateTaskRequest, ListTasksRequest, Task, TaskStatus, UpdateTaskRequest,
+    CompleteTaskRequest, CreateTaskRequest, ListTasksRequest, Task, UpdateTaskRequest,
 };
 use prost_types::Timestamp;
 use tonic::Status;
-use uuid::Uuid;
 
-use super::status;
 use super::store::{NewTask, TaskChanges, TaskFilter};
-
-/// Longest title, in characters (as `CreateTaskRequest.title` declares; updates are checked
-/// here because their rules depend on the update mask).
-const TITLE_MAX: usize = 255;
-/// Longest notes, in characters (as `CreateTaskRequest.notes` declares).
-const NOTES_MAX: usize = 2000;
+use crate::domain::values::check;
+use crate::domain::{CompanyId, DriverId, ExternalId, Notes, TaskStatus, Title};
 
 /// A new task from a request that kept its contract's rules (`contract_rules::check`): ids
 /// and the day parsed (a day that does not exist is refused here), text trimmed, the window's
 /// order checked.
 pub fn new_task(request: CreateTaskRequest) -> Result<NewTask, Status> {
     let mut violations = Violations::new();
-    let company_id = violations.check("company_id", validate::uuid(&request.company_id));
-    let title = Some(validate::trimmed(&request.title));
+    let company_id = violations.check(
+        "company_id",
+        validate::uuid(&request.company_id).map(CompanyId::from_uuid),
+    );
+    let title = check(&mut violations, "title", Title::parse(&request.title));
     let scheduled_for = violations.check("scheduled_for", validate::date(&request.scheduled_for));
-    let driver_id = optional_uuid(&mut violations, "driver_id", request.driver_id.as_deref());
-    let notes = validate::present(request.notes.as_deref());
+    let driver_id = optional_id(
+        &mut violations,
+        "driver_id",
+        request.driver_id.as_deref(),
+        DriverId::from_uuid,
+    );
+    let notes = notes(&mut violations, "notes", request.notes.as_deref());
     let window_start = timestamp(
         &mut violations,
         "window_start",
@@ -38,7 +40,12 @@ pub fn new_task(request: CreateTaskRequest) -> Result<NewTask, Status> {
     let window_end = timestamp(&mut violations, "window_end", request.window_end.as_ref());
     window_order(&mut violations, window_start, window_end);
     let volume_liters = request.volume_liters;
-    let external_id = validate::present(request.external_id.as_deref());
+    let external_id = check(
+        &mut violations,
+        "external_id",
+        ExternalId::parse_optional(request.external_id.as_deref()),
+    )
+    .flatten();
     violations.into_result()?;
     match (company_id, title, scheduled_for) {
         (Some(company_id), Some(title), Some(scheduled_for)) => Ok(NewTask {
@@ -73,8 +80,7 @@ pub fn task_changes(request: UpdateTaskRequest) -> Result<TaskChanges, Status> {
     for path in paths {
         match path.as_str() {
             "title" => {
-                changes.title =
-                    violations.check("title", validate::required_text(&values.title, TITLE_MAX));
+                changes.title = check(&mut violations, "title", Title::parse(&values.title));
             }
             "notes" => {
                 changes.notes = Some(notes(&mut violations, "notes", values.notes.as_deref()))
@@ -105,8 +111,10 @@ pub fn task_changes(request: UpdateTaskRequest) -> Result<TaskChanges, Status> {
                 ));
             }
             "company_id" => {
-                changes.company_id =
-                    violations.check("company_id", validate::uuid(&values.company_id));
+                changes.company_id = violations.check(
+                    "company_id",
+                    validate::uuid(&values.company_id).map(CompanyId::from_uuid),
+                );
             }
             "status" | "driver_id" | "cancel_reason" => violations.add(
                 &path,
@@ -150,8 +158,8 @@ fn populated_fields(values: &Task) -> Vec<String> {
 }
 
 pub fn task_filter(request: &ListTasksRequest, violations: &mut Violations) -> TaskFilter {
-    let status = match TaskStatus::try_from(request.status) {
-        Ok(value) => status::name(value),
+    let status = match TaskStatus::from_proto(request.status) {
+        Ok(status) => status,
         Err(_) => {
             violations.add(
                 "status",
@@ -167,19 +175,29 @@ pub fn task_filter(request: &ListTasksRequest, violations: &mut Violations) -> T
     };
     TaskFilter {
         status,
-        driver_id: optional_uuid(violations, "driver_id", request.driver_id.as_deref()),
-        company_id: optional_uuid(violations, "company_id", request.company_id.as_deref()),
+        driver_id: optional_id(
+            violations,
+            "driver_id",
+            request.driver_id.as_deref(),
+            DriverId::from_uuid,
+        ),
+        company_id: optional_id(
+            violations,
+            "company_id",
+            request.company_id.as_deref(),
+            CompanyId::from_uuid,
+        ),
         from: day(violations, "from", request.from.as_deref()),
         to: day(violations, "to", request.to.as_deref()),
     }
 }
 
 /// The volume and notes a completion records (its contract's rules already held).
-pub fn completion(request: &CompleteTaskRequest) -> (Option<f64>, Option<String>) {
-    (
-        request.volume_liters,
-        validate::present(request.notes.as_deref()),
-    )
+pub fn completion(request: &CompleteTaskRequest) -> Result<(Option<f64>, Option<Notes>), Status> {
+    let mut violations = Violations::new();
+    let notes = notes(&mut violations, "notes", request.notes.as_deref());
+    violations.into_result()?;
+    Ok((request.volume_liters, notes))
 }
 
 /// `after_event_id`: empty for "from now", else an event id (a non-negative integer).
@@ -201,16 +219,20 @@ pub fn after_event_id(value: &str) -> Result<Option<i64>, Status> {
     Ok(id)
 }
 
-fn optional_uuid(violations: &mut Violations, field: &str, value: Option<&str>) -> Option<Uuid> {
+/// An optional id of the kind `id` makes: absent or blank is `None`.
+fn optional_id<Id>(
+    violations: &mut Violations,
+    field: &str,
+    value: Option<&str>,
+    id: fn(uuid::Uuid) -> Id,
+) -> Option<Id> {
     value
         .filter(|value| !value.trim().is_empty())
-        .and_then(|value| violations.check(field, validate::uuid(value)))
+        .and_then(|value| violations.check(field, validate::uuid(value).map(id)))
 }
 
-fn notes(violations: &mut Violations, field: &str, value: Option<&str>) -> Option<String> {
-    violations
-        .check(field, validate::optional_text(value, NOTES_MAX))
-        .flatten()
+fn notes(violations: &mut Violations, field: &str, value: Option<&str>) -> Option<Notes> {
+    check(violations, field, Notes::parse_optional(value)).flatten()
 }
 
 fn volume(violations: &mut Violations, field: &str, value: Option<f64>) -> Option<f64> {
@@ -256,7 +278,7 @@ mod tests {
     #[test]
     fn a_window_may_not_end_before_it_starts() {
         let request = CreateTaskRequest {
-            company_id: Uuid::new_v4().to_string(),
+            company_id: CompanyId::new_random().to_string(),
             title: "Collect".to_owned(),
             scheduled_for: "2026-11-22".to_owned(),
             window_start: Some(Timestamp {
@@ -276,7 +298,7 @@ mod tests {
     #[test]
     fn status_and_driver_cannot_be_patched() {
         let request = UpdateTaskRequest {
-            id: Uuid::new_v4().to_string(),
+            id: crate::domain::TaskId::new_random().to_string(),
             task: Some(Task::default()),
             update_mask: Some(prost_types::FieldMask {
                 paths: vec!["status".to_owned(), "driver_id".to_owned()],

@@ -1,10 +1,9 @@
-//! Tasks: the `TasksService` API ([`grpc`]), its input rules ([`input`]), the state machine
-//! ([`status`]) and the `tasks` table ([`store`]).
+//! Tasks: the `TasksService` API ([`grpc`]), its input rules ([`input`]) and the `tasks`
+//! table ([`store`]); the state machine is the domain's ([`crate::domain::Transition`]).
 
 mod grpc;
 mod input;
-pub mod status;
 mod store;
 
-pub use grpc::{TasksApi, task_message};
-pub use store::{NewTask, TaskChanges, TaskFilter, TaskRow, TaskStore};
+pub use grpc::TasksApi;
+pub use store::{NewTask, TaskChanges, TaskFilter, TaskStore};

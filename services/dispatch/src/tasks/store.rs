@@ -2,7 +2,8 @@
 //! filters by `tenant_id` itself; reads and the driver's own transitions take the caller's
 //! driver user id (see [`crate::scope`]).
 //!
-//! Each transition is one `UPDATE … WHERE status IN (allowed) RETURNING …`: under
+//! Each transition is one `UPDATE … SET status = <target> … WHERE status = ANY(<allowed>)
+//! RETURNING …`, both bound from the domain's [`Transition`]: under
 //! concurrency PostgreSQL re-checks the condition against the row a competing transaction
 //! committed, so of two conflicting transitions exactly one matches. A statement that matches
 //! nothing is explained afterwards by [`TaskStore::state`] (missing, or in which status).
@@ -12,10 +13,11 @@ use chrono::{DateTime, NaiveDate, Utc};
 use director_platform::identity::Caller;
 use director_platform::validate::Page;
 use director_store::tenant::TenantDb;
-use sqlx::postgres::PgRow;
-use sqlx::{Postgres, QueryBuilder, Row};
-use uuid::Uuid;
+use sqlx::{Postgres, QueryBuilder};
 
+use crate::domain::{
+    CompanyId, DriverId, ExternalId, Notes, TaskId, TaskRow, TaskStatus, Title, Transition,
+};
 use crate::scope::{driver_user, own_tasks_only};
 
 /// The columns of a `TaskRow`, as a literal so statements stay `&'static str`.
@@ -27,71 +29,26 @@ macro_rules! columns {
     };
 }
 
-/// A task as stored.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TaskRow {
-    pub id: Uuid,
-    pub company_id: Uuid,
-    pub driver_id: Option<Uuid>,
-    pub title: String,
-    pub notes: Option<String>,
-    pub scheduled_for: NaiveDate,
-    pub window_start: Option<DateTime<Utc>>,
-    pub window_end: Option<DateTime<Utc>>,
-    /// As stored: `pending`, `assigned`, `in_progress`, `completed`, `cancelled`.
-    pub status: String,
-    pub volume_liters: Option<f64>,
-    pub external_id: Option<String>,
-    pub version: i32,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-    pub completed_at: Option<DateTime<Utc>>,
-    pub cancel_reason: Option<String>,
-}
-
-impl<'r> sqlx::FromRow<'r, PgRow> for TaskRow {
-    fn from_row(row: &'r PgRow) -> Result<Self, sqlx::Error> {
-        Ok(Self {
-            id: row.try_get("id")?,
-            company_id: row.try_get("company_id")?,
-            driver_id: row.try_get("driver_id")?,
-            title: row.try_get("title")?,
-            notes: row.try_get("notes")?,
-            scheduled_for: row.try_get("scheduled_for")?,
-            window_start: row.try_get("window_start")?,
-            window_end: row.try_get("window_end")?,
-            status: row.try_get("status")?,
-            volume_liters: row.try_get("volume_liters")?,
-            external_id: row.try_get("external_id")?,
-            version: row.try_get("version")?,
-            created_at: row.try_get("created_at")?,
-            updated_at: row.try_get("updated_at")?,
-            completed_at: row.try_get("completed_at")?,
-            cancel_reason: row.try_get("cancel_reason")?,
-        })
-    }
-}
-
 /// The validated fields of a new task.
 #[derive(Debug, Clone)]
 pub struct NewTask {
-    pub company_id: Uuid,
-    pub driver_id: Option<Uuid>,
-    pub title: String,
-    pub notes: Option<String>,
+    pub company_id: CompanyId,
+    pub driver_id: Option<DriverId>,
+    pub title: Title,
+    pub notes: Option<Notes>,
     pub scheduled_for: NaiveDate,
     pub window_start: Option<DateTime<Utc>>,
     pub window_end: Option<DateTime<Utc>>,
     pub volume_liters: Option<f64>,
-    pub external_id: Option<String>,
+    pub external_id: Option<ExternalId>,
 }
 
 /// The validated changes of an update: `None` leaves a column alone, `Some(None)` clears it.
 #[derive(Debug, Clone, Default)]
 pub struct TaskChanges {
-    pub company_id: Option<Uuid>,
-    pub title: Option<String>,
-    pub notes: Option<Option<String>>,
+    pub company_id: Option<CompanyId>,
+    pub title: Option<Title>,
+    pub notes: Option<Option<Notes>>,
     pub scheduled_for: Option<NaiveDate>,
     pub window_start: Option<Option<DateTime<Utc>>>,
     pub window_end: Option<Option<DateTime<Utc>>>,
@@ -115,17 +72,17 @@ impl TaskChanges {
 /// The validated filters of a list; all combine with AND.
 #[derive(Debug, Clone, Default)]
 pub struct TaskFilter {
-    pub status: Option<&'static str>,
-    pub driver_id: Option<Uuid>,
-    pub company_id: Option<Uuid>,
+    pub status: Option<TaskStatus>,
+    pub driver_id: Option<DriverId>,
+    pub company_id: Option<CompanyId>,
     pub from: Option<NaiveDate>,
     pub to: Option<NaiveDate>,
 }
 
 /// Where a task stands, for explaining a statement that matched nothing.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct TaskState {
-    pub status: String,
+    pub status: TaskStatus,
     pub version: i32,
 }
 
@@ -176,7 +133,7 @@ impl TaskStore {
     }
 
     /// The live task `id`, if the caller sees it.
-    pub async fn get(&self, caller: &Caller, id: Uuid) -> Result<Option<TaskRow>, sqlx::Error> {
+    pub async fn get(&self, caller: &Caller, id: TaskId) -> Result<Option<TaskRow>, sqlx::Error> {
         let query = sqlx::query_as(concat!(
             "SELECT ",
             columns!(),
@@ -190,8 +147,12 @@ impl TaskStore {
     }
 
     /// Where the live task `id` stands, if the caller sees it.
-    pub async fn state(&self, caller: &Caller, id: Uuid) -> Result<Option<TaskState>, sqlx::Error> {
-        let query = sqlx::query_as::<_, (String, i32)>(concat!(
+    pub async fn state(
+        &self,
+        caller: &Caller,
+        id: TaskId,
+    ) -> Result<Option<TaskState>, sqlx::Error> {
+        let query = sqlx::query_as::<_, TaskState>(concat!(
             "SELECT status, version FROM tasks
              WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL AND ",
             own_tasks_only!()
@@ -199,18 +160,14 @@ impl TaskStore {
         .bind(id)
         .bind(caller.tenant_id.as_str())
         .bind(driver_user(caller));
-        Ok(self
-            .db
-            .fetch_optional(caller, query)
-            .await?
-            .map(|(status, version)| TaskState { status, version }))
+        self.db.fetch_optional(caller, query).await
     }
 
     /// Whether `driver_id` is a live, active driver of the caller's tenant.
     pub async fn driver_is_assignable(
         &self,
         caller: &Caller,
-        driver_id: Uuid,
+        driver_id: DriverId,
     ) -> Result<bool, sqlx::Error> {
         let query = sqlx::query_as::<_, (bool,)>(
             "SELECT EXISTS (
@@ -259,7 +216,7 @@ impl TaskStore {
     pub async fn update(
         &self,
         caller: &Caller,
-        id: Uuid,
+        id: TaskId,
         changes: TaskChanges,
     ) -> Result<Option<TaskRow>, sqlx::Error> {
         if changes.changes_nothing() {
@@ -277,7 +234,7 @@ impl TaskStore {
     }
 
     /// Marks the live task `id` deleted; `false` when there is no such task.
-    pub async fn soft_delete(&self, caller: &Caller, id: Uuid) -> Result<bool, sqlx::Error> {
+    pub async fn soft_delete(&self, caller: &Caller, id: TaskId) -> Result<bool, sqlx::Error> {
         let query = sqlx::query(
             "UPDATE tasks SET deleted_at = now()
              WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL",
@@ -291,13 +248,12 @@ impl TaskStore {
     pub async fn assign(
         &self,
         caller: &Caller,
-        id: Uuid,
-        driver_id: Uuid,
+        id: TaskId,
+        driver_id: DriverId,
     ) -> Result<Option<TaskRow>, sqlx::Error> {
         let query = sqlx::query_as(concat!(
-            "UPDATE tasks SET status = 'assigned', driver_id = $3
-             WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL
-               AND status IN ('pending', 'assigned')
+            "UPDATE tasks SET status = $4, driver_id = $3
+             WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL AND status = ANY($5)
                AND EXISTS (
                    SELECT 1 FROM drivers d
                    WHERE d.id = $3 AND d.tenant_id = $2 AND d.status = 'active'
@@ -307,15 +263,17 @@ impl TaskStore {
         ))
         .bind(id)
         .bind(caller.tenant_id.as_str())
-        .bind(driver_id);
+        .bind(driver_id)
+        .bind(Transition::Assign.target())
+        .bind(Transition::Assign.allowed_from());
         self.db.fetch_optional(caller, query).await
     }
 
     /// assigned → in_progress; a driver only starts their own tasks.
-    pub async fn start(&self, caller: &Caller, id: Uuid) -> Result<Option<TaskRow>, sqlx::Error> {
+    pub async fn start(&self, caller: &Caller, id: TaskId) -> Result<Option<TaskRow>, sqlx::Error> {
         let query = sqlx::query_as(concat!(
-            "UPDATE tasks SET status = 'in_progress'
-             WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL AND status = 'assigned'
+            "UPDATE tasks SET status = $4
+             WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL AND status = ANY($5)
                AND ",
             own_tasks_only!(),
             " RETURNING ",
@@ -323,7 +281,9 @@ impl TaskStore {
         ))
         .bind(id)
         .bind(caller.tenant_id.as_str())
-        .bind(driver_user(caller));
+        .bind(driver_user(caller))
+        .bind(Transition::Start.target())
+        .bind(Transition::Start.allowed_from());
         self.db.fetch_optional(caller, query).await
     }
 
@@ -332,14 +292,14 @@ impl TaskStore {
     pub async fn complete(
         &self,
         caller: &Caller,
-        id: Uuid,
+        id: TaskId,
         volume_liters: Option<f64>,
-        notes: Option<String>,
+        notes: Option<Notes>,
     ) -> Result<Option<TaskRow>, sqlx::Error> {
         let query = sqlx::query_as(concat!(
-            "UPDATE tasks SET status = 'completed', completed_at = now(),
+            "UPDATE tasks SET status = $6, completed_at = now(),
                     volume_liters = coalesce($4, volume_liters), notes = coalesce($5, notes)
-             WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL AND status = 'in_progress'
+             WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL AND status = ANY($7)
                AND ",
             own_tasks_only!(),
             " RETURNING ",
@@ -349,7 +309,9 @@ impl TaskStore {
         .bind(caller.tenant_id.as_str())
         .bind(driver_user(caller))
         .bind(volume_liters)
-        .bind(notes);
+        .bind(notes)
+        .bind(Transition::Complete.target())
+        .bind(Transition::Complete.allowed_from());
         self.db.fetch_optional(caller, query).await
     }
 
@@ -357,26 +319,27 @@ impl TaskStore {
     pub async fn cancel(
         &self,
         caller: &Caller,
-        id: Uuid,
+        id: TaskId,
         reason: String,
     ) -> Result<Option<TaskRow>, sqlx::Error> {
         let query = sqlx::query_as(concat!(
-            "UPDATE tasks SET status = 'cancelled', cancel_reason = $3
-             WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL
-               AND status IN ('pending', 'assigned', 'in_progress')
+            "UPDATE tasks SET status = $4, cancel_reason = $3
+             WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL AND status = ANY($5)
              RETURNING ",
             columns!()
         ))
         .bind(id)
         .bind(caller.tenant_id.as_str())
-        .bind(reason);
+        .bind(reason)
+        .bind(Transition::Cancel.target())
+        .bind(Transition::Cancel.allowed_from());
         self.db.fetch_optional(caller, query).await
     }
 }
 
 /// `UPDATE tasks SET <changed columns> ... [AND version = v] RETURNING ...`, every value
 /// bound.
-fn update_statement(caller: &Caller, id: Uuid, changes: TaskChanges) -> QueryBuilder<Postgres> {
+fn update_statement(caller: &Caller, id: TaskId, changes: TaskChanges) -> QueryBuilder<Postgres> {
     let mut query = QueryBuilder::new("UPDATE tasks SET ");
     let mut columns = query.separated(", ");
     if let Some(company_id) = changes.company_id {
