@@ -6,12 +6,9 @@ use director_platform::identity::Caller;
 use director_platform::jobs::{self, NewJob};
 use director_platform::tenant::TenantDb;
 use director_platform::validate::Page;
-use graphile_worker::TaskHandler;
 use sqlx::FromRow;
-use uuid::Uuid;
 
-use super::run::RunJob;
-use crate::vessey::accounting::Tally;
+use crate::domain::{JobId, JobKind, JobStatus, RunJob, Tally};
 
 /// Columns of a job, in [`JobRow`] order.
 macro_rules! columns {
@@ -24,10 +21,10 @@ macro_rules! columns {
 /// One job as stored.
 #[derive(Debug, Clone, FromRow)]
 pub struct JobRow {
-    pub id: Uuid,
-    pub kind: String,
+    pub id: JobId,
+    pub kind: JobKind,
     pub params: serde_json::Value,
-    pub status: String,
+    pub status: JobStatus,
     pub progress_done: i32,
     pub progress_total: i32,
     pub attempts: i32,
@@ -41,7 +38,7 @@ pub struct JobRow {
 impl JobRow {
     /// Whether the job will not change again.
     pub fn is_finished(&self) -> bool {
-        matches!(self.status.as_str(), "succeeded" | "dead")
+        self.status.is_finished()
     }
 }
 
@@ -56,11 +53,11 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    fn status(self) -> &'static str {
+    fn status(self) -> JobStatus {
         match self {
-            Outcome::Succeeded => "succeeded",
-            Outcome::Failed => "failed",
-            Outcome::Dead => "dead",
+            Outcome::Succeeded => JobStatus::Succeeded,
+            Outcome::Failed => JobStatus::Failed,
+            Outcome::Dead => JobStatus::Dead,
         }
     }
 }
@@ -124,7 +121,7 @@ impl JobStore {
     pub async fn start(
         &self,
         caller: &Caller,
-        kind: &'static str,
+        kind: JobKind,
         params: serde_json::Value,
     ) -> Result<Started, sqlx::Error> {
         let mut tx = self.db.begin(caller).await?;
@@ -181,14 +178,14 @@ impl JobStore {
             job_id: row.id,
             tenant_id: caller.tenant_id.clone(),
         };
-        let mut job = NewJob::new(RunJob::IDENTIFIER, run.payload());
+        let mut job = NewJob::new(RunJob::QUEUE_IDENTIFIER, run.payload());
         job.max_attempts = Some(self.max_attempts);
         jobs::enqueue(&mut tx, &job).await?;
         tx.commit().await?;
         Ok(Started::New(row))
     }
 
-    pub async fn get(&self, caller: &Caller, id: Uuid) -> Result<Option<JobRow>, sqlx::Error> {
+    pub async fn get(&self, caller: &Caller, id: JobId) -> Result<Option<JobRow>, sqlx::Error> {
         let query = sqlx::query_as(concat!(
             "SELECT ",
             columns!(),
@@ -203,7 +200,7 @@ impl JobStore {
     pub async fn list(
         &self,
         caller: &Caller,
-        status: Option<&'static str>,
+        status: Option<JobStatus>,
         page: Page,
     ) -> Result<Vec<JobRow>, sqlx::Error> {
         let query = sqlx::query_as(concat!(
@@ -229,7 +226,7 @@ impl JobStore {
     pub async fn begin_attempt(
         &self,
         caller: &Caller,
-        id: Uuid,
+        id: JobId,
         attempt: i32,
     ) -> Result<Attempting, sqlx::Error> {
         let mut tx = self.db.begin(caller).await?;
@@ -274,7 +271,7 @@ impl JobStore {
     pub async fn progress(
         &self,
         caller: &Caller,
-        id: Uuid,
+        id: JobId,
         done: i32,
         total: i32,
         tally: &Tally,
@@ -295,7 +292,7 @@ impl JobStore {
     pub async fn finish(
         &self,
         caller: &Caller,
-        id: Uuid,
+        id: JobId,
         outcome: Outcome,
         error: Option<&str>,
     ) -> Result<(), sqlx::Error> {

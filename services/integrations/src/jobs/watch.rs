@@ -7,6 +7,10 @@
 
 use std::time::Duration;
 
+use super::message::{NOT_FOUND, job_message};
+use super::store::{JobRow, JobStore};
+use crate::domain::JobId;
+use crate::error::IntegrationsError;
 use director_platform::identity::Caller;
 use director_platform::notify::Notifications;
 use director_proto::integrations::WatchJobResponse;
@@ -14,11 +18,6 @@ use tokio::sync::{broadcast, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::Status;
-use uuid::Uuid;
-
-use super::grpc::{NOT_FOUND, job_message};
-use super::store::{JobRow, JobStore};
-use crate::error::IntegrationsError;
 
 /// The channel the `jobs_notify_change` trigger notifies.
 pub const CHANNEL: &str = "director_jobs";
@@ -49,7 +48,7 @@ impl JobWatch {
     pub async fn watch(
         &self,
         caller: Caller,
-        id: Uuid,
+        id: JobId,
     ) -> Result<ReceiverStream<Result<WatchJobResponse, Status>>, Status> {
         // Subscribed before the first read, so a change in between is not missed.
         let wake = self.notifications.subscribe();
@@ -76,7 +75,7 @@ impl JobWatch {
 struct Watcher {
     store: JobStore,
     caller: Caller,
-    id: Uuid,
+    id: JobId,
     wake: broadcast::Receiver<director_platform::notify::Wake>,
     sender: mpsc::Sender<Result<WatchJobResponse, Status>>,
     shutdown: CancellationToken,
