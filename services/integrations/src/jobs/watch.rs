@@ -3,7 +3,7 @@
 //! A trigger notifies `director_jobs` with the job id on every change; each replica keeps one
 //! listening connection ([`director_platform::notify`]). A woken watcher re-reads the row and
 //! sends it when it differs from the last one sent, so a lost notification only delays an
-//! update until the next one or [`POLL_INTERVAL`].
+//! update until the next one or `POLL_INTERVAL`.
 
 use std::time::Duration;
 
