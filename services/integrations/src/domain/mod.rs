@@ -12,6 +12,8 @@
 //!   `director_platform::validate`'s rules ([`PhoneE164`]) or the service's own
 //!   ([`ApiSecret`], [`AccountSid`]); holding one means it was checked.
 //! - [`limits`]: the spending windows and [`LimitReached`], the refusal they cause.
+//! - [`job_request`]: what a job is asked to do ([`JobRequest`]), as its kind and stored
+//!   parameters.
 //! - [`tally`]: what a job did with every record ([`Tally`]), stored with the job.
 //! - [`queue`]: the payloads of the service's queue jobs ([`RunJob`], [`SendNotification`]):
 //!   what a store enqueues and a handler runs, so neither knows the other.
@@ -45,6 +47,7 @@
 //! ```
 
 pub mod ids;
+pub mod job_request;
 pub mod limits;
 pub mod queue;
 pub mod states;
@@ -52,6 +55,7 @@ pub mod tally;
 pub mod values;
 
 pub use ids::{JobId, NotificationId};
+pub use job_request::JobRequest;
 pub use limits::{LimitReached, Window};
 pub use queue::{RunJob, SendNotification};
 pub use states::{JobKind, JobStatus, NotificationChannel, NotificationStatus, UnknownState};

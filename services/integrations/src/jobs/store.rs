@@ -8,7 +8,7 @@ use director_platform::tenant::TenantDb;
 use director_platform::validate::Page;
 use sqlx::FromRow;
 
-use crate::domain::{JobId, JobKind, JobStatus, RunJob, Tally};
+use crate::domain::{JobId, JobKind, JobRequest, JobStatus, RunJob, Tally};
 
 /// Columns of a job, in [`JobRow`] order.
 macro_rules! columns {
@@ -112,18 +112,18 @@ impl JobStore {
         }
     }
 
-    /// Records a job of `kind` and queues its run, in one transaction: the job is visible if
-    /// and only if it will run. A job of the same kind and parameters still queued, running
-    /// or waiting for a retry is answered instead of a new one ([`Started::Existing`]); a
+    /// Records the job `request` asks for and queues its run, in one transaction: the job is
+    /// visible if and only if it will run. A job of the same kind and parameters still queued,
+    /// running or waiting for a retry is answered instead of a new one ([`Started::Existing`]); a
     /// tenant with `max_active` such jobs gets [`Started::TooMany`]. The tenant's jobs are
     /// locked for the check (an advisory lock of the transaction), so two requests at once
     /// cannot both pass it.
     pub async fn start(
         &self,
         caller: &Caller,
-        kind: JobKind,
-        params: serde_json::Value,
+        request: &JobRequest,
     ) -> Result<Started, sqlx::Error> {
+        let (kind, params) = (request.kind(), request.params());
         let mut tx = self.db.begin(caller).await?;
         sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('director.jobs/' || $1, 0))")
             .bind(&caller.tenant_id)

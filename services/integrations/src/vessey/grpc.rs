@@ -13,10 +13,9 @@ use director_proto::integrations::{
 };
 use tonic::{Request, Response, Status};
 
-use super::import;
 use crate::access::{DRIVERS_CANNOT_USE, admin};
 use crate::app::App;
-use crate::domain::JobKind;
+use crate::domain::JobRequest;
 use crate::error::IntegrationsError;
 use crate::jobs::message::job_message;
 use crate::jobs::store::{JobRow, Started};
@@ -103,12 +102,7 @@ impl IntegrationsService for IntegrationsApi {
             .await?
             .vessey()
             .map_err(IntegrationsError::from)?;
-        let job = started(
-            self.app
-                .jobs
-                .start(&caller, JobKind::VesseyDriverSync, serde_json::json!({}))
-                .await,
-        )?;
+        let job = started(self.app.jobs.start(&caller, &JobRequest::DriverSync).await)?;
         Ok(Response::new(SyncVesseyDriversResponse {
             job: Some(job_message(job)),
         }))
@@ -135,11 +129,7 @@ impl IntegrationsService for IntegrationsApi {
         let job = started(
             self.app
                 .jobs
-                .start(
-                    &caller,
-                    JobKind::VesseyCollectionImport,
-                    import::params(date),
-                )
+                .start(&caller, &JobRequest::CollectionImport { date })
                 .await,
         )?;
         Ok(Response::new(ImportVesseyCollectionsResponse {

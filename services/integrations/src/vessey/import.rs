@@ -36,23 +36,6 @@ const BATCH: usize = 1000;
 /// Longest task title, farm name and id, in characters (Dispatch's and Companies' bounds).
 const TEXT_MAX: usize = 255;
 
-/// The job's parameters.
-pub fn params(date: NaiveDate) -> serde_json::Value {
-    serde_json::json!({ "date": date.to_string() })
-}
-
-/// The day the stored import job `job` is for.
-pub fn date_param(job: JobId, params: &serde_json::Value) -> Result<NaiveDate, IntegrationsError> {
-    params
-        .get("date")
-        .and_then(serde_json::Value::as_str)
-        .and_then(|date| date.parse().ok())
-        .ok_or(IntegrationsError::JobUnreadable {
-            job,
-            reason: "the import job has no valid date parameter",
-        })
-}
-
 /// Imports `date`'s collections for `caller`'s tenant, recording progress and the tally on
 /// `job_id`, then texts each driver given new collections one summary. `earlier` is the
 /// tally an earlier attempt of the job left: the drivers it assigned collections to are

@@ -17,7 +17,7 @@ use tracing::Instrument as _;
 use super::{import, sync};
 use crate::access::service_caller;
 use crate::app::App;
-use crate::domain::{JobId, JobKind, RunJob};
+use crate::domain::{JobId, JobRequest, RunJob};
 use crate::error::IntegrationsError;
 use crate::jobs::store::{Attempting, JobRow, Outcome};
 
@@ -114,10 +114,15 @@ async fn run_attempt(
 
 async fn work(app: &App, job: &JobRow, tenant_id: &str) -> Result<(), IntegrationsError> {
     let caller = service_caller(tenant_id);
-    match job.kind {
-        JobKind::VesseyDriverSync => sync::sync_drivers(app, &caller, job.id).await,
-        JobKind::VesseyCollectionImport => {
-            let date = import::date_param(job.id, &job.params)?;
+    let request = JobRequest::from_stored(job.kind, &job.params).map_err(|reason| {
+        IntegrationsError::JobUnreadable {
+            job: job.id,
+            reason,
+        }
+    })?;
+    match request {
+        JobRequest::DriverSync => sync::sync_drivers(app, &caller, job.id).await,
+        JobRequest::CollectionImport { date } => {
             let earlier = job.result.as_ref().map(|tally| &tally.0);
             import::import_collections(app, &caller, job.id, date, earlier).await
         }
