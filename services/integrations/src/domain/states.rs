@@ -241,4 +241,56 @@ mod tests {
             pb::NotificationStatus::Refused
         );
     }
+
+    /// Every value of each enum is one the table's CHECK accepts and reads back as itself; a
+    /// text no value has fails the read.
+    #[tokio::test]
+    async fn each_state_matches_what_the_migrations_store() {
+        use sqlx::Connection as _;
+
+        let url = director_platform::testing::fresh_database("integrations").await;
+        let mut db = sqlx::PgConnection::connect(&url).await.unwrap();
+        sqlx::query("SELECT set_config('app.tenant_id', 't1', false)")
+            .execute(&mut db)
+            .await
+            .unwrap();
+        for kind in JobKind::ALL {
+            for status in JobStatus::ALL {
+                let stored: (JobKind, JobStatus) = sqlx::query_as(
+                    "INSERT INTO jobs (tenant_id, kind, status, created_by)
+                     VALUES ('t1', $1, $2, 'u1') RETURNING kind, status",
+                )
+                .bind(kind)
+                .bind(status)
+                .fetch_one(&mut db)
+                .await
+                .unwrap();
+                assert_eq!(stored, (*kind, *status));
+            }
+        }
+        for channel in NotificationChannel::ALL {
+            for status in NotificationStatus::ALL {
+                let stored: (NotificationChannel, NotificationStatus) = sqlx::query_as(
+                    "INSERT INTO notifications (tenant_id, channel, recipient, message, status)
+                     VALUES ('t1', $1, '+15550100042', 'hello', $2) RETURNING channel, status",
+                )
+                .bind(channel)
+                .bind(status)
+                .fetch_one(&mut db)
+                .await
+                .unwrap();
+                assert_eq!(stored, (*channel, *status));
+            }
+        }
+        let unknown = sqlx::query_as::<_, (JobStatus,)>("SELECT 'paused'::text")
+            .fetch_one(&mut db)
+            .await
+            .unwrap_err();
+        assert!(
+            unknown
+                .to_string()
+                .contains("\"paused\" is not a known job status"),
+            "{unknown}"
+        );
+    }
 }
