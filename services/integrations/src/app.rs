@@ -3,14 +3,10 @@
 //! reaches the same parts as a request.
 
 use director_platform::client::ServiceClient;
-use director_platform::identity::{Caller, Role};
 
 use crate::jobs::store::JobStore;
 use crate::notifications::store::NotificationStore;
 use crate::providers::Providers;
-
-/// The identity jobs act with towards other services: an admin of the job's tenant.
-pub const SERVICE_USER: &str = "service:integrations";
 
 /// The service's parts.
 #[derive(Debug, Clone)]
@@ -23,11 +19,4 @@ pub struct App {
     pub dispatch: ServiceClient,
     /// Farms are created and looked up here.
     pub companies: ServiceClient,
-}
-
-impl App {
-    /// The caller a background job of `tenant_id` acts as.
-    pub fn service_caller(tenant_id: &str) -> Caller {
-        Caller::new(SERVICE_USER, tenant_id, Role::Admin)
-    }
 }

@@ -1,12 +1,14 @@
 //! Everything that can go wrong in the Integrations service, and the one table that turns
-//! each failure into a gRPC status.
+//! each failure into a gRPC status (`From<IntegrationsError> for Status`; a third party's
+//! failure and a database error keep their own crate's table, which it delegates to). Every
+//! variant says what went wrong: there is no catch-all carrying a ready-made status.
 
 use director_providers::ProviderError;
 use director_store::error::status_from_sqlx;
 use tonic::Status;
 use tonic_types::{ErrorDetails, StatusExt as _};
 
-use crate::notifications::limits::LimitReached;
+use crate::domain::{JobId, LimitReached};
 
 /// How long a tenant at its job limit is asked to wait: about one page of a large import.
 const JOBS_BUSY_RETRY: std::time::Duration = std::time::Duration::from_secs(10);
@@ -14,9 +16,6 @@ const JOBS_BUSY_RETRY: std::time::Duration = std::time::Duration::from_secs(10);
 /// A failed Integrations request or job step.
 #[derive(Debug, thiserror::Error)]
 pub enum IntegrationsError {
-    /// Bad input; the status already carries the field violations.
-    #[error("invalid request")]
-    Invalid(Status),
     /// No such row in the caller's tenant.
     #[error("{0}")]
     NotFound(&'static str),
@@ -33,6 +32,20 @@ pub enum IntegrationsError {
         /// Its message.
         message: String,
     },
+    /// A call to another Director service could not be made: no time left of the request's
+    /// deadline, or no internal token (see `ServiceClient::request`).
+    #[error("could not call {service}: {message}")]
+    CallNotMade {
+        /// The service that was to be called.
+        service: &'static str,
+        /// The code the call's set-up failed with.
+        code: tonic::Code,
+        message: String,
+    },
+    /// A job row this service wrote does not say what to do (its parameters do not read):
+    /// a bug or a hand edit, never the caller's input.
+    #[error("job {job} cannot run: {reason}")]
+    JobUnreadable { job: JobId, reason: &'static str },
     /// The database refused or could not be reached.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
@@ -53,6 +66,15 @@ pub enum IntegrationsError {
 }
 
 impl IntegrationsError {
+    /// A call to `service` whose set-up failed with `status` (see [`Self::CallNotMade`]).
+    pub fn call_not_made(service: &'static str, status: &Status) -> Self {
+        Self::CallNotMade {
+            service,
+            code: status.code(),
+            message: status.message().to_owned(),
+        }
+    }
+
     /// A failed call to another Director service.
     pub fn service(service: &'static str, status: &Status) -> Self {
         Self::Service {
@@ -66,7 +88,7 @@ impl IntegrationsError {
     /// outages, the database. Refusals (bad data, missing credentials, not found) are final.
     pub fn is_retryable(&self) -> bool {
         match self {
-            Self::Invalid(_) | Self::NotFound(_) => false,
+            Self::NotFound(_) | Self::CallNotMade { .. } | Self::JobUnreadable { .. } => false,
             Self::Provider(error) => error.is_retryable(),
             Self::Service { code, .. } => matches!(
                 code,
@@ -85,16 +107,9 @@ impl IntegrationsError {
     }
 }
 
-impl From<Status> for IntegrationsError {
-    fn from(status: Status) -> Self {
-        Self::Invalid(status)
-    }
-}
-
 impl From<IntegrationsError> for Status {
     fn from(error: IntegrationsError) -> Self {
         match error {
-            IntegrationsError::Invalid(status) => status,
             IntegrationsError::NotFound(message) => Status::not_found(message),
             IntegrationsError::Provider(error) => error.into(),
             IntegrationsError::Service {
@@ -102,6 +117,11 @@ impl From<IntegrationsError> for Status {
             } => {
                 tracing::warn!(service, message, "a service call failed");
                 Status::unavailable(format!("The {service} service did not answer"))
+            }
+            IntegrationsError::CallNotMade { code, message, .. } => Status::new(code, message),
+            IntegrationsError::JobUnreadable { job, reason } => {
+                tracing::error!(%job, reason, "a stored job cannot run");
+                Status::internal("a stored job cannot run")
             }
             IntegrationsError::Database(error) => status_from_sqlx(&error),
             IntegrationsError::SettingsUnreadable { integration, .. } => {

@@ -2,9 +2,12 @@
 //! durable jobs and notifications that talk to them
 //! (`director.integrations.v1.IntegrationsService`, `JobsService`, `NotificationsService`).
 //!
+//! - [`domain`]: the typed core every other module speaks — row ids, stored states, parsed
+//!   values, the job tally and the queue payloads; a leaf that imports nothing of the crate.
+//!   [`error`]: the one error type and its table of gRPC codes. [`access`]: who may call.
 //! - [`vessey`]: configuration state, driver look-up, and the driver sync and collections
 //!   import — jobs that page through Vessey and write to Dispatch and Companies with their
-//!   bulk internal RPCs.
+//!   bulk internal RPCs — and the queue job that runs them.
 //! - [`jobs`]: the tenant's view of its jobs, run by the platform's durable queue
 //!   ([`director_store::jobs`]), watched live.
 //! - [`settings`]: each tenant's own integration credentials, sealed at rest;
@@ -15,8 +18,15 @@
 //! - [`task_events`]: Dispatch's task events, relayed here at least once and consumed once.
 //!
 //! The third parties' clients live in `director-providers`; their fakes in `director-fakes`.
+//!
+//! Modules depend downwards only (`tools/module_cycles.py` checks there is no circle):
+//! `domain` ← `error`, `access` ← the stores (`jobs::store`, `notifications::store`,
+//! `settings`) ← `providers` ← `app` ← the work and its handlers (`vessey`, `task_events`);
+//! a store enqueues a payload of `domain::queue` and never names the handler that runs it.
 
+pub mod access;
 pub mod app;
+pub mod domain;
 pub mod error;
 pub mod jobs;
 pub mod notifications;
@@ -45,11 +55,11 @@ use director_store::notify::Notifications;
 use director_store::runner::{Service, ServiceContext};
 
 use crate::app::App;
-use crate::jobs::run::RunJob;
+use crate::domain::{RunJob, SendNotification};
 use crate::jobs::store::JobStore;
 use crate::jobs::watch::JobWatch;
 use crate::notifications::limits::SpendingLimits;
-use crate::notifications::send::SendNotification;
+use crate::notifications::send::Outbox;
 use crate::notifications::store::NotificationStore;
 use crate::providers::Providers;
 use crate::settings::cipher::SettingsCipher;
@@ -135,8 +145,11 @@ fn routes(context: &ServiceContext) -> anyhow::Result<tonic::service::Routes> {
                 .add_extension(worker_app.clone())
         },
     );
-    let worker_app = background_app;
-    director_store::jobs::spawn_worker(
+    let outbox = Outbox {
+        notifications: background_app.notifications,
+        providers: background_app.providers,
+    };
+    director_platform::jobs::spawn_worker(
         notification_workers,
         context.session.pool().clone(),
         context.shutdown.clone(),
@@ -144,7 +157,7 @@ fn routes(context: &ServiceContext) -> anyhow::Result<tonic::service::Routes> {
         move |options| {
             options
                 .define_job::<SendNotification>()
-                .add_extension(worker_app.clone())
+                .add_extension(outbox.clone())
         },
     );
     let notifications = Notifications::start(

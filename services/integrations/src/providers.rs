@@ -16,7 +16,7 @@ use std::collections::HashSet;
 use director_platform::config::{ConfigError, Env, Environment};
 use director_platform::identity::Caller;
 use director_proto::integrations::Integration as IntegrationMessage;
-use director_providers::egress::{EgressPolicy, GuardedHttp};
+use director_providers::{EgressPolicy, GuardedHttp};
 use director_providers::{
     HttpClient, ProviderError, ProvidersConfig, SlackClient, SlackConfig, TwilioClient,
     TwilioConfig, VesseyClient, VesseyConfig,
@@ -273,7 +273,7 @@ impl Providers {
             .map(|client| {
                 tenant(Twilio {
                     client,
-                    from_number: own.from_number.clone(),
+                    from_number: own.from_number.to_string(),
                 })
             }),
             None => self.shared_or(shared, Integration::Twilio, &self.shared_twilio),

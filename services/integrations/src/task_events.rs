@@ -29,6 +29,7 @@ use director_proto::internal::integrations::{
 use tonic::{Code, Request, Response, Status};
 
 use crate::app::App;
+use crate::domain::NotificationChannel;
 use crate::error::IntegrationsError;
 use crate::notifications::store::NewNotification;
 use crate::providers::TenantProviders;
@@ -175,10 +176,12 @@ impl TaskEventSink {
                 continue;
             };
             let refused_destination = match (&notification.recipient, providers.twilio()) {
-                (Some(phone), Ok(twilio)) if notification.channel == "sms" => store
-                    .limits()
-                    .check_destination(phone, &twilio.from_number)
-                    .err(),
+                (Some(phone), Ok(twilio)) if notification.channel == NotificationChannel::Sms => {
+                    store
+                        .limits()
+                        .check_destination(phone, &twilio.from_number)
+                        .err()
+                }
                 _ => None,
             };
             match refused_destination {
@@ -223,7 +226,7 @@ fn notification_for(
                 "New collection assigned to you: {} on {}.",
                 task.title, task.scheduled_for
             );
-            ("sms", Some(phone), message)
+            (NotificationChannel::Sms, Some(phone), message)
         }
         TaskEventKind::Completed => {
             providers.slack().ok()?;
@@ -237,7 +240,7 @@ fn notification_for(
                 farm(),
                 task.scheduled_for
             );
-            ("slack", None, message)
+            (NotificationChannel::Slack, None, message)
         }
         TaskEventKind::Cancelled => {
             providers.slack().ok()?;
@@ -252,7 +255,7 @@ fn notification_for(
                 farm(),
                 task.scheduled_for
             );
-            ("slack", None, message)
+            (NotificationChannel::Slack, None, message)
         }
         _ => return None,
     };

@@ -11,7 +11,6 @@ use director_platform::config::{ConfigError, Env, Secret};
 use reqwest::Url;
 
 use crate::error::ProviderError;
-use crate::{SlackClient, TwilioClient, VesseyClient};
 
 /// How a client retries one call: exponential backoff with jitter between `min_delay` and
 /// `max_delay`, or what the provider's `Retry-After` asks for, capped at `retry_after_cap`.
@@ -281,30 +280,6 @@ impl ProvidersConfig {
             slack: slack_from_env(env)?,
             retry: RetryPolicy::from_env(env)?,
         })
-    }
-
-    /// A Vessey client, or `NotConfigured` naming the unset variables.
-    pub fn vessey_client(&self) -> Result<VesseyClient, ProviderError> {
-        match &self.vessey {
-            Ok(config) => VesseyClient::new(config.clone(), self.retry.clone()),
-            Err(missing) => Err(missing.error_for("vessey")),
-        }
-    }
-
-    /// A Twilio client, or `NotConfigured` naming the unset variables.
-    pub fn twilio_client(&self) -> Result<TwilioClient, ProviderError> {
-        match &self.twilio {
-            Ok(config) => TwilioClient::new(config.clone(), self.retry.clone()),
-            Err(missing) => Err(missing.error_for("twilio")),
-        }
-    }
-
-    /// A Slack client, or `NotConfigured` naming `SLACK_WEBHOOK_URL`.
-    pub fn slack_client(&self) -> Result<SlackClient, ProviderError> {
-        match &self.slack {
-            Ok(config) => SlackClient::new(config.clone(), self.retry.clone()),
-            Err(missing) => Err(missing.error_for("slack")),
-        }
     }
 }
 

@@ -48,18 +48,12 @@
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::Arc;
 use std::time::Duration;
 
 use director_platform::config::{ConfigError, Env, Environment};
 use ipnet::{Ipv4Net, Ipv6Net};
 use reqwest::Url;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
-
-use crate::config::{RetryPolicy, SlackConfig, TwilioConfig, VesseyConfig};
-use crate::error::ProviderError;
-use crate::http::HttpClient;
-use crate::{SlackClient, TwilioClient, VesseyClient};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -145,20 +139,23 @@ impl EgressPolicy {
     ///
     /// This checks the URL only: call [`Self::check_resolves`] too for the addresses its host
     /// resolves to now.
-    pub fn check_url(&self, field: &str, raw: &str, purpose: Purpose) -> Result<Url, String> {
-        let url = Url::parse(raw.trim())
-            .map_err(|error| format!("{field}: is not a valid URL ({error})"))?;
+    pub fn check_url(&self, field: &str, raw: &str, purpose: Purpose) -> Result<Url, UrlRefused> {
+        let url = Url::parse(raw.trim()).map_err(|error| UrlRefused {
+            field: field.to_owned(),
+            rule: format!("is not a valid URL ({error})"),
+        })?;
         self.check(&url, purpose)
-            .map_err(|reason| format!("{field}: {reason}"))?;
+            .map_err(|refused| UrlRefused::new(field, refused))?;
         Ok(url)
     }
 
     /// Resolves `url`'s host now and refuses it when it does not resolve or when any address
     /// is forbidden (nothing is forbidden when private networks are allowed). The error is
     /// `"{field}: {reason}"`, naming the kind of address, not the address.
-    pub async fn check_resolves(&self, field: &str, url: &Url) -> Result<(), String> {
-        let refuse = |reason: String| format!("{field}: {reason}");
-        let host = UrlHost::of(url).ok_or_else(|| refuse("must have a host".to_owned()))?;
+    pub async fn check_resolves(&self, field: &str, url: &Url) -> Result<(), UrlRefused> {
+        let refuse = |refused: EgressRefused| UrlRefused::new(field, refused);
+        let host =
+            UrlHost::of(url).ok_or_else(|| refuse(EgressRefused::new("must have a host")))?;
         let name = match host {
             UrlHost::Ip(ip) => return self.check_ip(ip, "is").map_err(refuse),
             UrlHost::Name(name) => name,
@@ -168,10 +165,10 @@ impl EgressPolicy {
         let addrs: Vec<SocketAddr> = match tokio::time::timeout(RESOLVE_TIMEOUT, lookup).await {
             Ok(Ok(addrs)) => addrs.collect(),
             Ok(Err(_)) => Vec::new(),
-            Err(_) => return Err(refuse("resolving the host timed out".to_owned())),
+            Err(_) => return Err(refuse(EgressRefused::new("resolving the host timed out"))),
         };
         if addrs.is_empty() {
-            return Err(refuse("the host name does not resolve".to_owned()));
+            return Err(refuse(EgressRefused::new("the host name does not resolve")));
         }
         for addr in addrs {
             self.check_ip(addr.ip(), "resolves to").map_err(refuse)?;
@@ -180,26 +177,28 @@ impl EgressPolicy {
     }
 
     /// The URL rules, without resolving: the reason when `url` is refused for `purpose`.
-    pub(crate) fn check(&self, url: &Url, purpose: Purpose) -> Result<(), String> {
+    pub(crate) fn check(&self, url: &Url, purpose: Purpose) -> Result<(), EgressRefused> {
         self.check_rules(url, purpose, Names::Checked)
     }
 
     /// The rules a guarded client applies before sending: all but the local-name rule, as
     /// names are judged by the addresses they resolve to, in the client's resolver.
-    pub(crate) fn check_for_send(&self, url: &Url, purpose: Purpose) -> Result<(), String> {
+    pub(crate) fn check_for_send(&self, url: &Url, purpose: Purpose) -> Result<(), EgressRefused> {
         self.check_rules(url, purpose, Names::LeftToTheResolver)
     }
 
-    fn check_rules(&self, url: &Url, purpose: Purpose, names: Names) -> Result<(), String> {
+    fn check_rules(&self, url: &Url, purpose: Purpose, names: Names) -> Result<(), EgressRefused> {
         match (url.scheme(), self.allow_private_networks) {
             ("https", _) | ("http", true) => {}
-            (_, false) => return Err("must be an https:// URL".to_owned()),
-            (_, true) => return Err("must be an http:// or https:// URL".to_owned()),
+            (_, false) => return Err(EgressRefused::new("must be an https:// URL")),
+            (_, true) => return Err(EgressRefused::new("must be an http:// or https:// URL")),
         }
         if !url.username().is_empty() || url.password().is_some() {
-            return Err("must not contain a user name or password".to_owned());
+            return Err(EgressRefused::new(
+                "must not contain a user name or password",
+            ));
         }
-        let host = UrlHost::of(url).ok_or_else(|| "must have a host".to_owned())?;
+        let host = UrlHost::of(url).ok_or_else(|| EgressRefused::new("must have a host"))?;
         let local = match &host {
             UrlHost::Ip(ip) => forbidden_range(*ip).is_some(),
             UrlHost::Name(name) => is_local_name(name),
@@ -208,7 +207,7 @@ impl EgressPolicy {
             match host {
                 UrlHost::Ip(ip) => return self.check_ip(ip, "is"),
                 UrlHost::Name(_) if names == Names::Checked => {
-                    return Err("the host is a local name".to_owned());
+                    return Err(EgressRefused::new("the host is a local name"));
                 }
                 UrlHost::Name(_) => {}
             }
@@ -226,10 +225,10 @@ impl EgressPolicy {
             // With private networks allowed, a fake Slack on loopback is fine.
             let local_fake = local && self.allow_private_networks;
             if !(listed || local_fake) {
-                return Err(format!(
+                return Err(EgressRefused::new(format!(
                     "the host must be {} (SLACK_WEBHOOK_HOSTS)",
                     one_of(&self.slack_webhook_hosts)
-                ));
+                )));
             }
         }
         Ok(())
@@ -237,90 +236,14 @@ impl EgressPolicy {
 
     /// Refuses `ip` when it is forbidden and private networks are not allowed; `verb` is how
     /// the host relates to it ("is", "resolves to").
-    pub(crate) fn check_ip(&self, ip: IpAddr, verb: &str) -> Result<(), String> {
+    pub(crate) fn check_ip(&self, ip: IpAddr, verb: &str) -> Result<(), EgressRefused> {
         match forbidden_range(ip) {
-            Some(range) if !self.allow_private_networks => Err(format!(
+            Some(range) if !self.allow_private_networks => Err(EgressRefused::new(format!(
                 "the host {verb} {} {range} address, which Director does not contact",
                 article(&range)
-            )),
+            ))),
             _ => Ok(()),
         }
-    }
-}
-
-/// Clients for tenants' settings, all on one shared guarded HTTP client
-/// ([`HttpClient::guarded`]) with one retry policy: build once per process, then one client per
-/// tenant configuration, cheaply (no TLS set-up per client).
-///
-/// Each constructor first checks the configuration's URL against the policy (the rules of
-/// [`EgressPolicy::check_url`]; settings were checked when saved, but the policy may have
-/// changed since) and answers [`ProviderError::Refused`] naming the setting and the rule.
-#[derive(Debug, Clone)]
-pub struct GuardedHttp {
-    http: HttpClient,
-    policy: Arc<EgressPolicy>,
-    retry: RetryPolicy,
-}
-
-impl GuardedHttp {
-    /// The guarded client for `policy`; its provider clients retry per `retry`.
-    pub fn new(policy: EgressPolicy, retry: RetryPolicy) -> Result<Self, ProviderError> {
-        let policy = Arc::new(policy);
-        Ok(Self {
-            http: HttpClient::guarded_by(policy.clone())?,
-            policy,
-            retry,
-        })
-    }
-
-    /// The policy enforced, for checking settings when they are saved.
-    pub fn policy(&self) -> &EgressPolicy {
-        &self.policy
-    }
-
-    /// The shared guarded client, for the clients' `new_with` constructors.
-    pub fn http(&self) -> &HttpClient {
-        &self.http
-    }
-
-    /// A Vessey client for a tenant's settings.
-    pub fn vessey(&self, config: VesseyConfig) -> Result<VesseyClient, ProviderError> {
-        self.admit(&config.base_url, Purpose::Vessey, "Vessey API URL")?;
-        Ok(VesseyClient::new_with(
-            config,
-            self.retry.clone(),
-            &self.http,
-        ))
-    }
-
-    /// A Slack client for a tenant's webhook.
-    pub fn slack(&self, config: SlackConfig) -> Result<SlackClient, ProviderError> {
-        self.admit(
-            config.webhook_url.expose(),
-            Purpose::Slack,
-            "Slack webhook URL",
-        )?;
-        Ok(SlackClient::new_with(
-            config,
-            self.retry.clone(),
-            &self.http,
-        ))
-    }
-
-    /// A Twilio client for a tenant's account (and a Twilio API URL the policy admits).
-    pub fn twilio(&self, config: TwilioConfig) -> Result<TwilioClient, ProviderError> {
-        self.admit(&config.api_url, Purpose::Twilio, "Twilio API URL")?;
-        Ok(TwilioClient::new_with(
-            config,
-            self.retry.clone(),
-            &self.http,
-        ))
-    }
-
-    fn admit(&self, url: &Url, purpose: Purpose, what: &str) -> Result<(), ProviderError> {
-        self.policy.check(url, purpose).map_err(|reason| {
-            ProviderError::Refused(format!("the tenant's {what} is refused: {reason}"))
-        })
     }
 }
 
@@ -524,10 +447,19 @@ fn article(range: &str) -> &'static str {
     if vowel { "an" } else { "a" }
 }
 
-/// Why the guard stopped a connection: in the source chain of the reqwest error.
+/// Why the guard refuses a destination: the rule it breaks, without the URL or the addresses.
+/// At send time it travels in the source chain of the reqwest error.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct EgressRefused {
-    pub(crate) reason: String,
+pub struct EgressRefused {
+    pub reason: String,
+}
+
+impl EgressRefused {
+    pub(crate) fn new(reason: impl Into<String>) -> Self {
+        Self {
+            reason: reason.into(),
+        }
+    }
 }
 
 impl fmt::Display for EgressRefused {
@@ -537,6 +469,24 @@ impl fmt::Display for EgressRefused {
 }
 
 impl std::error::Error for EgressRefused {}
+
+/// A tenant's URL the guard refuses: the settings field and the rule it breaks. Shown as
+/// `"{field}: {rule}"`, e.g. `"slack.webhook_url: must be an https:// URL"`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {rule}")]
+pub struct UrlRefused {
+    pub field: String,
+    pub rule: String,
+}
+
+impl UrlRefused {
+    fn new(field: &str, refused: EgressRefused) -> Self {
+        Self {
+            field: field.to_owned(),
+            rule: refused.reason,
+        }
+    }
+}
 
 /// The DNS resolver of guarded clients: resolves with the system resolver (through tokio) and
 /// fails when any address is forbidden, so the connection is never attempted. With private
@@ -563,9 +513,7 @@ impl Resolve for GuardedResolver {
             for addr in &addrs {
                 // Boxed as itself (not as a `Box<EgressRefused>`), so the transport finds it
                 // in the error's source chain.
-                policy
-                    .check_ip(addr.ip(), "resolves to")
-                    .map_err(|reason| EgressRefused { reason })?;
+                policy.check_ip(addr.ip(), "resolves to")?;
             }
             Ok::<Addrs, BoxError>(Box::new(addrs.into_iter()))
         })
@@ -705,6 +653,7 @@ mod tests {
             policy()
                 .check_url("slack.webhook_url", raw, purpose)
                 .unwrap_err()
+                .to_string()
         };
         for (raw, purpose, expected) in [
             (
@@ -803,7 +752,8 @@ mod tests {
         ] {
             let error = policy()
                 .check_url("vessey.api_url", raw, Purpose::Vessey)
-                .unwrap_err();
+                .unwrap_err()
+                .to_string();
             assert!(
                 error.contains("loopback") || error.contains("unspecified"),
                 "{raw}: {error}"
@@ -812,7 +762,8 @@ mod tests {
         for raw in ["https://0xa9.0xfe.0xa9.0xfe/", "https://2852039166/"] {
             let error = policy()
                 .check_url("vessey.api_url", raw, Purpose::Vessey)
-                .unwrap_err();
+                .unwrap_err()
+                .to_string();
             assert!(error.contains("cloud metadata"), "{raw}: {error}");
         }
     }
@@ -842,7 +793,8 @@ mod tests {
         ] {
             let error = policy
                 .check_url("slack.webhook_url", refused, Purpose::Slack)
-                .unwrap_err();
+                .unwrap_err()
+                .to_string();
             assert!(
                 error.ends_with(
                     "the host must be one of hooks.slack.com, Hooks.Slack-Gov.com. \
@@ -875,7 +827,8 @@ mod tests {
         assert_eq!(
             policy
                 .check_url("field", "ftp://127.0.0.1/", Purpose::Vessey)
-                .unwrap_err(),
+                .unwrap_err()
+                .to_string(),
             "field: must be an http:// or https:// URL"
         );
         assert!(
@@ -949,7 +902,8 @@ mod tests {
         let error = policy()
             .check_resolves("vessey.api_url", &url)
             .await
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(
             error.starts_with("vessey.api_url: the host resolves to a loopback address"),
             "{error}"
@@ -960,7 +914,11 @@ mod tests {
             .unwrap();
 
         let literal = Url::parse("https://[::ffff:10.1.2.3]/").unwrap();
-        let error = policy().check_resolves("f", &literal).await.unwrap_err();
+        let error = policy()
+            .check_resolves("f", &literal)
+            .await
+            .unwrap_err()
+            .to_string();
         assert!(
             error.starts_with("f: the host is an IPv4-mapped private"),
             "{error}"
@@ -968,14 +926,19 @@ mod tests {
 
         let nowhere = Url::parse("https://no-such-host.invalid/").unwrap();
         assert_eq!(
-            policy().check_resolves("f", &nowhere).await.unwrap_err(),
+            policy()
+                .check_resolves("f", &nowhere)
+                .await
+                .unwrap_err()
+                .to_string(),
             "f: the host name does not resolve"
         );
         assert_eq!(
             private_allowed()
                 .check_resolves("f", &nowhere)
                 .await
-                .unwrap_err(),
+                .unwrap_err()
+                .to_string(),
             "f: the host name does not resolve"
         );
     }

@@ -212,7 +212,10 @@ impl Transport {
         let policy = self.http.guard.as_deref()?;
         // A request that cannot be built is never sent either: the attempt reports it.
         let request = build().build().ok()?;
-        policy.check_for_send(request.url(), self.purpose).err()
+        policy
+            .check_for_send(request.url(), self.purpose)
+            .err()
+            .map(|refused| refused.reason)
     }
 
     /// Sends the request `build` makes (once per attempt), retrying transient failures, and

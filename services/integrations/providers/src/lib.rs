@@ -11,7 +11,7 @@
 //! HTTP client of [`HttpClients::tenant`], which refuses forbidden addresses where names resolve
 //! and IP literals before sending ([`ProviderError::Refused`]). Build one [`HttpClients`] per
 //! process and pass [`HttpClients::tenant`] or [`HttpClients::operator`] to the clients'
-//! `new_with` constructors, so they share connection pools (or use [`egress::GuardedHttp`],
+//! `new_with` constructors, so they share connection pools (or use [`GuardedHttp`],
 //! which builds tenants' clients on one guarded client); `new` still builds a client with an
 //! unguarded pool of its own.
 //!
@@ -37,8 +37,10 @@
 mod config;
 pub mod egress;
 mod error;
+mod guarded;
 mod http;
 mod redact;
+mod shared;
 mod slack;
 mod twilio;
 mod vessey;
@@ -47,8 +49,11 @@ pub use config::{
     DEFAULT_TWILIO_API_URL, Missing, ProvidersConfig, RetryPolicy, SecretUrl, SlackConfig,
     Timeouts, TwilioConfig, VesseyConfig,
 };
-pub use egress::{DEFAULT_SLACK_WEBHOOK_HOSTS, EgressPolicy, Purpose, forbidden_range};
+pub use egress::{
+    DEFAULT_SLACK_WEBHOOK_HOSTS, EgressPolicy, EgressRefused, Purpose, UrlRefused, forbidden_range,
+};
 pub use error::ProviderError;
+pub use guarded::GuardedHttp;
 pub use http::{HttpClient, HttpClients};
 pub use slack::SlackClient;
 pub use twilio::TwilioClient;

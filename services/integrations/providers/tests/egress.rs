@@ -305,8 +305,8 @@ async fn proxy_child() {
 
 #[tokio::test]
 async fn guarded_http_builds_tenants_clients_and_refuses_a_url_the_policy_does_not_admit() {
+    use director_providers::GuardedHttp;
     use director_providers::RetryPolicy;
-    use director_providers::egress::GuardedHttp;
 
     let strict = GuardedHttp::new(EgressPolicy::default(), RetryPolicy::default()).unwrap();
     assert_eq!(strict.policy(), &EgressPolicy::default());

@@ -300,7 +300,7 @@ async fn an_unusable_answer_quoting_the_request_is_redacted() {
 #[tokio::test]
 async fn tenant_clients_name_no_secret_when_refused_or_failing() {
     use director_providers::EgressPolicy;
-    use director_providers::egress::GuardedHttp;
+    use director_providers::GuardedHttp;
 
     let (log, guard) = capture();
     let mut errors = Vec::new();

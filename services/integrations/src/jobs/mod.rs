@@ -1,7 +1,8 @@
-//! Background jobs as the API shows them: started by the Vessey RPCs, run by the queue
-//! ([`run`]), listed, fetched and watched through `JobsService` ([`grpc`], [`watch`]).
+//! Background jobs as the API shows them: recorded and queued ([`store`]), listed, fetched
+//! and watched through `JobsService` ([`grpc`], [`watch`]), each answered as one message
+//! ([`message`]). What a job does is its kind's business (the Vessey jobs: `vessey::run`).
 
 pub mod grpc;
-pub mod run;
+pub mod message;
 pub mod store;
 pub mod watch;

@@ -4,14 +4,9 @@
 use chrono::{DateTime, Utc};
 use director_platform::identity::Caller;
 use director_platform::validate::Page;
-use director_store::jobs::{self, NewJob};
-use director_store::tenant::TenantDb;
-use graphile_worker::TaskHandler;
 use sqlx::FromRow;
-use uuid::Uuid;
 
-use super::run::RunJob;
-use crate::vessey::accounting::Tally;
+use crate::domain::{JobId, JobKind, JobRequest, JobStatus, RunJob, Tally};
 
 /// Columns of a job, in [`JobRow`] order.
 macro_rules! columns {
@@ -24,10 +19,10 @@ macro_rules! columns {
 /// One job as stored.
 #[derive(Debug, Clone, FromRow)]
 pub struct JobRow {
-    pub id: Uuid,
-    pub kind: String,
+    pub id: JobId,
+    pub kind: JobKind,
     pub params: serde_json::Value,
-    pub status: String,
+    pub status: JobStatus,
     pub progress_done: i32,
     pub progress_total: i32,
     pub attempts: i32,
@@ -41,7 +36,7 @@ pub struct JobRow {
 impl JobRow {
     /// Whether the job will not change again.
     pub fn is_finished(&self) -> bool {
-        matches!(self.status.as_str(), "succeeded" | "dead")
+        self.status.is_finished()
     }
 }
 
@@ -56,11 +51,11 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    fn status(self) -> &'static str {
+    fn status(self) -> JobStatus {
         match self {
-            Outcome::Succeeded => "succeeded",
-            Outcome::Failed => "failed",
-            Outcome::Dead => "dead",
+            Outcome::Succeeded => JobStatus::Succeeded,
+            Outcome::Failed => JobStatus::Failed,
+            Outcome::Dead => JobStatus::Dead,
         }
     }
 }
@@ -115,18 +110,18 @@ impl JobStore {
         }
     }
 
-    /// Records a job of `kind` and queues its run, in one transaction: the job is visible if
-    /// and only if it will run. A job of the same kind and parameters still queued, running
-    /// or waiting for a retry is answered instead of a new one ([`Started::Existing`]); a
+    /// Records the job `request` asks for and queues its run, in one transaction: the job is
+    /// visible if and only if it will run. A job of the same kind and parameters still queued,
+    /// running or waiting for a retry is answered instead of a new one ([`Started::Existing`]); a
     /// tenant with `max_active` such jobs gets [`Started::TooMany`]. The tenant's jobs are
     /// locked for the check (an advisory lock of the transaction), so two requests at once
     /// cannot both pass it.
     pub async fn start(
         &self,
         caller: &Caller,
-        kind: &'static str,
-        params: serde_json::Value,
+        request: &JobRequest,
     ) -> Result<Started, sqlx::Error> {
+        let (kind, params) = (request.kind(), request.params());
         let mut tx = self.db.begin(caller).await?;
         sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('director.jobs/' || $1, 0))")
             .bind(caller.tenant_id.as_str())
@@ -181,14 +176,14 @@ impl JobStore {
             job_id: row.id,
             tenant_id: caller.tenant_id.to_string(),
         };
-        let mut job = NewJob::new(RunJob::IDENTIFIER, run.payload());
+        let mut job = NewJob::new(RunJob::QUEUE_IDENTIFIER, run.payload());
         job.max_attempts = Some(self.max_attempts);
         jobs::enqueue(&mut tx, &job).await?;
         tx.commit().await?;
         Ok(Started::New(row))
     }
 
-    pub async fn get(&self, caller: &Caller, id: Uuid) -> Result<Option<JobRow>, sqlx::Error> {
+    pub async fn get(&self, caller: &Caller, id: JobId) -> Result<Option<JobRow>, sqlx::Error> {
         let query = sqlx::query_as(concat!(
             "SELECT ",
             columns!(),
@@ -203,7 +198,7 @@ impl JobStore {
     pub async fn list(
         &self,
         caller: &Caller,
-        status: Option<&'static str>,
+        status: Option<JobStatus>,
         page: Page,
     ) -> Result<Vec<JobRow>, sqlx::Error> {
         let query = sqlx::query_as(concat!(
@@ -229,7 +224,7 @@ impl JobStore {
     pub async fn begin_attempt(
         &self,
         caller: &Caller,
-        id: Uuid,
+        id: JobId,
         attempt: i32,
     ) -> Result<Attempting, sqlx::Error> {
         let mut tx = self.db.begin(caller).await?;
@@ -274,7 +269,7 @@ impl JobStore {
     pub async fn progress(
         &self,
         caller: &Caller,
-        id: Uuid,
+        id: JobId,
         done: i32,
         total: i32,
         tally: &Tally,
@@ -295,7 +290,7 @@ impl JobStore {
     pub async fn finish(
         &self,
         caller: &Caller,
-        id: Uuid,
+        id: JobId,
         outcome: Outcome,
         error: Option<&str>,
     ) -> Result<(), sqlx::Error> {

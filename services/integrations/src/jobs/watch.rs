@@ -3,10 +3,14 @@
 //! A trigger notifies `director_jobs` with the job id on every change; each replica keeps one
 //! listening connection ([`director_store::notify`]). A woken watcher re-reads the row and
 //! sends it when it differs from the last one sent, so a lost notification only delays an
-//! update until the next one or [`POLL_INTERVAL`].
+//! update until the next one or `POLL_INTERVAL`.
 
 use std::time::Duration;
 
+use super::message::{NOT_FOUND, job_message};
+use super::store::{JobRow, JobStore};
+use crate::domain::JobId;
+use crate::error::IntegrationsError;
 use director_platform::identity::Caller;
 use director_proto::integrations::WatchJobResponse;
 use director_store::notify::Notifications;
@@ -14,11 +18,6 @@ use tokio::sync::{broadcast, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::Status;
-use uuid::Uuid;
-
-use super::grpc::{NOT_FOUND, job_message};
-use super::store::{JobRow, JobStore};
-use crate::error::IntegrationsError;
 
 /// The channel the `jobs_notify_change` trigger notifies.
 pub const CHANNEL: &str = "director_jobs";
@@ -49,7 +48,7 @@ impl JobWatch {
     pub async fn watch(
         &self,
         caller: Caller,
-        id: Uuid,
+        id: JobId,
     ) -> Result<ReceiverStream<Result<WatchJobResponse, Status>>, Status> {
         // Subscribed before the first read, so a change in between is not missed.
         let wake = self.notifications.subscribe();
@@ -76,8 +75,8 @@ impl JobWatch {
 struct Watcher {
     store: JobStore,
     caller: Caller,
-    id: Uuid,
-    wake: broadcast::Receiver<director_store::notify::Wake>,
+    id: JobId,
+    wake: broadcast::Receiver<director_platform::notify::Wake>,
     sender: mpsc::Sender<Result<WatchJobResponse, Status>>,
     shutdown: CancellationToken,
 }

@@ -6,16 +6,16 @@ use director_platform::time::to_timestamp;
 use director_platform::validate::{self, Violations};
 use director_proto::integrations::notifications_service_server::NotificationsService;
 use director_proto::integrations::{
-    ListNotificationsRequest, ListNotificationsResponse, Notification, NotificationChannel,
-    NotificationStatus, SendSlackMessageRequest, SendSlackMessageResponse, SendSmsRequest,
-    SendSmsResponse,
+    ListNotificationsRequest, ListNotificationsResponse, Notification, SendSlackMessageRequest,
+    SendSlackMessageResponse, SendSmsRequest, SendSmsResponse,
 };
 use tonic::{Request, Response, Status};
 
 use super::store::{NewNotification, NotificationRow, NotificationStore};
+use crate::access::DRIVERS_CANNOT_USE;
+use crate::domain::{NotificationChannel, NotificationStatus, PhoneE164};
 use crate::error::IntegrationsError;
 use crate::providers::Providers;
-use crate::vessey::grpc::DRIVERS_CANNOT_USE;
 
 /// The Notifications gRPC service.
 #[derive(Debug, Clone)]
@@ -41,7 +41,10 @@ impl NotificationsService for NotificationsApi {
         let request = request.into_inner();
         // The contract's rules held: `to` normalises to E.164, `message` is not blank.
         let mut violations = Violations::new();
-        let to = violations.check("to", validate::phone_e164(&request.to));
+        let to = violations.check(
+            "to",
+            PhoneE164::parse(&request.to).map_err(|invalid| invalid.reason()),
+        );
         let message = request.message;
         violations.into_result()?;
         // Refused now rather than queued to fail for certain.
@@ -53,13 +56,14 @@ impl NotificationsService for NotificationsApi {
                 "to",
                 self.store
                     .limits()
-                    .check_destination(to, &twilio.from_number),
+                    .check_destination(to.as_str(), &twilio.from_number)
+                    .map_err(|refused| refused.to_string()),
             );
             violations.into_result()?;
         }
         let new = NewNotification {
-            channel: "sms",
-            recipient: to,
+            channel: NotificationChannel::Sms,
+            recipient: to.map(String::from),
             message,
             source_event_id: None,
             dedup_key: None,
@@ -87,7 +91,7 @@ impl NotificationsService for NotificationsApi {
             .slack()
             .map_err(IntegrationsError::from)?;
         let new = NewNotification {
-            channel: "slack",
+            channel: NotificationChannel::Slack,
             recipient: channel,
             message: text,
             source_event_id: None,
@@ -108,7 +112,11 @@ impl NotificationsService for NotificationsApi {
         let request = request.into_inner();
         let mut violations = Violations::new();
         let status = violations
-            .check("status", status_filter(request.status))
+            .check(
+                "status",
+                NotificationStatus::filter_from_proto(request.status)
+                    .map_err(|invalid| invalid.reason()),
+            )
             .flatten();
         let page = validate::page(request.skip, request.limit, &mut violations);
         violations.into_result()?;
@@ -123,39 +131,14 @@ impl NotificationsService for NotificationsApi {
     }
 }
 
-fn status_filter(value: i32) -> Result<Option<&'static str>, String> {
-    match NotificationStatus::try_from(value) {
-        Ok(NotificationStatus::Unspecified) => Ok(None),
-        Ok(NotificationStatus::Queued) => Ok(Some("queued")),
-        Ok(NotificationStatus::Sent) => Ok(Some("sent")),
-        Ok(NotificationStatus::Failed) => Ok(Some("failed")),
-        Ok(NotificationStatus::Dead) => Ok(Some("dead")),
-        Ok(NotificationStatus::Refused) => Ok(Some("refused")),
-        Err(_) => Err("must be queued, sent, failed, dead or refused".to_owned()),
-    }
-}
-
 /// A stored notification as the API shows it.
 pub fn notification_message(row: NotificationRow) -> Notification {
-    let channel = match row.channel.as_str() {
-        "sms" => NotificationChannel::Sms,
-        "slack" => NotificationChannel::Slack,
-        _ => NotificationChannel::Unspecified,
-    };
-    let status = match row.status.as_str() {
-        "queued" => NotificationStatus::Queued,
-        "sent" => NotificationStatus::Sent,
-        "failed" => NotificationStatus::Failed,
-        "dead" => NotificationStatus::Dead,
-        "refused" => NotificationStatus::Refused,
-        _ => NotificationStatus::Unspecified,
-    };
     Notification {
         id: row.id.to_string(),
-        channel: channel as i32,
+        channel: row.channel.to_proto() as i32,
         recipient: row.recipient,
         message: row.message,
-        status: status as i32,
+        status: row.status.to_proto() as i32,
         attempts: row.attempts,
         last_error: row.last_error,
         provider_id: row.provider_id,

@@ -11,12 +11,13 @@
 //! - `SMS_ALLOWED_CALLING_CODES` (e.g. `1,44,353`): the calling codes an SMS may go to,
 //!   parsed with `phonenumber` (libphonenumber's data). Unset, only the sender number's own.
 
-use std::fmt;
 use std::time::Duration;
 
-use chrono::{DateTime, DurationRound as _, TimeDelta, Utc};
+use chrono::Utc;
 use director_platform::config::{ConfigError, Env};
 use sqlx::PgConnection;
+
+use crate::domain::{LimitReached, NotificationChannel, Window};
 
 /// A channel's limit: so many per window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,60 +26,6 @@ struct Limit {
     variable: &'static str,
     per_window: u32,
     window: Window,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Window {
-    UtcDay,
-    Minute,
-}
-
-impl Window {
-    fn length(self) -> TimeDelta {
-        match self {
-            Self::UtcDay => TimeDelta::days(1),
-            Self::Minute => TimeDelta::minutes(1),
-        }
-    }
-
-    fn name(self) -> &'static str {
-        match self {
-            Self::UtcDay => "UTC day",
-            Self::Minute => "minute",
-        }
-    }
-
-    /// The window `now` falls in.
-    fn start(self, now: DateTime<Utc>) -> DateTime<Utc> {
-        now.duration_trunc(self.length()).unwrap_or(now)
-    }
-}
-
-/// A notification over its tenant's limit.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LimitReached {
-    pub variable: &'static str,
-    pub per_window: u32,
-    window: Window,
-    /// Until the next window opens.
-    pub retry_after: Duration,
-}
-
-impl fmt::Display for LimitReached {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let what = match self.variable {
-            SMS_DAILY_LIMIT => "SMS",
-            _ => "Slack messages",
-        };
-        write!(
-            f,
-            "{} reached: this tenant may send {} {what} per {}; the next window opens in {} s",
-            self.variable,
-            self.per_window,
-            self.window.name(),
-            self.retry_after.as_secs().max(1)
-        )
-    }
 }
 
 const SMS_DAILY_LIMIT: &str = "SMS_DAILY_LIMIT";
@@ -117,44 +64,36 @@ impl SpendingLimits {
     }
 
     /// Whether an SMS to `to` (E.164) may be sent from `sender`: the reason when not.
-    pub fn check_destination(&self, to: &str, sender: &str) -> Result<(), String> {
-        let code = calling_code(to)?;
+    pub fn check_destination(&self, to: &str, sender: &str) -> Result<(), DestinationRefused> {
+        let code = calling_code(to).ok_or(DestinationRefused::NoCallingCode)?;
         let allowed = match &self.calling_codes {
             Some(codes) => codes.clone(),
-            None => vec![calling_code(sender).map_err(|_| {
-                "cannot be checked: the sender number has no recognisable calling code; set \
-                 SMS_ALLOWED_CALLING_CODES"
-                    .to_owned()
-            })?],
+            None => vec![calling_code(sender).ok_or(DestinationRefused::SenderUnknown)?],
         };
         if allowed.contains(&code) {
             return Ok(());
         }
-        let listed: Vec<String> = allowed.iter().map(|code| format!("+{code}")).collect();
-        Err(format!(
-            "calling code +{code} is not allowed (allowed: {})",
-            listed.join(", ")
-        ))
+        Err(DestinationRefused::NotAllowed { code, allowed })
     }
 
-    /// Charges one `channel` (`sms` or `slack`) notification to `tenant_id` in the caller's
-    /// transaction, or says which limit it is over (charging nothing). `persistent` is the
-    /// store's [`TenantDb::persistent`](director_store::tenant::TenantDb::persistent).
+    /// Charges one `channel` notification to `tenant_id` in the caller's transaction, or says
+    /// which limit it is over (charging nothing). `persistent` is the store's
+    /// [`TenantDb::persistent`](director_platform::tenant::TenantDb::persistent).
     pub async fn charge(
         &self,
         connection: &mut PgConnection,
         tenant_id: &str,
-        channel: &str,
+        channel: NotificationChannel,
         persistent: bool,
     ) -> Result<Result<(), LimitReached>, sqlx::Error> {
-        let limit = if channel == "sms" {
-            self.sms
-        } else {
-            self.slack
+        let limit = match channel {
+            NotificationChannel::Sms => self.sms,
+            NotificationChannel::Slack => self.slack,
         };
         let now = Utc::now();
         let window_start = limit.window.start(now);
         let reached = || LimitReached {
+            channel,
             variable: limit.variable,
             per_window: limit.per_window,
             window: limit.window,
@@ -202,11 +141,33 @@ impl SpendingLimits {
     }
 }
 
+/// Why an SMS may not go to a number; said of the number (`to …`, or as the field's
+/// violation).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DestinationRefused {
+    #[error("is not a phone number with a known country calling code")]
+    NoCallingCode,
+    /// The default (the sender's own calling code) cannot be worked out.
+    #[error(
+        "cannot be checked: the sender number has no recognisable calling code; set \
+         SMS_ALLOWED_CALLING_CODES"
+    )]
+    SenderUnknown,
+    #[error("calling code +{code} is not allowed (allowed: {})", listed(allowed))]
+    NotAllowed { code: u16, allowed: Vec<u16> },
+}
+
+/// `+1, +44`.
+fn listed(codes: &[u16]) -> String {
+    let listed: Vec<String> = codes.iter().map(|code| format!("+{code}")).collect();
+    listed.join(", ")
+}
+
 /// The country calling code of an E.164 number.
-fn calling_code(number: &str) -> Result<u16, String> {
+fn calling_code(number: &str) -> Option<u16> {
     phonenumber::parse(None, number)
+        .ok()
         .map(|parsed| parsed.code().value())
-        .map_err(|_| "is not a phone number with a known country calling code".to_owned())
 }
 
 /// `1,44,353` (a leading `+` is accepted) as calling codes.
@@ -254,7 +215,8 @@ mod tests {
         );
         let refused = limits
             .check_destination("+882123456789", "+15550100000")
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert_eq!(refused, "calling code +882 is not allowed (allowed: +1)");
         assert!(
             limits
@@ -274,7 +236,8 @@ mod tests {
         );
         let refused = limits
             .check_destination("+33612345678", "+15550100000")
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(refused.contains("+33"), "{refused}");
         assert!(refused.contains("+1, +44, +353"), "{refused}");
     }
@@ -292,20 +255,5 @@ mod tests {
                 SpendingLimits::from_env(&Env::from_pairs([(variable, value)])).expect_err(value);
             assert_eq!(error.variable, variable);
         }
-    }
-
-    #[test]
-    fn windows_are_utc_days_and_minutes() {
-        let now = DateTime::parse_from_rfc3339("2026-12-06T13:45:30.5Z")
-            .unwrap()
-            .with_timezone(&Utc);
-        assert_eq!(
-            Window::UtcDay.start(now).to_rfc3339(),
-            "2026-12-06T00:00:00+00:00"
-        );
-        assert_eq!(
-            Window::Minute.start(now).to_rfc3339(),
-            "2026-12-06T13:45:00+00:00"
-        );
     }
 }

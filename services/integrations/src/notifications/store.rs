@@ -3,14 +3,10 @@
 use chrono::{DateTime, Utc};
 use director_platform::identity::Caller;
 use director_platform::validate::Page;
-use director_store::jobs::{self, NewJob};
-use director_store::tenant::TenantDb;
-use graphile_worker::TaskHandler;
 use sqlx::{FromRow, PgConnection};
-use uuid::Uuid;
 
 use super::limits::SpendingLimits;
-use super::send::SendNotification;
+use crate::domain::{NotificationChannel, NotificationId, NotificationStatus, SendNotification};
 use crate::error::IntegrationsError;
 
 /// Columns of a notification, in [`NotificationRow`] order.
@@ -24,11 +20,11 @@ macro_rules! columns {
 /// One notification as stored.
 #[derive(Debug, Clone, FromRow)]
 pub struct NotificationRow {
-    pub id: Uuid,
-    pub channel: String,
+    pub id: NotificationId,
+    pub channel: NotificationChannel,
     pub recipient: Option<String>,
     pub message: String,
-    pub status: String,
+    pub status: NotificationStatus,
     pub attempts: i32,
     pub last_error: Option<String>,
     pub provider_id: Option<String>,
@@ -39,8 +35,7 @@ pub struct NotificationRow {
 /// A message to queue.
 #[derive(Debug, Clone)]
 pub struct NewNotification {
-    /// `sms` or `slack`.
-    pub channel: &'static str,
+    pub channel: NotificationChannel,
     /// The E.164 number of an SMS; the channel override of a Slack message.
     pub recipient: Option<String>,
     pub message: String,
@@ -154,7 +149,7 @@ impl NotificationStore {
         new: NewNotification,
     ) -> Result<Option<NotificationRow>, sqlx::Error> {
         if let Some(key) = &new.dedup_key {
-            let recorded: Option<(Uuid,)> = sqlx::query_as(
+            let recorded: Option<(NotificationId,)> = sqlx::query_as(
                 "SELECT id FROM notifications WHERE tenant_id = $1 AND dedup_key = $2",
             )
             .bind(caller.tenant_id.as_str())
@@ -179,9 +174,19 @@ impl NotificationStore {
         new: NewNotification,
         reason: &str,
     ) -> Result<NotificationRow, sqlx::Error> {
-        tracing::info!(channel = new.channel, reason, "notification refused");
-        self.insert(connection, caller, &new, "refused", Some(reason))
-            .await
+        tracing::info!(
+            channel = new.channel.as_str(),
+            reason,
+            "notification refused"
+        );
+        self.insert(
+            connection,
+            caller,
+            &new,
+            NotificationStatus::Refused,
+            Some(reason),
+        )
+        .await
     }
 
     /// Records `new` and queues its delivery inside the caller's transaction (already
@@ -193,13 +198,13 @@ impl NotificationStore {
         new: NewNotification,
     ) -> Result<NotificationRow, sqlx::Error> {
         let row = self
-            .insert(connection, caller, &new, "queued", None)
+            .insert(connection, caller, &new, NotificationStatus::Queued, None)
             .await?;
         let send = SendNotification {
             notification_id: row.id,
             tenant_id: caller.tenant_id.to_string(),
         };
-        let mut job = NewJob::new(SendNotification::IDENTIFIER, send.payload());
+        let mut job = NewJob::new(SendNotification::QUEUE_IDENTIFIER, send.payload());
         job.max_attempts = Some(self.max_attempts);
         jobs::enqueue(connection, &job).await?;
         Ok(row)
@@ -210,7 +215,7 @@ impl NotificationStore {
         connection: &mut PgConnection,
         caller: &Caller,
         new: &NewNotification,
-        status: &str,
+        status: NotificationStatus,
         error: Option<&str>,
     ) -> Result<NotificationRow, sqlx::Error> {
         sqlx::query_as(concat!(
@@ -237,7 +242,7 @@ impl NotificationStore {
     pub async fn get(
         &self,
         caller: &Caller,
-        id: Uuid,
+        id: NotificationId,
     ) -> Result<Option<NotificationRow>, sqlx::Error> {
         let query = sqlx::query_as(concat!(
             "SELECT ",
@@ -253,7 +258,7 @@ impl NotificationStore {
     pub async fn list(
         &self,
         caller: &Caller,
-        status: Option<&'static str>,
+        status: Option<NotificationStatus>,
         page: Page,
     ) -> Result<Vec<NotificationRow>, sqlx::Error> {
         let query = sqlx::query_as(concat!(
@@ -275,14 +280,14 @@ impl NotificationStore {
     pub async fn record(
         &self,
         caller: &Caller,
-        id: Uuid,
+        id: NotificationId,
         attempt: i32,
         delivery: &Delivery,
     ) -> Result<(), sqlx::Error> {
         let (status, provider_id, error) = match delivery {
-            Delivery::Sent(provider_id) => ("sent", provider_id.as_deref(), None),
-            Delivery::Failed(error) => ("failed", None, Some(error.as_str())),
-            Delivery::Dead(error) => ("dead", None, Some(error.as_str())),
+            Delivery::Sent(provider_id) => (NotificationStatus::Sent, provider_id.as_deref(), None),
+            Delivery::Failed(error) => (NotificationStatus::Failed, None, Some(error.as_str())),
+            Delivery::Dead(error) => (NotificationStatus::Dead, None, Some(error.as_str())),
         };
         let query = sqlx::query(
             "UPDATE notifications

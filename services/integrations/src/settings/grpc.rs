@@ -1,47 +1,40 @@
-//! `GetIntegrationSettings` and `UpdateIntegrationSettings`, for admins only: the settings
-//! spend money and reach third parties in the tenant's name.
+//! `GetIntegrationSettings` and `UpdateIntegrationSettings`, for admins only (the caller is
+//! checked by the API that routes here, with `access::admin`): the settings spend money and
+//! reach third parties in the tenant's name.
 
-use director_platform::identity::{Caller, Role, caller};
+use director_platform::identity::Caller;
 use director_proto::integrations::{
-    GetIntegrationSettingsRequest, GetIntegrationSettingsResponse,
-    UpdateIntegrationSettingsRequest, UpdateIntegrationSettingsResponse,
+    GetIntegrationSettingsResponse, UpdateIntegrationSettingsRequest,
+    UpdateIntegrationSettingsResponse,
 };
-use tonic::{Request, Response, Status};
+use director_providers::EgressPolicy;
+use tonic::{Response, Status};
 
 use super::sections::parse_update;
-use crate::app::App;
+use super::store::SettingsStore;
 
-/// Why a dispatcher or driver is refused.
-pub const ONLY_ADMINS: &str = "Only admins can see or change integration settings";
-
+/// The admin `caller`'s tenant's settings, secrets masked.
 pub async fn get(
-    app: &App,
-    request: Request<GetIntegrationSettingsRequest>,
+    settings: &SettingsStore,
+    caller: &Caller,
 ) -> Result<Response<GetIntegrationSettingsResponse>, Status> {
-    let caller = admin(&request)?;
-    let settings = app.providers.settings().load(&caller).await?;
+    let settings = settings.load(caller).await?;
     Ok(Response::new(GetIntegrationSettingsResponse {
         settings: Some(settings.to_message()),
     }))
 }
 
+/// Applies the admin `caller`'s `request`, each URL through the `egress` guard, and answers
+/// the settings after it.
 pub async fn update(
-    app: &App,
-    request: Request<UpdateIntegrationSettingsRequest>,
+    settings: &SettingsStore,
+    egress: &EgressPolicy,
+    caller: &Caller,
+    request: UpdateIntegrationSettingsRequest,
 ) -> Result<Response<UpdateIntegrationSettingsResponse>, Status> {
-    let caller = admin(&request)?;
-    let changes = parse_update(request.into_inner(), app.providers.egress()).await?;
-    let settings = app.providers.settings().apply(&caller, &changes).await?;
+    let changes = parse_update(request, egress).await?;
+    let settings = settings.apply(caller, &changes).await?;
     Ok(Response::new(UpdateIntegrationSettingsResponse {
         settings: Some(settings.to_message()),
     }))
-}
-
-fn admin<T>(request: &Request<T>) -> Result<Caller, Status> {
-    let caller = caller(request)?;
-    if caller.role == Role::Admin {
-        Ok(caller)
-    } else {
-        Err(Status::permission_denied(ONLY_ADMINS))
-    }
 }

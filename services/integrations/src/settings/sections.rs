@@ -4,14 +4,13 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use director_platform::validate::{self, Violations};
+use director_platform::validate::Violations;
 use director_proto::integrations as pb;
 use director_providers::egress::{EgressPolicy, Purpose};
 use prost_types::value::Kind;
 use serde::{Deserialize, Serialize};
 
-/// Longest API key or auth token accepted, in characters.
-const SECRET_MAX: usize = 512;
+use crate::domain::{AccountSid, ApiSecret, InvalidValue, PhoneE164};
 /// Longest URL accepted, in characters.
 const URL_MAX: usize = 2048;
 /// Secrets shorter than this are shown as `"…"` alone: their last 4 characters would give
@@ -52,6 +51,7 @@ impl Integration {
         }
     }
 
+    /// The integration a stored name is; `None` for a name this version does not know.
     pub fn from_name(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|i| i.as_str() == name)
     }
@@ -61,7 +61,7 @@ impl Integration {
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VesseySection {
     pub api_url: String,
-    pub api_key: String,
+    pub api_key: ApiSecret,
 }
 
 /// A tenant's Slack webhook (its URL is its secret).
@@ -73,9 +73,9 @@ pub struct SlackSection {
 /// A tenant's Twilio account.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TwilioSection {
-    pub account_sid: String,
-    pub auth_token: String,
-    pub from_number: String,
+    pub account_sid: AccountSid,
+    pub auth_token: ApiSecret,
+    pub from_number: PhoneE164,
 }
 
 /// One section's content.
@@ -113,9 +113,9 @@ impl Section {
     /// Every value in it that must never be shown, logged or stored in clear.
     pub fn secrets(&self) -> Vec<&str> {
         match self {
-            Self::Vessey(vessey) => vec![&vessey.api_key],
+            Self::Vessey(vessey) => vec![vessey.api_key.as_str()],
             Self::Slack(slack) => vec![&slack.webhook_url],
-            Self::Twilio(twilio) => vec![&twilio.auth_token, &twilio.account_sid],
+            Self::Twilio(twilio) => vec![twilio.auth_token.as_str(), twilio.account_sid.as_str()],
         }
     }
 }
@@ -172,15 +172,15 @@ impl TenantSettings {
         pb::IntegrationSettings {
             vessey: self.vessey().map(|vessey| pb::VesseySettings {
                 api_url: vessey.api_url.clone(),
-                api_key: mask(&vessey.api_key),
+                api_key: mask(vessey.api_key.as_str()),
             }),
             slack: self.slack().map(|slack| pb::SlackSettings {
                 webhook_url: mask(&slack.webhook_url),
             }),
             twilio: self.twilio().map(|twilio| pb::TwilioSettings {
-                account_sid: twilio.account_sid.clone(),
-                auth_token: mask(&twilio.auth_token),
-                from_number: twilio.from_number.clone(),
+                account_sid: twilio.account_sid.as_str().to_owned(),
+                auth_token: mask(twilio.auth_token.as_str()),
+                from_number: twilio.from_number.as_str().to_owned(),
             }),
         }
     }
@@ -300,7 +300,9 @@ async fn section(
         Integration::Vessey => {
             let url = tenant_url(&mut fields, "api_url", Purpose::Vessey, egress, violations).await;
             let (path, key) = fields.take("api_key", violations);
-            let key = key.and_then(|key| violations.check(&path, secret_text(&key)));
+            let key = key.and_then(|key| {
+                violations.check(&path, ApiSecret::parse(&key).map_err(InvalidValue::reason))
+            });
             Some(Section::Vessey(VesseySection {
                 api_url: url?,
                 api_key: key?,
@@ -319,11 +321,20 @@ async fn section(
         }
         Integration::Twilio => {
             let (path, sid) = fields.take("account_sid", violations);
-            let sid = sid.and_then(|sid| violations.check(&path, account_sid(&sid)));
+            let sid = sid.and_then(|sid| {
+                violations.check(&path, AccountSid::parse(&sid).map_err(InvalidValue::reason))
+            });
             let (path, token) = fields.take("auth_token", violations);
-            let token = token.and_then(|token| violations.check(&path, secret_text(&token)));
+            let token = token.and_then(|token| {
+                violations.check(
+                    &path,
+                    ApiSecret::parse(&token).map_err(InvalidValue::reason),
+                )
+            });
             let (path, from) = fields.take("from_number", violations);
-            let from = from.and_then(|from| violations.check(&path, validate::phone_e164(&from)));
+            let from = from.and_then(|from| {
+                violations.check(&path, PhoneE164::parse(&from).map_err(InvalidValue::reason))
+            });
             Some(Section::Twilio(TwilioSection {
                 account_sid: sid?,
                 auth_token: token?,
@@ -348,48 +359,22 @@ async fn tenant_url(
         violations.add(&path, format!("must be at most {URL_MAX} characters"));
         return None;
     }
-    // The guard's reasons start with the field's name; the violation names it already.
-    let reason = |message: String| {
-        message
-            .strip_prefix(&format!("{path}: "))
-            .map_or_else(|| message.clone(), str::to_owned)
-    };
+    // The guard's refusal names the field; the violation names it already, so only the
+    // rule is kept.
     let url = violations.check(
         &path,
-        egress.check_url(&path, &raw, purpose).map_err(reason),
+        egress
+            .check_url(&path, &raw, purpose)
+            .map_err(|refused| refused.rule),
     )?;
     violations.check(
         &path,
-        egress.check_resolves(&path, &url).await.map_err(reason),
+        egress
+            .check_resolves(&path, &url)
+            .await
+            .map_err(|refused| refused.rule),
     )?;
     Some(url.to_string())
-}
-
-/// An API key or token: 1 to 512 printable characters without spaces.
-fn secret_text(value: &str) -> Result<String, String> {
-    let ok = !value.is_empty()
-        && value.chars().count() <= SECRET_MAX
-        && value.chars().all(|c| c.is_ascii_graphic());
-    if ok {
-        Ok(value.to_owned())
-    } else {
-        Err(format!(
-            "must be 1 to {SECRET_MAX} printable ASCII characters without spaces"
-        ))
-    }
-}
-
-/// A Twilio account SID: `AC` and 32 hexadecimal digits (it goes into Twilio's URL path).
-fn account_sid(value: &str) -> Result<String, String> {
-    let value = value.trim();
-    let ok = value.len() == 34
-        && value.starts_with("AC")
-        && value[2..].chars().all(|c| c.is_ascii_hexdigit());
-    if ok {
-        Ok(value.to_owned())
-    } else {
-        Err("must be a Twilio account SID: 'AC' and 32 hexadecimal digits".to_owned())
-    }
 }
 
 #[cfg(test)]
@@ -408,9 +393,9 @@ mod tests {
     #[test]
     fn sections_round_trip_through_their_stored_form() {
         let twilio = Section::Twilio(TwilioSection {
-            account_sid: format!("AC{}", "a".repeat(32)),
-            auth_token: "token".to_owned(),
-            from_number: "+15550100000".to_owned(),
+            account_sid: AccountSid::parse(&format!("AC{}", "a".repeat(32))).unwrap(),
+            auth_token: ApiSecret::parse("token").unwrap(),
+            from_number: PhoneE164::parse("+15550100000").unwrap(),
         });
         let bytes = twilio.to_bytes();
         assert_eq!(
@@ -419,15 +404,5 @@ mod tests {
         );
         assert!(Section::from_bytes(Integration::Slack, &bytes).is_none());
         assert_eq!(format!("{twilio:?}"), "Section(twilio)");
-    }
-
-    #[test]
-    fn account_sids_and_secrets_are_checked() {
-        assert!(account_sid(&format!("AC{}", "0f".repeat(16))).is_ok());
-        assert!(account_sid("AC123").is_err());
-        assert!(account_sid(&format!("AC{}/../x", "0".repeat(27))).is_err());
-        assert!(secret_text("abc def").is_err());
-        assert!(secret_text("").is_err());
-        assert!(secret_text("k-123").is_ok());
     }
 }

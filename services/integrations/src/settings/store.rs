@@ -6,6 +6,7 @@ use sqlx::PgConnection;
 
 use super::cipher::{Sealed, SettingsCipher};
 use super::sections::{Change, Integration, Section, TenantSettings};
+use crate::domain::UnknownState;
 use crate::error::IntegrationsError;
 
 /// Tenants' integration settings, through tenant transactions.
@@ -38,9 +39,14 @@ impl SettingsStore {
         let mut settings = TenantSettings::default();
         let mut stale = Vec::new();
         for (name, key_id, bytes) in rows {
-            let Some(integration) = Integration::from_name(&name) else {
-                continue;
-            };
+            // The table's CHECK allows only the integrations this version knows; anything else
+            // is a row it did not write.
+            let integration = Integration::from_name(&name).ok_or_else(|| {
+                sqlx::Error::Decode(Box::new(UnknownState {
+                    state: "integration",
+                    value: name.clone(),
+                }))
+            })?;
             let sealed = Sealed { key_id, bytes };
             let section = self.open(caller, integration, &sealed)?;
             if sealed.key_id != self.cipher.current_key_id() {

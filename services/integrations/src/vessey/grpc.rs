@@ -13,15 +13,13 @@ use director_proto::integrations::{
 };
 use tonic::{Request, Response, Status};
 
-use super::{import, sync};
+use crate::access::{DRIVERS_CANNOT_USE, admin};
 use crate::app::App;
+use crate::domain::JobRequest;
 use crate::error::IntegrationsError;
-use crate::jobs::grpc::job_message;
+use crate::jobs::message::job_message;
 use crate::jobs::store::{JobRow, Started};
 use crate::settings;
-
-/// Why a driver is refused.
-pub const DRIVERS_CANNOT_USE: &str = "Drivers cannot use integrations";
 
 /// The Integrations gRPC service.
 #[derive(Debug, Clone)]
@@ -50,14 +48,22 @@ impl IntegrationsService for IntegrationsApi {
         &self,
         request: Request<GetIntegrationSettingsRequest>,
     ) -> Result<Response<GetIntegrationSettingsResponse>, Status> {
-        settings::grpc::get(&self.app, request).await
+        let caller = admin(&request)?;
+        settings::grpc::get(self.app.providers.settings(), &caller).await
     }
 
     async fn update_integration_settings(
         &self,
         request: Request<UpdateIntegrationSettingsRequest>,
     ) -> Result<Response<UpdateIntegrationSettingsResponse>, Status> {
-        settings::grpc::update(&self.app, request).await
+        let caller = admin(&request)?;
+        settings::grpc::update(
+            self.app.providers.settings(),
+            self.app.providers.egress(),
+            &caller,
+            request.into_inner(),
+        )
+        .await
     }
 
     async fn get_vessey_driver(
@@ -96,12 +102,7 @@ impl IntegrationsService for IntegrationsApi {
             .await?
             .vessey()
             .map_err(IntegrationsError::from)?;
-        let job = started(
-            self.app
-                .jobs
-                .start(&caller, sync::KIND, serde_json::json!({}))
-                .await,
-        )?;
+        let job = started(self.app.jobs.start(&caller, &JobRequest::DriverSync).await)?;
         Ok(Response::new(SyncVesseyDriversResponse {
             job: Some(job_message(job)),
         }))
@@ -128,7 +129,7 @@ impl IntegrationsService for IntegrationsApi {
         let job = started(
             self.app
                 .jobs
-                .start(&caller, import::KIND, import::params(date))
+                .start(&caller, &JobRequest::CollectionImport { date })
                 .await,
         )?;
         Ok(Response::new(ImportVesseyCollectionsResponse {

@@ -23,39 +23,18 @@ use director_proto::internal::dispatch::dispatch_internal_service_client::Dispat
 use director_proto::internal::dispatch::{TaskUpsert, UpsertTasksRequest};
 use director_providers::{Page, ProviderError, VesseyClient, VesseyCollection};
 use tokio_util::task::AbortOnDropHandle;
-use uuid::Uuid;
 
-use super::accounting::{Tally, refused_rows};
 use super::pages::PageCursor;
+use super::refusals::refused_rows;
 use super::summaries;
 use super::sync::len_i32;
 use crate::app::App;
+use crate::domain::{JobId, Tally};
 use crate::error::IntegrationsError;
-
-/// The `jobs.kind` of a collections import.
-pub const KIND: &str = "vessey_collection_import";
 /// Most rows per bulk call (the internal RPCs' limit).
 const BATCH: usize = 1000;
 /// Longest task title, farm name and id, in characters (Dispatch's and Companies' bounds).
 const TEXT_MAX: usize = 255;
-
-/// The job's parameters.
-pub fn params(date: NaiveDate) -> serde_json::Value {
-    serde_json::json!({ "date": date.to_string() })
-}
-
-/// The day a stored import job is for.
-pub fn date_param(params: &serde_json::Value) -> Result<NaiveDate, IntegrationsError> {
-    params
-        .get("date")
-        .and_then(serde_json::Value::as_str)
-        .and_then(|date| date.parse().ok())
-        .ok_or_else(|| {
-            IntegrationsError::Invalid(tonic::Status::internal(
-                "the import job has no valid date parameter",
-            ))
-        })
-}
 
 /// Imports `date`'s collections for `caller`'s tenant, recording progress and the tally on
 /// `job_id`, then texts each driver given new collections one summary. `earlier` is the
@@ -64,7 +43,7 @@ pub fn date_param(params: &serde_json::Value) -> Result<NaiveDate, IntegrationsE
 pub async fn import_collections(
     app: &App,
     caller: &Caller,
-    job_id: Uuid,
+    job_id: JobId,
     date: NaiveDate,
     earlier: Option<&Tally>,
 ) -> Result<(), IntegrationsError> {
@@ -176,12 +155,16 @@ impl Writer<'_> {
         // Dispatch checks each task as these rules do; should it still refuse some, those
         // are rejected and the rest sent again, once.
         for last_try in [false, true] {
-            let request = self.app.dispatch.request(
-                &self.cx,
-                UpsertTasksRequest {
-                    tasks: tasks.clone(),
-                },
-            )?;
+            let request = self
+                .app
+                .dispatch
+                .request(
+                    &self.cx,
+                    UpsertTasksRequest {
+                        tasks: tasks.clone(),
+                    },
+                )
+                .map_err(|status| IntegrationsError::call_not_made("dispatch", &status))?;
             match self.dispatch.upsert_tasks(request).await {
                 Ok(response) => {
                     let response = response.into_inner();
@@ -229,7 +212,8 @@ impl Writer<'_> {
         let request = self
             .app
             .companies
-            .request(&self.cx, EnsureCompaniesRequest { companies: unknown })?;
+            .request(&self.cx, EnsureCompaniesRequest { companies: unknown })
+            .map_err(|status| IntegrationsError::call_not_made("companies", &status))?;
         let ensured = self
             .companies
             .ensure_companies(request)

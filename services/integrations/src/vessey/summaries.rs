@@ -6,10 +6,10 @@
 
 use chrono::NaiveDate;
 use director_platform::identity::Caller;
-use uuid::Uuid;
 
-use super::accounting::{DriverSummary, Tally};
 use crate::app::App;
+use crate::domain::tally::DriverSummary;
+use crate::domain::{JobId, NotificationChannel, Tally};
 use crate::error::IntegrationsError;
 use crate::notifications::store::NewNotification;
 
@@ -17,7 +17,7 @@ use crate::notifications::store::NewNotification;
 pub async fn text_drivers(
     app: &App,
     caller: &Caller,
-    job_id: Uuid,
+    job_id: JobId,
     date: NaiveDate,
     tally: &Tally,
 ) -> Result<(), IntegrationsError> {
@@ -37,7 +37,7 @@ pub async fn text_drivers(
     let mut tx = store.db().begin(caller).await?;
     for (driver, summary, phone) in texted {
         let new = NewNotification {
-            channel: "sms",
+            channel: NotificationChannel::Sms,
             recipient: Some(phone.clone()),
             message: message(date, summary),
             source_event_id: None,

@@ -8,21 +8,18 @@ use director_platform::identity::Caller;
 use director_proto::internal::dispatch::dispatch_internal_service_client::DispatchInternalServiceClient;
 use director_proto::internal::dispatch::{DriverUpsert, UpsertDriversRequest};
 use director_providers::VesseyDriver;
-use uuid::Uuid;
 
-use super::accounting::{Tally, refused_rows};
 use super::pages::PageCursor;
+use super::refusals::refused_rows;
 use crate::app::App;
+use crate::domain::{JobId, Tally};
 use crate::error::IntegrationsError;
-
-/// The `jobs.kind` of a driver sync.
-pub const KIND: &str = "vessey_driver_sync";
 
 /// Pages through Vessey's drivers and upserts each page into Dispatch.
 pub async fn sync_drivers(
     app: &App,
     caller: &Caller,
-    job_id: Uuid,
+    job_id: JobId,
 ) -> Result<(), IntegrationsError> {
     let vessey = app.providers.for_tenant(caller).await?.vessey()?.clone();
     let cx = CallContext::for_caller(caller.clone());
@@ -54,12 +51,15 @@ pub async fn sync_drivers(
             if drivers.is_empty() {
                 break;
             }
-            let request = app.dispatch.request(
-                &cx,
-                UpsertDriversRequest {
-                    drivers: drivers.clone(),
-                },
-            )?;
+            let request = app
+                .dispatch
+                .request(
+                    &cx,
+                    UpsertDriversRequest {
+                        drivers: drivers.clone(),
+                    },
+                )
+                .map_err(|status| IntegrationsError::call_not_made("dispatch", &status))?;
             match dispatch.upsert_drivers(request).await {
                 Ok(response) => {
                     tally.add(response.into_inner().counts.as_ref());

@@ -1,6 +1,7 @@
 //! What a sync or an import did with every record Vessey returned: created, updated,
 //! unchanged or rejected (with the first [`MAX_REJECTIONS`] reasons), so that the four add
-//! up to the records returned and nothing is dropped without a word.
+//! up to the records returned and nothing is dropped without a word. Stored with its job
+//! (`jobs.result`), and shown as the proto's `JobResult`.
 
 use std::collections::BTreeMap;
 
@@ -66,7 +67,7 @@ impl Tally {
         }
     }
 
-    /// `rows` less the ones a bulk refusal named ([`refused_rows`]), which are rejected with
+    /// `rows` less the ones a bulk refusal named (index and reason), which are rejected with
     /// its reasons.
     pub fn reject_refused<T>(
         &mut self,
@@ -136,39 +137,9 @@ impl Tally {
     }
 }
 
-/// The batch indexes a Dispatch or Companies INVALID_ARGUMENT names (`tasks[3].title`), with
-/// each one's descriptions joined: the records it refused, to reject and send the rest again.
-pub fn refused_rows(status: &tonic::Status, list: &str) -> Vec<(usize, String)> {
-    let mut rows: Vec<(usize, String)> = Vec::new();
-    for violation in director_platform::error::field_violations(status) {
-        let Some(rest) = violation.field.strip_prefix(list) else {
-            continue;
-        };
-        let Some((index, field)) = rest.strip_prefix('[').and_then(|rest| rest.split_once(']'))
-        else {
-            continue;
-        };
-        let Ok(index) = index.parse::<usize>() else {
-            continue;
-        };
-        let field = field.trim_start_matches('.');
-        let reason = format!("{field} {}", violation.description);
-        match rows.iter_mut().find(|(row, _)| *row == index) {
-            Some((_, reasons)) => {
-                reasons.push_str("; ");
-                reasons.push_str(&reason);
-            }
-            None => rows.push((index, reason)),
-        }
-    }
-    rows
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
-
-    use director_platform::error::{FieldViolation, invalid_argument};
 
     use super::*;
 
@@ -212,29 +183,5 @@ mod tests {
         let stored: Tally = serde_json::from_value(serde_json::to_value(&tally).unwrap()).unwrap();
         assert_eq!(stored, tally);
         assert_eq!(tally.to_message().rejections.len(), 0);
-    }
-
-    #[test]
-    fn the_rows_a_bulk_refusal_names_are_found_by_index() {
-        let status = invalid_argument(
-            "Invalid tasks",
-            vec![
-                FieldViolation::new("tasks[3].title", "must not be blank"),
-                FieldViolation::new("tasks[3].volume_liters", "must be 0 or more"),
-                FieldViolation::new("tasks[10].window_end", "must not be before window_start"),
-                FieldViolation::new("tasks", "must hold 1 to 1000 tasks"),
-                FieldViolation::new("companies[1].name", "x"),
-            ],
-        );
-        assert_eq!(
-            refused_rows(&status, "tasks"),
-            [
-                (
-                    3,
-                    "title must not be blank; volume_liters must be 0 or more".to_owned()
-                ),
-                (10, "window_end must not be before window_start".to_owned()),
-            ]
-        );
     }
 }

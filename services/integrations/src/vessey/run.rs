@@ -1,4 +1,6 @@
-//! The queue job that runs a sync or an import: one attempt of a `jobs` row.
+//! The queue job that runs a sync or an import: one attempt of a `jobs` row ([`RunJob`]).
+//! Every kind of job is a Vessey one, so its handler lives here, above the work it runs and
+//! the store it records in.
 //!
 //! The row says what to do (`kind`, `params`) and is where the attempt's progress and end
 //! are recorded; the queue decides when attempts run. A failure worth retrying (a third
@@ -10,34 +12,20 @@
 use director_platform::catalog;
 use director_store::jobs::{self as queue, Attempt, NewJob, job_span};
 use graphile_worker::{IntoTaskHandlerResult, TaskHandler, WorkerContext};
-use serde::{Deserialize, Serialize};
 use tracing::Instrument as _;
-use uuid::Uuid;
 
+use super::{import, sync};
+use crate::access::service_caller;
 use crate::app::App;
+use crate::domain::{JobId, JobRequest, RunJob};
 use crate::error::IntegrationsError;
 use crate::jobs::store::{Attempting, JobRow, Outcome};
-use crate::vessey::{import, sync};
 
 /// How long a job waits when its tenant already has one running before it looks again.
 const WAIT_FOR_TENANTS_JOB: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// Runs the `jobs` row `job_id` of `tenant_id`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct RunJob {
-    pub job_id: Uuid,
-    pub tenant_id: String,
-}
-
-impl RunJob {
-    /// The queue payload.
-    pub fn payload(&self) -> serde_json::Value {
-        serde_json::json!({ "job_id": self.job_id, "tenant_id": self.tenant_id })
-    }
-}
-
 impl TaskHandler for RunJob {
-    const IDENTIFIER: &'static str = catalog::INTEGRATIONS_RUN_JOB;
+    const IDENTIFIER: &'static str = RunJob::QUEUE_IDENTIFIER;
 
     async fn run(self, ctx: WorkerContext) -> impl IntoTaskHandlerResult {
         let Some(app) = ctx.get_ext::<App>().cloned() else {
@@ -49,8 +37,20 @@ impl TaskHandler for RunJob {
         let result = run_attempt(&app, &self, attempt, last_attempt)
             .instrument(span)
             .await;
+        let result = result.map_err(|failure| failure.to_string());
         queue::end_attempt(app.jobs.pool(), *ctx.job().id(), result).await
     }
+}
+
+/// Why an attempt could not even be recorded: the queue retries it.
+#[derive(Debug, thiserror::Error)]
+enum Bookkeeping {
+    #[error("could not start job {job}: {source}")]
+    Start { job: JobId, source: sqlx::Error },
+    #[error("could not defer job {job}: {source}")]
+    Defer { job: JobId, source: sqlx::Error },
+    #[error("could not record the end of job {job}: {source}")]
+    Finish { job: JobId, source: sqlx::Error },
 }
 
 /// One attempt.
@@ -59,13 +59,16 @@ async fn run_attempt(
     run: &RunJob,
     attempt: i32,
     last_attempt: bool,
-) -> Result<Attempt, String> {
-    let caller = App::service_caller(&run.tenant_id);
+) -> Result<Attempt, Bookkeeping> {
+    let caller = service_caller(&run.tenant_id);
     let store = &app.jobs;
     let begun = store
         .begin_attempt(&caller, run.job_id, attempt)
         .await
-        .map_err(|error| format!("could not start job {}: {error}", run.job_id))?;
+        .map_err(|source| Bookkeeping::Start {
+            job: run.job_id,
+            source,
+        })?;
     let job = match begun {
         Attempting::Run(job) => *job,
         // Already finished: a duplicate delivery of a job that completed.
@@ -73,11 +76,14 @@ async fn run_attempt(
         Attempting::Wait => {
             // The tenant's other job is running: this one is handed on to a later run (a new
             // queue job, so the wait costs no attempt) and stays `queued` meanwhile.
-            let mut later = NewJob::new(RunJob::IDENTIFIER, run.payload());
+            let mut later = NewJob::new(RunJob::QUEUE_IDENTIFIER, run.payload());
             later.max_attempts = Some(store.max_attempts());
             queue::enqueue_after(store.pool(), &later, WAIT_FOR_TENANTS_JOB)
                 .await
-                .map_err(|error| format!("could not defer job {}: {error}", run.job_id))?;
+                .map_err(|source| Bookkeeping::Defer {
+                    job: run.job_id,
+                    source,
+                })?;
             return Ok(Attempt::Finished);
         }
     };
@@ -90,12 +96,15 @@ async fn run_attempt(
         Err(error) => (Outcome::Dead, Some(error.to_string())),
     };
     if let Some(error) = &error {
-        tracing::warn!(job_id = %job.id, kind = job.kind, attempt, ?outcome, error, "job attempt failed");
+        tracing::warn!(job_id = %job.id, kind = job.kind.as_str(), attempt, ?outcome, error, "job attempt failed");
     }
     store
         .finish(&caller, job.id, outcome, error.as_deref())
         .await
-        .map_err(|db| format!("could not record the end of job {}: {db}", job.id))?;
+        .map_err(|source| Bookkeeping::Finish {
+            job: job.id,
+            source,
+        })?;
     Ok(match (outcome, error) {
         (Outcome::Failed, Some(error)) => Attempt::Retry(error),
         (Outcome::Dead, Some(error)) => Attempt::GiveUp(error),
@@ -104,16 +113,18 @@ async fn run_attempt(
 }
 
 async fn work(app: &App, job: &JobRow, tenant_id: &str) -> Result<(), IntegrationsError> {
-    let caller = App::service_caller(tenant_id);
-    match job.kind.as_str() {
-        sync::KIND => sync::sync_drivers(app, &caller, job.id).await,
-        import::KIND => {
-            let date = import::date_param(&job.params)?;
+    let caller = service_caller(tenant_id);
+    let request = JobRequest::from_stored(job.kind, &job.params).map_err(|reason| {
+        IntegrationsError::JobUnreadable {
+            job: job.id,
+            reason,
+        }
+    })?;
+    match request {
+        JobRequest::DriverSync => sync::sync_drivers(app, &caller, job.id).await,
+        JobRequest::CollectionImport { date } => {
             let earlier = job.result.as_ref().map(|tally| &tally.0);
             import::import_collections(app, &caller, job.id, date, earlier).await
         }
-        other => Err(IntegrationsError::Invalid(tonic::Status::internal(
-            format!("unknown job kind {other}"),
-        ))),
     }
 }
