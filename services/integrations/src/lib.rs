@@ -149,7 +149,7 @@ fn routes(context: &ServiceContext) -> anyhow::Result<tonic::service::Routes> {
         notifications: background_app.notifications,
         providers: background_app.providers,
     };
-    director_platform::jobs::spawn_worker(
+    director_store::jobs::spawn_worker(
         notification_workers,
         context.session.pool().clone(),
         context.shutdown.clone(),

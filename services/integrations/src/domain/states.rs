@@ -248,7 +248,7 @@ mod tests {
     async fn each_state_matches_what_the_migrations_store() {
         use sqlx::Connection as _;
 
-        let url = director_platform::testing::fresh_database("integrations").await;
+        let url = director_store::testing::fresh_database("integrations").await;
         let mut db = sqlx::PgConnection::connect(&url).await.unwrap();
         sqlx::query("SELECT set_config('app.tenant_id', 't1', false)")
             .execute(&mut db)

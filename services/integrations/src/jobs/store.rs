@@ -4,6 +4,8 @@
 use chrono::{DateTime, Utc};
 use director_platform::identity::Caller;
 use director_platform::validate::Page;
+use director_store::jobs::{self, NewJob};
+use director_store::tenant::TenantDb;
 use sqlx::FromRow;
 
 use crate::domain::{JobId, JobKind, JobRequest, JobStatus, RunJob, Tally};

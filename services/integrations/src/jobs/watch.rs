@@ -76,7 +76,7 @@ struct Watcher {
     store: JobStore,
     caller: Caller,
     id: JobId,
-    wake: broadcast::Receiver<director_platform::notify::Wake>,
+    wake: broadcast::Receiver<director_store::notify::Wake>,
     sender: mpsc::Sender<Result<WatchJobResponse, Status>>,
     shutdown: CancellationToken,
 }

@@ -78,7 +78,7 @@ impl SpendingLimits {
 
     /// Charges one `channel` notification to `tenant_id` in the caller's transaction, or says
     /// which limit it is over (charging nothing). `persistent` is the store's
-    /// [`TenantDb::persistent`](director_platform::tenant::TenantDb::persistent).
+    /// [`TenantDb::persistent`](director_store::tenant::TenantDb::persistent).
     pub async fn charge(
         &self,
         connection: &mut PgConnection,

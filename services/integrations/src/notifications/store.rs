@@ -3,6 +3,8 @@
 use chrono::{DateTime, Utc};
 use director_platform::identity::Caller;
 use director_platform::validate::Page;
+use director_store::jobs::{self, NewJob};
+use director_store::tenant::TenantDb;
 use sqlx::{FromRow, PgConnection};
 
 use super::limits::SpendingLimits;
