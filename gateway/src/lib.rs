@@ -5,14 +5,28 @@
 //! to the owning service). In front of all of them: Supabase token authentication, CORS, body, rate
 //! and concurrency limits, request ids and security headers. See [`Gateway`].
 //!
-//! Module map: [`server`] (listener, layering), [`compression`] (REST answers),
-//! [`connection`] (connection cap and timeouts), [`api`] (HTTP side), [`proxy`] and
-//! [`proxy_body`] (gRPC and gRPC-Web, message cap, token expiry), [`connect`] (the Connect
-//! protocol, translated to gRPC), [`local_grpc`] (reflection, health), [`auth`],
-//! [`admission`] (token then rate limit), [`client_addr`] (trusted proxies), [`forward`]
-//! (identity sent upstream), [`upstream`] (balanced channels), [`cors`], [`limits`],
-//! [`edge`], [`security`], [`health`], [`rest`] and [`openapi`] (transcoding, documentation
-//! and its embedded assets).
+//! Modules are layered: each imports only modules named before it in this list, so none is
+//! part of an import circle (`tools/module_cycles.py` checks it). From the bottom:
+//!
+//! 1. leaves, importing no other module: [`error`] (the one error shape), [`request_id`],
+//!    [`security`] (headers), [`client_addr`] (the peer a request came from, trusted
+//!    proxies), [`event_ids`] (the conventions resuming streams rely on), [`proxy_body`]
+//!    (message cap, token expiry, hidden internal errors);
+//! 2. settings: [`config`], every setting read and checked once;
+//! 3. building blocks: [`auth`], [`cors`], [`limits`] (rate limits, body cap, stream caps),
+//!    [`connection`] (connection cap and timeouts), each configured by its part of the
+//!    settings, and [`resume`] (streams reopened on another replica) under [`upstream`]
+//!    (balanced channels) and [`forward`] (identity sent upstream);
+//! 4. what the handlers serve: [`rest`] and [`openapi`] (transcoding, documentation and its
+//!    embedded assets), [`local_grpc`] (reflection, health), [`health`] (the HTTP probes);
+//! 5. [`state`]: the shared state every handler receives, composed of the layers below;
+//! 6. handlers: [`admission`] (token then rate limit), [`proxy`] (gRPC and gRPC-Web),
+//!    [`connect`] (the Connect protocol, translated to gRPC and forwarded by the proxy),
+//!    [`api`] (HTTP side);
+//! 7. the edge: [`protocol`] (which handler a request goes to, and the shape of an error the
+//!    gateway raises itself), [`shed`] (concurrency cap), [`edge`], [`compression`] (REST
+//!    answers);
+//! 8. [`server`]: the listener, assembling the layers.
 
 pub mod admission;
 pub mod api;
@@ -25,6 +39,7 @@ pub mod connection;
 pub mod cors;
 pub mod edge;
 pub mod error;
+pub mod event_ids;
 pub mod forward;
 pub mod health;
 pub mod limits;
@@ -38,6 +53,7 @@ pub mod rest;
 pub mod resume;
 pub mod security;
 pub mod server;
+pub mod shed;
 pub mod state;
 pub mod upstream;
 

@@ -30,6 +30,7 @@ use tracing::{debug, info, warn};
 
 use crate::api::http_service;
 use crate::auth::Authenticator;
+use crate::client_addr::ClientAddr;
 use crate::compression::RestCompression;
 use crate::config::GatewayConfig;
 use crate::connect::{self, connect_service};
@@ -38,13 +39,14 @@ use crate::connection::{
 };
 use crate::cors;
 use crate::edge::{Edge, GrpcMethods};
-use crate::limits::{GuardedBody, RateLimits, Shed, StreamCaps};
+use crate::limits::{GuardedBody, RateLimits, StreamCaps};
 use crate::local_grpc::local_services;
 use crate::openapi::openapi_document;
 use crate::protocol::Protocol;
 use crate::proxy::{GrpcService, grpc_service, grpc_web_service};
 use crate::rest::RestApi;
-use crate::state::{AppState, ClientAddr};
+use crate::shed::Shed;
+use crate::state::AppState;
 use crate::upstream::Upstreams;
 
 /// How long open connections may take to finish after shutdown begins.
