@@ -13,20 +13,21 @@
 //!    proxies), [`event_ids`] (the conventions resuming streams rely on), [`proxy_body`]
 //!    (message cap, token expiry, hidden internal errors);
 //! 2. settings: [`config`], every setting read and checked once;
-//! 3. building blocks: [`auth`], [`cors`], [`limits`] (rate limits, body cap, stream caps),
-//!    [`connection`] (connection cap and timeouts), each configured by its part of the
-//!    settings, and [`resume`] (streams reopened on another replica) under [`upstream`]
-//!    (balanced channels) and [`forward`] (identity sent upstream);
-//! 4. what the handlers serve: [`rest`] and [`openapi`] (transcoding, documentation and its
-//!    embedded assets), [`local_grpc`] (reflection, health), [`health`] (the HTTP probes);
-//! 5. [`state`]: the shared state every handler receives, composed of the layers below;
-//! 6. handlers: [`admission`] (token then rate limit), [`proxy`] (gRPC and gRPC-Web),
-//!    [`connect`] (the Connect protocol, translated to gRPC and forwarded by the proxy),
-//!    [`api`] (HTTP side);
-//! 7. the edge: [`protocol`] (which handler a request goes to, and the shape of an error the
-//!    gateway raises itself), [`shed`] (concurrency cap), [`edge`], [`compression`] (REST
-//!    answers);
-//! 8. [`server`]: the listener, assembling the layers.
+//! 3. building blocks: [`auth`], [`cors`], [`connection`] (connection cap and timeouts),
+//!    [`resume`] (streams reopened on another replica) under [`upstream`] (balanced
+//!    channels), [`forward`] (identity sent upstream);
+//! 4. the protocols, translated without knowing who answers: [`connect`] (the Connect
+//!    protocol, translated to gRPC and handed to the forwarding it is given), [`protocol`]
+//!    (which protocol a request speaks, and the shape of an error the gateway raises itself),
+//!    [`rest`] and [`openapi`] (transcoding, documentation and its embedded assets),
+//!    [`health`] (the HTTP probes), [`compression`] (REST answers);
+//! 5. limits: [`limits`] (rate limits, body cap, stream caps, shedding beyond the
+//!    concurrency cap), [`local_grpc`] (reflection, health);
+//! 6. [`state`]: the shared state every handler receives, composed of the layers below;
+//! 7. handlers: [`admission`] (token then rate limit), [`proxy`] (gRPC and gRPC-Web, and the
+//!    forwarding every protocol shares), [`api`] (HTTP side);
+//! 8. the top: [`edge`] (request id, span, security headers, access log) and [`server`]
+//!    (the listener, assembling the layers).
 
 pub mod admission;
 pub mod api;
@@ -53,7 +54,6 @@ pub mod rest;
 pub mod resume;
 pub mod security;
 pub mod server;
-pub mod shed;
 pub mod state;
 pub mod upstream;
 

@@ -1,6 +1,5 @@
 //! Protective limits: per-caller and per-client-address rate limits (GCRA via `governor`),
-//! the request body cap, caps on open streams, and the response body that holds a permit
-//! until it ends ([`GuardedBody`]; shedding beyond the concurrency cap is `shed`'s).
+//! the request body cap, and shedding of requests beyond the concurrency cap.
 //!
 //! An authenticated request is limited by its caller (`tenant:user`) alone, so users behind
 //! one office NAT or one ingress each get their whole quota. The per-address limit, generous
@@ -9,6 +8,7 @@
 //! one [`TrustedProxies`] names, IPv6 keyed by /64.
 
 use std::collections::HashMap;
+use std::convert::Infallible;
 use std::hash::Hash;
 use std::net::IpAddr;
 use std::pin::Pin;
@@ -18,16 +18,20 @@ use std::time::Duration;
 
 use axum::body::Body;
 use bytes::Bytes;
+use futures::future::BoxFuture;
 use governor::clock::{Clock, DefaultClock};
 use governor::state::keyed::DefaultKeyedStateStore;
 use governor::{Quota, RateLimiter};
 use http::{Request, Response, StatusCode};
 use http_body::Body as _;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
+use tower::{Service, ServiceExt};
 
 use crate::client_addr::{TrustedProxies, rate_limit_key};
 use crate::config::LimitsConfig;
 use crate::error::ApiError;
+use crate::protocol::Protocol;
 
 type KeyedLimiter<K> = RateLimiter<K, DefaultKeyedStateStore<K>, DefaultClock>;
 
@@ -153,6 +157,66 @@ pub fn declared_length_exceeds<B>(request: &Request<B>, max_body_bytes: usize) -
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.parse::<u64>().ok())
         .is_some_and(|length| length > max_body_bytes as u64)
+}
+
+/// Sheds requests beyond the concurrency cap with 503, shaped for the caller's protocol,
+/// instead of queueing them. Liveness and readiness are never shed ([`is_never_shed`]).
+///
+/// A request holds one permit of the cap from the moment it is admitted until its response
+/// body ends or is dropped (the permit travels inside the body, see [`GuardedBody`]), so open
+/// streams (Server-Sent Events, gRPC and gRPC-Web server streams) count against the cap for
+/// as long as they are open, not only until their headers are sent.
+#[derive(Debug, Clone)]
+pub struct Shed<S> {
+    inner: S,
+    permits: Arc<Semaphore>,
+}
+
+impl<S> Shed<S> {
+    /// At most `max_in_flight` requests (and open response bodies) at once.
+    pub fn new(inner: S, max_in_flight: usize) -> Self {
+        Self {
+            inner,
+            permits: Arc::new(Semaphore::new(max_in_flight)),
+        }
+    }
+}
+
+impl<S, ReqBody> Service<Request<ReqBody>> for Shed<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<Body>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    ReqBody: Send + 'static,
+{
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<Self::Response, Infallible>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        // Readiness is decided per request below: no permit left means shed at once.
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        if is_never_shed(request.uri().path()) {
+            return Box::pin(self.inner.clone().oneshot(request));
+        }
+        let Ok(permit) = self.permits.clone().try_acquire_owned() else {
+            tracing::warn!("concurrency cap reached, shedding request");
+            let error = ApiError::new(tonic::Code::Unavailable, "Server is busy, retry later")
+                .with_retry_after(1);
+            let response = Protocol::of(&request).error_response(error);
+            return Box::pin(std::future::ready(Ok(response)));
+        };
+        let inner = self.inner.clone();
+        Box::pin(async move {
+            let Ok(response) = inner.oneshot(request).await;
+            Ok(response.map(|body| Body::new(GuardedBody::new(body, permit))))
+        })
+    }
 }
 
 /// What a stream is counted against.
@@ -308,4 +372,15 @@ impl<G: Send + Unpin + 'static> http_body::Body for GuardedBody<G> {
     fn size_hint(&self) -> http_body::SizeHint {
         self.inner.size_hint()
     }
+}
+
+/// Paths never shed by the concurrency cap: liveness (`/api/health`,
+/// `grpc.health.v1.Health/Check`), which costs nothing and must answer while the gateway is
+/// busy (a probe failing there restarts the gateway), and readiness, limited per address
+/// instead.
+pub fn is_never_shed(path: &str) -> bool {
+    matches!(
+        path,
+        "/api/health" | "/api/health/ready" | "/grpc.health.v1.Health/Check"
+    )
 }

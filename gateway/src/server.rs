@@ -39,13 +39,12 @@ use crate::connection::{
 };
 use crate::cors;
 use crate::edge::{Edge, GrpcMethods};
-use crate::limits::{GuardedBody, RateLimits, StreamCaps};
+use crate::limits::{GuardedBody, RateLimits, Shed, StreamCaps};
 use crate::local_grpc::local_services;
 use crate::openapi::openapi_document;
 use crate::protocol::Protocol;
-use crate::proxy::{GrpcService, grpc_service, grpc_web_service};
+use crate::proxy::{GrpcService, forwarding, grpc_service, grpc_web_service};
 use crate::rest::RestApi;
-use crate::shed::Shed;
 use crate::state::AppState;
 use crate::upstream::Upstreams;
 
@@ -305,7 +304,12 @@ impl Gateway {
         let dispatch = Dispatch {
             grpc: grpc_service(self.state.clone()),
             grpc_web: grpc_web_service(self.state.clone()),
-            connect: connect_service(self.state.clone(), Arc::clone(&self.connect_methods)),
+            connect: connect_service(
+                forwarding(self.state.clone()),
+                Arc::clone(&self.connect_methods),
+                &self.state.limits,
+                self.state.shutdown.clone(),
+            ),
             http: http_service(self.state.clone()),
         };
         let shed = Shed::new(dispatch, self.state.limits.max_concurrent_requests);
