@@ -1,4 +1,5 @@
-//! Who is at the other end: the client address the per-address rate limit is keyed on.
+//! Who is at the other end: the connection's peer ([`ClientAddr`], stamped on each request by
+//! the server) and the client address the per-address rate limit is keyed on.
 //!
 //! Behind an ingress or load balancer the TCP peer is the proxy, and the client is named in
 //! `X-Forwarded-For`, which each proxy appends to. Only proxies in `TRUSTED_PROXIES` are
@@ -9,12 +10,15 @@
 //! IPv6 clients are keyed by their /64: one host usually holds a whole /64 and could otherwise
 //! rotate through addresses to escape the limit.
 
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
 use http::{HeaderMap, Request};
 use ipnet::IpNet;
 
-use crate::state::ClientAddr;
+/// The peer address of the connection a request arrived on (request extension, set by the
+/// server for every request): the TCP peer, which [`TrustedProxies`] may look behind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAddr(pub SocketAddr);
 
 /// The networks whose `X-Forwarded-For` entries are believed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

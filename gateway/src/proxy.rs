@@ -61,6 +61,17 @@ pub(crate) fn grpc_web_service(state: Arc<AppState>) -> GrpcService {
     ))
 }
 
+/// The forwarding below as a service, for the Connect side: its calls come here translated
+/// to native gRPC.
+pub(crate) fn forwarding(
+    state: Arc<AppState>,
+) -> BoxCloneSyncService<Request<Body>, Response<Body>, Infallible> {
+    BoxCloneSyncService::new(service_fn(move |request: Request<Body>| {
+        let state = state.clone();
+        async move { Ok::<_, Infallible>(forward_call(state, request).await) }
+    }))
+}
+
 /// Forwards one gRPC call (already in native gRPC form): gRPC-Web and Connect calls come
 /// here translated, so every protocol passes the same checks.
 pub(crate) async fn forward_call(

@@ -7,9 +7,10 @@
 //! be reopened is read from the descriptors ([`ResumePlans`]):
 //!
 //! - **by event id**: a server-streaming method whose request has a top-level `after_event_id`
-//!   and whose response has an `event_id` (the conventions the REST layer's SSE ids follow,
-//!   e.g. `WatchTasks`): it is reopened with `after_event_id` set to the `event_id` of the last
-//!   message forwarded, so the service sends exactly what came after;
+//!   and whose response has an `event_id` (the conventions of [`crate::event_ids`], which
+//!   the REST layer's SSE ids follow too; e.g. `WatchTasks`): it is reopened with
+//!   `after_event_id` set to the `event_id` of the last message forwarded, so the service
+//!   sends exactly what came after;
 //! - **by subscribing again**: another server-streaming method marked `NO_SIDE_EFFECTS` whose
 //!   messages are each a whole state (e.g. `WatchJob`): it is reopened as it was first sent,
 //!   and a first message identical to the last one forwarded is skipped.
@@ -55,7 +56,7 @@ use tonic::Status;
 use tonic::body::Body;
 use tower::ServiceExt;
 
-use crate::rest::sse::{AFTER_EVENT_ID_FIELD, EVENT_ID_FIELD, convention_field, event_id};
+use crate::event_ids::{AFTER_EVENT_ID_FIELD, EVENT_ID_FIELD, convention_field, event_id};
 
 /// How long a stream that ended waits for its replica to be seen leaving.
 pub const DRAIN_GRACE: Duration = Duration::from_millis(300);

@@ -30,6 +30,7 @@ use tracing::{debug, info, warn};
 
 use crate::api::http_service;
 use crate::auth::Authenticator;
+use crate::client_addr::ClientAddr;
 use crate::compression::RestCompression;
 use crate::config::GatewayConfig;
 use crate::connect::{self, connect_service};
@@ -42,9 +43,9 @@ use crate::limits::{GuardedBody, RateLimits, Shed, StreamCaps};
 use crate::local_grpc::local_services;
 use crate::openapi::openapi_document;
 use crate::protocol::Protocol;
-use crate::proxy::{GrpcService, grpc_service, grpc_web_service};
+use crate::proxy::{GrpcService, forwarding, grpc_service, grpc_web_service};
 use crate::rest::RestApi;
-use crate::state::{AppState, ClientAddr};
+use crate::state::AppState;
 use crate::upstream::Upstreams;
 
 /// How long open connections may take to finish after shutdown begins.
@@ -303,7 +304,12 @@ impl Gateway {
         let dispatch = Dispatch {
             grpc: grpc_service(self.state.clone()),
             grpc_web: grpc_web_service(self.state.clone()),
-            connect: connect_service(self.state.clone(), Arc::clone(&self.connect_methods)),
+            connect: connect_service(
+                forwarding(self.state.clone()),
+                Arc::clone(&self.connect_methods),
+                &self.state.limits,
+                self.state.shutdown.clone(),
+            ),
             http: http_service(self.state.clone()),
         };
         let shed = Shed::new(dispatch, self.state.limits.max_concurrent_requests);

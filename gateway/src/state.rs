@@ -1,7 +1,6 @@
 //! What every request handler shares, built once by `Gateway::build`.
 
 use std::collections::{HashMap, HashSet};
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -14,10 +13,6 @@ use crate::config::LimitsConfig;
 use crate::limits::{RateLimits, StreamCaps};
 use crate::rest::RestApi;
 use crate::upstream::{UpstreamChannel, Upstreams};
-
-/// The peer address of the connection a request arrived on (request extension).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ClientAddr(pub SocketAddr);
 
 /// Shared, immutable state of a running gateway.
 #[derive(Debug)]

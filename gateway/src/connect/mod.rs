@@ -9,6 +9,8 @@
 //! authentication, rate limits, stream caps, the message cap, deadlines, token expiry,
 //! hidden internal errors), then the gRPC answer is translated back ([`response`]). Edge
 //! layers (request id, traces, metrics, CORS, concurrency cap) wrap it like any request.
+//! The forwarding is handed in by the server (`connect_service`), so this module knows the
+//! wire protocol and nothing of the proxy or the gateway's state.
 //!
 //! Why not a crate: the maintained Rust Connect implementations (connectrpc, connect-rust)
 //! serve services generated from protos at build time; the gateway serves whatever
@@ -28,22 +30,32 @@ mod stream_request;
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use http::{HeaderMap, HeaderValue, Method, Request, Response, Uri, header};
 use prost_reflect::{DescriptorPool, MethodDescriptor};
+use tokio_util::sync::CancellationToken;
 use tonic::Code;
-use tower::service_fn;
 use tower::util::BoxCloneSyncService;
+use tower::{ServiceExt, service_fn};
 
 pub use response::OpenedConnectStream;
 
 use self::codec::Codec;
 use self::error::ConnectError;
 use self::request::{Refusal, media_type};
+use crate::config::LimitsConfig;
 use crate::error::ApiError;
-use crate::proxy::{GrpcService, forward_call};
-use crate::state::AppState;
+
+/// The forwarding of a native gRPC call that every protocol shares (the proxy's: admission,
+/// stream caps, the message cap, deadlines, token expiry); a Connect call is answered by it
+/// once translated.
+pub(crate) type ForwardCall =
+    BoxCloneSyncService<Request<tonic::body::Body>, Response<tonic::body::Body>, Infallible>;
+
+/// A handler of the gateway's protocol dispatch.
+type HandlerService =
+    BoxCloneSyncService<Request<axum::body::Body>, Response<axum::body::Body>, Infallible>;
 
 /// Every method of the descriptor pool by path (`/package.Service/Method`).
 #[derive(Debug, Default)]
@@ -167,25 +179,48 @@ pub fn is_rpc_path(path: &str) -> bool {
     )
 }
 
-/// The Connect side as a service.
-pub(crate) fn connect_service(state: Arc<AppState>, methods: Arc<Methods>) -> GrpcService {
+/// What the Connect side needs besides each call.
+#[derive(Clone)]
+struct ConnectContext {
+    forward: ForwardCall,
+    methods: Arc<Methods>,
+    max_body_bytes: usize,
+    upstream_timeout: Duration,
+    /// Cancelled when the gateway begins shutting down: open streams end then.
+    shutdown: CancellationToken,
+}
+
+/// The Connect side as a service: calls translated to gRPC and answered by `forward`, within
+/// the body cap and upstream deadline of `limits`.
+pub(crate) fn connect_service(
+    forward: ForwardCall,
+    methods: Arc<Methods>,
+    limits: &LimitsConfig,
+    shutdown: CancellationToken,
+) -> HandlerService {
+    let context = ConnectContext {
+        forward,
+        methods,
+        max_body_bytes: limits.max_body_bytes,
+        upstream_timeout: limits.upstream_timeout,
+        shutdown,
+    };
     BoxCloneSyncService::new(service_fn(move |request: Request<axum::body::Body>| {
-        let (state, methods) = (state.clone(), methods.clone());
+        let context = context.clone();
         async move {
-            let response = handle(state, &methods, request).await;
+            let response = handle(context, request).await;
             Ok::<_, Infallible>(response.map(axum::body::Body::new))
         }
     }))
 }
 
 async fn handle(
-    state: Arc<AppState>,
-    methods: &Methods,
+    context: ConnectContext,
     request: Request<axum::body::Body>,
 ) -> Response<tonic::body::Body> {
     let shape = Shape::of_request(&request);
     let (call, grpc_request) =
-        match request::read(methods, state.limits.max_body_bytes, request).await {
+        match request::read(&context.methods, context.max_body_bytes, request).await {
             Ok(read) => read,
             Err(Refusal {
                 error,
@@ -208,20 +243,20 @@ async fn handle(
                 return response;
             }
         };
+    let forward = context.forward.oneshot(grpc_request);
     if call.shape.streaming {
-        let shutdown = state.shutdown.clone();
-        let answer = forward_call(state, grpc_request).await;
-        return response::stream(&call, answer, &shutdown);
+        let Ok(answer) = forward.await;
+        return response::stream(&call, answer, &context.shutdown);
     }
     // The whole exchange, reading the answer included, within the client's deadline (or the
     // gateway's, when smaller): the proxy bounds only the wait for the answer's headers.
-    let upstream_timeout = state.limits.upstream_timeout;
+    let upstream_timeout = context.upstream_timeout;
     let deadline = call
         .timeout
         .map_or(upstream_timeout, |timeout| timeout.min(upstream_timeout));
     let started = Instant::now();
     let exchange = async {
-        let answer = forward_call(state, grpc_request).await;
+        let Ok(answer) = forward.await;
         response::unary(&call, answer, started, deadline).await
     };
     match tokio::time::timeout(deadline, exchange).await {

@@ -12,7 +12,8 @@
 //!   error event ("Token has expired"), so a revoked or lapsed session does not keep
 //!   receiving a tenant's events; the client reconnects with a fresh token.
 //!
-//! Resuming, by two field-name conventions (the gateway knows no particular service):
+//! Resuming, by the two field-name conventions of [`crate::event_ids`] (the gateway knows no
+//! particular service):
 //! - **`event_id`**: when a streamed response message has a top-level string or integer field
 //!   named `event_id` and it is set (non-empty, non-zero), the event carries it as its SSE id
 //!   (`id: <event_id>`); the data is unchanged (the field stays in the JSON too). An id an SSE
@@ -33,7 +34,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::Stream;
 use http::{HeaderValue, header};
-use prost_reflect::{DynamicMessage, FieldDescriptor, Kind, MessageDescriptor, Value};
+use prost_reflect::{DynamicMessage, FieldDescriptor, MessageDescriptor};
 use serde_json::json;
 use tonic::Code;
 use tonic::codec::Streaming;
@@ -43,16 +44,11 @@ use super::json_out;
 use super::routes::RestRoute;
 use crate::auth::{AuthError, time_left};
 use crate::error::ApiError;
+use crate::event_ids::{AFTER_EVENT_ID_FIELD, EVENT_ID_FIELD, convention_field, event_id};
 use crate::upstream::Outbound;
 
 /// How often an idle stream gets a keep-alive comment.
 pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
-
-/// The response field whose value becomes the SSE event id.
-pub const EVENT_ID_FIELD: &str = "event_id";
-
-/// The request field a `Last-Event-ID` header fills on server-streaming routes.
-pub const AFTER_EVENT_ID_FIELD: &str = "after_event_id";
 
 /// The `after_event_id` field of a server-streaming route's request message, if it has one
 /// that a `Last-Event-ID` header can fill (a top-level, singular string or integer field).
@@ -66,28 +62,6 @@ pub fn resume_field(route: &RestRoute) -> Option<FieldDescriptor> {
 /// The `event_id` field of a streamed response message, if it has a usable one.
 fn event_id_field(response: &MessageDescriptor) -> Option<FieldDescriptor> {
     convention_field(response, EVENT_ID_FIELD)
-}
-
-/// A top-level, singular string or integer field named `name`.
-pub(crate) fn convention_field(message: &MessageDescriptor, name: &str) -> Option<FieldDescriptor> {
-    let field = message.get_field_by_name(name)?;
-    let usable = !field.is_list()
-        && !field.is_map()
-        && matches!(
-            field.kind(),
-            Kind::String
-                | Kind::Int32
-                | Kind::Sint32
-                | Kind::Sfixed32
-                | Kind::Int64
-                | Kind::Sint64
-                | Kind::Sfixed64
-                | Kind::Uint32
-                | Kind::Fixed32
-                | Kind::Uint64
-                | Kind::Fixed64
-        );
-    usable.then_some(field)
 }
 
 /// Turns an open upstream stream into an SSE response.
@@ -176,29 +150,6 @@ fn message_event(
     }
     // serde_json escapes control characters inside strings, so the text has no line breaks.
     Ok(event.data(String::from_utf8_lossy(&bytes)))
-}
-
-/// The message's `event_id` as SSE id text, when it is set and fits on one SSE line.
-pub(crate) fn event_id(message: &DynamicMessage, field: &FieldDescriptor) -> Option<String> {
-    if !message.has_field(field) {
-        return None;
-    }
-    let id = match message.get_field(field).as_ref() {
-        Value::String(text) => text.clone(),
-        Value::I32(number) => number.to_string(),
-        Value::I64(number) => number.to_string(),
-        Value::U32(number) => number.to_string(),
-        Value::U64(number) => number.to_string(),
-        _ => return None,
-    };
-    if id.is_empty() {
-        return None;
-    }
-    if id.contains(['\r', '\n', '\0']) {
-        tracing::warn!("a streamed event_id has a line break or NUL; sent without an SSE id");
-        return None;
-    }
-    Some(id)
 }
 
 /// `event: error` with the gateway's error JSON.

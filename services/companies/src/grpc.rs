@@ -13,17 +13,14 @@ use director_proto::companies::{
 };
 use tonic::{Request, Response, Status};
 
+use crate::domain::{
+    Address, CompanyChanges, CompanyId, CompanyName, Email, ExternalId, NewCompany, PhoneE164,
+};
 use crate::error::CompaniesError;
-use crate::store::{CompanyChanges, CompanyRow, CompanyStore, NewCompany};
+use crate::store::{CompanyRow, CompanyStore};
 
 /// Why a driver's write is refused.
 const DRIVERS_CANNOT_WRITE: &str = "Drivers cannot modify companies";
-/// Longest company name, in characters.
-const NAME_MAX: usize = 255;
-/// Longest postal address, in characters.
-const ADDRESS_MAX: usize = 1000;
-/// Longest Vessey farm id, in characters.
-const EXTERNAL_ID_MAX: usize = 255;
 
 /// The Companies gRPC service.
 #[derive(Debug, Clone)]
@@ -49,11 +46,7 @@ impl CompaniesService for CompaniesApi {
         let mut violations = Violations::new();
         let page = validate::page(request.skip, request.limit, &mut violations);
         violations.into_result()?;
-        let rows = self
-            .store
-            .list(&caller, page)
-            .await
-            .map_err(CompaniesError::from)?;
+        let rows = self.store.list(&caller, page).await?;
         Ok(Response::new(ListCompaniesResponse {
             companies: rows.into_iter().map(company).collect(),
         }))
@@ -66,11 +59,7 @@ impl CompaniesService for CompaniesApi {
         let caller = writer(&request, DRIVERS_CANNOT_WRITE)?;
         contract_rules::check(request.get_ref())?;
         let new = new_company(request.into_inner())?;
-        let row = self
-            .store
-            .create(&caller, new)
-            .await
-            .map_err(CompaniesError::from)?;
+        let row = self.store.create(&caller, new).await?;
         Ok(Response::new(CreateCompanyResponse {
             company: Some(company(row)),
         }))
@@ -82,12 +71,11 @@ impl CompaniesService for CompaniesApi {
     ) -> Result<Response<GetCompanyResponse>, Status> {
         let caller = caller(&request)?;
         contract_rules::check(request.get_ref())?;
-        let id = validate::id("id", &request.get_ref().id)?;
+        let id = CompanyId::parse_field("id", &request.get_ref().id)?;
         let row = self
             .store
             .get(&caller, id)
-            .await
-            .map_err(CompaniesError::from)?
+            .await?
             .ok_or(CompaniesError::NotFound)?;
         Ok(Response::new(GetCompanyResponse {
             company: Some(company(row)),
@@ -101,13 +89,12 @@ impl CompaniesService for CompaniesApi {
         let caller = writer(&request, DRIVERS_CANNOT_WRITE)?;
         contract_rules::check(request.get_ref())?;
         let request = request.into_inner();
-        let id = validate::id("id", &request.id)?;
+        let id = CompanyId::parse_field("id", &request.id)?;
         let changes = company_changes(request)?;
         let row = self
             .store
             .update(&caller, id, changes)
-            .await
-            .map_err(CompaniesError::from)?
+            .await?
             .ok_or(CompaniesError::NotFound)?;
         Ok(Response::new(UpdateCompanyResponse {
             company: Some(company(row)),
@@ -120,13 +107,8 @@ impl CompaniesService for CompaniesApi {
     ) -> Result<Response<DeleteCompanyResponse>, Status> {
         let caller = writer(&request, DRIVERS_CANNOT_WRITE)?;
         contract_rules::check(request.get_ref())?;
-        let id = validate::id("id", &request.get_ref().id)?;
-        if !self
-            .store
-            .soft_delete(&caller, id)
-            .await
-            .map_err(CompaniesError::from)?
-        {
+        let id = CompanyId::parse_field("id", &request.get_ref().id)?;
+        if !self.store.soft_delete(&caller, id).await? {
             return Err(CompaniesError::NotFound.into());
         }
         Ok(Response::new(DeleteCompanyResponse {
@@ -136,23 +118,29 @@ impl CompaniesService for CompaniesApi {
 }
 
 /// A new company from a request that kept its contract's rules (`contract_rules::check`):
-/// text trimmed, blank optional text absent, the phone number in E.164.
+/// text trimmed, blank optional text absent, the phone number in E.164. The contract's rules
+/// are the domain's, so parsing refuses nothing more; it makes each value a checked one.
 fn new_company(request: CreateCompanyRequest) -> Result<NewCompany, Status> {
     let mut violations = Violations::new();
-    let new = NewCompany {
-        name: validate::trimmed(&request.name),
-        email: validate::present(request.email.as_deref()),
-        phone: validate::optional_with(
-            &mut violations,
-            "phone",
-            request.phone.as_deref(),
-            validate::phone_e164,
-        ),
-        address: validate::present(request.address.as_deref()),
-        external_id: validate::present(request.external_id.as_deref()),
-    };
+    let name = CompanyName::parse(&mut violations, "name", &request.name);
+    let email = Email::parse_optional(&mut violations, "email", request.email.as_deref());
+    let phone = PhoneE164::parse_optional(&mut violations, "phone", request.phone.as_deref());
+    let address = Address::parse_optional(&mut violations, "address", request.address.as_deref());
+    let external_id = ExternalId::parse_optional(
+        &mut violations,
+        "external_id",
+        request.external_id.as_deref(),
+    );
     violations.into_result()?;
-    Ok(new)
+    // A refused name is a recorded violation, answered just above.
+    let name = name.ok_or_else(|| Status::internal("the name was refused without a reason"))?;
+    Ok(NewCompany {
+        name,
+        email,
+        phone,
+        address,
+        external_id,
+    })
 }
 
 /// The changes an update asks for. With an `update_mask`, exactly the named fields change (an
@@ -166,38 +154,36 @@ fn company_changes(request: UpdateCompanyRequest) -> Result<CompanyChanges, Stat
     };
     let mut changes = CompanyChanges::default();
     for path in paths {
-        match path.as_str() {
-            "name" => {
-                changes.name =
-                    violations.check("name", validate::required_text(&values.name, NAME_MAX));
-            }
+        let field = path.as_str();
+        match field {
+            "name" => changes.name = CompanyName::parse(&mut violations, field, &values.name),
             "email" => {
-                changes.email = Some(validate::optional_with(
+                changes.email = Some(Email::parse_optional(
                     &mut violations,
-                    "email",
+                    field,
                     values.email.as_deref(),
-                    validate::email,
-                ))
+                ));
             }
             "phone" => {
-                changes.phone = Some(validate::optional_with(
+                changes.phone = Some(PhoneE164::parse_optional(
                     &mut violations,
-                    "phone",
+                    field,
                     values.phone.as_deref(),
-                    validate::phone_e164,
                 ));
             }
             "address" => {
-                changes.address = violations.check(
-                    "address",
-                    validate::optional_text(values.address.as_deref(), ADDRESS_MAX),
-                );
+                changes.address = Some(Address::parse_optional(
+                    &mut violations,
+                    field,
+                    values.address.as_deref(),
+                ));
             }
             "external_id" => {
-                changes.external_id = violations.check(
-                    "external_id",
-                    validate::optional_text(values.external_id.as_deref(), EXTERNAL_ID_MAX),
-                );
+                changes.external_id = Some(ExternalId::parse_optional(
+                    &mut violations,
+                    field,
+                    values.external_id.as_deref(),
+                ));
             }
             // Output-only fields (AIP-203): a client echoing a whole company back changes
             // nothing by sending them.
@@ -233,11 +219,11 @@ fn populated_fields(values: &Company) -> Vec<String> {
 fn company(row: CompanyRow) -> Company {
     Company {
         id: row.id.to_string(),
-        name: row.name,
-        email: row.email,
-        phone: row.phone,
-        address: row.address,
-        external_id: row.external_id,
+        name: row.name.into_string(),
+        email: row.email.map(Email::into_string),
+        phone: row.phone.map(PhoneE164::into_string),
+        address: row.address.map(Address::into_string),
+        external_id: row.external_id.map(ExternalId::into_string),
         created_at: Some(to_timestamp(row.created_at)),
         updated_at: Some(to_timestamp(row.updated_at)),
         deleted_at: row.deleted_at.map(to_timestamp),

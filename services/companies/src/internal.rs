@@ -14,14 +14,12 @@ use director_proto::internal::companies::{
 };
 use director_store::tenant::TenantDb;
 use tonic::{Request, Response, Status};
-use uuid::Uuid;
 
+use crate::domain::{CompanyId, CompanyName, ExternalId};
 use crate::error::CompaniesError;
 
 /// Most companies per call.
 const MAX_BATCH: usize = 1000;
-/// Longest name and external id, in characters.
-const TEXT_MAX: usize = 255;
 /// Runs of the statement before a company that stays invisible is an error (it would take
 /// a company created and deleted again between runs).
 const ATTEMPTS: usize = 3;
@@ -48,34 +46,40 @@ impl CompaniesInternalService for CompaniesInternalApi {
         let (external_ids, names) = checked(&request.into_inner().companies)?;
         for _ in 0..ATTEMPTS {
             let rows = self.ensure(&caller, &external_ids, &names).await?;
-            if rows.iter().all(|(_, id, _)| id.is_some()) {
+            if rows.iter().all(|row| row.id.is_some()) {
                 let companies = rows
                     .into_iter()
-                    .map(|(external_id, id, created)| EnsuredCompany {
-                        external_id,
-                        id: id.map(|id| id.to_string()).unwrap_or_default(),
-                        created,
+                    .map(|row| EnsuredCompany {
+                        external_id: row.external_id.into_string(),
+                        id: row.id.map(|id| id.to_string()).unwrap_or_default(),
+                        created: row.created,
                     })
                     .collect();
                 return Ok(Response::new(EnsureCompaniesResponse { companies }));
             }
         }
-        Err(Status::aborted(
-            "Companies changed concurrently while being ensured; try again",
-        ))
+        Err(CompaniesError::ChangedConcurrently.into())
     }
 }
 
+/// One requested company as the statement answers it (columns read by name).
+#[derive(Debug, sqlx::FromRow)]
+struct EnsuredRow {
+    external_id: ExternalId,
+    /// `None` when created by a transaction the statement could not see.
+    id: Option<CompanyId>,
+    /// Whether this statement created it.
+    created: bool,
+}
+
 impl CompaniesInternalApi {
-    /// Inserts the missing companies and answers each requested one: its external id, its
-    /// id (`None` when created by a transaction this statement could not see), and whether
-    /// this statement created it.
+    /// Inserts the missing companies and answers each requested one, in request order.
     async fn ensure(
         &self,
         caller: &Caller,
-        external_ids: &[String],
-        names: &[String],
-    ) -> Result<Vec<(String, Option<Uuid>, bool)>, CompaniesError> {
+        external_ids: &[ExternalId],
+        names: &[CompanyName],
+    ) -> Result<Vec<EnsuredRow>, CompaniesError> {
         let query = sqlx::query_as(
             "WITH wanted AS (
                  SELECT * FROM unnest($2::text[], $3::text[]) WITH ORDINALITY
@@ -104,31 +108,38 @@ impl CompaniesInternalApi {
 
 /// The external ids and names, trimmed and checked, or INVALID_ARGUMENT naming every bad
 /// field.
-fn checked(companies: &[CompanyRef]) -> Result<(Vec<String>, Vec<String>), Status> {
+fn checked(companies: &[CompanyRef]) -> Result<(Vec<ExternalId>, Vec<CompanyName>), Status> {
     let mut violations = Violations::new();
     let mut external_ids = Vec::with_capacity(companies.len());
     let mut names = Vec::with_capacity(companies.len());
     if validate::batch_size(&mut violations, "companies", companies.len(), MAX_BATCH) {
         for (index, company) in companies.iter().enumerate() {
             let field = |name: &str| format!("companies[{index}].{name}");
-            let external_id = violations.check(
+            external_ids.push(ExternalId::parse(
+                &mut violations,
                 &field("external_id"),
-                validate::required_text(&company.external_id, TEXT_MAX),
-            );
-            let name = violations.check(
+                &company.external_id,
+            ));
+            names.push(CompanyName::parse(
+                &mut violations,
                 &field("name"),
-                validate::required_text(&company.name, TEXT_MAX),
-            );
-            external_ids.push(external_id.unwrap_or_default());
-            names.push(name.unwrap_or_default());
+                &company.name,
+            ));
         }
+        // A refused external id counts as blank here (it is named as refused already).
         validate::distinct_keys(
             &mut violations,
             "companies",
             "external_id",
-            external_ids.iter().map(String::as_str),
+            external_ids
+                .iter()
+                .map(|id| id.as_ref().map_or("", ExternalId::as_str)),
         );
     }
     violations.into_result()?;
-    Ok((external_ids, names))
+    // Every value was accepted: a refused one is a violation, answered just above.
+    Ok((
+        external_ids.into_iter().flatten().collect(),
+        names.into_iter().flatten().collect(),
+    ))
 }

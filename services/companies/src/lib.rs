@@ -2,7 +2,12 @@
 //! partially update and soft-delete the companies of the caller's tenant over gRPC
 //! (`director.companies.v1.CompaniesService`); the gateway exposes the same API as REST.
 //! [`internal`] serves the bulk call imports make, to other services only.
+//!
+//! Layers: [`domain`] (the typed id and checked values) and [`error`] (failures and their
+//! gRPC codes) at the bottom, the [`store`] over them, and the gRPC services ([`grpc`],
+//! [`internal`]) on top.
 
+pub mod domain;
 pub mod error;
 pub mod grpc;
 pub mod internal;
