@@ -4,7 +4,7 @@
 //! What the gRPC edge refuses before (no or a bad caller, a broken contract rule, bad fields)
 //! is answered by the platform's shared checks, which name every bad field themselves.
 
-use director_platform::error::{DbFailure, classify, status_from_sqlx};
+use director_store::error::{DbFailure, classify, status_from_sqlx};
 use tonic::{Code, Status};
 
 /// The unique index that keeps a tenant's live companies' `external_id`s apart.

@@ -120,7 +120,7 @@ impl CompanyStore {
             " FROM companies WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL"
         ))
         .bind(id)
-        .bind(&caller.tenant_id);
+        .bind(caller.tenant_id.as_str());
         Ok(self.db.read_optional(caller, query).await?)
     }
 
