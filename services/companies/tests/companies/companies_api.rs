@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use common::{admin, caller, spawn_app};
 use director_platform::identity::Role;
