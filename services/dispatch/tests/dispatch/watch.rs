@@ -7,7 +7,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod watching;
+use crate::watching;
 
 use std::time::Duration;
 
