@@ -1,7 +1,7 @@
 //! Real constraint violations from PostgreSQL become gRPC statuses without SQL in them.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use common::TestDb;
 use director_platform::error::{DbFailure, classify, status_from_sqlx};

@@ -2,7 +2,7 @@
 //! settings when there is one.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

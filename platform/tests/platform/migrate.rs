@@ -1,7 +1,7 @@
 //! Migrations: the shared folder and a service's folder form one version sequence.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use director_platform::migrate::create_and_migrate;
 

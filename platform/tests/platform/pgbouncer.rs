@@ -7,7 +7,7 @@
 //! the `DATABASE_URL` user with no password (trust auth, as `common` assumes).
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::str::FromStr;

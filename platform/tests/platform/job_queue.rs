@@ -9,7 +9,7 @@
 //! - installing again, or twice at once, changes nothing.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

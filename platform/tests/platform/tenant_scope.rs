@@ -2,7 +2,7 @@
 //! the pool logs in as a superuser and the query forgets the tenant filter.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use common::TestDb;
 use director_platform::db::connect_lazy;

@@ -12,7 +12,7 @@
 //! queue. Another worker's sweep finds it silent past `JOB_RECOVERY_AFTER_MS`.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

@@ -2,7 +2,7 @@
 //! lists them, and shutdown drains within its deadline.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::convert::Infallible;
 use std::future::{Ready, ready};
