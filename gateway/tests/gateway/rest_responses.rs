@@ -2,7 +2,7 @@
 //! enums by short name, 64-bit integers as strings, `response_body` selection.
 #![allow(clippy::unwrap_used)]
 
-mod things;
+use crate::things;
 
 use director_gateway::rest::{RestApi, RestRoute, render_json};
 use director_proto::{companies, dispatch, integrations};

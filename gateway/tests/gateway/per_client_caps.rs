@@ -8,7 +8,7 @@
 //! requests of a stream. Everything against real sockets on loopback.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};

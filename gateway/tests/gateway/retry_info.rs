@@ -3,7 +3,7 @@
 //! details themselves (`grpc-status-details-bin`), untouched by the gateway.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

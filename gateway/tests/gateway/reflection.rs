@@ -2,7 +2,7 @@
 //! `grpcurl -plaintext localhost:8080 list` relies on.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use common::*;
 use tonic_reflection::pb::v1::ServerReflectionRequest;

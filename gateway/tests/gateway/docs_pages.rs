@@ -8,7 +8,7 @@
 //! ignored by the plain test run; `.ci/run` installs Chromium and runs it with `--ignored`.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -3,10 +3,10 @@
 //! brotli-compressed when accepted and decode to the plain answer; small answers, Server-Sent
 //! Events and gRPC-Web answers are never compressed by the HTTP layer, and an event stream
 //! still delivers each event while it is open. The 100-company list is
-//! `cli/tests/compression.rs`.
+//! `cli/tests/cli/compression.rs`.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::io::Read as _;
 use std::time::Duration;

@@ -5,7 +5,7 @@
 //! the caller's token expires.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

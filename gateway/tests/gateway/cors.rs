@@ -2,7 +2,7 @@
 //! credentials and a cached preflight; other origins get no allow-origin header at all.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use common::*;
 

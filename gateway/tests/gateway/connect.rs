@@ -4,7 +4,7 @@
 //! and CORS. Real clients (`buf curl`, connect-node) are in `connect_interop.rs`.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::io::{Read as _, Write as _};
 use std::time::{Duration, Instant};

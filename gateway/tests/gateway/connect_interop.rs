@@ -6,7 +6,7 @@
 //! installed (`npm ci`); `.ci/run` installs both and runs them. A missing tool fails the test.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;

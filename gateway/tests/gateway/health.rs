@@ -3,7 +3,7 @@
 //! otherwise, the absent service's routes answering 503), and names each one's state.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use common::*;
 use serde_json::Value;

@@ -3,7 +3,7 @@
 //! deadline, or read an internal error's details over gRPC.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -1,7 +1,7 @@
 //! Turning REST requests (path, query, JSON body) into gRPC request messages.
 #![allow(clippy::unwrap_used)]
 
-mod things;
+use crate::things;
 
 use director_gateway::error::ApiError;
 use director_gateway::rest::RestApi;

@@ -3,7 +3,7 @@
 //! security headers, and the gateway's public routes.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use common::*;
 use serde_json::Value;

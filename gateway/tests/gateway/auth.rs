@@ -3,7 +3,7 @@
 //! refresh for an unknown `kid`, and gRPC-shaped failures for gRPC callers.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, SystemTime};
 

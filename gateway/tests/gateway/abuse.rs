@@ -8,7 +8,7 @@
 //!
 //! Bounded (well under two minutes), loopback only, figures printed per attack. Ignored by
 //! the plain `cargo test`; CI runs it on its own step:
-//! `cargo test -p director-gateway --test abuse -- --ignored --nocapture`.
+//! `cargo test -p director-gateway --test gateway -- --ignored --nocapture abuse::`.
 //!
 //! The gateway runs with its defaults except `HEADER_READ_TIMEOUT_MS` (2 s instead of 10, to
 //! keep the suite short); the client paces its calls within the default per-caller rate
@@ -17,7 +17,7 @@
 // Printing its figures is what the suite is for.
 #![allow(clippy::print_stdout)]
 
-mod common;
+use crate::common;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -502,7 +502,7 @@ impl tonic::codec::Decoder for RawCodec {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "the abuse suite: its own CI step (cargo test --test abuse -- --ignored --nocapture)"]
+#[ignore = "the abuse suite: its own CI step (cargo test --test gateway -- --ignored --nocapture abuse::)"]
 async fn one_address_cannot_take_the_gateway_down() {
     let suite = Instant::now();
     let upstream = spawn_echo_upstream().await;

@@ -5,7 +5,7 @@
 //! token plus the request id.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use common::*;
 use director_platform::identity::Role;
