@@ -4,14 +4,11 @@
 //! A refused transition, an unknown company and an inactive driver are FAILED_PRECONDITION,
 //! which this gateway answers with 412 (API.md allows 400 or 412).
 //!
-//! One test binary; its files by subject: [`drivers`], [`tasks`] (creation, the company check
+//! Its files by subject: [`drivers`], [`tasks`] (creation, the company check
 //! and listing), [`state_machine`], [`roles`] (roles and tenancy). The helpers all of them
 //! share are here.
 
-#![allow(clippy::unwrap_used)]
-
-#[path = "../common/mod.rs"]
-mod common;
+use crate::common;
 
 mod drivers;
 mod roles;

@@ -2,7 +2,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use director_platform::catalog;
 use director_platform::db::{database_url_for, with_login};
