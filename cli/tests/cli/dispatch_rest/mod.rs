@@ -5,17 +5,17 @@
 //! which this gateway answers with 412 (API.md allows 400 or 412).
 //!
 //! Its files by subject: [`drivers`], [`tasks`] (creation, the company check
-//! and listing), [`state_machine`], [`roles`] (roles and tenancy). The helpers all of them
-//! share are here.
+//! and listing), [`state_machine`] (partial updates). The helpers all of them share are here.
+//! The state machine's transitions and the roles and tenancy are Dispatch's own, tested over
+//! gRPC in `services/dispatch/tests/dispatch/api/`.
 
 use crate::common;
 
 mod drivers;
-mod roles;
 mod state_machine;
 mod tasks;
 
-use common::{TestStack, spawn_stack, token, token_for};
+use common::{TestStack, spawn_stack, token};
 use director_platform::identity::Role;
 use serde_json::{Value, json};
 
@@ -82,19 +82,6 @@ async fn send(request: reqwest::RequestBuilder) -> (u16, Value) {
     let status = response.status().as_u16();
     let body = response.json().await.unwrap_or(Value::Null);
     (status, body)
-}
-
-/// Asserts a refusal of the state machine: 412 FAILED_PRECONDITION whose message names the
-/// task's current status.
-fn assert_refused(answer: &(u16, Value), current: &str) {
-    let (status, body) = answer;
-    assert_eq!(*status, PRECONDITION_FAILED, "{body}");
-    assert_eq!(body["code"], "FAILED_PRECONDITION", "{body}");
-    let message = body["error"].as_str().unwrap();
-    assert!(
-        message.contains(&format!("is {current}")),
-        "{message:?} does not name the status {current}"
-    );
 }
 
 async fn create_driver(app: &TestStack, token: &str, body: Value) -> Value {

@@ -7,6 +7,7 @@
 #[path = "../watching/mod.rs"]
 mod watching;
 
+mod api;
 mod internal;
 mod outbox;
 mod relay;
