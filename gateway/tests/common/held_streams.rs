@@ -4,9 +4,7 @@
 use prost::Message as _;
 use prost_reflect::{DescriptorPool, DynamicMessage, MessageDescriptor, Value};
 
-use super::{
-    DynamicCodec, TestGateway, authorized, echo_pool, grpc_channel, grpc_web_frame, http,
-};
+use super::{DynamicCodec, TestGateway, authorized, echo_pool, grpc_channel, grpc_web_frame, http};
 
 /// The echo service's resumable stream, as a gRPC path.
 pub const WATCH_PATH: &str = "/director.testing.v1.EchoService/WatchEchoes";

@@ -124,4 +124,3 @@ impl FakeJwks {
         panic!("the JWKS was fetched {} times, expected {n}", self.hits());
     }
 }
-

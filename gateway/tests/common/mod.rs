@@ -68,7 +68,6 @@ pub fn config(overrides: &[(&str, &str)]) -> GatewayConfig {
     GatewayConfig::from_env(&env(overrides)).unwrap()
 }
 
-
 /// An address nothing listens on.
 pub async fn unreachable_uri() -> http::Uri {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();

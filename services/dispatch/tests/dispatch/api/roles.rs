@@ -63,13 +63,31 @@ async fn a_driver_sees_their_own_record_and_tasks_and_only_starts_and_completes_
         .create_driver(&admin, driver_with_login("Bob", "bob-login"))
         .await;
     let for_ann = api
-        .create_task(&admin, &company, "For Ann", "2026-11-23", assigned_to(&ann.id))
+        .create_task(
+            &admin,
+            &company,
+            "For Ann",
+            "2026-11-23",
+            assigned_to(&ann.id),
+        )
         .await;
     let for_bob = api
-        .create_task(&admin, &company, "For Bob", "2026-11-23", assigned_to(&bob.id))
+        .create_task(
+            &admin,
+            &company,
+            "For Bob",
+            "2026-11-23",
+            assigned_to(&bob.id),
+        )
         .await;
     let unassigned = api
-        .create_task(&admin, &company, "Nobody's", "2026-11-23", Default::default())
+        .create_task(
+            &admin,
+            &company,
+            "Nobody's",
+            "2026-11-23",
+            Default::default(),
+        )
         .await;
     let as_ann = driver_login("ann-login", "tenant-a");
     let (ann_task, bob_task) = (&for_ann.id, &for_bob.id);
@@ -83,7 +101,9 @@ async fn a_driver_sees_their_own_record_and_tasks_and_only_starts_and_completes_
         ..Default::default()
     };
     for answer in [
-        api.try_create_driver(&as_ann, driver("Me too")).await.map(|_| ()),
+        api.try_create_driver(&as_ann, driver("Me too"))
+            .await
+            .map(|_| ()),
         api.update_driver(&as_ann, &ann.id, named("Queen Ann"), &["name"])
             .await
             .map(|_| ()),
@@ -164,7 +184,13 @@ async fn a_driver_login_that_matches_no_live_driver_sees_nothing() {
         .create_driver(&admin, driver_with_login("Ann", "ann-login"))
         .await;
     let task = api
-        .create_task(&admin, &company, "For Ann", "2026-11-23", assigned_to(&ann.id))
+        .create_task(
+            &admin,
+            &company,
+            "For Ann",
+            "2026-11-23",
+            assigned_to(&ann.id),
+        )
         .await;
     let stranger = driver_login("nobody-login", "tenant-a");
     // The same login name in another tenant is another person.
@@ -175,7 +201,10 @@ async fn a_driver_login_that_matches_no_live_driver_sees_nothing() {
         let (api, ann_id, task_id) = (&api, &ann.id, &task.id);
         async move {
             assert!(api.list_drivers(&login).await.is_empty(), "{who}");
-            assert!(api.list(&login, Default::default()).await.is_empty(), "{who}");
+            assert!(
+                api.list(&login, Default::default()).await.is_empty(),
+                "{who}"
+            );
             let answers = [
                 api.get_driver(&login, ann_id).await.map(|_| ()),
                 api.get(&login, task_id).await.map(|_| ()),
@@ -210,7 +239,13 @@ async fn another_tenant_gets_not_found_for_drivers_and_tasks_on_every_call_and_e
     let company = api.create_company(&a, "A's Farm").await;
     let ann = api.create_driver(&a, driver("Ann")).await;
     let task = api
-        .create_task(&a, &company, "A's collection", "2026-11-23", assigned_to(&ann.id))
+        .create_task(
+            &a,
+            &company,
+            "A's collection",
+            "2026-11-23",
+            assigned_to(&ann.id),
+        )
         .await;
     let bs_driver = api.create_driver(&b, driver("Bea")).await;
     let task_id = &task.id;

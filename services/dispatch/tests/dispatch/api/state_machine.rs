@@ -8,7 +8,7 @@ use director_proto::dispatch::{
 };
 use tonic::Code;
 
-use super::{Api, Answer, assert_refused, caller, driver, fields};
+use super::{Answer, Api, assert_refused, caller, driver, fields};
 
 #[tokio::test]
 async fn a_dispatcher_takes_a_task_from_pending_to_assigned_in_progress_and_completed() {

@@ -242,7 +242,12 @@ async fn guarded_clients_ignore_proxy_settings_from_the_environment() {
         let proxy = format!("http://{proxy}");
         async move {
             let output = tokio::process::Command::new(std::env::current_exe().unwrap())
-                .args(["egress::proxy_child", "--exact", "--ignored", "--test-threads=1"])
+                .args([
+                    "egress::proxy_child",
+                    "--exact",
+                    "--ignored",
+                    "--test-threads=1",
+                ])
                 .env(PROXY_CHILD, client)
                 .env("HTTPS_PROXY", &proxy)
                 .env("HTTP_PROXY", &proxy)
