@@ -93,7 +93,7 @@ async fn a_driver_sees_their_own_record_and_tasks_and_only_starts_and_completes_
     let (ann_task, bob_task) = (&for_ann.id, &for_bob.id);
 
     // Drivers: their own record only; no writes.
-    assert_eq!(api.list_drivers(&as_ann).await, [ann.clone()]);
+    assert_eq!(api.list_drivers(&as_ann).await, std::slice::from_ref(&ann));
     assert_eq!(api.get_driver(&as_ann, &ann.id).await.unwrap(), ann);
     assert_not_found(api.get_driver(&as_ann, &bob.id).await, "Driver not found");
     let inactive = Driver {
