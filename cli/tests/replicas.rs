@@ -13,6 +13,9 @@
 //!
 //! The figures (requests, failures, the last failure after each event) are printed on
 //! stderr; docs/RELIABILITY.md records them.
+//!
+//! Its own test binary: it runs itself again as the replicas, and times failures that other tests'
+//! load would lengthen.
 
 #![allow(clippy::unwrap_used)]
 

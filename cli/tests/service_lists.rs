@@ -8,6 +8,8 @@
 //!
 //! After changing the catalog or the template, rewrite the rendered file with
 //! `DIRECTOR_WRITE_DEPLOY=1 cargo test -p director --test service_lists`.
+//!
+//! Its own test binary: the recipe for adding a service (README) runs it by name.
 
 #![allow(clippy::unwrap_used)]
 

@@ -1,6 +1,9 @@
 //! The gateway's Prometheus metrics, scraped over HTTP from an admin listener: request
 //! durations labelled by route template (never the raw path), method and status, gRPC routes
 //! by known method path (else `unmatched`), and open streams while they are open.
+//!
+//! Its own test binary: it asserts exact counts on the process-wide metrics recorder, which the
+//! other tests would add to.
 #![allow(clippy::unwrap_used)]
 
 mod common;

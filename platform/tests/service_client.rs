@@ -2,6 +2,8 @@
 //! gRPC server: the same caller (a fresh internal token the callee accepts), the request id,
 //! the trace (a `traceparent` continuing the incoming one) and what is left of the incoming
 //! deadline; and an unreachable service is UNAVAILABLE quickly, not a hang.
+//!
+//! Its own test binary: it installs the process-wide telemetry (the trace propagator it checks).
 #![allow(clippy::unwrap_used)]
 
 use std::convert::Infallible;

@@ -1,4 +1,6 @@
 //! Telemetry set-up is idempotent and the request span carries W3C trace context through.
+//!
+//! Its own test binary: it installs the process-wide telemetry.
 #![allow(clippy::unwrap_used)]
 
 use std::convert::Infallible;

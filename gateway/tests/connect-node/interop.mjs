@@ -1,5 +1,5 @@
 // Calls a running gateway with @connectrpc/connect-node over the Connect protocol and checks
-// each answer; exits non-zero at the first failed check. Run by gateway/tests/connect_interop.rs,
+// each answer; exits non-zero at the first failed check. Run by gateway/tests/gateway/connect_interop.rs,
 // which starts the gateway and an echo upstream and passes, in the environment:
 //   GATEWAY_URL  the gateway's base URL
 //   TOKEN        a bearer token the gateway accepts

@@ -1,6 +1,9 @@
 //! The service's Prometheus metrics, scraped over HTTP: every call is measured by service,
 //! method and gRPC status code (from the trailers, or the headers of a trailers-only
 //! refusal), and the pool reports its connections and its size.
+//!
+//! Its own test binary: it asserts exact call counts on the process-wide metrics recorder, which
+//! the other tests would add to.
 
 #![allow(clippy::unwrap_used)]
 
