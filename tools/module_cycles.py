@@ -10,8 +10,7 @@ tested or moved without the others. Code under `#[cfg(test)]` and comments (doc 
 ignored.
 
 Usage: tools/module_cycles.py [crate dir ...] (default: every workspace crate). Prints each
-circle and exits 1 when there is one. Not in .ci/run yet: main still has circles (issue 22,
-point 3); once they are broken, CI runs it so none comes back."""
+circle and exits 1 when there is one; .ci/run runs it, so none comes back (issue 22, point 3)."""
 
 import re
 import sys
