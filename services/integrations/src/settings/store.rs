@@ -139,7 +139,7 @@ impl SettingsStore {
         let unreadable = |reason: String| {
             tracing::error!(tenant_id = %caller.tenant_id, integration = integration.as_str(), reason, "integration settings unreadable");
             IntegrationsError::SettingsUnreadable {
-                integration: integration.as_str(),
+                integration,
                 reason,
             }
         };
