@@ -3,7 +3,7 @@
 //! failure and a database error keep their own crate's table, which it delegates to). Every
 //! variant says what went wrong: there is no catch-all carrying a ready-made status.
 
-use director_providers::ProviderError;
+use director_providers::{Provider, ProviderError};
 use director_store::error::status_from_sqlx;
 use tonic::Status;
 use tonic_types::{ErrorDetails, StatusExt as _};
@@ -51,9 +51,9 @@ pub enum IntegrationsError {
     Database(#[from] sqlx::Error),
     /// The tenant's stored settings for an integration do not open (a key was dropped from
     /// the configuration, or the row was altered).
-    #[error("the tenant's {integration} settings cannot be read: {reason}")]
+    #[error("the tenant's {} settings cannot be read: {reason}", integration.as_str())]
     SettingsUnreadable {
-        integration: &'static str,
+        integration: Provider,
         /// Logged; not shown to the caller.
         reason: String,
     },
@@ -126,8 +126,9 @@ impl From<IntegrationsError> for Status {
             IntegrationsError::Database(error) => status_from_sqlx(&error),
             IntegrationsError::SettingsUnreadable { integration, .. } => {
                 Status::failed_precondition(format!(
-                    "The tenant's {integration} settings cannot be read; an admin must set \
-                     them again (PUT /api/integrations/settings)"
+                    "The tenant's {} settings cannot be read; an admin must set them again \
+                     (PUT /api/integrations/settings)",
+                    integration.as_str()
                 ))
             }
             IntegrationsError::TooManyJobs { limit } => Status::with_error_details(

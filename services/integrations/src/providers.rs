@@ -23,7 +23,7 @@ use director_providers::{
 };
 
 use crate::error::IntegrationsError;
-use crate::settings::sections::{Integration, TenantSettings};
+use crate::settings::sections::{Integration, TenantSettings, fields};
 use crate::settings::store::SettingsStore;
 
 /// The variable listing the tenants the deployment's credentials serve.
@@ -295,8 +295,8 @@ impl Providers {
     ) -> Result<Resolved<T>, ProviderError> {
         if !shared {
             return Err(ProviderError::not_configured(
-                integration.as_str(),
-                integration.fields(),
+                integration,
+                fields(integration),
             ));
         }
         client.clone().map(|client| Resolved {

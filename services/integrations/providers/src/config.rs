@@ -11,6 +11,7 @@ use director_platform::config::{ConfigError, Env, Secret};
 use reqwest::Url;
 
 use crate::error::ProviderError;
+use crate::provider::Provider;
 
 /// How a client retries one call: exponential backoff with jitter between `min_delay` and
 /// `max_delay`, or what the provider's `Retry-After` asks for, capped at `retry_after_cap`.
@@ -212,9 +213,8 @@ impl SlackConfig {
 pub struct Missing(pub Vec<&'static str>);
 
 impl Missing {
-    /// The [`ProviderError::NotConfigured`] for `integration` (`"vessey"`, `"slack"`,
-    /// `"twilio"`) lacking these variables.
-    pub fn error_for(&self, integration: &'static str) -> ProviderError {
+    /// The [`ProviderError::NotConfigured`] for `integration` lacking these variables.
+    pub fn error_for(&self, integration: Provider) -> ProviderError {
         ProviderError::not_configured(integration, &self.0)
     }
 }

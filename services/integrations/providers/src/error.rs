@@ -7,18 +7,19 @@
 //! answered (see `redact.rs`). A `ProviderError` has no `source()`: `{:#}` prints the same.
 //! Such messages reach callers (gRPC statuses) and are stored (a notification's last error).
 
+use crate::provider::Provider;
+
 /// One integration call's failure.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProviderError {
     /// The integration's variables are not set.
     #[error(
         "{} not configured: {}",
-        credentials_of(integration),
+        integration.credentials(),
         describe_unset(missing)
     )]
     NotConfigured {
-        /// `"vessey"`, `"slack"` or `"twilio"`.
-        integration: &'static str,
+        integration: Provider,
         /// The unset variables.
         missing: Vec<&'static str>,
     },
@@ -65,7 +66,7 @@ impl ProviderError {
     }
 
     /// The error for an integration missing `missing`.
-    pub fn not_configured(integration: &'static str, missing: &[&'static str]) -> Self {
+    pub fn not_configured(integration: Provider, missing: &[&'static str]) -> Self {
         Self::NotConfigured {
             integration,
             missing: missing.to_vec(),
@@ -102,16 +103,6 @@ impl From<ProviderError> for tonic::Status {
     }
 }
 
-/// How [`ProviderError::NotConfigured`] names an integration's credentials.
-fn credentials_of(integration: &str) -> &'static str {
-    match integration {
-        "vessey" => "Vessey API credentials",
-        "slack" => "Slack webhook",
-        "twilio" => "Twilio credentials",
-        _ => "Integration",
-    }
-}
-
 /// `"A is not set"`, `"A and B are not set"`, `"A, B and C are not set"`.
 fn describe_unset(missing: &[&str]) -> String {
     match missing {
@@ -127,7 +118,7 @@ mod tests {
 
     #[test]
     fn not_configured_names_the_unset_variables() {
-        let error = ProviderError::not_configured("vessey", &["VESSEY_API_KEY"]);
+        let error = ProviderError::not_configured(Provider::Vessey, &["VESSEY_API_KEY"]);
         let status = tonic::Status::from(error);
         assert_eq!(status.code(), tonic::Code::FailedPrecondition);
         assert_eq!(
@@ -135,7 +126,7 @@ mod tests {
             "Vessey API credentials not configured: VESSEY_API_KEY is not set"
         );
         let twilio = ProviderError::not_configured(
-            "twilio",
+            Provider::Twilio,
             &[
                 "TWILIO_ACCOUNT_SID",
                 "TWILIO_AUTH_TOKEN",
@@ -189,7 +180,9 @@ mod tests {
             }
             .is_retryable()
         );
-        assert!(!ProviderError::not_configured("slack", &["SLACK_WEBHOOK_URL"]).is_retryable());
+        assert!(
+            !ProviderError::not_configured(Provider::Slack, &["SLACK_WEBHOOK_URL"]).is_retryable()
+        );
         assert!(!ProviderError::Refused("x".into()).is_retryable());
     }
 }

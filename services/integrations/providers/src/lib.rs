@@ -39,6 +39,7 @@ pub mod egress;
 mod error;
 mod guarded;
 mod http;
+mod provider;
 mod redact;
 mod shared;
 mod slack;
@@ -55,6 +56,7 @@ pub use egress::{
 pub use error::ProviderError;
 pub use guarded::GuardedHttp;
 pub use http::{HttpClient, HttpClients};
+pub use provider::Provider;
 pub use slack::SlackClient;
 pub use twilio::TwilioClient;
 pub use vessey::{Page, RejectedRecord, VesseyClient, VesseyCollection, VesseyDriver};

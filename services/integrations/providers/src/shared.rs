@@ -3,6 +3,7 @@
 
 use crate::config::ProvidersConfig;
 use crate::error::ProviderError;
+use crate::provider::Provider;
 use crate::slack::SlackClient;
 use crate::twilio::TwilioClient;
 use crate::vessey::VesseyClient;
@@ -12,7 +13,7 @@ impl ProvidersConfig {
     pub fn vessey_client(&self) -> Result<VesseyClient, ProviderError> {
         match &self.vessey {
             Ok(config) => VesseyClient::new(config.clone(), self.retry.clone()),
-            Err(missing) => Err(missing.error_for("vessey")),
+            Err(missing) => Err(missing.error_for(Provider::Vessey)),
         }
     }
 
@@ -20,7 +21,7 @@ impl ProvidersConfig {
     pub fn twilio_client(&self) -> Result<TwilioClient, ProviderError> {
         match &self.twilio {
             Ok(config) => TwilioClient::new(config.clone(), self.retry.clone()),
-            Err(missing) => Err(missing.error_for("twilio")),
+            Err(missing) => Err(missing.error_for(Provider::Twilio)),
         }
     }
 
@@ -28,7 +29,7 @@ impl ProvidersConfig {
     pub fn slack_client(&self) -> Result<SlackClient, ProviderError> {
         match &self.slack {
             Ok(config) => SlackClient::new(config.clone(), self.retry.clone()),
-            Err(missing) => Err(missing.error_for("slack")),
+            Err(missing) => Err(missing.error_for(Provider::Slack)),
         }
     }
 }

@@ -17,43 +17,20 @@ const URL_MAX: usize = 2048;
 /// away too much of them.
 const MASK_MIN_LEN: usize = 12;
 
-/// The third parties a tenant may configure.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Integration {
-    Vessey,
-    Slack,
-    Twilio,
-}
+/// The third parties a tenant may configure: `director-providers`' own list, so a provider
+/// is named in one place.
+pub use director_providers::Provider as Integration;
 
-impl Integration {
-    /// In the order answers list them.
-    pub const ALL: [Self; 3] = [Self::Vessey, Self::Slack, Self::Twilio];
-
-    /// The name used in the database, the API and error fields.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Vessey => "vessey",
-            Self::Slack => "slack",
-            Self::Twilio => "twilio",
-        }
-    }
-
-    /// The settings fields a tenant sets for it, as error messages name them.
-    pub fn fields(self) -> &'static [&'static str] {
-        match self {
-            Self::Vessey => &["vessey.api_url", "vessey.api_key"],
-            Self::Slack => &["slack.webhook_url"],
-            Self::Twilio => &[
-                "twilio.account_sid",
-                "twilio.auth_token",
-                "twilio.from_number",
-            ],
-        }
-    }
-
-    /// The integration a stored name is; `None` for a name this version does not know.
-    pub fn from_name(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|i| i.as_str() == name)
+/// The settings fields a tenant sets for `integration`, as error messages name them.
+pub fn fields(integration: Integration) -> &'static [&'static str] {
+    match integration {
+        Integration::Vessey => &["vessey.api_url", "vessey.api_key"],
+        Integration::Slack => &["slack.webhook_url"],
+        Integration::Twilio => &[
+            "twilio.account_sid",
+            "twilio.auth_token",
+            "twilio.from_number",
+        ],
     }
 }
 
@@ -255,7 +232,7 @@ impl Fields {
         object: prost_types::Struct,
         violations: &mut Violations,
     ) -> Self {
-        let known = integration.fields();
+        let known = fields(integration);
         let mut values = BTreeMap::new();
         for (key, value) in object.fields {
             let path = format!("{}.{key}", integration.as_str());

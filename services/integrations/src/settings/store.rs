@@ -110,7 +110,7 @@ impl SettingsStore {
         caller: &Caller,
         section: &Section,
     ) -> Result<(), sqlx::Error> {
-        let integration = section.integration().as_str();
+        let integration = section.integration();
         let sealed = self
             .cipher
             .seal(&caller.tenant_id, integration, &section.to_bytes());
@@ -121,7 +121,7 @@ impl SettingsStore {
              DO UPDATE SET key_id = EXCLUDED.key_id, sealed = EXCLUDED.sealed",
         )
         .bind(caller.tenant_id.as_str())
-        .bind(integration)
+        .bind(integration.as_str())
         .bind(&sealed.key_id)
         .bind(&sealed.bytes)
         .persistent(self.db.persistent())
@@ -139,13 +139,13 @@ impl SettingsStore {
         let unreadable = |reason: String| {
             tracing::error!(tenant_id = %caller.tenant_id, integration = integration.as_str(), reason, "integration settings unreadable");
             IntegrationsError::SettingsUnreadable {
-                integration: integration.as_str(),
+                integration,
                 reason,
             }
         };
         let bytes = self
             .cipher
-            .open(&caller.tenant_id, integration.as_str(), sealed)
+            .open(&caller.tenant_id, integration, sealed)
             .map_err(|error| unreadable(error.to_string()))?;
         Section::from_bytes(integration, &bytes)
             .ok_or_else(|| unreadable("the opened settings are not this section's".to_owned()))

@@ -13,7 +13,7 @@ use director_fakes::{
     DEFAULT_VESSEY_API_KEY, FakeVessey, GeneratedSpec, RetryAfter, StatusCode, VesseyData,
 };
 use director_providers::{
-    ProviderError, ProvidersConfig, RetryPolicy, Timeouts, VesseyClient, VesseyConfig,
+    Provider, ProviderError, ProvidersConfig, RetryPolicy, Timeouts, VesseyClient, VesseyConfig,
 };
 
 fn day() -> NaiveDate {
@@ -398,7 +398,7 @@ async fn missing_vessey_configuration_is_not_configured_naming_the_variable() {
     assert_eq!(
         error,
         ProviderError::NotConfigured {
-            integration: "vessey",
+            integration: Provider::Vessey,
             missing: vec!["VESSEY_API_KEY"]
         }
     );
