@@ -27,10 +27,10 @@ pub struct ServiceSpec {
     /// Its other packages (service-to-service calls) are never routed by the gateway.
     pub public_packages: &'static [&'static str],
     /// Whether it runs durable jobs: its migrations then install the job queue
-    /// ([`crate::jobs`]). True exactly when it has [`ServiceSpec::jobs`].
+    /// (`director_store::jobs`). True exactly when it has [`ServiceSpec::jobs`].
     pub runs_jobs: bool,
     /// The task identifiers of its durable jobs: the only ones `director_enqueue_job` accepts
-    /// in its database ([`crate::jobs::install`]). Each is one of the constants below, which
+    /// in its database (`director_store::jobs::install`). Each is one of the constants below, which
     /// the job's handler uses as its `TaskHandler::IDENTIFIER`, so the handlers and this list
     /// cannot name different jobs.
     pub jobs: &'static [&'static str],

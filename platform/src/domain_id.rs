@@ -68,6 +68,7 @@ macro_rules! uuid_id {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     crate::uuid_id! {
         /// An id for the tests.

@@ -413,7 +413,7 @@ where
 
 /// What becomes an OpenTelemetry span: everything the log filter lets through but the job
 /// queue's own spans, which would each start a trace of their own (it polls every few
-/// seconds); the work of a job is traced by [`crate::jobs::job_span`], a trace of its own
+/// seconds); the work of a job is traced by `director_store::jobs::job_span`, a trace of its own
 /// linked to the request that queued the job.
 fn exported_spans() -> Targets {
     Targets::new()

@@ -6,7 +6,7 @@
 //! Code that needs the text reads it through `as_str()` (a database bind) or `Deref`
 //! (`&caller.tenant_id` is a `&str` wherever one is expected), and `Display` prints it.
 //!
-//! ```compile_fail
+//! ```compile_fail,E0308
 //! use director_platform::identity::{TenantId, UserId};
 //!
 //! fn rows_of(tenant: &TenantId) {}
@@ -122,7 +122,7 @@ mod tests {
         assert_eq!(String::from(tenant), "t-1");
         assert_eq!(TenantId::parse(""), Err(EmptyId("tenant")));
         assert_eq!(
-            UserId::parse(String::new()).unwrap_err().to_string(),
+            UserId::parse(String::new()).expect_err("empty").to_string(),
             "the user id is empty"
         );
     }

@@ -7,7 +7,7 @@
 
 mod auth_layer;
 mod balance;
-mod common_config;
+mod config;
 mod discovery;
 mod env_files;
 mod internal_tokens;

@@ -1,13 +1,11 @@
 //! The store crate's tests, one test binary (each binary links the whole dependency graph): its
-//! files by subject. `job_traceparent.rs` stays a binary of its own: it installs the
-//! process-wide tracing subscriber and propagator.
+//! files by subject.
 
 #![allow(clippy::unwrap_used)]
 
 #[path = "../common/mod.rs"]
 mod common;
 
-mod config;
 mod db_errors;
 mod db_pool;
 mod job_attempts;
