@@ -10,7 +10,8 @@
 //!   as `a.b`), repeated ones as arrays (`?a=1&a=2`), enums as their short names; none for
 //!   `body: "*"` routes.
 //! - Request bodies: `body: "*"` → the request message without its path fields (inline);
-//!   `body: "<field>"` → that field's input schema, with the update-mask rule for PATCH.
+//!   `body: "<field>"` → that field's input schema; for PATCH, the keys present are the update
+//!   mask, so the resource's input schema is read as an update (see [`rules::Keys`]).
 //! - Responses: 200 with the `response_body` field's schema (not nullable: services always
 //!   set the field they answer) or the whole response message (server streams:
 //!   `text/event-stream`, the message schema under `x-event-data-schema`), `default` → the
@@ -32,6 +33,7 @@ use serde_json::{Map, Value, json};
 pub use pages::{OPENAPI_URL, docs_html, redoc_html};
 
 use self::comments::{Comments, summary};
+use self::rules::Keys;
 use self::schema::{Direction, Schemas, describe};
 use crate::rest::names::{enum_short_names, is_well_known};
 use crate::rest::{RestApi, RestRoute};
@@ -46,6 +48,13 @@ const MAX_QUERY_DEPTH: usize = 3;
 pub fn openapi_document(api: &RestApi, pool: &DescriptorPool) -> Value {
     let comments = Comments::new(pool);
     let mut schemas = Schemas::new(&comments);
+    for route in api.routes() {
+        if let (Some(mask), Some(body)) = (route.update_mask_field(), route.body_field())
+            && let Kind::Message(resource) = body.kind()
+        {
+            schemas.read_as_update(&resource, mask);
+        }
+    }
     let mut paths: Map<String, Value> = Map::new();
     let mut tags: Vec<Value> = Vec::new();
 
@@ -128,7 +137,7 @@ fn operation(route: &RestRoute, comments: &Comments, schemas: &mut Schemas<'_>) 
         .map(|(name, field)| {
             let mut schema = schemas.kind(&field.kind(), Direction::Input);
             inline_enum(&mut schema, field);
-            rules::constrain(&mut schema, field);
+            rules::constrain(&mut schema, field, Keys::Plain);
             let mut parameter = json!({
                 "name": name,
                 "in": "path",
@@ -222,7 +231,13 @@ fn query_parameters(
         } else {
             single
         };
-        rules::constrain(&mut schema, &field);
+        rules::constrain(&mut schema, &field, Keys::Plain);
+        if route.update_mask_field() == Some(&field)
+            && let Some(body) = route.body_field()
+            && let Kind::Message(resource) = body.kind()
+        {
+            schema = mask_parameter(&resource, &field);
+        }
         if !field.is_list() && schema.get("anyOf").is_none() {
             // An empty query value (`?skip=`) means the parameter is absent.
             schema = json!({ "anyOf": [schema, { "const": "" }] });
@@ -248,6 +263,18 @@ fn query_parameters(
         }
         out.push(parameter);
     }
+}
+
+/// The `update_mask` query parameter of an update: comma-separated names of the resource's
+/// fields that the mask's rules admit.
+fn mask_parameter(resource: &MessageDescriptor, mask: &FieldDescriptor) -> Value {
+    let names: Vec<String> = resource
+        .fields()
+        .map(|field| field.name().to_owned())
+        .filter(|name| rules::mask_admits(mask, name))
+        .collect();
+    let one = format!("({})", names.join("|"));
+    json!({ "type": "string", "pattern": format!("^{one}(,{one})*$") })
 }
 
 /// Query and path parameters list an enum's short names inline (no `null`: leave it out),

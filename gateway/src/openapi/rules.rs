@@ -2,16 +2,60 @@
 //! clients (and schemathesis) what the services accept: `minLength`, `maxLength`, `pattern`,
 //! `format` (`email`, `uuid`, and `date` for the house date pattern), `minimum` / `maximum`
 //! (exclusive for `gt` / `lt`), `minItems` / `maxItems`; `required` is read by the caller.
+//!
+//! An update's body is read differently from other input ([`Keys::Update`]): its present keys
+//! are its update mask, so a key the mask's `field_mask` rules refuse is left out of the
+//! schema, and a field without presence whose rules skip its zero value
+//! (`IGNORE_IF_ZERO_VALUE`: empty means "not set" to a mask-less update) must hold a non-zero
+//! value when its key is present — naming it in the mask with the zero value would clear it,
+//! which services refuse for such fields (that check is theirs, in code, as it depends on the
+//! mask).
 
 use director_platform::contract_rules::{
     FieldRules, RuleBook, TextFormat, ValueRules, pattern_format, rules::NumberRules,
 };
-use prost_reflect::FieldDescriptor;
+use prost_reflect::{FieldDescriptor, Kind};
 use serde_json::{Map, Value, json};
 
 /// The rules of `field` in Director's contracts, if it declares any.
 pub fn of(field: &FieldDescriptor) -> Option<&'static FieldRules> {
     RuleBook::director().rules_of(field)
+}
+
+/// How the keys of the body holding a field relate to the field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keys {
+    /// A present key sets the field, an absent one leaves it unset (create bodies, queries).
+    Plain,
+    /// The body of an update: the present keys are its update mask.
+    Update,
+}
+
+/// Whether the update mask `mask` may name the field `name` (its `field_mask` rules, if any).
+pub fn mask_admits(mask: &FieldDescriptor, name: &str) -> bool {
+    match of(mask).map(|rules| &rules.value) {
+        Some(ValueRules::FieldMask(paths)) => paths.admits(name),
+        _ => true,
+    }
+}
+
+/// Whether `field`, present in a body read as `keys`, must not hold its zero value: an
+/// update naming a field without presence whose rules skip the zero value.
+pub fn zero_is_refused(field: &FieldDescriptor, keys: Keys) -> bool {
+    keys == Keys::Update
+        && !field.supports_presence()
+        && !field.is_list()
+        && of(field).is_some_and(|rules| rules.ignore_if_zero)
+}
+
+/// Whether `field` (without presence) accepts its zero value in a body read as `keys`: it
+/// declares no rules, or rules skipped for the zero value outside an update. JSON `null` is
+/// read as the zero value, so such a field's input schema admits `null` too.
+pub fn zero_is_accepted(field: &FieldDescriptor, keys: Keys) -> bool {
+    match of(field) {
+        None => true,
+        Some(rules) => rules.ignore_if_zero && keys == Keys::Plain,
+    }
 }
 
 /// Whether a request must carry `field` (its rules say `required`).
@@ -21,8 +65,9 @@ pub fn is_required(field: &FieldDescriptor) -> bool {
 
 /// Adds `field`'s rules to `schema`, the schema of its whole value (an array for a repeated
 /// field). Rules skipped for the zero value (`IGNORE_IF_ZERO_VALUE`, fields without presence)
-/// are published as "the empty string, or a value keeping the rules".
-pub fn constrain(schema: &mut Value, field: &FieldDescriptor) {
+/// are published as "the empty string, or a value keeping the rules" — except in an update
+/// body, where the present key must hold a non-empty value keeping them (see [`Keys`]).
+pub fn constrain(schema: &mut Value, field: &FieldDescriptor, keys: Keys) {
     let Some(rules) = of(field) else {
         return;
     };
@@ -43,13 +88,18 @@ pub fn constrain(schema: &mut Value, field: &FieldDescriptor) {
         }
         return;
     }
-    let value = keywords(&rules.value);
+    let mut value = keywords(&rules.value);
+    if zero_is_refused(field, keys) && field.kind() == Kind::String {
+        let min = value.get("minLength").and_then(Value::as_u64).unwrap_or(0);
+        value.insert("minLength".into(), json!(min.max(1)));
+    }
     if value.is_empty() {
         return;
     }
     let nullable =
         matches!(target.get("type"), Some(Value::Array(types)) if types.contains(&json!("null")));
-    let skipped_when_zero = rules.ignore_if_zero
+    let skipped_when_zero = keys == Keys::Plain
+        && rules.ignore_if_zero
         && !field.supports_presence()
         && matches!(rules.value, ValueRules::Text(_));
     if skipped_when_zero {
@@ -104,8 +154,9 @@ fn keywords(rules: &ValueRules) -> Map<String, Value> {
         }
         ValueRules::Integer(bounds) => number_keywords(bounds, &mut out),
         ValueRules::Number(bounds) => number_keywords(bounds, &mut out),
-        // Enums already list their values; `defined_only` adds nothing a schema can say.
-        ValueRules::Enum { .. } | ValueRules::None => {}
+        // Enums already list their values; `defined_only` adds nothing a schema can say. A
+        // mask's rules shape the update body instead (see `mask_admits`).
+        ValueRules::Enum { .. } | ValueRules::FieldMask(_) | ValueRules::None => {}
     }
     out
 }

@@ -10,20 +10,23 @@
 //!   messages sent in bodies. Fields carry their contract's `buf.validate` rules (see
 //!   [`super::rules`]) and only fields the rules mark `required` are required (the services
 //!   enforce the same rules and answer 400 naming the field), fields with presence accept
-//!   `null` (clears / leaves unset), and `additionalProperties: false` because unknown keys
-//!   are refused.
+//!   `null` (clears / leaves unset), and so do the others whose zero value is accepted (`null`
+//!   reads as the zero value), and `additionalProperties: false` because unknown keys
+//!   are refused. A message sent as an update's body (PATCH: its present keys are the update
+//!   mask) is read as an update wherever it is input: keys its mask may not name are left out
+//!   and a present key may not clear a field the services keep set (see [`rules::Keys`]).
 //!
 //! Proto3 JSON types: 64-bit integers are strings (`format: int64`; numbers are accepted on
 //! input), Timestamp `date-time`, Duration `"1.5s"`, FieldMask a comma-separated string, enums
 //! their short lowercase names.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use prost_reflect::{EnumDescriptor, FieldDescriptor, Kind, MessageDescriptor};
 use serde_json::{Map, Value, json};
 
 use super::comments::Comments;
-use super::rules;
+use super::rules::{self, Keys};
 use crate::rest::names::{enum_short_names, enum_value_is_null, is_wrapper, short_enum_name};
 
 /// Which side of the API a schema describes.
@@ -41,6 +44,8 @@ pub struct Schemas<'c> {
     comments: &'c Comments,
     components: BTreeMap<String, Value>,
     in_progress: HashSet<String>,
+    /// Messages sent as an update's body, by full name, with the request's update mask field.
+    update_bodies: HashMap<String, FieldDescriptor>,
 }
 
 impl<'c> Schemas<'c> {
@@ -50,7 +55,15 @@ impl<'c> Schemas<'c> {
             comments,
             components: BTreeMap::new(),
             in_progress: HashSet::new(),
+            update_bodies: HashMap::new(),
         }
+    }
+
+    /// Reads `message`, as input, as the body of an update whose mask is `mask` (its present
+    /// keys). Call before building any schema.
+    pub fn read_as_update(&mut self, message: &MessageDescriptor, mask: &FieldDescriptor) {
+        self.update_bodies
+            .insert(message.full_name().to_owned(), mask.clone());
     }
 
     /// The collected components, by name.
@@ -89,11 +102,28 @@ impl<'c> Schemas<'c> {
         direction: Direction,
         excluded: &[FieldDescriptor],
     ) -> Value {
+        let mask = match direction {
+            Direction::Input => self.update_bodies.get(message.full_name()).cloned(),
+            Direction::Output => None,
+        };
+        let keys = if mask.is_some() {
+            Keys::Update
+        } else {
+            Keys::Plain
+        };
         let mut properties = Map::new();
         let mut required = Vec::new();
         let mut required_input = Vec::new();
         for field in message.fields().filter(|field| !excluded.contains(field)) {
-            properties.insert(field.name().to_owned(), self.field(&field, direction));
+            if let Some(mask) = &mask
+                && !rules::mask_admits(mask, field.name())
+            {
+                continue;
+            }
+            properties.insert(
+                field.name().to_owned(),
+                self.field_in(&field, direction, keys),
+            );
             required.push(Value::String(field.name().to_owned()));
             if rules::is_required(&field) {
                 required_input.push(Value::String(field.name().to_owned()));
@@ -124,6 +154,11 @@ impl<'c> Schemas<'c> {
     /// The schema of one field: its type (array for repeated, object for maps), nullable
     /// when it has presence, with the field's comment as description.
     pub fn field(&mut self, field: &FieldDescriptor, direction: Direction) -> Value {
+        self.field_in(field, direction, Keys::Plain)
+    }
+
+    /// [`Self::field`] in a body whose keys are read as `keys`.
+    fn field_in(&mut self, field: &FieldDescriptor, direction: Direction, keys: Keys) -> Value {
         let kind = field.kind();
         let mut schema = if field.is_map() {
             let value_kind = match &kind {
@@ -133,16 +168,25 @@ impl<'c> Schemas<'c> {
             json!({ "type": "object", "additionalProperties": self.kind(&value_kind, direction) })
         } else if field.is_list() {
             json!({ "type": "array", "items": self.kind(&kind, direction) })
+        } else if let Kind::Enum(enum_desc) = &kind
+            && direction == Direction::Input
+            && rules::zero_is_refused(field, keys)
+        {
+            set_enumeration(enum_desc)
         } else {
             let single = self.kind(&kind, direction);
-            if field.supports_presence() {
+            // `null` is the zero value on input: fine where the zero value is.
+            let null_is_zero = direction == Direction::Input
+                && !matches!(kind, Kind::Message(_) | Kind::Enum(_))
+                && rules::zero_is_accepted(field, keys);
+            if field.supports_presence() || null_is_zero {
                 nullable(single)
             } else {
                 single
             }
         };
         if direction == Direction::Input {
-            rules::constrain(&mut schema, field);
+            rules::constrain(&mut schema, field, keys);
         }
         if let Some(comment) = self.comments.of(field) {
             describe(&mut schema, comment);
@@ -267,6 +311,20 @@ impl<'c> Schemas<'c> {
             _ => return None,
         })
     }
+}
+
+/// An enum's input values other than its zero value: short names and numbers (no `null`).
+fn set_enumeration(enum_desc: &EnumDescriptor) -> Value {
+    let set: Vec<_> = enum_desc
+        .values()
+        .filter(|value| value.number() != 0)
+        .collect();
+    let names: Vec<String> = set.iter().map(short_enum_name).collect();
+    let numbers: Vec<i32> = set.iter().map(|value| value.number()).collect();
+    json!({ "anyOf": [
+        { "type": "string", "enum": names },
+        { "type": "integer", "enum": numbers },
+    ] })
 }
 
 /// Allows `null` besides the schema's values.

@@ -13,10 +13,15 @@ fn document() -> Value {
     openapi_document(&api, &pool)
 }
 
-/// The request body schema of `method path` (a `$ref` followed).
+/// The request body schema of `method path` (a `$ref` followed, `null` left out).
 fn body(document: &Value, path: &str, method: &str) -> Value {
     let schema =
         &document["paths"][path][method]["requestBody"]["content"]["application/json"]["schema"];
+    // A body that may be left out is `anyOf` its schema and `null`.
+    let schema = match schema["anyOf"][0].get("$ref") {
+        Some(_) => &schema["anyOf"][0],
+        None => schema,
+    };
     match schema["$ref"].as_str() {
         Some(reference) => {
             let name = reference.trim_start_matches("#/components/schemas/");
@@ -113,4 +118,56 @@ fn fields_without_rules_stay_unconstrained() {
     assert!(changes["required"].is_null(), "{changes}");
     let output = &document["components"]["schemas"]["director.companies.v1.Company"];
     assert!(output["properties"]["name"].get("maxLength").is_none());
+}
+
+#[test]
+fn an_update_body_keeps_the_rules_of_each_present_key() {
+    let document = document();
+    let company = body(&document, "/api/companies/{id}", "patch");
+    // Present, the name is in the mask: it may not be empty (nor blank), and keeps the limits.
+    let name = &company["properties"]["name"];
+    assert_eq!(name["type"], "string");
+    assert_eq!(name["minLength"], 1);
+    assert_eq!(name["maxLength"], 255);
+    assert_eq!(name["pattern"], NOT_BLANK_PATTERN);
+    assert!(name.get("anyOf").is_none(), "{name}");
+    // Optional fields: `null` clears them, a value keeps the create rules.
+    let email = &company["properties"]["email"];
+    assert_eq!(email["format"], "email");
+    assert_eq!(email["type"], json!(["string", "null"]));
+    assert_eq!(
+        company["properties"]["phone"]["pattern"],
+        OPTIONAL_PHONE_PATTERN
+    );
+    assert!(company["required"].is_null(), "{company}");
+
+    let driver = body(&document, "/api/drivers/{id}", "patch");
+    assert_eq!(
+        driver["properties"]["status"]["anyOf"],
+        json!([
+            { "type": "string", "enum": ["active", "inactive"] },
+            { "type": "integer", "enum": [1, 2] },
+        ])
+    );
+
+    let task = body(&document, "/api/tasks/{id}", "patch");
+    assert_eq!(task["properties"]["company_id"]["format"], "uuid");
+    assert_eq!(task["properties"]["scheduled_for"]["format"], "date");
+    assert_eq!(task["properties"]["volume_liters"]["minimum"], 0.0);
+    // The mask may not name the fields the transitions own, nor `external_id`.
+    for refused in ["status", "driver_id", "cancel_reason", "external_id"] {
+        assert!(task["properties"].get(refused).is_none(), "{refused}");
+    }
+    assert_eq!(task["additionalProperties"], false);
+    assert!(task["properties"].get("version").is_some());
+}
+
+#[test]
+fn outside_update_bodies_an_empty_value_still_means_unset() {
+    // The resources' answers carry no input rules, and their rules change only the update
+    // body: a create body's optional-empty forms stay as they are.
+    let document = document();
+    let output = &document["components"]["schemas"]["director.dispatch.v1.Task"];
+    assert!(output["properties"]["title"].get("minLength").is_none());
+    assert!(output["properties"].get("status").is_some());
 }

@@ -1,10 +1,17 @@
 //! Checks one decoded message against its fields' rules, naming each bad field by its path
 //! (`name`, `window.start`, `tasks[2].title`) with one sentence per field.
+//!
+//! An update request (one holding a `google.protobuf.FieldMask`) names its resource's fields
+//! as its mask does, without the resource's own name (`email`, not `company.email`), and a
+//! path its mask's rules refuse by that path: over REST the body's keys are the mask, so the
+//! client reads the keys it sent.
 
 use prost_reflect::{DynamicMessage, FieldDescriptor, Kind, ReflectMessage, Value};
 
 use super::RuleBook;
-use super::rules::{FieldRules, ItemRules, NumberRules, TextFormat, TextRules, ValueRules};
+use super::rules::{
+    FieldMaskRules, FieldRules, ItemRules, NumberRules, TextFormat, TextRules, ValueRules,
+};
 use crate::error::FieldViolation;
 
 /// Appends to `found` a violation for every field of `message` (and of the messages it
@@ -16,12 +23,57 @@ pub fn violations(
     found: &mut Vec<FieldViolation>,
 ) {
     let descriptor = message.descriptor();
+    let update = descriptor.fields().any(|field| is_field_mask(&field));
     for field in descriptor.fields() {
         let path = format!("{prefix}{}", field.name());
         if let Some(rules) = book.rules_of(&field) {
-            check_field(message, &field, rules, &path, found);
+            if let ValueRules::FieldMask(mask_rules) = &rules.value {
+                refused_paths(message, &field, mask_rules, prefix, found);
+            } else {
+                check_field(message, &field, rules, &path, found);
+            }
         }
-        nested(book, message, &field, &path, found);
+        // The resource of an update: its fields are named as the mask names them.
+        let inner_prefix = if update && !field.is_list() {
+            prefix.to_owned()
+        } else {
+            format!("{path}.")
+        };
+        nested(book, message, &field, &path, &inner_prefix, found);
+    }
+}
+
+fn is_field_mask(field: &FieldDescriptor) -> bool {
+    matches!(field.kind(), Kind::Message(kind) if kind.full_name() == "google.protobuf.FieldMask")
+}
+
+/// One violation per path of a set update mask that its rules refuse, named by the path.
+fn refused_paths(
+    message: &DynamicMessage,
+    field: &FieldDescriptor,
+    rules: &FieldMaskRules,
+    prefix: &str,
+    found: &mut Vec<FieldViolation>,
+) {
+    if !message.has_field(field) {
+        return;
+    }
+    let value = message.get_field(field);
+    let Some(paths) = value
+        .as_message()
+        .and_then(|mask| mask.get_field_by_name("paths"))
+    else {
+        return;
+    };
+    for path in paths.as_list().unwrap_or_default() {
+        if let Some(path) = path.as_str()
+            && !rules.admits(path)
+        {
+            found.push(FieldViolation::new(
+                format!("{prefix}{path}"),
+                "cannot be changed by an update",
+            ));
+        }
     }
 }
 
@@ -69,12 +121,14 @@ fn check_field(
     }
 }
 
-/// Descends into set message fields (and message items) so nested rules apply too.
+/// Descends into set message fields (and message items) so nested rules apply too; a single
+/// message's fields are named under `inner_prefix`.
 fn nested(
     book: &RuleBook,
     message: &DynamicMessage,
     field: &FieldDescriptor,
     path: &str,
+    inner_prefix: &str,
     found: &mut Vec<FieldViolation>,
 ) {
     let Kind::Message(kind) = field.kind() else {
@@ -87,7 +141,7 @@ fn nested(
         return;
     }
     match &*message.get_field(field) {
-        Value::Message(inner) => violations(book, inner, &format!("{path}."), found),
+        Value::Message(inner) => violations(book, inner, inner_prefix, found),
         Value::List(items) => {
             for (index, item) in items.iter().enumerate() {
                 if let Value::Message(inner) = item {

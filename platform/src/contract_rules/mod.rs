@@ -7,10 +7,10 @@
 //! script, and Director builds without `protoc` (contracts compile with `protox`). The rules
 //! the contracts use are a small subset (string `min_len`/`max_len`/`pattern`/`email`/`uuid`,
 //! integer and double bounds and `finite`, `repeated` item counts, `enum.defined_only`,
-//! `required`, `ignore = IGNORE_IF_ZERO_VALUE`), so this module reads them from the descriptor
-//! pool (`buf.validate.field` options survive in the encoded descriptor set) and evaluates
-//! them over `prost_reflect::DynamicMessage`. Any other rule — CEL included — makes the rule
-//! book refuse to load, so nothing declared goes unenforced.
+//! `field_mask` `in`/`not_in`, `required`, `ignore = IGNORE_IF_ZERO_VALUE`), so this module
+//! reads them from the descriptor pool (`buf.validate.field` options survive in the encoded
+//! descriptor set) and evaluates them over `prost_reflect::DynamicMessage`. Any other rule —
+//! CEL included — makes the rule book refuse to load, so nothing declared goes unenforced.
 //!
 //! Services call [`check`] first thing in a handler; normalisation that is not validation
 //! (trimming, E.164 phone formatting) stays in their code.
@@ -23,7 +23,7 @@ use std::sync::LazyLock;
 
 use prost_reflect::{DescriptorPool, DynamicMessage, FieldDescriptor, Kind};
 
-pub use rules::{FieldRules, RuleError, TextFormat, ValueRules};
+pub use rules::{FieldMaskRules, FieldRules, RuleError, TextFormat, ValueRules};
 
 use crate::error::{FieldViolation, invalid_argument};
 
@@ -162,6 +162,9 @@ fn fits(field: &FieldDescriptor, rules: &FieldRules) -> Result<(), RuleError> {
         ValueRules::Integer(_) => matches!(kind, Kind::Int32 | Kind::Int64),
         ValueRules::Number(_) => kind == Kind::Double,
         ValueRules::Enum { .. } => matches!(kind, Kind::Enum(_)),
+        ValueRules::FieldMask(_) => {
+            matches!(&kind, Kind::Message(mask) if mask.full_name() == "google.protobuf.FieldMask")
+        }
     };
     let items_fit = rules.items.is_none() || field.is_list();
     if fits && items_fit && !(field.is_map()) {

@@ -41,6 +41,8 @@ pub enum ValueRules {
         /// Only values the enum declares are accepted.
         defined_only: bool,
     },
+    /// `field_mask` rules (a `google.protobuf.FieldMask`).
+    FieldMask(FieldMaskRules),
 }
 
 /// `string` rules (lengths count characters, as protovalidate does).
@@ -78,6 +80,29 @@ pub struct NumberRules<T> {
     pub lte: Option<T>,
     /// Not NaN nor infinite (doubles only).
     pub finite: bool,
+}
+
+/// Which paths a `google.protobuf.FieldMask` may hold; a path also matches the rules of the
+/// field it lies under (`a.b` is under `a`), as in protovalidate.
+#[derive(Debug, Clone, Default)]
+pub struct FieldMaskRules {
+    /// Every path must be one of these (or under one); empty: no such limit.
+    pub only: Vec<String>,
+    /// No path may be one of these (or under one).
+    pub not_in: Vec<String>,
+}
+
+impl FieldMaskRules {
+    /// Whether the mask may name `path` (a field name, or a dotted path into one).
+    pub fn admits(&self, path: &str) -> bool {
+        let within = |listed: &String| {
+            path == listed
+                || path
+                    .strip_prefix(listed.as_str())
+                    .is_some_and(|rest| rest.starts_with('.'))
+        };
+        (self.only.is_empty() || self.only.iter().any(within)) && !self.not_in.iter().any(within)
+    }
 }
 
 /// Item count limits of a repeated field.
@@ -152,6 +177,9 @@ impl FieldRules {
                     }
                     rules.value = ValueRules::Enum { defined_only };
                 }
+                ("field_mask", Value::Message(declared)) => {
+                    rules.value = ValueRules::FieldMask(field_mask_rules(declared).map_err(fail)?);
+                }
                 ("repeated", Value::Message(repeated)) => {
                     let mut items = ItemRules::default();
                     for (rule, value) in repeated.fields() {
@@ -204,6 +232,26 @@ fn text_rules(declared: &DynamicMessage) -> Result<TextRules, String> {
             ("email", Value::Bool(true)) => rules.format = Some(TextFormat::Email),
             ("uuid", Value::Bool(true)) => rules.format = Some(TextFormat::Uuid),
             (other, _) => return Err(unsupported("string", other)),
+        }
+    }
+    Ok(rules)
+}
+
+fn field_mask_rules(declared: &DynamicMessage) -> Result<FieldMaskRules, String> {
+    let mut rules = FieldMaskRules::default();
+    for (rule, value) in declared.fields() {
+        let paths = || -> Vec<String> {
+            value
+                .as_list()
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|path| path.as_str().map(str::to_owned))
+                .collect()
+        };
+        match rule.name() {
+            "in" => rules.only = paths(),
+            "not_in" => rules.not_in = paths(),
+            other => return Err(unsupported("field_mask", other)),
         }
     }
     Ok(rules)

@@ -234,3 +234,71 @@ message Order {
         "string rules on an int32"
     );
 }
+
+#[test]
+fn an_update_checks_the_fields_it_sets_and_leaves_empty_ones_to_its_mask() {
+    // A resource's fields carry the create rules; without presence, the empty value is "not
+    // set" to the rules (whether the mask may name it empty is the service's call).
+    let update = |company: companies::Company| companies::UpdateCompanyRequest {
+        id: uuid::Uuid::nil().to_string(),
+        company: Some(company),
+        update_mask: None,
+    };
+    assert!(check(&update(companies::Company::default())).is_ok());
+    assert!(
+        check(&update(companies::Company {
+            name: "Acme".into(),
+            phone: Some(String::new()),
+            ..Default::default()
+        }))
+        .is_ok()
+    );
+    let status = check(&update(companies::Company {
+        name: "   ".into(),
+        email: Some("not-an-email".into()),
+        address: Some("a\0b".into()),
+        ..Default::default()
+    }))
+    .expect_err("bad values");
+    // Named as the mask (and a REST body's keys) name them.
+    assert_eq!(fields(&status), ["name", "email", "address"]);
+    let status = check(&dispatch::UpdateDriverRequest {
+        id: uuid::Uuid::nil().to_string(),
+        driver: Some(dispatch::Driver {
+            status: 7,
+            ..Default::default()
+        }),
+        update_mask: None,
+    })
+    .expect_err("an undefined status");
+    assert_eq!(fields(&status), ["status"]);
+}
+
+#[test]
+fn a_field_mask_may_not_name_what_its_rules_exclude() {
+    let update = |paths: &[&str]| dispatch::UpdateTaskRequest {
+        id: uuid::Uuid::nil().to_string(),
+        task: Some(dispatch::Task::default()),
+        update_mask: Some(prost_types::FieldMask {
+            paths: paths.iter().map(|path| (*path).to_owned()).collect(),
+        }),
+    };
+    assert!(check(&update(&["title", "notes", "id", "version"])).is_ok());
+    let status = check(&update(&["title", "status", "driver_id"])).expect_err("excluded paths");
+    assert_eq!(fields(&status), ["status", "driver_id"]);
+    let details = tonic_types::StatusExt::get_error_details(&status);
+    assert_eq!(
+        details
+            .bad_request()
+            .expect("a BadRequest detail")
+            .field_violations[0]
+            .description,
+        "cannot be changed by an update"
+    );
+    let rules = FieldMaskRules {
+        only: vec!["a".into()],
+        not_in: vec!["a.secret".into()],
+    };
+    assert!(rules.admits("a") && rules.admits("a.b"));
+    assert!(!rules.admits("ab") && !rules.admits("a.secret.c") && !rules.admits("b"));
+}

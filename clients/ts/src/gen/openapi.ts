@@ -633,7 +633,13 @@ export interface components {
             /** @description The field as the client sent it (dotted for nested fields). */
             field: string;
         };
-        /** @description A company (farm). Every field is always present in JSON; unset values are `null`. */
+        /**
+         * @description A company (farm). Every field is always present in JSON; unset values are `null`.
+         *
+         *     As an update's input, a field's rules hold whenever it is set (over REST: whenever its key
+         *     is present). `name` has no presence: empty, it is left out of a mask-less update, and
+         *     naming it in the mask while empty is refused by the service (a name cannot be cleared).
+         */
         "director.companies.v1.Company": {
             /** @description Postal address, free text up to 1000 characters. */
             address: string | null;
@@ -669,7 +675,13 @@ export interface components {
              */
             updated_at: string | null;
         };
-        /** @description A company (farm). Every field is always present in JSON; unset values are `null`. */
+        /**
+         * @description A company (farm). Every field is always present in JSON; unset values are `null`.
+         *
+         *     As an update's input, a field's rules hold whenever it is set (over REST: whenever its key
+         *     is present). `name` has no presence: empty, it is left out of a mask-less update, and
+         *     naming it in the mask while empty is refused by the service (a name cannot be cleared).
+         */
         "director.companies.v1.Company.Input": {
             /** @description Postal address, free text up to 1000 characters. */
             address?: string | null;
@@ -683,7 +695,10 @@ export interface components {
              * @description When the company was deleted; always null for companies that are returned.
              */
             deleted_at?: string | null;
-            /** @description Contact e-mail address, if known; must be a valid address. */
+            /**
+             * Format: email
+             * @description Contact e-mail address, if known; must be a valid address.
+             */
             email?: string | null;
             /**
              * @description The farm's id in the Vessey collection system, unique among a tenant's live companies;
@@ -691,7 +706,7 @@ export interface components {
              */
             external_id?: string | null;
             /** @description Server-assigned UUID. */
-            id?: string;
+            id?: string | null;
             /** @description Display name, 1 to 255 characters after trimming surrounding whitespace. */
             name?: string;
             /**
@@ -720,7 +735,14 @@ export interface components {
             /** @description Always "Task deleted successfully". */
             message: string;
         };
-        /** @description A driver. Every field is always present in JSON; unset values are `null`. */
+        /**
+         * @description A driver. Every field is always present in JSON; unset values are `null`.
+         *
+         *     As an update's input, a field's rules hold whenever it is set (over REST: whenever its key
+         *     is present). `name` and `status` have no presence: empty, they are left out of a mask-less
+         *     update, and naming one in the mask while empty is refused by the service (neither can be
+         *     cleared).
+         */
         "director.dispatch.v1.Driver": {
             /**
              * Format: date-time
@@ -755,7 +777,14 @@ export interface components {
              */
             user_id: string | null;
         };
-        /** @description A driver. Every field is always present in JSON; unset values are `null`. */
+        /**
+         * @description A driver. Every field is always present in JSON; unset values are `null`.
+         *
+         *     As an update's input, a field's rules hold whenever it is set (over REST: whenever its key
+         *     is present). `name` and `status` have no presence: empty, they are left out of a mask-less
+         *     update, and naming one in the mask while empty is refused by the service (neither can be
+         *     cleared).
+         */
         "director.dispatch.v1.Driver.Input": {
             /**
              * Format: date-time
@@ -767,18 +796,21 @@ export interface components {
              * @description When the driver was deleted; always null for drivers that are returned.
              */
             deleted_at?: string | null;
-            /** @description E-mail address; must be a valid address. */
+            /**
+             * Format: email
+             * @description E-mail address; must be a valid address.
+             */
             email?: string | null;
             /** @description The driver's id in Vessey, unique among the tenant's live drivers; up to 255 characters. */
             external_id?: string | null;
             /** @description Server-assigned UUID. */
-            id?: string;
+            id?: string | null;
             /** @description Display name, 1 to 255 characters after trimming. */
             name?: string;
             /** @description Phone number in E.164 form (`+` and 7 to 15 digits); used for SMS notifications. */
             phone?: string | null;
             /** @description `active` or `inactive`. */
-            status?: components["schemas"]["director.dispatch.v1.DriverStatus"] | (0 | 1 | 2);
+            status?: ("active" | "inactive") | (1 | 2);
             /**
              * Format: date-time
              * @description When the driver last changed.
@@ -802,6 +834,11 @@ export interface components {
         /**
          * @description One milk collection at a company (farm) on a day. Every field is always present in JSON;
          *     unset values are `null`.
+         *
+         *     As an update's input, a field's rules hold whenever it is set (over REST: whenever its key
+         *     is present). `company_id`, `title` and `scheduled_for` have no presence: empty, they are
+         *     left out of a mask-less update, and naming one in the mask while empty is refused by the
+         *     service (none can be cleared).
          */
         "director.dispatch.v1.Task": {
             /** @description Why the task was cancelled. */
@@ -861,11 +898,17 @@ export interface components {
         /**
          * @description One milk collection at a company (farm) on a day. Every field is always present in JSON;
          *     unset values are `null`.
+         *
+         *     As an update's input, a field's rules hold whenever it is set (over REST: whenever its key
+         *     is present). `company_id`, `title` and `scheduled_for` have no presence: empty, they are
+         *     left out of a mask-less update, and naming one in the mask while empty is refused by the
+         *     service (none can be cleared).
          */
         "director.dispatch.v1.Task.Input": {
-            /** @description Why the task was cancelled. */
-            cancel_reason?: string | null;
-            /** @description The company (farm) to collect from. */
+            /**
+             * Format: uuid
+             * @description The company (farm) to collect from.
+             */
             company_id?: string;
             /**
              * Format: date-time
@@ -877,18 +920,15 @@ export interface components {
              * @description When the task was created.
              */
             created_at?: string | null;
-            /** @description The assigned driver, if any. */
-            driver_id?: string | null;
-            /** @description The collection's id in Vessey, unique per tenant; makes imports idempotent. */
-            external_id?: string | null;
             /** @description Server-assigned UUID. */
-            id?: string;
+            id?: string | null;
             /** @description Free-text notes, up to 2000 characters. */
             notes?: string | null;
-            /** @description The collection day, `YYYY-MM-DD`. */
+            /**
+             * Format: date
+             * @description The collection day, `YYYY-MM-DD`.
+             */
             scheduled_for?: string;
-            /** @description Current status. */
-            status?: components["schemas"]["director.dispatch.v1.TaskStatus"] | (0 | 1 | 2 | 3 | 4 | 5);
             /** @description Short description, 1 to 255 characters after trimming. */
             title?: string;
             /**
@@ -900,7 +940,7 @@ export interface components {
              * Format: int32
              * @description Incremented on every change; send it back on update for optimistic concurrency.
              */
-            version?: number;
+            version?: number | null;
             /**
              * Format: double
              * @description Litres collected, 0 or more; set on completion.
@@ -2356,7 +2396,8 @@ export interface operations {
             query?: {
                 /**
                  * @description Any of `title`, `notes`, `scheduled_for`, `window_start`, `window_end`, `volume_liters`,
-                 *     `company_id`; status changes go through the transition RPCs.
+                 *     `company_id`; status changes go through the transition RPCs, and `external_id` cannot
+                 *     change (the output-only fields are ignored).
                  *
                  *     Optional: by default the mask is the set of keys present in the body.
                  */
