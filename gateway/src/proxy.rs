@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use director_platform::grpc_timeout::parse_grpc_timeout;
 use http::{Request, Response, Version, header};
 use tonic::Status;
 use tonic::body::Body;
@@ -261,25 +262,6 @@ fn too_many_streams_response() -> Response<Body> {
     response
 }
 
-/// A `grpc-timeout` value (1 to 8 digits and a unit: H, M, S, m, u, n); `None` if malformed.
-fn parse_grpc_timeout(value: &str) -> Option<Duration> {
-    let split = value.len().checked_sub(1)?;
-    let (digits, unit) = value.split_at(split);
-    if digits.is_empty() || digits.len() > 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let amount: u64 = digits.parse().ok()?;
-    Some(match unit {
-        "H" => Duration::from_secs(amount.saturating_mul(3600)),
-        "M" => Duration::from_secs(amount.saturating_mul(60)),
-        "S" => Duration::from_secs(amount),
-        "m" => Duration::from_millis(amount),
-        "u" => Duration::from_micros(amount),
-        "n" => Duration::from_nanos(amount),
-        _ => return None,
-    })
-}
-
 /// A response stream holding its place under the stream caps until it ends or is dropped.
 struct CountedStream {
     body: Body,
@@ -352,16 +334,6 @@ fn service_name(path: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn grpc_timeouts_are_parsed_by_their_unit() {
-        assert_eq!(parse_grpc_timeout("1H"), Some(Duration::from_secs(3600)));
-        assert_eq!(parse_grpc_timeout("250m"), Some(Duration::from_millis(250)));
-        assert_eq!(parse_grpc_timeout("2S"), Some(Duration::from_secs(2)));
-        assert_eq!(parse_grpc_timeout("123456789S"), None);
-        assert_eq!(parse_grpc_timeout("H"), None);
-        assert_eq!(parse_grpc_timeout("5x"), None);
-    }
 
     #[test]
     fn the_service_is_the_first_path_segment() {
