@@ -34,7 +34,7 @@
 //! whichever client asks: the `Bind` may land where another client's statement was just
 //! parsed and run *that* statement with this one's parameters (248 of 400 such queries did,
 //! 8 clients on one server connection of pgbouncer 1.18:
-//! `platform/tests/pgbouncer.rs`, `unnamed_statements_outside_a_transaction_cross_clients_behind_pgbouncer`).
+//! `platform/store/tests/store/pgbouncer.rs`, `unnamed_statements_outside_a_transaction_cross_clients_behind_pgbouncer`).
 //! Inside a transaction pgbouncer keeps the server connection for the client, so both
 //! exchanges meet the same statement. pgbouncer ≥ 1.21 (`max_prepared_statements`) tracks
 //! *named* statements only, so this holds for it too. Work that needs a session of its own
