@@ -17,47 +17,7 @@
 
 use std::fmt;
 
-pub use crate::validate::Violations;
-
-/// Why a rule refused a value: each variant's `Display` is the sentence of the field
-/// violation the request answers ("must be …").
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Refused {
-    /// Required text that is blank.
-    #[error("must not be empty")]
-    Empty,
-    /// Text holding a NUL character (PostgreSQL `text` cannot store one).
-    #[error("must not contain NUL characters")]
-    Nul,
-    /// Text longer than its bound.
-    #[error("must be at most {max_chars} characters")]
-    TooLong { max_chars: usize },
-    /// Not an e-mail address.
-    #[error("must be a valid e-mail address")]
-    NotEmail,
-    /// Not a phone number in E.164 form.
-    #[error("must be an E.164 phone number: '+' and 7 to 15 digits")]
-    NotE164,
-    /// Not a UUID.
-    #[error("must be a UUID")]
-    NotUuid,
-    /// Not a calendar day written `YYYY-MM-DD`.
-    #[error("must be a date written YYYY-MM-DD")]
-    NotDate,
-    /// A negative, infinite or NaN amount.
-    #[error("must be a finite number, 0 or more")]
-    NotNonNegative,
-    /// A service's own rule, in its words (a credential's shape, an enum number).
-    #[error("{0}")]
-    Rule(String),
-}
-
-impl Refused {
-    /// The refusal of a service's own rule, saying what the value must be.
-    pub fn rule(sentence: impl Into<String>) -> Self {
-        Self::Rule(sentence.into())
-    }
-}
+pub use crate::validate::{Refused, Violations};
 
 /// A rule a checked text value is built by: the required form normalises or refuses; the
 /// optional form reads absent or blank as `None` first.
