@@ -46,7 +46,7 @@ use std::time::Duration;
 use director_platform::catalog;
 use director_platform::client::{CallContext, ServiceClient};
 use director_platform::config::{ConfigError, Env};
-use director_platform::identity::{Caller, Role};
+use director_platform::identity::{Caller, Role, TenantId};
 use director_proto::dispatch as proto;
 use director_proto::internal::integrations::task_event_sink_service_client::TaskEventSinkServiceClient;
 use director_proto::internal::integrations::{DeliverTaskEventsRequest, TaskEventDelivery};
@@ -232,7 +232,7 @@ pub fn spawn_lag_metrics(pool: PgPool, shutdown: CancellationToken, background: 
 /// Relays `tenant_id`'s pending events.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RelayTaskEvents {
-    pub tenant_id: String,
+    pub tenant_id: TenantId,
 }
 
 impl TaskHandler for RelayTaskEvents {

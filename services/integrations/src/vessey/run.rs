@@ -10,6 +10,7 @@
 //! idempotent — upserts by external id — so an attempt after a crash redoes nothing twice.
 
 use director_platform::catalog;
+use director_platform::identity::TenantId;
 use director_store::jobs::{self as queue, Attempt, AttemptFailed, NewJob, job_span};
 use graphile_worker::{IntoTaskHandlerResult, TaskHandler, WorkerContext};
 use tracing::Instrument as _;
@@ -113,7 +114,7 @@ async fn run_attempt(
     })
 }
 
-async fn work(app: &App, job: &JobRow, tenant_id: &str) -> Result<(), IntegrationsError> {
+async fn work(app: &App, job: &JobRow, tenant_id: &TenantId) -> Result<(), IntegrationsError> {
     let caller = service_caller(tenant_id);
     let request = JobRequest::from_stored(job.kind, &job.params).map_err(|reason| {
         IntegrationsError::JobUnreadable {
