@@ -243,7 +243,7 @@ mod tests {
             Ok("+15550123456")
         );
         assert_eq!(
-            Phone::parse("555").unwrap_err().to_string(),
+            Phone::parse("555").expect_err("too short").to_string(),
             "must be an E.164 phone number: '+' and 7 to 15 digits"
         );
         assert_eq!(Address::parse("nope"), Err(Refused::NotEmail));

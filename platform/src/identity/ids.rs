@@ -138,7 +138,7 @@ mod tests {
         assert_eq!(String::from(tenant), "t-1");
         assert_eq!(TenantId::parse(""), Err(EmptyId("tenant")));
         assert_eq!(
-            UserId::parse(String::new()).unwrap_err().to_string(),
+            UserId::parse(String::new()).expect_err("empty").to_string(),
             "the user id is empty"
         );
     }
