@@ -82,6 +82,7 @@ use tokio_util::task::TaskTracker;
 use crate::roles::{APP_ROLE, QUEUE_ROLE, WORKER_ROLE, ensure_queue_roles};
 use crate::tenant::literal;
 use director_platform::config::{ConfigError, Env};
+use director_platform::identity::TenantId;
 
 /// The PostgreSQL schema holding the queue.
 pub const SCHEMA: &str = "graphile_worker";
@@ -533,7 +534,7 @@ impl<'a> NewJob<'a> {
     }
 
     /// A job for `identifier` whose payload names `tenant_id` and nothing else.
-    pub fn for_tenant(identifier: &'a str, tenant_id: &str) -> Self {
+    pub fn for_tenant(identifier: &'a str, tenant_id: &TenantId) -> Self {
         Self::new(identifier, serde_json::json!({ "tenant_id": tenant_id }))
     }
 }
