@@ -20,6 +20,11 @@ use ipnet::IpNet;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientAddr(pub SocketAddr);
 
+/// An entry of `TRUSTED_PROXIES` that is neither a network nor an address.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not an IP network or address: {0:?}")]
+pub struct NotANetwork(String);
+
 /// The networks whose `X-Forwarded-For` entries are believed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TrustedProxies(Vec<IpNet>);
@@ -27,7 +32,7 @@ pub struct TrustedProxies(Vec<IpNet>);
 impl TrustedProxies {
     /// Parses a comma-separated list of networks (`10.0.0.0/8, 192.168.1.7`); a bare address
     /// is a network of one.
-    pub fn parse(raw: &str) -> Result<Self, String> {
+    pub fn parse(raw: &str) -> Result<Self, NotANetwork> {
         raw.split(',')
             .map(str::trim)
             .filter(|entry| !entry.is_empty())
@@ -36,7 +41,7 @@ impl TrustedProxies {
                     .parse::<IpNet>()
                     .or_else(|_| entry.parse::<IpAddr>().map(IpNet::from))
                     .map(|network| network.trunc())
-                    .map_err(|_| format!("not an IP network or address: {entry:?}"))
+                    .map_err(|_| NotANetwork(entry.to_owned()))
             })
             .collect::<Result<Vec<_>, _>>()
             .map(Self)
@@ -209,7 +214,10 @@ mod tests {
         assert!(!proxies.trusts(ip("192.168.1.8")));
         assert!(proxies.trusts(ip("fd12::1")));
         assert!(TrustedProxies::parse("10.0.0.0/33").is_err());
-        assert!(TrustedProxies::parse("everyone").is_err());
+        assert_eq!(
+            TrustedProxies::parse("everyone"),
+            Err(NotANetwork("everyone".to_owned()))
+        );
         assert_eq!(TrustedProxies::parse("").map(|p| p.0.len()), Ok(0));
     }
 }

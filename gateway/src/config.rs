@@ -264,10 +264,8 @@ impl CorsConfig {
     /// Reads the allowed origins.
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         let origins = match env.string("CORS_ORIGINS") {
-            Some(raw) => parse_origins(&raw).map_err(|reason| ConfigError {
-                variable: "CORS_ORIGINS".to_owned(),
-                reason,
-            })?,
+            Some(raw) => parse_origins(&raw)
+                .map_err(|refused| ConfigError::new("CORS_ORIGINS", refused.to_string()))?,
             None => vec!["http://localhost:3000".to_owned()],
         };
         let origin_regex = env
@@ -382,16 +380,26 @@ fn trusted_proxies(env: &Env) -> Result<TrustedProxies, ConfigError> {
     match env.string("TRUSTED_PROXIES") {
         None => Ok(TrustedProxies::default()),
         Some(raw) => TrustedProxies::parse(&raw)
-            .map_err(|reason| ConfigError::new("TRUSTED_PROXIES", reason)),
+            .map_err(|refused| ConfigError::new("TRUSTED_PROXIES", refused.to_string())),
     }
 }
 
+/// Why `CORS_ORIGINS` was refused.
+#[derive(Debug, thiserror::Error)]
+enum OriginsRefused {
+    /// It starts as a JSON array but is not one of strings.
+    #[error("expected a JSON array of strings: {0}")]
+    NotStrings(serde_json::Error),
+    /// An entry that cannot be an `Origin` header, or `*`.
+    #[error("not an origin: {0:?}")]
+    NotAnOrigin(String),
+}
+
 /// Parses `CORS_ORIGINS`: a JSON array of strings or a comma-separated list.
-fn parse_origins(raw: &str) -> Result<Vec<String>, String> {
+fn parse_origins(raw: &str) -> Result<Vec<String>, OriginsRefused> {
     let trimmed = raw.trim();
     let origins: Vec<String> = if trimmed.starts_with('[') {
-        serde_json::from_str::<Vec<String>>(trimmed)
-            .map_err(|error| format!("expected a JSON array of strings: {error}"))?
+        serde_json::from_str::<Vec<String>>(trimmed).map_err(OriginsRefused::NotStrings)?
     } else {
         trimmed.split(',').map(str::to_owned).collect()
     };
@@ -404,7 +412,7 @@ fn parse_origins(raw: &str) -> Result<Vec<String>, String> {
         .iter()
         .find(|origin| http::HeaderValue::from_str(origin).is_err() || origin.as_str() == "*")
     {
-        return Err(format!("not an origin: {bad:?}"));
+        return Err(OriginsRefused::NotAnOrigin(bad.clone()));
     }
     Ok(origins)
 }
@@ -453,8 +461,14 @@ mod tests {
                 "https://b.test".to_owned()
             ])
         );
-        assert!(parse_origins("*").is_err());
-        assert!(parse_origins("[1, 2]").is_err());
+        assert!(matches!(
+            parse_origins("*"),
+            Err(OriginsRefused::NotAnOrigin(origin)) if origin == "*"
+        ));
+        assert!(matches!(
+            parse_origins("[1, 2]"),
+            Err(OriginsRefused::NotStrings(_))
+        ));
     }
 
     #[test]

@@ -80,14 +80,17 @@ mod tests {
         let id = ThingId::new_random();
         let text = id.to_string();
         assert_eq!(text, id.as_uuid().hyphenated().to_string());
-        assert_eq!(text.parse::<ThingId>().unwrap(), id);
+        assert_eq!(text.parse::<ThingId>().expect("its own text"), id);
         assert_eq!(ThingId::from_uuid(*id.as_uuid()), id);
-        assert_eq!(ThingId::parse_field("thing_id", &text).unwrap(), id);
+        assert_eq!(
+            ThingId::parse_field("thing_id", &text).expect("its own text"),
+            id
+        );
     }
 
     #[test]
     fn a_malformed_id_names_its_field() {
-        let status = ThingId::parse_field("thing_id", "not-a-uuid").unwrap_err();
+        let status = ThingId::parse_field("thing_id", "not-a-uuid").expect_err("not a UUID");
         assert_eq!(status.code(), tonic::Code::InvalidArgument);
         assert!(
             status.message().contains("thing_id"),

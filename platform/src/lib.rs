@@ -24,7 +24,8 @@
 //! - [`contract_rules`]: the `buf.validate` rules declared in the contracts, enforced for
 //!   every request and read by the gateway for its OpenAPI document.
 //! - [`validate`], [`time`]: input normalisation and timestamp conversions shared by services;
-//!   [`domain_id`]: the typed-id macro [`uuid_id!`].
+//!   [`domain_id`]: the typed-id macro [`uuid_id!`]; [`domain_value`]: the checked-text
+//!   macro [`checked_text!`] and [`validate::Refused`], the rules' typed refusal.
 //! - [`metrics`]: the Prometheus recorder, the admin listener serving `/metrics` and gRPC
 //!   call histograms (server and client side).
 
@@ -35,6 +36,7 @@ pub mod config;
 pub mod contract_rules;
 pub mod discovery;
 pub mod domain_id;
+pub mod domain_value;
 pub mod error;
 pub mod grpc_timeout;
 pub mod identity;

@@ -5,8 +5,12 @@
 //!
 //! Public requests are first checked against their contract's `buf.validate` rules
 //! ([`crate::contract_rules::check`]); what those rules cover is not checked again here.
-//! Each rule answers the normalised value or a sentence saying what is wrong; `Violations`
-//! gathers the sentences per field so one answer names every bad field at once.
+//! Each rule answers the normalised value or why it is refused ([`Refused`], whose `Display`
+//! is the sentence saying what is wrong); `Violations` gathers the sentences per field so one
+//! answer names every bad field at once. Services build their checked values on these rules
+//! with [`crate::checked_text!`].
+
+use std::fmt::Display;
 
 use uuid::Uuid;
 
@@ -16,6 +20,48 @@ use crate::error::{FieldViolation, invalid_argument};
 pub const DEFAULT_PAGE_LIMIT: i64 = 100;
 /// Largest page size; larger requests are capped to it.
 pub const MAX_PAGE_LIMIT: i64 = 500;
+/// Longest e-mail address accepted, in characters.
+pub const EMAIL_MAX_CHARS: usize = 320;
+
+/// Why a rule refused a value: each variant's `Display` is the sentence of the field
+/// violation the request answers ("must be …").
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    /// Required text that is blank.
+    #[error("must not be empty")]
+    Empty,
+    /// Text holding a NUL character (PostgreSQL `text` cannot store one).
+    #[error("must not contain NUL characters")]
+    Nul,
+    /// Text longer than its bound.
+    #[error("must be at most {max_chars} characters")]
+    TooLong { max_chars: usize },
+    /// Not an e-mail address.
+    #[error("must be a valid e-mail address")]
+    NotEmail,
+    /// Not a phone number in E.164 form.
+    #[error("must be an E.164 phone number: '+' and 7 to 15 digits")]
+    NotE164,
+    /// Not a UUID.
+    #[error("must be a UUID")]
+    NotUuid,
+    /// Not a calendar day written `YYYY-MM-DD`.
+    #[error("must be a date written YYYY-MM-DD")]
+    NotDate,
+    /// A negative, infinite or NaN amount.
+    #[error("must be a finite number, 0 or more")]
+    NotNonNegative,
+    /// A service's own rule, in its words (a credential's shape, an enum number).
+    #[error("{0}")]
+    Rule(String),
+}
+
+impl Refused {
+    /// The refusal of a service's own rule, saying what the value must be.
+    pub fn rule(sentence: impl Into<String>) -> Self {
+        Self::Rule(sentence.into())
+    }
+}
 
 /// The field violations found while validating one request.
 #[derive(Debug, Default)]
@@ -35,12 +81,12 @@ impl Violations {
         });
     }
 
-    /// Keeps the value of a passed rule, or records the failure under `field`.
-    pub fn check<T>(&mut self, field: &str, outcome: Result<T, String>) -> Option<T> {
+    /// Keeps the value of a passed rule, or records the refusal (its sentence) under `field`.
+    pub fn check<T>(&mut self, field: &str, outcome: Result<T, impl Display>) -> Option<T> {
         match outcome {
             Ok(value) => Some(value),
-            Err(description) => {
-                self.add(field, description);
+            Err(refused) => {
+                self.add(field, refused.to_string());
                 None
             }
         }
@@ -76,49 +122,49 @@ pub fn present(value: Option<&str>) -> Option<String> {
 }
 
 /// Required text: trimmed, 1 to `max_chars` characters.
-pub fn required_text(value: &str, max_chars: usize) -> Result<String, String> {
+pub fn required_text(value: &str, max_chars: usize) -> Result<String, Refused> {
     let trimmed = value.trim_ascii();
     if trimmed.is_empty() {
-        return Err("must not be empty".to_owned());
+        return Err(Refused::Empty);
     }
     within_length(trimmed, max_chars)
 }
 
 /// Optional text: trimmed; blank means absent; at most `max_chars` characters.
-pub fn optional_text(value: Option<&str>, max_chars: usize) -> Result<Option<String>, String> {
+pub fn optional_text(value: Option<&str>, max_chars: usize) -> Result<Option<String>, Refused> {
     match value.map(str::trim_ascii) {
         None | Some("") => Ok(None),
         Some(trimmed) => within_length(trimmed, max_chars).map(Some),
     }
 }
 
-fn within_length(value: &str, max_chars: usize) -> Result<String, String> {
+fn within_length(value: &str, max_chars: usize) -> Result<String, Refused> {
     // PostgreSQL text cannot hold NUL; refuse it here so the field is named in the answer.
     if value.contains('\0') {
-        Err("must not contain NUL characters".to_owned())
+        Err(Refused::Nul)
     } else if value.chars().count() > max_chars {
-        Err(format!("must be at most {max_chars} characters"))
+        Err(Refused::TooLong { max_chars })
     } else {
         Ok(value.to_owned())
     }
 }
 
 /// An e-mail address (RFC 5321/5322 syntax), trimmed, at most 320 characters.
-pub fn email(value: &str) -> Result<String, String> {
+pub fn email(value: &str) -> Result<String, Refused> {
     let trimmed = value.trim();
-    if trimmed.chars().count() > 320 || !email_address::EmailAddress::is_valid(trimmed) {
-        return Err("must be a valid e-mail address".to_owned());
+    if trimmed.chars().count() > EMAIL_MAX_CHARS || !email_address::EmailAddress::is_valid(trimmed)
+    {
+        return Err(Refused::NotEmail);
     }
     Ok(trimmed.to_owned())
 }
 
 /// A phone number in E.164 form. Spaces, dots, dashes and parentheses are tolerated on input
 /// and removed; the answer is `+` followed by 7 to 15 digits.
-pub fn phone_e164(value: &str) -> Result<String, String> {
-    const RULE: &str = "must be an E.164 phone number: '+' and 7 to 15 digits";
+pub fn phone_e164(value: &str) -> Result<String, Refused> {
     let trimmed = value.trim();
     let Some(rest) = trimmed.strip_prefix('+') else {
-        return Err(RULE.to_owned());
+        return Err(Refused::NotE164);
     };
     let mut digits = String::with_capacity(rest.len() + 1);
     digits.push('+');
@@ -126,41 +172,29 @@ pub fn phone_e164(value: &str) -> Result<String, String> {
         match c {
             '0'..='9' => digits.push(c),
             ' ' | '.' | '-' | '(' | ')' => {}
-            _ => return Err(RULE.to_owned()),
+            _ => return Err(Refused::NotE164),
         }
     }
     if (8..=16).contains(&digits.len()) {
         Ok(digits)
     } else {
-        Err(RULE.to_owned())
+        Err(Refused::NotE164)
     }
 }
 
 /// A UUID in its canonical hyphenated form (any case).
-pub fn uuid(value: &str) -> Result<Uuid, String> {
-    Uuid::try_parse(value.trim()).map_err(|_| "must be a UUID".to_owned())
+pub fn uuid(value: &str) -> Result<Uuid, Refused> {
+    Uuid::try_parse(value.trim()).map_err(|_| Refused::NotUuid)
 }
 
 /// A required UUID named `field` (a path parameter), or INVALID_ARGUMENT naming the field.
 pub fn id(field: &str, value: &str) -> Result<Uuid, tonic::Status> {
-    uuid(value).map_err(|description| {
+    uuid(value).map_err(|refused| {
         invalid_argument(
             &format!("Invalid {field}"),
-            vec![FieldViolation::new(field, description)],
+            vec![FieldViolation::new(field, refused.to_string())],
         )
     })
-}
-
-/// An optional value checked with `rule`; absent or blank means `None`, a failure is
-/// recorded under `field`.
-pub fn optional_with(
-    violations: &mut Violations,
-    field: &str,
-    value: Option<&str>,
-    rule: fn(&str) -> Result<String, String>,
-) -> Option<String> {
-    let value = value.filter(|value| !value.trim().is_empty())?;
-    violations.check(field, rule(value))
 }
 
 /// A bulk request's list `field` holds 1 to `max` items; a violation is recorded otherwise.
@@ -193,17 +227,16 @@ pub fn distinct_keys<'a>(
 }
 
 /// A calendar day written `YYYY-MM-DD`.
-pub fn date(value: &str) -> Result<chrono::NaiveDate, String> {
-    chrono::NaiveDate::parse_from_str(value.trim(), "%Y-%m-%d")
-        .map_err(|_| "must be a date written YYYY-MM-DD".to_owned())
+pub fn date(value: &str) -> Result<chrono::NaiveDate, Refused> {
+    chrono::NaiveDate::parse_from_str(value.trim(), "%Y-%m-%d").map_err(|_| Refused::NotDate)
 }
 
 /// A number of litres (or any amount): finite and 0 or more.
-pub fn non_negative(value: f64) -> Result<f64, String> {
+pub fn non_negative(value: f64) -> Result<f64, Refused> {
     if value.is_finite() && value >= 0.0 {
         Ok(value)
     } else {
-        Err("must be a finite number, 0 or more".to_owned())
+        Err(Refused::NotNonNegative)
     }
 }
 

@@ -278,12 +278,7 @@ pub fn single_value(
                 };
                 found
                     .map(|value| Value::EnumNumber(value.number()))
-                    .ok_or_else(|| {
-                        format!(
-                            "expected one of: {}",
-                            enum_short_names(enum_desc).join(", ")
-                        )
-                    })
+                    .ok_or_else(|| ValueRefused::NotOneOf(enum_short_names(enum_desc).join(", ")))
             }
         }
         Kind::Bool => match (json, mode) {
@@ -291,24 +286,24 @@ pub fn single_value(
             (Json::String(text), Mode::Text) => match text.as_str() {
                 "true" | "1" => Ok(Value::Bool(true)),
                 "false" | "0" => Ok(Value::Bool(false)),
-                _ => Err("expected true or false".to_owned()),
+                _ => Err(ValueRefused::Expected("true or false")),
             },
-            _ => Err("expected true or false".to_owned()),
+            _ => Err(ValueRefused::Expected("true or false")),
         },
         Kind::String => match json {
             Json::String(text) => Ok(Value::String(text.clone())),
-            _ => Err("expected a string".to_owned()),
+            _ => Err(ValueRefused::Expected("a string")),
         },
         Kind::Bytes => match json {
             Json::String(text) => decode_base64(text)
                 .map(|bytes| Value::Bytes(bytes.into()))
-                .ok_or_else(|| "expected base64-encoded bytes".to_owned()),
-            _ => Err("expected base64-encoded bytes".to_owned()),
+                .ok_or(ValueRefused::Expected("base64-encoded bytes")),
+            _ => Err(ValueRefused::Expected("base64-encoded bytes")),
         },
         Kind::Double => float(json).map(Value::F64),
         Kind::Float => float(json).and_then(|value| {
             if value.is_finite() && value.abs() > f64::from(f32::MAX) {
-                Err("out of range for a 32-bit float".to_owned())
+                Err(ValueRefused::OutOfRange("a 32-bit float"))
             } else {
                 #[allow(clippy::cast_possible_truncation)]
                 Ok(Value::F32(value as f32))
@@ -320,7 +315,7 @@ pub fn single_value(
             i128::from(i32::MAX),
             "a 32-bit integer",
         )
-        .and_then(|n| i32::try_from(n).map_err(|e| e.to_string()))
+        .and_then(|n| Ok(i32::try_from(n)?))
         .map(Value::I32),
         Kind::Int64 | Kind::Sint64 | Kind::Sfixed64 => integer(
             json,
@@ -328,26 +323,26 @@ pub fn single_value(
             i128::from(i64::MAX),
             "a 64-bit integer",
         )
-        .and_then(|n| i64::try_from(n).map_err(|e| e.to_string()))
+        .and_then(|n| Ok(i64::try_from(n)?))
         .map(Value::I64),
         Kind::Uint32 | Kind::Fixed32 => {
             integer(json, 0, i128::from(u32::MAX), "an unsigned 32-bit integer")
-                .and_then(|n| u32::try_from(n).map_err(|e| e.to_string()))
+                .and_then(|n| Ok(u32::try_from(n)?))
                 .map(Value::U32)
         }
         Kind::Uint64 | Kind::Fixed64 => {
             integer(json, 0, i128::from(u64::MAX), "an unsigned 64-bit integer")
-                .and_then(|n| u64::try_from(n).map_err(|e| e.to_string()))
+                .and_then(|n| Ok(u64::try_from(n)?))
                 .map(Value::U64)
         }
     };
     match result {
         Ok(value) => Some(value),
-        Err(description) => {
+        Err(refused) => {
             let description = if json.is_null() {
                 "must not be null".to_owned()
             } else {
-                description
+                refused.to_string()
             };
             problems.invalid(path, description);
             None
@@ -469,8 +464,26 @@ fn message_value(
     }
 }
 
-fn integer(json: &Json, min: i128, max: i128, what: &str) -> Result<i128, String> {
-    let expected = || format!("expected {what}");
+/// Why a JSON value does not convert to its field's type: each `Display` is the sentence of
+/// the field's violation.
+#[derive(Debug, thiserror::Error)]
+enum ValueRefused {
+    /// Not of the field's type (`what` names it).
+    #[error("expected {0}")]
+    Expected(&'static str),
+    /// Not a name (nor number) of the field's enum.
+    #[error("expected one of: {0}")]
+    NotOneOf(String),
+    /// A number beyond the field's type.
+    #[error("out of range for {0}")]
+    OutOfRange(&'static str),
+    /// An integer in range that still does not convert (never, after the range check).
+    #[error(transparent)]
+    Integer(#[from] std::num::TryFromIntError),
+}
+
+fn integer(json: &Json, min: i128, max: i128, what: &'static str) -> Result<i128, ValueRefused> {
+    let expected = || ValueRefused::Expected(what);
     let value: i128 = match json {
         Json::Number(number) => {
             if let Some(n) = number.as_i64() {
@@ -495,7 +508,7 @@ fn integer(json: &Json, min: i128, max: i128, what: &str) -> Result<i128, String
         _ => return Err(expected()),
     };
     if value < min || value > max {
-        return Err(format!("out of range for {what}"));
+        return Err(ValueRefused::OutOfRange(what));
     }
     Ok(value)
 }
@@ -510,11 +523,10 @@ fn integral_float(value: f64) -> Option<i128> {
     }
 }
 
-fn float(json: &Json) -> Result<f64, String> {
+fn float(json: &Json) -> Result<f64, ValueRefused> {
+    let expected = ValueRefused::Expected("a number");
     match json {
-        Json::Number(number) => number
-            .as_f64()
-            .ok_or_else(|| "expected a number".to_owned()),
+        Json::Number(number) => number.as_f64().ok_or(expected),
         Json::String(text) => match text.trim() {
             "NaN" => Ok(f64::NAN),
             "Infinity" => Ok(f64::INFINITY),
@@ -523,9 +535,9 @@ fn float(json: &Json) -> Result<f64, String> {
                 .parse::<f64>()
                 .ok()
                 .filter(|value| value.is_finite())
-                .ok_or_else(|| "expected a number".to_owned()),
+                .ok_or(expected),
         },
-        _ => Err("expected a number".to_owned()),
+        _ => Err(expected),
     }
 }
 

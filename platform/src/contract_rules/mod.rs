@@ -23,7 +23,7 @@ use std::sync::LazyLock;
 
 use prost_reflect::{DescriptorPool, DynamicMessage, FieldDescriptor, Kind};
 
-pub use rules::{FieldMaskRules, FieldRules, RuleError, TextFormat, ValueRules};
+pub use rules::{FieldMaskRules, FieldRules, RuleError, RuleProblem, TextFormat, ValueRules};
 
 use crate::error::{FieldViolation, invalid_argument};
 
@@ -172,7 +172,7 @@ fn fits(field: &FieldDescriptor, rules: &FieldRules) -> Result<(), RuleError> {
     } else {
         Err(RuleError {
             field: field.full_name().to_owned(),
-            problem: "its rules do not fit the field's type".to_owned(),
+            problem: RuleProblem::WrongType,
         })
     }
 }

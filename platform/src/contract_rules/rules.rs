@@ -121,7 +121,30 @@ pub struct RuleError {
     /// The annotated field's full name.
     pub field: String,
     /// What is unsupported or wrong.
-    pub problem: String,
+    pub problem: RuleProblem,
+}
+
+/// What is wrong with the rules declared on a field.
+#[derive(Debug, thiserror::Error)]
+pub enum RuleProblem {
+    /// The option holds something other than a `buf.validate.FieldRules`.
+    #[error("the option is not a FieldRules message")]
+    NotFieldRules,
+    /// A rule outside the subset Director enforces.
+    #[error("the {group} rule `{rule}` is not implemented by Director's evaluator")]
+    Unsupported { group: &'static str, rule: String },
+    /// A `pattern` that is not a regular expression.
+    #[error("pattern `{pattern}` does not compile: {error}")]
+    BadPattern {
+        pattern: String,
+        error: regex::Error,
+    },
+    /// A number bound that does not hold a number.
+    #[error("`{rule}` is not a number")]
+    NotANumber { rule: String },
+    /// Rules of one type declared on a field of another.
+    #[error("its rules do not fit the field's type")]
+    WrongType,
 }
 
 impl FieldRules {
@@ -135,12 +158,12 @@ impl FieldRules {
         if !options.has_extension(option) {
             return Ok(None);
         }
-        let fail = |problem: String| RuleError {
+        let fail = |problem: RuleProblem| RuleError {
             field: field.full_name().to_owned(),
             problem,
         };
         let Value::Message(declared) = options.get_extension(option).into_owned() else {
-            return Err(fail("the option is not a FieldRules message".into()));
+            return Err(fail(RuleProblem::NotFieldRules));
         };
         let mut rules = Self::default();
         for (rule, value) in declared.fields() {
@@ -202,12 +225,15 @@ impl FieldRules {
     }
 }
 
-fn unsupported(group: &str, rule: &str) -> String {
-    format!("the {group} rule `{rule}` is not implemented by Director's evaluator")
+fn unsupported(group: &'static str, rule: &str) -> RuleProblem {
+    RuleProblem::Unsupported {
+        group,
+        rule: rule.to_owned(),
+    }
 }
 
 /// The value rules of a repeated field's items (`repeated.items`).
-fn item_rules(declared: &DynamicMessage) -> Result<ValueRules, String> {
+fn item_rules(declared: &DynamicMessage) -> Result<ValueRules, RuleProblem> {
     let mut value = ValueRules::None;
     for (rule, declared) in declared.fields() {
         match (rule.name(), declared) {
@@ -218,15 +244,17 @@ fn item_rules(declared: &DynamicMessage) -> Result<ValueRules, String> {
     Ok(value)
 }
 
-fn text_rules(declared: &DynamicMessage) -> Result<TextRules, String> {
+fn text_rules(declared: &DynamicMessage) -> Result<TextRules, RuleProblem> {
     let mut rules = TextRules::default();
     for (rule, value) in declared.fields() {
         match (rule.name(), value) {
             ("min_len", Value::U64(n)) => rules.min_len = Some(*n),
             ("max_len", Value::U64(n)) => rules.max_len = Some(*n),
             ("pattern", Value::String(pattern)) => {
-                let compiled = Regex::new(pattern)
-                    .map_err(|error| format!("pattern `{pattern}` does not compile: {error}"))?;
+                let compiled = Regex::new(pattern).map_err(|error| RuleProblem::BadPattern {
+                    pattern: pattern.clone(),
+                    error,
+                })?;
                 rules.pattern = Some(compiled);
             }
             ("email", Value::Bool(true)) => rules.format = Some(TextFormat::Email),
@@ -237,7 +265,7 @@ fn text_rules(declared: &DynamicMessage) -> Result<TextRules, String> {
     Ok(rules)
 }
 
-fn field_mask_rules(declared: &DynamicMessage) -> Result<FieldMaskRules, String> {
+fn field_mask_rules(declared: &DynamicMessage) -> Result<FieldMaskRules, RuleProblem> {
     let mut rules = FieldMaskRules::default();
     for (rule, value) in declared.fields() {
         let paths = || -> Vec<String> {
@@ -260,7 +288,7 @@ fn field_mask_rules(declared: &DynamicMessage) -> Result<FieldMaskRules, String>
 fn number_rules<T>(
     declared: &DynamicMessage,
     read: impl Fn(&Value) -> Option<T>,
-) -> Result<NumberRules<T>, String> {
+) -> Result<NumberRules<T>, RuleProblem> {
     let mut rules = NumberRules {
         gt: None,
         gte: None,
@@ -269,7 +297,11 @@ fn number_rules<T>(
         finite: false,
     };
     for (rule, value) in declared.fields() {
-        let bound = || read(value).ok_or_else(|| format!("`{}` is not a number", rule.name()));
+        let bound = || {
+            read(value).ok_or_else(|| RuleProblem::NotANumber {
+                rule: rule.name().to_owned(),
+            })
+        };
         match rule.name() {
             "gt" => rules.gt = Some(bound()?),
             "gte" => rules.gte = Some(bound()?),

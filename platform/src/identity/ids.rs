@@ -4,7 +4,8 @@
 //! decoded.
 //!
 //! Code that needs the text reads it through `as_str()` (a database bind) or `Deref`
-//! (`&caller.tenant_id` is a `&str` wherever one is expected), and `Display` prints it.
+//! (`&caller.tenant_id` is a `&str` wherever one is expected), and `Display` prints it. In a
+//! job's payload an id is its text (serde), checked again when the payload is read.
 //!
 //! ```compile_fail,E0308
 //! use director_platform::identity::{TenantId, UserId};
@@ -95,6 +96,21 @@ macro_rules! text_id {
                 &self.0 == other
             }
         }
+
+        /// Written as its text (a job's payload names its tenant so).
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(&self.0)
+            }
+        }
+
+        /// Read back through [`Self::parse`]: an empty id does not deserialize.
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let text = String::deserialize(deserializer)?;
+                Self::parse(text).map_err(serde::de::Error::custom)
+            }
+        }
     };
 }
 
@@ -124,6 +140,22 @@ mod tests {
         assert_eq!(
             UserId::parse(String::new()).expect_err("empty").to_string(),
             "the user id is empty"
+        );
+    }
+
+    #[test]
+    fn an_id_is_its_text_in_json_and_an_empty_one_does_not_read_back() {
+        let tenant = TenantId::parse("t-1").expect("non-empty");
+        let json = serde_json::to_string(&tenant).expect("serialises");
+        assert_eq!(json, "\"t-1\"");
+        assert_eq!(
+            serde_json::from_str::<TenantId>(&json).expect("reads back"),
+            tenant
+        );
+        let empty = serde_json::from_str::<TenantId>("\"\"").expect_err("empty");
+        assert!(
+            empty.to_string().contains("the tenant id is empty"),
+            "{empty}"
         );
     }
 

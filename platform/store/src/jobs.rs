@@ -67,6 +67,7 @@
 //!
 //! [`ServiceSpec::jobs`]: director_platform::catalog::ServiceSpec::jobs
 
+use std::fmt;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -81,6 +82,7 @@ use tokio_util::task::TaskTracker;
 use crate::roles::{APP_ROLE, QUEUE_ROLE, WORKER_ROLE, ensure_queue_roles};
 use crate::tenant::literal;
 use director_platform::config::{ConfigError, Env};
+use director_platform::identity::TenantId;
 
 /// The PostgreSQL schema holding the queue.
 pub const SCHEMA: &str = "graphile_worker";
@@ -532,7 +534,7 @@ impl<'a> NewJob<'a> {
     }
 
     /// A job for `identifier` whose payload names `tenant_id` and nothing else.
-    pub fn for_tenant(identifier: &'a str, tenant_id: &str) -> Self {
+    pub fn for_tenant(identifier: &'a str, tenant_id: &TenantId) -> Self {
         Self::new(identifier, serde_json::json!({ "tenant_id": tenant_id }))
     }
 }
@@ -626,25 +628,55 @@ pub enum Attempt {
     GiveUp(String),
 }
 
+/// Why an attempt of a job failed, as a handler answers it to the queue: the queue keeps it
+/// as the job's `last_error`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AttemptFailed(String);
+
+impl AttemptFailed {
+    /// The failure, in words.
+    pub fn new(reason: impl Into<String>) -> Self {
+        Self(reason.into())
+    }
+}
+
+impl fmt::Display for AttemptFailed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// graphile_worker records a handler's error by its `Debug`: the message's own (quoted), as
+/// when handlers answered a bare `String`, so `last_error` reads the same.
+impl fmt::Debug for AttemptFailed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+impl std::error::Error for AttemptFailed {}
+
 /// What a handler returns to the queue for `attempt` of queue job `queue_job_id`: `Ok` when
 /// finished, the error to retry, and for a dead job its error with no attempt left, so the
 /// queue keeps it as permanently failed — counted in `director_jobs_dead`, the attempt as
-/// `failed` — instead of retrying it, or reporting a success as returning `Ok` would.
+/// `failed` — instead of retrying it, or reporting a success as returning `Ok` would. An
+/// attempt that could not even be recorded (`Err`) is retried with that error.
 pub async fn end_attempt(
     pool: &PgPool,
     queue_job_id: i64,
-    attempt: Result<Attempt, String>,
-) -> Result<(), String> {
-    match attempt? {
+    attempt: Result<Attempt, impl fmt::Display>,
+) -> Result<(), AttemptFailed> {
+    let attempt = attempt.map_err(|failure| AttemptFailed(failure.to_string()))?;
+    match attempt {
         Attempt::Finished => Ok(()),
-        Attempt::Retry(error) => Err(error),
+        Attempt::Retry(error) => Err(AttemptFailed(error)),
         Attempt::GiveUp(error) => {
             if let Err(db) = make_last_attempt(pool, queue_job_id).await {
                 // The application's own record already says dead: an attempt the queue
                 // still makes finds it finished.
                 tracing::warn!(%db, queue_job_id, "could not end the queue job's attempts");
             }
-            Err(error)
+            Err(AttemptFailed(error))
         }
     }
 }

@@ -3,7 +3,8 @@
 //! update carry.
 //!
 //! A value type can only be built by parsing, with the rules of
-//! `director_platform::validate` (which every service shares); a bad value is recorded in the
+//! `director_platform::validate` (which every service shares), declared with
+//! `director_platform::checked_text!` as every service declares its values; a bad value is recorded in the
 //! request's [`Violations`] under the field it came from, and the request then fails naming
 //! every bad field. So a [`NewCompany`] or a [`CompanyChanges`] holds nothing unchecked, and
 //! neither does a stored row: the database gives back what was written by these rules (the
@@ -30,149 +31,37 @@
 //! # }
 //! ```
 
-use director_platform::validate::{self, Violations};
-
-/// Longest company name, in characters.
-const NAME_MAX: usize = 255;
-/// Longest postal address, in characters.
-const ADDRESS_MAX: usize = 1000;
-/// Longest Vessey farm id, in characters.
-const EXTERNAL_ID_MAX: usize = 255;
+use director_platform::checked_text;
+use director_platform::domain_value::rule::{Bounded, Email as EmailRule, PhoneE164 as E164};
 
 director_platform::uuid_id! {
     /// A company (its `id` column, and the `id` of `director.companies.v1.Company`).
     pub struct CompanyId;
 }
 
-/// Declares a text value checked by one of `director_platform::validate`'s rules, stored as
-/// the text itself.
-macro_rules! checked_text {
-    ($(#[$meta:meta])* $name:ident) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, PartialEq, Eq, Hash, sqlx::Type)]
-        #[sqlx(transparent)]
-        pub struct $name(String);
-
-        impl $name {
-            /// The checked text.
-            pub fn as_str(&self) -> &str {
-                &self.0
-            }
-
-            /// The checked text, for a message.
-            pub fn into_string(self) -> String {
-                self.0
-            }
-        }
-
-        impl ::std::fmt::Display for $name {
-            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
-                f.write_str(&self.0)
-            }
-        }
-    };
-}
-
 checked_text! {
     /// A company's display name: trimmed, 1 to 255 characters, no NUL.
-    CompanyName
+    pub struct CompanyName: Bounded<255>;
 }
 
 checked_text! {
     /// A contact e-mail address (RFC 5321/5322 syntax), trimmed, at most 320 characters.
-    Email
+    pub struct Email: EmailRule;
 }
 
 checked_text! {
     /// A phone number in E.164 form: `+` and 7 to 15 digits.
-    PhoneE164
+    pub struct PhoneE164: E164;
 }
 
 checked_text! {
     /// A postal address: free text, trimmed, 1 to 1000 characters, no NUL.
-    Address
+    pub struct Address: Bounded<1000>;
 }
 
 checked_text! {
     /// A farm's id in the Vessey collection system: trimmed, 1 to 255 characters, no NUL.
-    ExternalId
-}
-
-impl CompanyName {
-    /// The required name sent in `field`, or a violation recorded under it.
-    pub fn parse(violations: &mut Violations, field: &str, value: &str) -> Option<Self> {
-        violations
-            .check(field, validate::required_text(value, NAME_MAX))
-            .map(Self)
-    }
-}
-
-impl Email {
-    /// The optional address sent in `field` (absent or blank: none), or a violation recorded
-    /// under it.
-    pub fn parse_optional(
-        violations: &mut Violations,
-        field: &str,
-        value: Option<&str>,
-    ) -> Option<Self> {
-        validate::optional_with(violations, field, value, validate::email).map(Self)
-    }
-}
-
-impl PhoneE164 {
-    /// The optional number sent in `field` (absent or blank: none), normalised to E.164, or a
-    /// violation recorded under it.
-    pub fn parse_optional(
-        violations: &mut Violations,
-        field: &str,
-        value: Option<&str>,
-    ) -> Option<Self> {
-        validate::optional_with(violations, field, value, validate::phone_e164).map(Self)
-    }
-}
-
-impl Address {
-    /// The optional address sent in `field` (absent or blank: none), or a violation recorded
-    /// under it.
-    pub fn parse_optional(
-        violations: &mut Violations,
-        field: &str,
-        value: Option<&str>,
-    ) -> Option<Self> {
-        optional_text(violations, field, value, ADDRESS_MAX).map(Self)
-    }
-}
-
-impl ExternalId {
-    /// The required external id sent in `field`, or a violation recorded under it.
-    pub fn parse(violations: &mut Violations, field: &str, value: &str) -> Option<Self> {
-        violations
-            .check(field, validate::required_text(value, EXTERNAL_ID_MAX))
-            .map(Self)
-    }
-
-    /// The optional external id sent in `field` (absent or blank: none), or a violation
-    /// recorded under it.
-    pub fn parse_optional(
-        violations: &mut Violations,
-        field: &str,
-        value: Option<&str>,
-    ) -> Option<Self> {
-        optional_text(violations, field, value, EXTERNAL_ID_MAX).map(Self)
-    }
-}
-
-/// Optional bounded text by `validate::optional_text`: none when absent, blank or refused
-/// (the refusal recorded under `field`).
-fn optional_text(
-    violations: &mut Violations,
-    field: &str,
-    value: Option<&str>,
-    max_chars: usize,
-) -> Option<String> {
-    violations
-        .check(field, validate::optional_text(value, max_chars))
-        .flatten()
+    pub struct ExternalId: Bounded<255>;
 }
 
 /// The checked fields of a new company.
@@ -208,19 +97,21 @@ impl CompanyChanges {
 
 #[cfg(test)]
 mod tests {
+    use director_platform::validate::Violations;
+
     use super::*;
 
     #[test]
     fn values_are_normalised_by_the_shared_rules() {
         let mut violations = Violations::new();
-        let name = CompanyName::parse(&mut violations, "name", "  Hill Farm \t");
+        let name = CompanyName::check(&mut violations, "name", "  Hill Farm \t");
         assert_eq!(name.as_ref().map(CompanyName::as_str), Some("Hill Farm"));
-        let phone = PhoneE164::parse_optional(&mut violations, "phone", Some("+1 (555) 012-3456"));
+        let phone = PhoneE164::check_optional(&mut violations, "phone", Some("+1 (555) 012-3456"));
         assert_eq!(
             phone.map(PhoneE164::into_string).as_deref(),
             Some("+15550123456")
         );
-        let email = Email::parse_optional(&mut violations, "email", Some(" a@b.example "));
+        let email = Email::check_optional(&mut violations, "email", Some(" a@b.example "));
         assert_eq!(
             email.map(Email::into_string).as_deref(),
             Some("a@b.example")
@@ -232,26 +123,26 @@ mod tests {
     fn blank_optional_values_are_absent_and_bad_ones_are_recorded_under_their_field() {
         let mut violations = Violations::new();
         assert_eq!(
-            Email::parse_optional(&mut violations, "email", Some("  ")),
+            Email::check_optional(&mut violations, "email", Some("  ")),
             None
         );
         assert_eq!(
-            PhoneE164::parse_optional(&mut violations, "phone", None),
+            PhoneE164::check_optional(&mut violations, "phone", None),
             None
         );
         assert_eq!(
-            Address::parse_optional(&mut violations, "address", Some(" ")),
+            Address::check_optional(&mut violations, "address", Some(" ")),
             None
         );
         assert!(violations.is_empty());
         assert_eq!(
-            Email::parse_optional(&mut violations, "email", Some("nope")),
+            Email::check_optional(&mut violations, "email", Some("nope")),
             None
         );
-        assert_eq!(CompanyName::parse(&mut violations, "name", " "), None);
-        let long = "x".repeat(EXTERNAL_ID_MAX + 1);
+        assert_eq!(CompanyName::check(&mut violations, "name", " "), None);
+        let long = "x".repeat(ExternalId::MAX_CHARS + 1);
         assert_eq!(
-            ExternalId::parse_optional(&mut violations, "external_id", Some(&long)),
+            ExternalId::check_optional(&mut violations, "external_id", Some(&long)),
             None
         );
         let status = violations.into_result().expect_err("three bad fields");

@@ -122,11 +122,11 @@ impl CompaniesService for CompaniesApi {
 /// are the domain's, so parsing refuses nothing more; it makes each value a checked one.
 fn new_company(request: CreateCompanyRequest) -> Result<NewCompany, Status> {
     let mut violations = Violations::new();
-    let name = CompanyName::parse(&mut violations, "name", &request.name);
-    let email = Email::parse_optional(&mut violations, "email", request.email.as_deref());
-    let phone = PhoneE164::parse_optional(&mut violations, "phone", request.phone.as_deref());
-    let address = Address::parse_optional(&mut violations, "address", request.address.as_deref());
-    let external_id = ExternalId::parse_optional(
+    let name = CompanyName::check(&mut violations, "name", &request.name);
+    let email = Email::check_optional(&mut violations, "email", request.email.as_deref());
+    let phone = PhoneE164::check_optional(&mut violations, "phone", request.phone.as_deref());
+    let address = Address::check_optional(&mut violations, "address", request.address.as_deref());
+    let external_id = ExternalId::check_optional(
         &mut violations,
         "external_id",
         request.external_id.as_deref(),
@@ -156,31 +156,27 @@ fn company_changes(request: UpdateCompanyRequest) -> Result<CompanyChanges, Stat
     for path in paths {
         let field = path.as_str();
         match field {
-            "name" => changes.name = CompanyName::parse(&mut violations, field, &values.name),
+            "name" => changes.name = CompanyName::check(&mut violations, field, &values.name),
             "email" => {
-                changes.email = Some(Email::parse_optional(
-                    &mut violations,
+                changes.email = Some(Email::check_optional(&mut violations,
                     field,
                     values.email.as_deref(),
                 ));
             }
             "phone" => {
-                changes.phone = Some(PhoneE164::parse_optional(
-                    &mut violations,
+                changes.phone = Some(PhoneE164::check_optional(&mut violations,
                     field,
                     values.phone.as_deref(),
                 ));
             }
             "address" => {
-                changes.address = Some(Address::parse_optional(
-                    &mut violations,
+                changes.address = Some(Address::check_optional(&mut violations,
                     field,
                     values.address.as_deref(),
                 ));
             }
             "external_id" => {
-                changes.external_id = Some(ExternalId::parse_optional(
-                    &mut violations,
+                changes.external_id = Some(ExternalId::check_optional(&mut violations,
                     field,
                     values.external_id.as_deref(),
                 ));

@@ -115,12 +115,12 @@ fn checked(companies: &[CompanyRef]) -> Result<(Vec<ExternalId>, Vec<CompanyName
     if validate::batch_size(&mut violations, "companies", companies.len(), MAX_BATCH) {
         for (index, company) in companies.iter().enumerate() {
             let field = |name: &str| format!("companies[{index}].{name}");
-            external_ids.push(ExternalId::parse(
+            external_ids.push(ExternalId::check(
                 &mut violations,
                 &field("external_id"),
                 &company.external_id,
             ));
-            names.push(CompanyName::parse(
+            names.push(CompanyName::check(
                 &mut violations,
                 &field("name"),
                 &company.name,

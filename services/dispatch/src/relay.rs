@@ -46,7 +46,7 @@ use std::time::Duration;
 use director_platform::catalog;
 use director_platform::client::{CallContext, ServiceClient};
 use director_platform::config::{ConfigError, Env};
-use director_platform::identity::{Caller, Role};
+use director_platform::identity::{Caller, Role, TenantId};
 use director_proto::dispatch as proto;
 use director_proto::internal::integrations::task_event_sink_service_client::TaskEventSinkServiceClient;
 use director_proto::internal::integrations::{DeliverTaskEventsRequest, TaskEventDelivery};
@@ -197,7 +197,7 @@ impl RelayConfig {
 
 /// The tenant's relay job, as the trigger queues it: the same key, so it is the one job
 /// events fold into.
-fn relay_job(tenant_id: &str) -> NewJob<'static> {
+fn relay_job(tenant_id: &TenantId) -> NewJob<'static> {
     let mut job = NewJob::for_tenant(catalog::DISPATCH_RELAY_TASK_EVENTS, tenant_id);
     job.job_key = Some(format!(
         "{}/{tenant_id}",
@@ -232,7 +232,7 @@ pub fn spawn_lag_metrics(pool: PgPool, shutdown: CancellationToken, background: 
 /// Relays `tenant_id`'s pending events.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RelayTaskEvents {
-    pub tenant_id: String,
+    pub tenant_id: TenantId,
 }
 
 impl TaskHandler for RelayTaskEvents {
@@ -351,14 +351,14 @@ impl Relay {
     /// One run of `tenant_id`'s relay job: relays, and on a failure queues the next attempt
     /// after the tenant's backoff and ends well (see the module docs, "When it fails"). Only
     /// when that cannot be done does the failure go to the queue.
-    pub async fn run(&self, tenant_id: &str) -> Result<(), RelayError> {
+    pub async fn run(&self, tenant_id: &TenantId) -> Result<(), RelayError> {
         let Err(error) = self.relay(tenant_id).await else {
             return Ok(());
         };
         match self.retry_later(tenant_id, &error).await {
             Ok((failures, delay)) => {
                 tracing::warn!(
-                    tenant_id,
+                    %tenant_id,
                     %error,
                     failures,
                     retry_in_ms = delay.as_millis(),
@@ -368,7 +368,7 @@ impl Relay {
             }
             Err(scheduling) => {
                 tracing::warn!(
-                    tenant_id,
+                    %tenant_id,
                     %error,
                     %scheduling,
                     "task event relay failed and its retry could not be queued; the job queue retries it"
@@ -379,12 +379,12 @@ impl Relay {
     }
 
     /// Sends every pending event of `tenant_id`, batch by batch, up to the first failure.
-    pub async fn relay(&self, tenant_id: &str) -> Result<(), RelayError> {
-        let caller = Caller::new(SERVICE_USER, tenant_id, Role::Admin);
+    pub async fn relay(&self, tenant_id: &TenantId) -> Result<(), RelayError> {
+        let caller = Caller::new(SERVICE_USER, tenant_id.as_str(), Role::Admin);
         loop {
             match self.relay_batch(&caller).await? {
                 0 => return Ok(()),
-                sent => tracing::debug!(tenant_id, sent, "task events relayed"),
+                sent => tracing::debug!(%tenant_id, sent, "task events relayed"),
             }
         }
     }
@@ -393,10 +393,10 @@ impl Relay {
     /// delay that follows; answers the tenant's consecutive failures and that delay.
     async fn retry_later(
         &self,
-        tenant_id: &str,
+        tenant_id: &TenantId,
         error: &RelayError,
     ) -> Result<(u32, Duration), RelayError> {
-        let caller = Caller::new(SERVICE_USER, tenant_id, Role::Admin);
+        let caller = Caller::new(SERVICE_USER, tenant_id.as_str(), Role::Admin);
         let last_error: String = error.to_string().chars().take(LAST_ERROR_CHARS).collect();
         let mut tx = self.db.begin(&caller).await?;
         let failures: i32 = sqlx::query_scalar(
@@ -405,7 +405,7 @@ impl Relay {
              SET failures = task_event_relay.failures + 1, last_error = EXCLUDED.last_error
              RETURNING failures",
         )
-        .bind(tenant_id)
+        .bind(tenant_id.as_str())
         .bind(&last_error)
         .fetch_one(&mut *tx)
         .await?;

@@ -1,6 +1,6 @@
 //! Who may use the service's APIs, and who its background jobs act as.
 
-use director_platform::identity::{Caller, Role, caller};
+use director_platform::identity::{Caller, Role, TenantId, caller};
 use tonic::{Request, Status};
 
 /// Why a driver is refused.
@@ -13,8 +13,8 @@ pub const ONLY_ADMINS: &str = "Only admins can see or change integration setting
 pub const SERVICE_USER: &str = "service:integrations";
 
 /// The caller a background job of `tenant_id` acts as.
-pub fn service_caller(tenant_id: &str) -> Caller {
-    Caller::new(SERVICE_USER, tenant_id, Role::Admin)
+pub fn service_caller(tenant_id: &TenantId) -> Caller {
+    Caller::new(SERVICE_USER, tenant_id.as_str(), Role::Admin)
 }
 
 /// The request's caller when it is an admin: the integration settings spend money and reach

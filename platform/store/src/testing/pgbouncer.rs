@@ -8,16 +8,40 @@
 //! It serves every database of the server (`* = host=… port=…`) and logs in to the server
 //! with the password its user list gives each user (none for trust auth).
 
+use std::fmt;
 use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use sqlx::postgres::PgConnectOptions;
 
 use crate::db::{url_credentials, with_login};
+
+/// Why one start of pgbouncer failed ([`PgBouncer::start`] tries again on another port).
+#[derive(Debug)]
+enum StartFailed {
+    /// The process ended before it listened.
+    Exited { status: ExitStatus, log: String },
+    /// It did not say it listens on its port in time.
+    NotListening { port: u16, log: String },
+}
+
+impl fmt::Display for StartFailed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Exited { status, log } => {
+                write!(f, "pgbouncer exited at startup ({status}); its log:\n{log}")
+            }
+            Self::NotListening { port, log } => write!(
+                f,
+                "pgbouncer did not listen on port {port} within 15 s; its log:\n{log}"
+            ),
+        }
+    }
+}
 
 /// pgbouncer settings a test chooses.
 #[derive(Debug, Clone, Copy)]
@@ -105,6 +129,7 @@ impl PgBouncer {
                 Err(failure) => failures.push(failure),
             }
         }
+        let failures: Vec<String> = failures.iter().map(StartFailed::to_string).collect();
         panic!("pgbouncer did not start:\n{}", failures.join("\n"))
     }
 
@@ -112,7 +137,7 @@ impl PgBouncer {
         server_url: &str,
         users: &[(&str, &str)],
         settings: &BouncerSettings,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, StartFailed> {
         let binary = pgbouncer_binary();
         let server = PgConnectOptions::from_str(server_url).unwrap();
         let port = free_port();
@@ -182,14 +207,14 @@ impl PgBouncer {
         Ok(bouncer)
     }
 
-    async fn wait_until_listening(&mut self) -> Result<(), String> {
+    async fn wait_until_listening(&mut self) -> Result<(), StartFailed> {
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
-                return Err(format!(
-                    "pgbouncer exited at startup ({status}); its log:\n{}",
-                    self.log()
-                ));
+                return Err(StartFailed::Exited {
+                    status,
+                    log: self.log(),
+                });
             }
             // Its log, not a successful connect, says the port is pgbouncer's: a connect
             // could reach another process that took the port.
@@ -202,11 +227,10 @@ impl PgBouncer {
                 return Ok(());
             }
             if Instant::now() >= deadline {
-                return Err(format!(
-                    "pgbouncer did not listen on port {} within 15 s; its log:\n{}",
-                    self.port,
-                    self.log()
-                ));
+                return Err(StartFailed::NotListening {
+                    port: self.port,
+                    log: self.log(),
+                });
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use director_platform::config::Env;
-use director_platform::identity::{Caller, Role};
+use director_platform::identity::{Caller, Role, TenantId};
 use director_store::db::{DatabaseConfig, with_login};
 use director_store::jobs::{self, JobsConfig, NewJob};
 use director_store::migrate::create_and_migrate;
@@ -316,7 +316,8 @@ async fn a_services_cap_on_retry_delays_holds() {
         &background,
         move |options| options.define_job::<Fail>().add_extension(runs_tx.clone()),
     );
-    let mut job = NewJob::for_tenant(Fail::IDENTIFIER, "tenant-a");
+    let tenant = TenantId::parse("tenant-a").expect("non-empty");
+    let mut job = NewJob::for_tenant(Fail::IDENTIFIER, &tenant);
     job.max_attempts = Some(4);
     queue.enqueue(&job).await;
 
@@ -367,8 +368,9 @@ async fn enqueue_after_holds_the_job_back_with_the_enqueue_functions_checks() {
     assert_eq!(again, id);
 
     // The enqueue function's checks: only the service's jobs, a payload naming its tenant.
+    let tenant = TenantId::parse("tenant-a").expect("non-empty");
     for refused in [
-        NewJob::for_tenant("no_such_job", "tenant-a"),
+        NewJob::for_tenant("no_such_job", &tenant),
         NewJob::new(Hang::IDENTIFIER, serde_json::json!({ "hang_runs": 0 })),
     ] {
         let error = jobs::enqueue_after(&queue.service, &refused, Duration::from_secs(1))

@@ -39,7 +39,8 @@
 //!   own tables hold that is none of them is a decoding error, never a silent default. The
 //!   task state machine ([`Transition`]) is typed over [`TaskStatus`].
 //! - **Checked values** ([`values`]): [`PhoneE164`], [`Email`] and bounded text, built only
-//!   by parsing with the platform's rules ([`director_platform::validate`]).
+//!   by parsing with the platform's rules ([`director_platform::validate`]), declared with
+//!   [`director_platform::checked_text!`].
 //! - **Rows** ([`task`], [`driver`]): a task and a driver as stored (`sqlx::FromRow`, typed
 //!   fields), and each one's message.
 
@@ -52,7 +53,7 @@ pub mod values;
 pub use driver::DriverRow;
 pub use status::{DriverStatus, TaskEventKind, TaskStatus, Transition, UnknownValue};
 pub use task::TaskRow;
-pub use values::{DriverName, Email, ExternalId, Notes, PhoneE164, Refused, Title, UserRef};
+pub use values::{DriverName, Email, ExternalId, Notes, PhoneE164, Title, UserRef};
 
 director_platform::uuid_id! {
     /// A driver (`drivers.id`).

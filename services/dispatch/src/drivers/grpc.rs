@@ -3,7 +3,7 @@
 
 use director_platform::contract_rules;
 use director_platform::identity::{caller, writer};
-use director_platform::validate::{self, Violations};
+use director_platform::validate::{self, Refused, Violations};
 use director_proto::dispatch::drivers_service_server::DriversService;
 use director_proto::dispatch::{
     self as proto, CreateDriverRequest, CreateDriverResponse, DeleteDriverRequest,
@@ -13,7 +13,6 @@ use director_proto::dispatch::{
 use tonic::{Request, Response, Status};
 
 use super::store::{DriverChanges, DriverStore, NewDriver};
-use crate::domain::values::check;
 use crate::domain::{DriverId, DriverName, DriverStatus, Email, ExternalId, PhoneE164, UserRef};
 use crate::error::DispatchError;
 
@@ -137,32 +136,22 @@ impl DriversService for DriversApi {
 }
 
 /// The status a request names, or `None` for UNSPECIFIED; an error for unknown numbers.
-fn driver_status(raw: i32) -> Result<Option<DriverStatus>, String> {
-    DriverStatus::from_proto(raw).map_err(|_| "must be active or inactive".to_owned())
+fn driver_status(raw: i32) -> Result<Option<DriverStatus>, Refused> {
+    DriverStatus::from_proto(raw).map_err(|_| Refused::rule("must be active or inactive"))
 }
 
 /// A new driver from a request that kept its contract's rules (`contract_rules::check`):
 /// text trimmed, blank optional text absent, the phone number in E.164.
 fn new_driver(request: &CreateDriverRequest) -> Result<NewDriver, Status> {
     let mut violations = Violations::new();
-    let name = check(&mut violations, "name", DriverName::parse(&request.name));
-    let phone = check(
-        &mut violations,
-        "phone",
-        PhoneE164::parse_optional(request.phone.as_deref()),
-    );
-    let email = check(
-        &mut violations,
-        "email",
-        Email::parse_optional(request.email.as_deref()),
-    );
-    let external_id = check(
-        &mut violations,
+    let name = violations.check("name", DriverName::parse(&request.name));
+    let phone = violations.check("phone", PhoneE164::parse_optional(request.phone.as_deref()));
+    let email = violations.check("email", Email::parse_optional(request.email.as_deref()));
+    let external_id = violations.check(
         "external_id",
         ExternalId::parse_optional(request.external_id.as_deref()),
     );
-    let user_id = check(
-        &mut violations,
+    let user_id = violations.check(
         "user_id",
         UserRef::parse_optional(request.user_id.as_deref()),
     );
@@ -197,13 +186,11 @@ fn driver_changes(request: UpdateDriverRequest) -> Result<DriverChanges, Status>
     for path in paths {
         match path.as_str() {
             "name" => {
-                changes.name = check(&mut violations, "name", DriverName::parse(&values.name));
+                changes.name = violations.check("name", DriverName::parse(&values.name));
             }
             "phone" => {
                 changes.phone = Some(
-                    check(
-                        &mut violations,
-                        "phone",
+                    violations.check("phone",
                         PhoneE164::parse_optional(values.phone.as_deref()),
                     )
                     .flatten(),
@@ -211,9 +198,7 @@ fn driver_changes(request: UpdateDriverRequest) -> Result<DriverChanges, Status>
             }
             "email" => {
                 changes.email = Some(
-                    check(
-                        &mut violations,
-                        "email",
+                    violations.check("email",
                         Email::parse_optional(values.email.as_deref()),
                     )
                     .flatten(),
@@ -221,9 +206,7 @@ fn driver_changes(request: UpdateDriverRequest) -> Result<DriverChanges, Status>
             }
             "external_id" => {
                 changes.external_id = Some(
-                    check(
-                        &mut violations,
-                        "external_id",
+                    violations.check("external_id",
                         ExternalId::parse_optional(values.external_id.as_deref()),
                     )
                     .flatten(),
@@ -231,9 +214,7 @@ fn driver_changes(request: UpdateDriverRequest) -> Result<DriverChanges, Status>
             }
             "user_id" => {
                 changes.user_id = Some(
-                    check(
-                        &mut violations,
-                        "user_id",
+                    violations.check("user_id",
                         UserRef::parse_optional(values.user_id.as_deref()),
                     )
                     .flatten(),
@@ -242,7 +223,7 @@ fn driver_changes(request: UpdateDriverRequest) -> Result<DriverChanges, Status>
             "status" => match driver_status(values.status) {
                 Ok(Some(status)) => changes.status = Some(status),
                 Ok(None) => violations.add("status", "cannot be cleared; use active or inactive"),
-                Err(description) => violations.add("status", description),
+                Err(description) => violations.add("status", description.to_string()),
             },
             // Output-only fields (AIP-203): echoing a whole driver back changes nothing.
             "id" | "created_at" | "updated_at" | "deleted_at" => {}

@@ -7,7 +7,6 @@ use director_store::tenant::TenantDb;
 use tonic::Status;
 
 use super::{MAX_BATCH, Written};
-use crate::domain::values::check;
 use crate::domain::{DriverName, DriverStatus, Email, ExternalId, PhoneE164};
 
 /// A checked batch, as column arrays.
@@ -37,16 +36,11 @@ pub(super) fn checked(drivers: &[DriverUpsert]) -> Result<DriverColumns, Status>
         let mut keys = Vec::with_capacity(drivers.len());
         for (index, driver) in drivers.iter().enumerate() {
             let field = |name: &str| format!("drivers[{index}].{name}");
-            let external_id = check(
-                &mut violations,
+            let external_id = violations.check(
                 &field("external_id"),
                 ExternalId::parse(&driver.external_id),
             );
-            let name = check(
-                &mut violations,
-                &field("name"),
-                DriverName::parse(&driver.name),
-            );
+            let name = violations.check(&field("name"), DriverName::parse(&driver.name));
             keys.push(
                 external_id
                     .as_ref()

@@ -18,7 +18,6 @@ use serde::{Deserialize, Deserializer};
 use tonic::Status;
 
 use super::{MAX_BATCH, Written};
-use crate::domain::values::check;
 use crate::domain::{CompanyId, DriverId, ExternalId, Title};
 
 /// A checked batch, as column arrays.
@@ -49,11 +48,8 @@ pub(super) fn checked(tasks: &[TaskUpsert]) -> Result<TaskColumns, Status> {
         let mut keys = Vec::with_capacity(tasks.len());
         for (index, task) in tasks.iter().enumerate() {
             let field = |name: &str| format!("tasks[{index}].{name}");
-            let external_id = check(
-                &mut violations,
-                &field("external_id"),
-                ExternalId::parse(&task.external_id),
-            );
+            let external_id =
+                violations.check(&field("external_id"), ExternalId::parse(&task.external_id));
             let company_id = violations.check(
                 &field("company_id"),
                 validate::uuid(&task.company_id).map(CompanyId::from_uuid),
@@ -63,13 +59,9 @@ pub(super) fn checked(tasks: &[TaskUpsert]) -> Result<TaskColumns, Status> {
                 .as_deref()
                 .filter(|id| !id.trim().is_empty())
                 .and_then(|id| {
-                    check(
-                        &mut violations,
-                        &field("driver_external_id"),
-                        ExternalId::parse(id),
-                    )
+                    violations.check(&field("driver_external_id"), ExternalId::parse(id))
                 });
-            let title = check(&mut violations, &field("title"), Title::parse(&task.title));
+            let title = violations.check(&field("title"), Title::parse(&task.title));
             let day =
                 violations.check(&field("scheduled_for"), validate::date(&task.scheduled_for));
             let mut instant = |name: &str, value: &Option<prost_types::Timestamp>| {

@@ -11,7 +11,6 @@ use prost_types::Timestamp;
 use tonic::Status;
 
 use super::store::{NewTask, TaskChanges, TaskFilter};
-use crate::domain::values::check;
 use crate::domain::{CompanyId, DriverId, ExternalId, Notes, TaskStatus, Title};
 
 /// A new task from a request that kept its contract's rules (`contract_rules::check`): ids
@@ -23,7 +22,7 @@ pub fn new_task(request: CreateTaskRequest) -> Result<NewTask, Status> {
         "company_id",
         validate::uuid(&request.company_id).map(CompanyId::from_uuid),
     );
-    let title = check(&mut violations, "title", Title::parse(&request.title));
+    let title = violations.check("title", Title::parse(&request.title));
     let scheduled_for = violations.check("scheduled_for", validate::date(&request.scheduled_for));
     let driver_id = optional_id(
         &mut violations,
@@ -40,12 +39,12 @@ pub fn new_task(request: CreateTaskRequest) -> Result<NewTask, Status> {
     let window_end = timestamp(&mut violations, "window_end", request.window_end.as_ref());
     window_order(&mut violations, window_start, window_end);
     let volume_liters = request.volume_liters;
-    let external_id = check(
-        &mut violations,
-        "external_id",
-        ExternalId::parse_optional(request.external_id.as_deref()),
-    )
-    .flatten();
+    let external_id = violations
+        .check(
+            "external_id",
+            ExternalId::parse_optional(request.external_id.as_deref()),
+        )
+        .flatten();
     violations.into_result()?;
     match (company_id, title, scheduled_for) {
         (Some(company_id), Some(title), Some(scheduled_for)) => Ok(NewTask {
@@ -80,7 +79,7 @@ pub fn task_changes(request: UpdateTaskRequest) -> Result<TaskChanges, Status> {
     for path in paths {
         match path.as_str() {
             "title" => {
-                changes.title = check(&mut violations, "title", Title::parse(&values.title));
+                changes.title = violations.check("title", Title::parse(&values.title));
             }
             "notes" => {
                 changes.notes = Some(notes(&mut violations, "notes", values.notes.as_deref()))
@@ -232,7 +231,7 @@ fn optional_id<Id>(
 }
 
 fn notes(violations: &mut Violations, field: &str, value: Option<&str>) -> Option<Notes> {
-    check(violations, field, Notes::parse_optional(value)).flatten()
+    Notes::check_optional(violations, field, value)
 }
 
 fn volume(violations: &mut Violations, field: &str, value: Option<f64>) -> Option<f64> {

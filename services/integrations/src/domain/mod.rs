@@ -60,4 +60,4 @@ pub use limits::{LimitReached, Window};
 pub use queue::{RunJob, SendNotification};
 pub use states::{JobKind, JobStatus, NotificationChannel, NotificationStatus, UnknownState};
 pub use tally::Tally;
-pub use values::{AccountSid, ApiSecret, InvalidValue, PhoneE164};
+pub use values::{AccountSid, ApiSecret, PhoneE164};

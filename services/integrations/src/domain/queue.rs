@@ -3,6 +3,7 @@
 //! know the handler that will run its job (the handlers implement `TaskHandler` for them).
 
 use director_platform::catalog;
+use director_platform::identity::TenantId;
 use serde::{Deserialize, Serialize};
 
 use super::ids::{JobId, NotificationId};
@@ -11,7 +12,7 @@ use super::ids::{JobId, NotificationId};
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunJob {
     pub job_id: JobId,
-    pub tenant_id: String,
+    pub tenant_id: TenantId,
 }
 
 impl RunJob {
@@ -28,7 +29,7 @@ impl RunJob {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SendNotification {
     pub notification_id: NotificationId,
-    pub tenant_id: String,
+    pub tenant_id: TenantId,
 }
 
 impl SendNotification {

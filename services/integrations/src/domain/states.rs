@@ -14,7 +14,7 @@ use sqlx::error::BoxDynError;
 use sqlx::postgres::{PgArgumentBuffer, PgTypeInfo, PgValueRef};
 use sqlx::{Decode, Encode, Postgres, Type};
 
-use super::values::InvalidValue;
+use director_platform::validate::Refused;
 
 /// A stored text that names no state of its kind.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -59,11 +59,11 @@ macro_rules! stored_state {
 
             /// The value a request's filter names: `None` for UNSPECIFIED (any), and the
             /// values allowed when it names none.
-            pub fn filter_from_proto(value: i32) -> Result<Option<Self>, InvalidValue> {
+            pub fn filter_from_proto(value: i32) -> Result<Option<Self>, Refused> {
                 match pb::$proto::try_from(value) {
                     Ok(pb::$proto::Unspecified) => Ok(None),
                     $(Ok(pb::$proto::$proto_variant) => Ok(Some(Self::$variant)),)+
-                    Err(_) => Err(InvalidValue::new(format!(
+                    Err(_) => Err(Refused::rule(format!(
                         "must be {}",
                         one_of(Self::ALL.iter().map(|state| state.as_str()))
                     ))),
@@ -215,13 +215,13 @@ mod tests {
             Some(JobStatus::Dead)
         );
         assert_eq!(
-            JobStatus::filter_from_proto(99).unwrap_err().reason(),
+            JobStatus::filter_from_proto(99).unwrap_err().to_string(),
             "must be queued, running, succeeded, failed or dead"
         );
         assert_eq!(
             NotificationStatus::filter_from_proto(99)
                 .unwrap_err()
-                .reason(),
+                .to_string(),
             "must be queued, sent, failed, dead or refused"
         );
     }

@@ -1,35 +1,21 @@
 //! Values Integrations takes from outside, each built by parsing: holding one means it passed
 //! its rule. Phone numbers use `director_platform::validate`'s rule (the one every service
-//! applies); the credentials' rules are the service's own. Each keeps the text it was given,
+//! applies, declared with `director_platform::checked_text!`); the credentials' rules are the
+//! service's own, refused with the platform's `Refused` all the same. Each keeps the text it was given,
 //! normalised, and is stored as that text (`serde` goes through the same parse on the way in,
 //! so a sealed settings section that no longer passes does not open).
 
 use std::fmt;
 
-use director_platform::validate;
+use director_platform::checked_text;
+use director_platform::domain_value::rule;
+use director_platform::validate::Refused;
 use serde::{Deserialize, Serialize};
 
 /// Longest API key or auth token accepted, in characters.
 const SECRET_MAX: usize = 512;
 
-/// Why a value was refused: a sentence for a field violation (`"must be …"`).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct InvalidValue(String);
-
-impl InvalidValue {
-    pub fn new(reason: impl Into<String>) -> Self {
-        Self(reason.into())
-    }
-
-    /// The sentence, for [`validate::Violations::check`].
-    pub fn reason(self) -> String {
-        self.0
-    }
-}
-
-/// Declares the common shape of a parsed text value: `as_str`, `Display`, and `serde` through
-/// `parse`.
+/// The common shape of a credential: `as_str`, and `serde` through `parse`.
 macro_rules! parsed_text {
     ($name:ident) => {
         impl $name {
@@ -39,7 +25,7 @@ macro_rules! parsed_text {
         }
 
         impl TryFrom<String> for $name {
-            type Error = InvalidValue;
+            type Error = Refused;
 
             fn try_from(text: String) -> Result<Self, Self::Error> {
                 Self::parse(&text)
@@ -54,24 +40,10 @@ macro_rules! parsed_text {
     };
 }
 
-/// A phone number in E.164 form (`+` and 7 to 15 digits), as `validate::phone_e164` normalises
-/// it.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct PhoneE164(String);
-
-impl PhoneE164 {
-    pub fn parse(text: &str) -> Result<Self, InvalidValue> {
-        validate::phone_e164(text).map(Self).map_err(InvalidValue)
-    }
-}
-
-parsed_text!(PhoneE164);
-
-impl fmt::Display for PhoneE164 {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
+checked_text! {
+    /// A phone number in E.164 form (`+` and 7 to 15 digits), as the platform's rule
+    /// normalises it.
+    pub struct PhoneE164: rule::PhoneE164;
 }
 
 /// An API key or auth token: 1 to 512 printable ASCII characters without spaces. Never
@@ -81,14 +53,14 @@ impl fmt::Display for PhoneE164 {
 pub struct ApiSecret(String);
 
 impl ApiSecret {
-    pub fn parse(text: &str) -> Result<Self, InvalidValue> {
+    pub fn parse(text: &str) -> Result<Self, Refused> {
         let ok = !text.is_empty()
             && text.chars().count() <= SECRET_MAX
             && text.chars().all(|c| c.is_ascii_graphic());
         if ok {
             Ok(Self(text.to_owned()))
         } else {
-            Err(InvalidValue::new(format!(
+            Err(Refused::rule(format!(
                 "must be 1 to {SECRET_MAX} printable ASCII characters without spaces"
             )))
         }
@@ -104,7 +76,7 @@ parsed_text!(ApiSecret);
 pub struct AccountSid(String);
 
 impl AccountSid {
-    pub fn parse(text: &str) -> Result<Self, InvalidValue> {
+    pub fn parse(text: &str) -> Result<Self, Refused> {
         let text = text.trim();
         let ok = text.len() == 34
             && text.starts_with("AC")
@@ -112,7 +84,7 @@ impl AccountSid {
         if ok {
             Ok(Self(text.to_owned()))
         } else {
-            Err(InvalidValue::new(
+            Err(Refused::rule(
                 "must be a Twilio account SID: 'AC' and 32 hexadecimal digits",
             ))
         }
@@ -145,9 +117,14 @@ mod tests {
         let phone = PhoneE164::parse(" +1 (555) 010-0042 ").unwrap();
         assert_eq!(phone.as_str(), "+15550100042");
         assert_eq!(
-            PhoneE164::parse("555").unwrap_err().reason(),
-            validate::phone_e164("555").unwrap_err()
+            PhoneE164::parse("555").unwrap_err(),
+            director_platform::validate::phone_e164("555").unwrap_err()
         );
+        assert_eq!(
+            serde_json::from_str::<PhoneE164>("\"+1 555 010 0042\"").unwrap(),
+            PhoneE164::parse("+15550100042").unwrap()
+        );
+        assert!(serde_json::from_str::<PhoneE164>("\"555\"").is_err());
     }
 
     #[test]

@@ -42,10 +42,7 @@ impl JobsService for JobsApi {
         let request = request.into_inner();
         let mut violations = Violations::new();
         let status = violations
-            .check(
-                "status",
-                JobStatus::filter_from_proto(request.status).map_err(|invalid| invalid.reason()),
-            )
+            .check("status", JobStatus::filter_from_proto(request.status))
             .flatten();
         let page = validate::page(request.skip, request.limit, &mut violations);
         violations.into_result()?;

@@ -176,7 +176,7 @@ impl JobStore {
         .await?;
         let run = RunJob {
             job_id: row.id,
-            tenant_id: caller.tenant_id.to_string(),
+            tenant_id: caller.tenant_id.clone(),
         };
         let mut job = NewJob::new(RunJob::QUEUE_IDENTIFIER, run.payload());
         job.max_attempts = Some(self.max_attempts);

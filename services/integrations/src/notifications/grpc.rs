@@ -41,10 +41,7 @@ impl NotificationsService for NotificationsApi {
         let request = request.into_inner();
         // The contract's rules held: `to` normalises to E.164, `message` is not blank.
         let mut violations = Violations::new();
-        let to = violations.check(
-            "to",
-            PhoneE164::parse(&request.to).map_err(|invalid| invalid.reason()),
-        );
+        let to = violations.check("to", PhoneE164::parse(&request.to));
         let message = request.message;
         violations.into_result()?;
         // Refused now rather than queued to fail for certain.
@@ -114,8 +111,7 @@ impl NotificationsService for NotificationsApi {
         let status = violations
             .check(
                 "status",
-                NotificationStatus::filter_from_proto(request.status)
-                    .map_err(|invalid| invalid.reason()),
+                NotificationStatus::filter_from_proto(request.status),
             )
             .flatten();
         let page = validate::page(request.skip, request.limit, &mut violations);

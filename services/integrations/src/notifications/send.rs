@@ -7,7 +7,7 @@
 
 use director_platform::catalog;
 use director_platform::identity::Caller;
-use director_store::jobs::{self as queue, Attempt, job_span};
+use director_store::jobs::{self as queue, Attempt, AttemptFailed, job_span};
 use graphile_worker::{IntoTaskHandlerResult, TaskHandler, WorkerContext};
 use tracing::Instrument as _;
 
@@ -29,7 +29,9 @@ impl TaskHandler for SendNotification {
 
     async fn run(self, ctx: WorkerContext) -> impl IntoTaskHandlerResult {
         let Some(app) = ctx.get_ext::<Outbox>().cloned() else {
-            return Err("the worker was started without the service's outbox".to_owned());
+            return Err(AttemptFailed::new(
+                "the worker was started without the service's outbox",
+            ));
         };
         let attempt = i32::from(*ctx.job().attempts());
         let last_attempt = attempt >= i32::from(*ctx.job().max_attempts());
@@ -37,7 +39,6 @@ impl TaskHandler for SendNotification {
         let result = deliver(&app, &self, attempt, last_attempt)
             .instrument(span)
             .await;
-        let result = result.map_err(|failure| failure.to_string());
         queue::end_attempt(app.notifications.pool(), *ctx.job().id(), result).await
     }
 }

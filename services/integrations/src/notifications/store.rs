@@ -204,7 +204,7 @@ impl NotificationStore {
             .await?;
         let send = SendNotification {
             notification_id: row.id,
-            tenant_id: caller.tenant_id.to_string(),
+            tenant_id: caller.tenant_id.clone(),
         };
         let mut job = NewJob::new(SendNotification::QUEUE_IDENTIFIER, send.payload());
         job.max_attempts = Some(self.max_attempts);

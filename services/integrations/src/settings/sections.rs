@@ -10,7 +10,7 @@ use director_providers::egress::{EgressPolicy, Purpose};
 use prost_types::value::Kind;
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{AccountSid, ApiSecret, InvalidValue, PhoneE164};
+use crate::domain::{AccountSid, ApiSecret, PhoneE164};
 /// Longest URL accepted, in characters.
 const URL_MAX: usize = 2048;
 /// Secrets shorter than this are shown as `"…"` alone: their last 4 characters would give
@@ -277,9 +277,7 @@ async fn section(
         Integration::Vessey => {
             let url = tenant_url(&mut fields, "api_url", Purpose::Vessey, egress, violations).await;
             let (path, key) = fields.take("api_key", violations);
-            let key = key.and_then(|key| {
-                violations.check(&path, ApiSecret::parse(&key).map_err(InvalidValue::reason))
-            });
+            let key = key.and_then(|key| violations.check(&path, ApiSecret::parse(&key)));
             Some(Section::Vessey(VesseySection {
                 api_url: url?,
                 api_key: key?,
@@ -298,20 +296,11 @@ async fn section(
         }
         Integration::Twilio => {
             let (path, sid) = fields.take("account_sid", violations);
-            let sid = sid.and_then(|sid| {
-                violations.check(&path, AccountSid::parse(&sid).map_err(InvalidValue::reason))
-            });
+            let sid = sid.and_then(|sid| violations.check(&path, AccountSid::parse(&sid)));
             let (path, token) = fields.take("auth_token", violations);
-            let token = token.and_then(|token| {
-                violations.check(
-                    &path,
-                    ApiSecret::parse(&token).map_err(InvalidValue::reason),
-                )
-            });
+            let token = token.and_then(|token| violations.check(&path, ApiSecret::parse(&token)));
             let (path, from) = fields.take("from_number", violations);
-            let from = from.and_then(|from| {
-                violations.check(&path, PhoneE164::parse(&from).map_err(InvalidValue::reason))
-            });
+            let from = from.and_then(|from| violations.check(&path, PhoneE164::parse(&from)));
             Some(Section::Twilio(TwilioSection {
                 account_sid: sid?,
                 auth_token: token?,

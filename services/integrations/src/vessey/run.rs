@@ -10,7 +10,8 @@
 //! idempotent — upserts by external id — so an attempt after a crash redoes nothing twice.
 
 use director_platform::catalog;
-use director_store::jobs::{self as queue, Attempt, NewJob, job_span};
+use director_platform::identity::TenantId;
+use director_store::jobs::{self as queue, Attempt, AttemptFailed, NewJob, job_span};
 use graphile_worker::{IntoTaskHandlerResult, TaskHandler, WorkerContext};
 use tracing::Instrument as _;
 
@@ -29,7 +30,9 @@ impl TaskHandler for RunJob {
 
     async fn run(self, ctx: WorkerContext) -> impl IntoTaskHandlerResult {
         let Some(app) = ctx.get_ext::<App>().cloned() else {
-            return Err("the worker was started without the service's parts".to_owned());
+            return Err(AttemptFailed::new(
+                "the worker was started without the service's parts",
+            ));
         };
         let attempt = i32::from(*ctx.job().attempts());
         let last_attempt = attempt >= i32::from(*ctx.job().max_attempts());
@@ -37,7 +40,6 @@ impl TaskHandler for RunJob {
         let result = run_attempt(&app, &self, attempt, last_attempt)
             .instrument(span)
             .await;
-        let result = result.map_err(|failure| failure.to_string());
         queue::end_attempt(app.jobs.pool(), *ctx.job().id(), result).await
     }
 }
@@ -112,7 +114,7 @@ async fn run_attempt(
     })
 }
 
-async fn work(app: &App, job: &JobRow, tenant_id: &str) -> Result<(), IntegrationsError> {
+async fn work(app: &App, job: &JobRow, tenant_id: &TenantId) -> Result<(), IntegrationsError> {
     let caller = service_caller(tenant_id);
     let request = JobRequest::from_stored(job.kind, &job.params).map_err(|reason| {
         IntegrationsError::JobUnreadable {
