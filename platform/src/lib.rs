@@ -36,6 +36,7 @@ pub mod config;
 pub mod contract_rules;
 pub mod discovery;
 pub mod domain_id;
+pub mod domain_state;
 pub mod domain_value;
 pub mod error;
 pub mod grpc_timeout;

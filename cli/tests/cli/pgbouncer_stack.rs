@@ -12,7 +12,7 @@
 //! Without the session URLs the stack does not start (the configuration is refused); were
 //! that check gone, the listeners would be pgbouncer's: the watch would see its event only
 //! at the hub's 10 s poll (this test allows 5 s), and the workers' named statements would
-//! collide on shared server connections (`platform/tests/platform/pgbouncer.rs` shows both).
+//! collide on shared server connections (`platform/store/tests/store/pgbouncer.rs` shows both).
 
 #![allow(clippy::unwrap_used)]
 

@@ -46,7 +46,6 @@
 
 pub mod driver;
 pub mod status;
-mod stored_text;
 pub mod task;
 pub mod values;
 

@@ -1,5 +1,5 @@
 //! The states of Dispatch's rows and the kinds of its task events, each mapped to the text
-//! the migrations store (`stored_as_text!`, the `CHECK … IN (…)` lists of
+//! the migrations store (`director_platform::stored_as_text!`, the `CHECK … IN (…)` lists of
 //! migrations/dispatch/0002) and to its proto enum, in one place each; and the task state
 //! machine over them.
 //!
@@ -11,25 +11,7 @@
 
 use director_proto::dispatch as proto;
 
-use super::stored_text::stored_as_text;
-
-/// A value that names none of an enum's variants: read from a column, or a proto number.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{value:?} is not a {kind}")]
-pub struct UnknownValue {
-    kind: &'static str,
-    value: String,
-}
-
-impl UnknownValue {
-    /// `value` is not a `kind`.
-    pub fn new(kind: &'static str, value: &str) -> Self {
-        Self {
-            kind,
-            value: value.to_owned(),
-        }
-    }
-}
+pub use director_platform::domain_state::UnknownValue;
 
 /// Where a collection task stands (`tasks.status`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -41,7 +23,7 @@ pub enum TaskStatus {
     Cancelled,
 }
 
-stored_as_text!(TaskStatus {
+director_platform::stored_as_text!("task status", TaskStatus {
     Pending => "pending",
     Assigned => "assigned",
     InProgress => "in_progress",
@@ -60,7 +42,7 @@ impl TaskStatus {
             Ok(proto::TaskStatus::InProgress) => Ok(Some(Self::InProgress)),
             Ok(proto::TaskStatus::Completed) => Ok(Some(Self::Completed)),
             Ok(proto::TaskStatus::Cancelled) => Ok(Some(Self::Cancelled)),
-            Err(_) => Err(UnknownValue::new("TaskStatus", &raw.to_string())),
+            Err(_) => Err(UnknownValue::new("task status", &raw.to_string())),
         }
     }
 }
@@ -84,7 +66,7 @@ pub enum DriverStatus {
     Inactive,
 }
 
-stored_as_text!(DriverStatus {
+director_platform::stored_as_text!("driver status", DriverStatus {
     Active => "active",
     Inactive => "inactive",
 });
@@ -97,7 +79,7 @@ impl DriverStatus {
             Ok(proto::DriverStatus::Unspecified) => Ok(None),
             Ok(proto::DriverStatus::Active) => Ok(Some(Self::Active)),
             Ok(proto::DriverStatus::Inactive) => Ok(Some(Self::Inactive)),
-            Err(_) => Err(UnknownValue::new("DriverStatus", &raw.to_string())),
+            Err(_) => Err(UnknownValue::new("driver status", &raw.to_string())),
         }
     }
 }
@@ -124,7 +106,7 @@ pub enum TaskEventKind {
     Deleted,
 }
 
-stored_as_text!(TaskEventKind {
+director_platform::stored_as_text!("task event kind", TaskEventKind {
     Created => "created",
     Updated => "updated",
     Assigned => "assigned",
@@ -229,7 +211,7 @@ mod tests {
     #[test]
     fn an_unknown_stored_name_is_an_error_not_a_default() {
         let error = "archived".parse::<TaskStatus>().expect_err("not a status");
-        assert_eq!(error.to_string(), "\"archived\" is not a TaskStatus");
+        assert_eq!(error.to_string(), "\"archived\" is not a known task status");
         assert!("".parse::<DriverStatus>().is_err());
         assert!("moved".parse::<TaskEventKind>().is_err());
     }

@@ -58,6 +58,6 @@ pub use ids::{JobId, NotificationId};
 pub use job_request::JobRequest;
 pub use limits::{LimitReached, Window};
 pub use queue::{RunJob, SendNotification};
-pub use states::{JobKind, JobStatus, NotificationChannel, NotificationStatus, UnknownState};
+pub use states::{JobKind, JobStatus, NotificationChannel, NotificationStatus, UnknownValue};
 pub use tally::Tally;
 pub use values::{AccountSid, ApiSecret, PhoneE164};

@@ -1,31 +1,18 @@
 //! The states the service stores as text, each an enum mapped in one place to the database
-//! (the values `migrations/integrations` allows) and to the proto.
+//! (the values `migrations/integrations` allows; `director_platform::stored_as_text!`) and to
+//! the proto.
 //!
 //! Decoding is strict both ways: a value in our own table the enum does not know fails the
-//! read ([`UnknownState`], a database error), and an enum value the proto cannot say does not
+//! read ([`UnknownValue`], a database error), and an enum value the proto cannot say does not
 //! compile. The proto's `UNSPECIFIED` is only ever read as a request's "any" filter.
 
-use std::fmt;
-use std::str::FromStr;
-
 use director_proto::integrations as pb;
-use sqlx::encode::IsNull;
-use sqlx::error::BoxDynError;
-use sqlx::postgres::{PgArgumentBuffer, PgTypeInfo, PgValueRef};
-use sqlx::{Decode, Encode, Postgres, Type};
 
+pub use director_platform::domain_state::UnknownValue;
 use director_platform::validate::Refused;
 
-/// A stored text that names no state of its kind.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{value:?} is not a known {state}")]
-pub struct UnknownState {
-    /// Which kind of state (`job status`).
-    pub state: &'static str,
-    pub value: String,
-}
-
-/// Declares a stored state: the enum, its text in the database, its proto value.
+/// Declares a stored state: the enum, its text in the database (`stored_as_text!`), its proto
+/// value.
 macro_rules! stored_state {
     (
         $(#[$meta:meta])*
@@ -39,17 +26,9 @@ macro_rules! stored_state {
             $( $(#[$variant_meta])* $variant, )+
         }
 
+        director_platform::stored_as_text!($state, $name { $($variant => $text),+ });
+
         impl $name {
-            /// Every value, in the proto's order.
-            pub const ALL: &'static [Self] = &[$(Self::$variant),+];
-
-            /// As the database stores it.
-            pub const fn as_str(self) -> &'static str {
-                match self {
-                    $(Self::$variant => $text,)+
-                }
-            }
-
             /// As the API shows it.
             pub const fn to_proto(self) -> pb::$proto {
                 match self {
@@ -71,45 +50,6 @@ macro_rules! stored_state {
             }
         }
 
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-
-        impl FromStr for $name {
-            type Err = UnknownState;
-
-            fn from_str(text: &str) -> Result<Self, Self::Err> {
-                match text {
-                    $($text => Ok(Self::$variant),)+
-                    other => Err(UnknownState { state: $state, value: other.to_owned() }),
-                }
-            }
-        }
-
-        impl Type<Postgres> for $name {
-            fn type_info() -> PgTypeInfo {
-                <str as Type<Postgres>>::type_info()
-            }
-
-            fn compatible(ty: &PgTypeInfo) -> bool {
-                <str as Type<Postgres>>::compatible(ty)
-            }
-        }
-
-        impl Encode<'_, Postgres> for $name {
-            fn encode_by_ref(&self, buf: &mut PgArgumentBuffer) -> Result<IsNull, BoxDynError> {
-                <&str as Encode<Postgres>>::encode(self.as_str(), buf)
-            }
-        }
-
-        impl<'r> Decode<'r, Postgres> for $name {
-            fn decode(value: PgValueRef<'r>) -> Result<Self, BoxDynError> {
-                let text = <&str as Decode<Postgres>>::decode(value)?;
-                Ok(text.parse::<Self>()?)
-            }
-        }
     };
 }
 

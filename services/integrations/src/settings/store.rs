@@ -6,7 +6,7 @@ use sqlx::PgConnection;
 
 use super::cipher::{Sealed, SettingsCipher};
 use super::sections::{Change, Integration, Section, TenantSettings};
-use crate::domain::UnknownState;
+use crate::domain::UnknownValue;
 use crate::error::IntegrationsError;
 
 /// Tenants' integration settings, through tenant transactions.
@@ -42,10 +42,7 @@ impl SettingsStore {
             // The table's CHECK allows only the integrations this version knows; anything else
             // is a row it did not write.
             let integration = Integration::from_name(&name).ok_or_else(|| {
-                sqlx::Error::Decode(Box::new(UnknownState {
-                    state: "integration",
-                    value: name.clone(),
-                }))
+                sqlx::Error::Decode(Box::new(UnknownValue::new("integration", &name)))
             })?;
             let sealed = Sealed { key_id, bytes };
             let section = self.open(caller, integration, &sealed)?;

@@ -1,14 +1,50 @@
-//! `stored_as_text!`: an enum stored in a `text` column, one name per variant.
+//! Stored states: an enum kept in a `text` column, one name per variant, declared once with
+//! [`stored_as_text!`] by each service's domain module (task and driver status, job kind,
+//! notification channel, ...).
 //!
 //! The enum binds as `text` (so `$1::text IS NULL OR status = $1` and `text[]` arrays work
-//! unchanged) and decodes from it; a name that is not one of the enum's is a decoding error
-//! (`sqlx::Error::ColumnDecode`), so a row we wrote never turns silently into a default.
-//! Written out rather than derived so that binding needs no look-up of the type by name.
+//! unchanged) and decodes from it; a name that is none of the enum's is a decoding error
+//! ([`UnknownValue`], surfacing as `sqlx::Error::ColumnDecode`), so a row we wrote never turns
+//! silently into a default. The sqlx impls are written out rather than derived so that binding
+//! needs no look-up of a type by name, and they expand in the service's crate, which links
+//! sqlx: this crate does not (the gateway uses it without a database).
 
-/// Declares `as_str`, `FromStr`, `Display` and the sqlx `Type`/`Encode`/`Decode` (and
-/// `text[]`) of a fieldless enum from its table of stored names.
+/// A stored text, or a number read as an enum, that names no value of its kind.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{value:?} is not a known {kind}")]
+pub struct UnknownValue {
+    /// Which kind of value (`task status`).
+    pub kind: &'static str,
+    /// What was read.
+    pub value: String,
+}
+
+impl UnknownValue {
+    /// `value` names no `kind`.
+    pub fn new(kind: &'static str, value: &str) -> Self {
+        Self {
+            kind,
+            value: value.to_owned(),
+        }
+    }
+}
+
+/// Declares `ALL`, `as_str`, `FromStr`, `Display` and the sqlx `Type`/`Encode`/`Decode` (and
+/// `text[]`) of a fieldless enum from its table of stored names; `$kind` names the enum in
+/// errors (see the [module docs](crate::domain_state)).
+///
+/// ```ignore
+/// #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// pub enum DriverStatus { Active, Inactive }
+///
+/// director_platform::stored_as_text!("driver status", DriverStatus {
+///     Active => "active",
+///     Inactive => "inactive",
+/// });
+/// ```
+#[macro_export]
 macro_rules! stored_as_text {
-    ($name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+    ($kind:literal, $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
         impl $name {
             /// Every value, in the order the migrations list them.
             pub const ALL: &'static [Self] = &[$(Self::$variant),+];
@@ -22,15 +58,12 @@ macro_rules! stored_as_text {
         }
 
         impl ::std::str::FromStr for $name {
-            type Err = $crate::domain::status::UnknownValue;
+            type Err = $crate::domain_state::UnknownValue;
 
             fn from_str(text: &str) -> Result<Self, Self::Err> {
                 match text {
                     $($text => Ok(Self::$variant),)+
-                    other => Err($crate::domain::status::UnknownValue::new(
-                        stringify!($name),
-                        other,
-                    )),
+                    other => Err($crate::domain_state::UnknownValue::new($kind, other)),
                 }
             }
         }
@@ -84,5 +117,3 @@ macro_rules! stored_as_text {
         }
     };
 }
-
-pub(crate) use stored_as_text;
