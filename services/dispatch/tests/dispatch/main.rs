@@ -13,4 +13,5 @@ mod outbox;
 mod relay;
 mod relay_backlog;
 mod relay_backoff;
+mod rows;
 mod watch;

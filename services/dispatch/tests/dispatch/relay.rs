@@ -20,7 +20,8 @@ use director_store::tenant;
 use director_store::testing::{fresh_database, spawn_service_on};
 use sqlx::PgPool;
 use tonic::{Request, Response, Status};
-use uuid::Uuid;
+
+use crate::rows::driver_and_task;
 
 /// A stand-in Integrations that records what it is sent, refusing the first `refuse` calls.
 #[derive(Clone, Default)]
@@ -78,22 +79,7 @@ async fn write_events(pool: &PgPool, url: &str, tenant: &str) {
     .unwrap();
     let caller = Caller::new("user", tenant, Role::Admin);
     let mut tx = tenant::begin(pool, &caller, &config).await.unwrap();
-    let driver: Uuid = sqlx::query_scalar(
-        "INSERT INTO drivers (tenant_id, name, phone) VALUES ($1, 'Ann', '+15550100001')
-         RETURNING id",
-    )
-    .bind(tenant)
-    .fetch_one(&mut *tx)
-    .await
-    .unwrap();
-    let task: Uuid = sqlx::query_scalar(
-        "INSERT INTO tasks (tenant_id, company_id, title, scheduled_for)
-         VALUES ($1, gen_random_uuid(), 'collect', '2026-11-23') RETURNING id",
-    )
-    .bind(tenant)
-    .fetch_one(&mut *tx)
-    .await
-    .unwrap();
+    let (driver, task) = driver_and_task(&mut tx, tenant).await;
     tx.commit().await.unwrap();
     // Three transitions in three transactions: assigned, started (not relayed), cancelled.
     for change in [

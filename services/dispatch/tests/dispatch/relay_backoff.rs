@@ -28,6 +28,8 @@ use sqlx::PgPool;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
+use crate::rows::driver_and_task;
+
 /// A stand-in Integrations: records when it is called and what it accepts; refuses every
 /// call while `refusing`.
 #[derive(Clone)]
@@ -127,22 +129,7 @@ impl Writer {
     /// A task of `tenant` assigned to a new driver: one event that notifies (`assigned`).
     async fn assign(&self, tenant: &str) -> Uuid {
         let mut tx = self.begin(tenant).await;
-        let driver: Uuid = sqlx::query_scalar(
-            "INSERT INTO drivers (tenant_id, name, phone) VALUES ($1, 'Ann', '+15550100001')
-             RETURNING id",
-        )
-        .bind(tenant)
-        .fetch_one(&mut *tx)
-        .await
-        .unwrap();
-        let task: Uuid = sqlx::query_scalar(
-            "INSERT INTO tasks (tenant_id, company_id, title, scheduled_for)
-             VALUES ($1, gen_random_uuid(), 'collect', '2026-11-23') RETURNING id",
-        )
-        .bind(tenant)
-        .fetch_one(&mut *tx)
-        .await
-        .unwrap();
+        let (driver, task) = driver_and_task(&mut tx, tenant).await;
         tx.commit().await.unwrap();
         let mut tx = self.begin(tenant).await;
         sqlx::query("UPDATE tasks SET status = 'assigned', driver_id = $2 WHERE id = $1")
