@@ -19,18 +19,24 @@ and one reading of the HTTP body:
   which .ci/run sets for the stack it starts, checked with libphonenumber's data): a positive
   case's number gets an allowed calling code, and a national number that is not all zeros
   (no country numbers a phone 0…0).
+- Where a tenant's Vessey and Slack URLs may point is deployment policy too (the egress
+  guard: `EGRESS_ALLOW_PRIVATE_NETWORKS`, `SLACK_WEBHOOK_HOSTS`), and the host must resolve
+  in DNS when the settings are saved, which this machine has none of: a positive case's URL
+  keeps its scheme, port, path, query and fragment, and gets the host the CI stack allows
+  (127.0.0.1, with private networks allowed, as .ci/run sets them).
 
 - A body of only whitespace is read as no body (the gateway's rule on every route), which a
   route with an optional body accepts: such a "random bytes" negative case is not one, and is
   dropped.
 
 Otherwise negative cases are left alone: what they break is the schema, and the checks expect
-a refusal whatever the window or the calling code.
+a refusal whatever the window, the calling code or the host.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from datetime import datetime, timedelta
 
 import schemathesis
@@ -107,6 +113,11 @@ def map_case(context, case):
         to = body.get("to")
         if isinstance(to, str):
             body["to"] = _with_allowed_calling_code(to)
+    elif operation == ("PUT", "/api/integrations/settings"):
+        for section, key in (("vessey", "api_url"), ("slack", "webhook_url")):
+            settings = body.get(section)
+            if isinstance(settings, dict) and isinstance(settings.get(key), str):
+                settings[key] = _on_allowed_host(settings[key])
     if operation[0] == "PATCH":
         _mask_within_body(case, body)
     return case
@@ -154,3 +165,24 @@ def _with_allowed_calling_code(number: str) -> str:
     if national and all(out[i] == "0" for i in national):
         out[national[-1]] = "1"
     return "".join(out)
+
+
+# `scheme://authority` and the rest; the schema's pattern keeps user names and passwords out
+# of the authority, so it is `host[:port]`.
+_URL = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<authority>[^/?#]*)(?P<rest>.*)$", re.S)
+_PORT = re.compile(r":[0-9]*$")
+
+
+def _on_allowed_host(url: str) -> str:
+    """`url` with its host replaced by one the CI stack's egress policy allows."""
+    if os.environ.get("EGRESS_ALLOW_PRIVATE_NETWORKS", "").lower() != "true":
+        raise RuntimeError(
+            "EGRESS_ALLOW_PRIVATE_NETWORKS is not true: the hook needs a stack whose tenants "
+            "may point at loopback"
+        )
+    parts = _URL.match(url)
+    if parts is None:
+        return url
+    port = _PORT.search(parts["authority"])
+    host = "127.0.0.1" + (port[0] if port else "")
+    return parts["scheme"] + host + parts["rest"]

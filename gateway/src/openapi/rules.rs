@@ -1,6 +1,6 @@
 //! The contracts' `buf.validate` rules as JSON Schema keywords, so the OpenAPI document tells
 //! clients (and schemathesis) what the services accept: `minLength`, `maxLength`, `pattern`,
-//! `format` (`email`, `uuid`, and `date` for the house date pattern), `minimum` / `maximum`
+//! `format` (`email`, `uuid`, `uri`, and `date` for the house date pattern), `minimum` / `maximum`
 //! (exclusive for `gt` / `lt`), `minItems` / `maxItems`; `required` is read by the caller.
 //!
 //! An update's body is read differently from other input ([`Keys::Update`]): its present keys
@@ -14,7 +14,7 @@
 use director_platform::contract_rules::{
     FieldRules, RuleBook, TextFormat, ValueRules, pattern_format, rules::NumberRules,
 };
-use prost_reflect::{FieldDescriptor, Kind};
+use prost_reflect::{FieldDescriptor, Kind, MessageDescriptor};
 use serde_json::{Map, Value, json};
 
 /// The rules of `field` in Director's contracts, if it declares any.
@@ -56,6 +56,15 @@ pub fn zero_is_accepted(field: &FieldDescriptor, keys: Keys) -> bool {
         None => true,
         Some(rules) => rules.ignore_if_zero && keys == Keys::Plain,
     }
+}
+
+/// The message an object in the `google.protobuf.Value` `field` must be
+/// (`director.contract.v1.object_of`), from `field`'s own pool.
+pub fn object_of(field: &FieldDescriptor) -> Option<MessageDescriptor> {
+    let declared = RuleBook::director().object_of(field)?;
+    field
+        .parent_pool()
+        .get_message_by_name(declared.full_name())
 }
 
 /// Whether a request must carry `field` (its rules say `required`).
@@ -148,6 +157,9 @@ fn keywords(rules: &ValueRules) -> Map<String, Value> {
                 }
                 Some(TextFormat::Uuid) => {
                     out.insert("format".into(), json!("uuid"));
+                }
+                Some(TextFormat::Uri) => {
+                    out.insert("format".into(), json!("uri"));
                 }
                 None => {}
             }

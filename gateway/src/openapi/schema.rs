@@ -12,7 +12,8 @@
 //!   enforce the same rules and answer 400 naming the field), fields with presence accept
 //!   `null` (clears / leaves unset), and so do the others whose zero value is accepted (`null`
 //!   reads as the zero value), and `additionalProperties: false` because unknown keys
-//!   are refused. A message sent as an update's body (PATCH: its present keys are the update
+//!   are refused. A `google.protobuf.Value` field declaring the message an object in it must
+//!   be (`director.contract.v1.object_of`) is that message's input schema or `null`. A message sent as an update's body (PATCH: its present keys are the update
 //!   mask) is read as an update wherever it is input: keys its mask may not name are left out
 //!   and a present key may not clear a field the services keep set (see [`rules::Keys`]).
 //!
@@ -174,7 +175,14 @@ impl<'c> Schemas<'c> {
         {
             set_enumeration(enum_desc)
         } else {
-            let single = self.kind(&kind, direction);
+            // A Value declaring the message an object in it must be: that object (or null).
+            let object = (direction == Direction::Input)
+                .then(|| rules::object_of(field))
+                .flatten();
+            let single = match &object {
+                Some(object) => self.message(object, direction),
+                None => self.kind(&kind, direction),
+            };
             // `null` is the zero value on input: fine where the zero value is.
             let null_is_zero = direction == Direction::Input
                 && !matches!(kind, Kind::Message(_) | Kind::Enum(_))

@@ -3,7 +3,9 @@
 
 use director_gateway::openapi::openapi_document;
 use director_gateway::rest::RestApi;
-use director_platform::contract_rules::{DATE_PATTERN, NOT_BLANK_PATTERN, OPTIONAL_PHONE_PATTERN};
+use director_platform::contract_rules::{
+    DATE_PATTERN, HTTP_URL_PATTERN, NOT_BLANK_PATTERN, OPTIONAL_PHONE_PATTERN,
+};
 use prost_reflect::DescriptorPool;
 use serde_json::{Value, json};
 
@@ -170,4 +172,35 @@ fn outside_update_bodies_an_empty_value_still_means_unset() {
     let output = &document["components"]["schemas"]["director.dispatch.v1.Task"];
     assert!(output["properties"]["title"].get("minLength").is_none());
     assert!(output["properties"].get("status").is_some());
+}
+
+#[test]
+fn a_value_declaring_its_object_is_that_object_or_null() {
+    let document = document();
+    let settings = body(&document, "/api/integrations/settings", "put");
+    let vessey = &settings["properties"]["vessey"];
+    assert_eq!(
+        vessey["anyOf"],
+        json!([
+            { "$ref": "#/components/schemas/director.integrations.v1.VesseySettings.Input" },
+            { "type": "null" },
+        ]),
+        "{vessey}"
+    );
+    // The section's input schema carries its rules; every field is required (a section is
+    // replaced whole) and no other key is accepted.
+    let section =
+        &document["components"]["schemas"]["director.integrations.v1.VesseySettings.Input"];
+    assert_eq!(section["required"], json!(["api_url", "api_key"]));
+    assert_eq!(section["additionalProperties"], json!(false));
+    let url = &section["properties"]["api_url"];
+    assert_eq!(url["format"], "uri");
+    assert_eq!(url["pattern"], HTTP_URL_PATTERN);
+    assert_eq!(url["maxLength"], 2048);
+    // Answers are the output form, without input rules (secrets there are masked).
+    let output = &document["components"]["schemas"]["director.integrations.v1.VesseySettings"];
+    assert!(
+        output["properties"]["api_key"].get("pattern").is_none(),
+        "{output}"
+    );
 }

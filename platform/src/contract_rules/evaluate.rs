@@ -6,7 +6,9 @@
 //! path its mask's rules refuse by that path: over REST the body's keys are the mask, so the
 //! client reads the keys it sent.
 
-use prost_reflect::{DynamicMessage, FieldDescriptor, Kind, ReflectMessage, Value};
+use prost_reflect::{
+    DynamicMessage, FieldDescriptor, Kind, MessageDescriptor, ReflectMessage, Value,
+};
 
 use super::RuleBook;
 use super::rules::{
@@ -33,6 +35,9 @@ pub fn violations(
                 check_field(message, &field, rules, &path, found);
             }
         }
+        if let Some(object) = book.object_of(&field) {
+            held_object(book, message, &field, object, &path, found);
+        }
         // The resource of an update: its fields are named as the mask names them.
         let inner_prefix = if update && !field.is_list() {
             prefix.to_owned()
@@ -41,6 +46,37 @@ pub fn violations(
         };
         nested(book, message, &field, &path, &inner_prefix, found);
     }
+}
+
+/// The rules of the message an object held in the `google.protobuf.Value` `field` must be
+/// (`director.contract.v1.object_of`), its fields named under the field's path.
+fn held_object(
+    book: &RuleBook,
+    message: &DynamicMessage,
+    field: &FieldDescriptor,
+    object: &MessageDescriptor,
+    path: &str,
+    found: &mut Vec<FieldViolation>,
+) {
+    if !message.has_field(field) {
+        return;
+    }
+    let Value::Message(held) = &*message.get_field(field) else {
+        return;
+    };
+    // A Value's serde form is the JSON it holds.
+    let json = serde_json::to_value(held).unwrap_or(serde_json::Value::Null);
+    let mut unreadable = Vec::new();
+    let Some(read) = super::object::read(&json, object, path, &mut unreadable) else {
+        found.extend(unreadable);
+        return;
+    };
+    let mut broken = Vec::new();
+    violations(book, &read, &format!("{path}."), &mut broken);
+    // A value of the wrong type is left unset in `read`: named once, for its type.
+    broken.retain(|violation| !unreadable.iter().any(|v| v.field == violation.field));
+    found.extend(unreadable);
+    found.extend(broken);
 }
 
 fn is_field_mask(field: &FieldDescriptor) -> bool {
@@ -240,6 +276,9 @@ fn text_rule(rules: &TextRules, text: &str) -> Option<String> {
             Some("must be a valid e-mail address".to_owned())
         }
         Some(TextFormat::Uuid) if !is_hyphenated_uuid(text) => Some("must be a UUID".to_owned()),
+        Some(TextFormat::Uri) if fluent_uri::Uri::parse(text).is_err() => {
+            Some("must be an absolute URI (RFC 3986)".to_owned())
+        }
         _ => None,
     }
 }

@@ -5,25 +5,33 @@
 //! **Why our own evaluator.** The maintained protovalidate crate for prost
 //! (`prost-protovalidate`) builds `validate.proto` with a system `protoc` in its build
 //! script, and Director builds without `protoc` (contracts compile with `protox`). The rules
-//! the contracts use are a small subset (string `min_len`/`max_len`/`pattern`/`email`/`uuid`,
-//! integer and double bounds and `finite`, `repeated` item counts, `enum.defined_only`,
+//! the contracts use are a small subset (string `min_len`/`max_len`/`pattern`/`email`/`uuid`/
+//! `uri`, integer and double bounds and `finite`, `repeated` item counts, `enum.defined_only`,
 //! `field_mask` `in`/`not_in`, `required`, `ignore = IGNORE_IF_ZERO_VALUE`), so this module
 //! reads them from the descriptor pool (`buf.validate.field` options survive in the encoded
 //! descriptor set) and evaluates them over `prost_reflect::DynamicMessage`. Any other rule —
 //! CEL included — makes the rule book refuse to load, so nothing declared goes unenforced.
 //!
+//! Director's own option `director.contract.v1.object_of` names the message an object in a
+//! `google.protobuf.Value` field must be (for input that tells `null` from absent); that
+//! message's rules then apply to the object, its fields named under the Value's
+//! ([`object`]; services read the object as their message with [`read_object`]).
+//!
 //! Services call [`check`] first thing in a handler; normalisation that is not validation
 //! (trimming, E.164 phone formatting) stays in their code.
 
 mod evaluate;
+mod object;
 pub mod rules;
 
 use std::collections::HashMap;
 use std::sync::LazyLock;
 
-use prost_reflect::{DescriptorPool, DynamicMessage, FieldDescriptor, Kind};
+use prost_reflect::{DescriptorPool, DynamicMessage, FieldDescriptor, Kind, MessageDescriptor};
 
-pub use rules::{FieldMaskRules, FieldRules, RuleError, RuleProblem, TextFormat, ValueRules};
+pub use rules::{
+    FieldMaskRules, FieldRules, OBJECT_OF_OPTION, RuleError, RuleProblem, TextFormat, ValueRules,
+};
 
 use crate::error::{FieldViolation, invalid_argument};
 
@@ -38,6 +46,13 @@ pub const PHONE_PATTERN: &str = r"^\+([ .()-]*[0-9]){7,15}[ .()-]*$";
 /// A day written `YYYY-MM-DD` (whether it exists is checked when the service parses it;
 /// the OpenAPI document publishes it as `format: date`).
 pub const DATE_PATTERN: &str = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$";
+
+/// A URL Director may call: `http://` or `https://` (which of them the deployment's egress
+/// policy says), and no user name or password in it. With the `uri` rule beside it.
+pub const HTTP_URL_PATTERN: &str = r"^[hH][tT][tT][pP][sS]?://[^@/?#]*([/?#]|$)";
+
+/// A credential (an API key, a token): printable ASCII characters without spaces.
+pub const CREDENTIAL_PATTERN: &str = r"^[!-~]+$";
 
 // Optional fields track presence, and protovalidate applies the rules of a set optional field
 // even to `""` (`IGNORE_IF_ZERO_VALUE` is a no-op there). Services read a blank optional value
@@ -62,6 +77,10 @@ pub fn describe_pattern(pattern: &str) -> String {
         }
         DATE_PATTERN | OPTIONAL_DATE_PATTERN => "must be a date written YYYY-MM-DD".to_owned(),
         OPTIONAL_UUID_PATTERN => "must be a UUID".to_owned(),
+        CREDENTIAL_PATTERN => "must be printable ASCII characters without spaces".to_owned(),
+        HTTP_URL_PATTERN => {
+            "must be an http:// or https:// URL without a user name or password".to_owned()
+        }
         other => format!("must match the pattern `{other}`"),
     }
 }
@@ -82,6 +101,8 @@ pub fn pattern_format(pattern: &str) -> Option<(&'static str, bool)> {
 pub struct RuleBook {
     pool: DescriptorPool,
     fields: HashMap<String, FieldRules>,
+    /// `google.protobuf.Value` fields declaring the message an object in them must be.
+    objects: HashMap<String, MessageDescriptor>,
 }
 
 impl RuleBook {
@@ -99,7 +120,21 @@ impl RuleBook {
                 }
             }
         }
-        Ok(Self { pool, fields })
+        let mut objects = HashMap::new();
+        if let Some(option) = pool.get_extension_by_name(OBJECT_OF_OPTION) {
+            for message in pool.all_messages() {
+                for field in message.fields() {
+                    if let Some(object) = object_of(&pool, &field, &option)? {
+                        objects.insert(field.full_name().to_owned(), object);
+                    }
+                }
+            }
+        }
+        Ok(Self {
+            pool,
+            fields,
+            objects,
+        })
     }
 
     /// The rules of Director's contracts (`director_proto::FILE_DESCRIPTOR_SET`).
@@ -117,6 +152,12 @@ impl RuleBook {
     /// The rules declared on `field`, if any.
     pub fn rules_of(&self, field: &FieldDescriptor) -> Option<&FieldRules> {
         self.fields.get(field.full_name())
+    }
+
+    /// The message an object in the `google.protobuf.Value` `field` must be, if it declares
+    /// one (`director.contract.v1.object_of`).
+    pub fn object_of(&self, field: &FieldDescriptor) -> Option<&MessageDescriptor> {
+        self.objects.get(field.full_name())
     }
 
     /// The violations of `message`, field by field.
@@ -151,6 +192,72 @@ impl RuleBook {
 /// before reading its request.
 pub fn check<M: prost::Message + prost::Name>(message: &M) -> Result<(), tonic::Status> {
     RuleBook::director().check(message)
+}
+
+/// The message `M` an object held in a `director.contract.v1.object_of` Value is, read from
+/// its JSON form: for a handler, after [`check`] has passed its request. A key `M` does not
+/// have or a value of the wrong type is INVALID_ARGUMENT naming it under `path`, as
+/// [`check`] names it.
+pub fn read_object<M>(object: &prost_types::Struct, path: &str) -> Result<M, tonic::Status>
+where
+    M: prost::Message + prost::Name + Default,
+{
+    let book = RuleBook::director();
+    let unreadable = |what: &str, error: &dyn std::fmt::Display| {
+        tonic::Status::internal(format!("reading {what} as JSON: {error}"))
+    };
+    let descriptor = book
+        .pool
+        .get_message_by_name(&M::full_name())
+        .ok_or_else(|| unreadable(&M::full_name(), &"not a message of the contracts"))?;
+    let value = book
+        .pool
+        .get_message_by_name("google.protobuf.Struct")
+        .ok_or_else(|| unreadable(path, &"google.protobuf.Struct is not in the contracts"))?;
+    let held = DynamicMessage::decode(value, prost::Message::encode_to_vec(object).as_slice())
+        .map_err(|error| unreadable(path, &error))?;
+    let json = serde_json::to_value(&held).map_err(|error| unreadable(path, &error))?;
+    let mut found = Vec::new();
+    let read = object::read(&json, &descriptor, path, &mut found);
+    if !found.is_empty() {
+        let fields: Vec<&str> = found.iter().map(|v| v.field.as_str()).collect();
+        return Err(invalid_argument(
+            &format!("Invalid {}", fields.join(", ")),
+            found,
+        ));
+    }
+    read.unwrap_or_else(|| DynamicMessage::new(descriptor))
+        .transcode_to::<M>()
+        .map_err(|error| unreadable(path, &error))
+}
+
+/// The message `field`'s `director.contract.v1.object_of` option names, if it has one;
+/// refused on a field that is not a `google.protobuf.Value` or for an unknown message.
+fn object_of(
+    pool: &DescriptorPool,
+    field: &FieldDescriptor,
+    option: &prost_reflect::ExtensionDescriptor,
+) -> Result<Option<MessageDescriptor>, RuleError> {
+    let options = field.options();
+    if !options.has_extension(option) {
+        return Ok(None);
+    }
+    let fail = |problem: RuleProblem| RuleError {
+        field: field.full_name().to_owned(),
+        problem,
+    };
+    let is_value =
+        matches!(field.kind(), Kind::Message(kind) if kind.full_name() == "google.protobuf.Value");
+    if !is_value || field.is_list() {
+        return Err(fail(RuleProblem::ObjectOfNotAValue));
+    }
+    let name = options.get_extension(option);
+    let name = name.as_str().unwrap_or_default();
+    pool.get_message_by_name(name).map(Some).ok_or_else(|| {
+        fail(RuleProblem::ObjectOfUnknown {
+            message: name.to_owned(),
+        })
+    })
 }
 
 /// Refuses rules declared on a field of another type (`string` rules on an `int32`, ...).

@@ -9,6 +9,9 @@ use regex::Regex;
 
 /// The full name of protovalidate's field option.
 pub const FIELD_OPTION: &str = "buf.validate.field";
+/// The full name of Director's field option naming the message an object in a
+/// `google.protobuf.Value` field must be (`proto/director/contract/v1/contract.proto`).
+pub const OBJECT_OF_OPTION: &str = "director.contract.v1.object_of";
 
 /// The rules of one field.
 #[derive(Debug, Clone, Default)]
@@ -65,6 +68,9 @@ pub enum TextFormat {
     Email,
     /// A hyphenated UUID (`uuid`).
     Uuid,
+    /// An absolute URI as RFC 3986 defines it (`uri`): a scheme, then its characters and
+    /// structure exactly as the RFC allows.
+    Uri,
 }
 
 /// Bounds of a number; each is inclusive unless named `gt`/`lt`.
@@ -145,6 +151,12 @@ pub enum RuleProblem {
     /// Rules of one type declared on a field of another.
     #[error("its rules do not fit the field's type")]
     WrongType,
+    /// `director.contract.v1.object_of` on a field that is not a `google.protobuf.Value`.
+    #[error("`{OBJECT_OF_OPTION}` is declared on a field that is not a google.protobuf.Value")]
+    ObjectOfNotAValue,
+    /// `director.contract.v1.object_of` naming a message the contracts do not define.
+    #[error("`{OBJECT_OF_OPTION}` names `{message}`, which is not a message of the contracts")]
+    ObjectOfUnknown { message: String },
 }
 
 impl FieldRules {
@@ -259,6 +271,7 @@ fn text_rules(declared: &DynamicMessage) -> Result<TextRules, RuleProblem> {
             }
             ("email", Value::Bool(true)) => rules.format = Some(TextFormat::Email),
             ("uuid", Value::Bool(true)) => rules.format = Some(TextFormat::Uuid),
+            ("uri", Value::Bool(true)) => rules.format = Some(TextFormat::Uri),
             (other, _) => return Err(unsupported("string", other)),
         }
     }

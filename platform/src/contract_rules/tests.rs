@@ -192,7 +192,11 @@ fn house_patterns_read_as_sentences_and_dates_have_a_format() {
 
 /// A pool of the contracts' own `buf/validate/validate.proto` plus one test file.
 fn pool_with(test_proto: &str) -> Result<DescriptorPool, Box<dyn std::error::Error>> {
-    let scratch = std::env::temp_dir().join(format!("contract-rules-{}", std::process::id()));
+    // A directory per call: tests run on parallel threads of one process.
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let scratch =
+        std::env::temp_dir().join(format!("contract-rules-{}-{call}", std::process::id()));
     std::fs::create_dir_all(&scratch)?;
     std::fs::write(scratch.join("rules_test.proto"), test_proto)?;
     let contracts = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../proto");
@@ -304,4 +308,173 @@ fn a_field_mask_may_not_name_what_its_rules_exclude() {
     };
     assert!(rules.admits("a") && rules.admits("a.b"));
     assert!(!rules.admits("ab") && !rules.admits("a.secret.c") && !rules.admits("b"));
+}
+
+/// `UpdateIntegrationSettingsRequest` with its sections given as JSON (`None`: absent).
+fn settings_update(
+    vessey: Option<serde_json::Value>,
+    slack: Option<serde_json::Value>,
+    twilio: Option<serde_json::Value>,
+) -> integrations::UpdateIntegrationSettingsRequest {
+    let value = |json: serde_json::Value| -> prost_types::Value {
+        let pool = &RuleBook::director().pool;
+        let descriptor = pool
+            .get_message_by_name("google.protobuf.Value")
+            .expect("Value is in the contracts");
+        DynamicMessage::deserialize(descriptor, json)
+            .expect("any JSON is a Value")
+            .transcode_to()
+            .expect("a Value")
+    };
+    integrations::UpdateIntegrationSettingsRequest {
+        vessey: vessey.map(value),
+        slack: slack.map(value),
+        twilio: twilio.map(value),
+    }
+}
+
+fn description_of(status: &tonic::Status, field: &str) -> String {
+    let details = tonic_types::StatusExt::get_error_details(status);
+    details
+        .bad_request()
+        .and_then(|bad| bad.field_violations.iter().find(|v| v.field == field))
+        .map(|violation| violation.description.clone())
+        .unwrap_or_else(|| panic!("no violation of {field}: {status:?}"))
+}
+
+#[test]
+fn an_object_in_a_value_keeps_the_rules_of_the_message_it_declares() {
+    let vessey = serde_json::json!({"api_url": "https://api.vessey.example/v1", "api_key": "k-1"});
+    let twilio = serde_json::json!({
+        "account_sid": format!("AC{}", "0f".repeat(16)),
+        "auth_token": "token",
+        "from_number": "+1 555 010 0000",
+    });
+    // An object of the message, `null`, or absent.
+    assert!(
+        check(&settings_update(
+            Some(vessey.clone()),
+            Some(serde_json::Value::Null),
+            None
+        ))
+        .is_ok()
+    );
+    assert!(check(&settings_update(None, None, Some(twilio))).is_ok());
+    assert!(check(&settings_update(None, None, None)).is_ok());
+
+    let status = check(&settings_update(
+        Some(serde_json::json!({"api_url": "https://a b.example", "api_key": 7, "extra": 1})),
+        Some(serde_json::json!({"webhook_url": "https://user:pw@hooks.slack.com/services/x"})),
+        Some(serde_json::json!("yes")),
+    ))
+    .expect_err("every section is bad");
+    assert_eq!(
+        fields(&status),
+        [
+            "vessey.api_key",
+            "vessey.extra",
+            "vessey.api_url",
+            "slack.webhook_url",
+            "twilio"
+        ]
+    );
+    assert_eq!(
+        description_of(&status, "vessey.api_key"),
+        "must be a string"
+    );
+    assert_eq!(
+        description_of(&status, "vessey.extra"),
+        "is not a field of this object (api_url, api_key)"
+    );
+    assert_eq!(
+        description_of(&status, "vessey.api_url"),
+        "must be an absolute URI (RFC 3986)"
+    );
+    assert_eq!(
+        description_of(&status, "slack.webhook_url"),
+        "must be an http:// or https:// URL without a user name or password"
+    );
+    assert_eq!(
+        description_of(&status, "twilio"),
+        "must be an object or null"
+    );
+
+    // A section is replaced whole: every field of it is required.
+    let status = check(&settings_update(
+        Some(serde_json::json!({"api_url": "https://api.vessey.example"})),
+        None,
+        Some(serde_json::json!({"account_sid": "AC1", "auth_token": "", "from_number": null})),
+    ))
+    .expect_err("missing fields");
+    assert_eq!(
+        fields(&status),
+        [
+            "vessey.api_key",
+            "twilio.account_sid",
+            "twilio.auth_token",
+            "twilio.from_number"
+        ]
+    );
+}
+
+#[test]
+fn a_checked_object_reads_as_its_message() {
+    let object = |json: serde_json::Value| -> prost_types::Struct {
+        let request = settings_update(Some(json), None, None);
+        match request.vessey.and_then(|value| value.kind) {
+            Some(prost_types::value::Kind::StructValue(object)) => object,
+            other => panic!("an object: {other:?}"),
+        }
+    };
+    let read: integrations::VesseySettings = read_object(
+        &object(serde_json::json!({"api_url": "https://v.example", "api_key": "k-1"})),
+        "vessey",
+    )
+    .expect("a Vessey section");
+    assert_eq!(read.api_url, "https://v.example");
+    assert_eq!(read.api_key, "k-1");
+    let status = read_object::<integrations::VesseySettings>(
+        &object(serde_json::json!({"api_url": 1, "other": "x"})),
+        "vessey",
+    )
+    .expect_err("not a Vessey section");
+    assert_eq!(status.code(), tonic::Code::InvalidArgument);
+    assert_eq!(fields(&status), ["vessey.api_url", "vessey.other"]);
+}
+
+#[test]
+fn object_of_must_sit_on_a_value_and_name_a_message() {
+    let on_a_string = pool_with(
+        r#"syntax = "proto3";
+package rules_test;
+import "director/contract/v1/contract.proto";
+message Order {
+  string code = 1 [(director.contract.v1.object_of) = "rules_test.Order"];
+}
+"#,
+    )
+    .expect("the test contract compiles");
+    let error = RuleBook::new(on_a_string).expect_err("not a Value");
+    assert!(
+        matches!(error.problem, RuleProblem::ObjectOfNotAValue),
+        "{error}"
+    );
+
+    let unknown = pool_with(
+        r#"syntax = "proto3";
+package rules_test;
+import "director/contract/v1/contract.proto";
+import "google/protobuf/struct.proto";
+message Order {
+  google.protobuf.Value code = 1 [(director.contract.v1.object_of) = "rules_test.Nothing"];
+}
+"#,
+    )
+    .expect("the test contract compiles");
+    let error = RuleBook::new(unknown).expect_err("an unknown message");
+    assert_eq!(error.field, "rules_test.Order.code");
+    assert!(
+        matches!(&error.problem, RuleProblem::ObjectOfUnknown { message } if message == "rules_test.Nothing"),
+        "{error}"
+    );
 }

@@ -1187,21 +1187,53 @@ export interface components {
          * @enum {string|null}
          */
         "director.integrations.v1.NotificationStatus": "queued" | "sent" | "failed" | "dead" | "refused" | null;
-        /** @description A tenant's Slack incoming webhook. */
+        /** @description A tenant's Slack incoming webhook. The rules apply to what a PUT sets (answers mask it). */
         "director.integrations.v1.SlackSettings": {
             /**
-             * @description The webhook URL, on a host the deployment allows (`hooks.slack.com`); answers show
-             *     `"…"` and its last 4 characters.
+             * @description The webhook URL, https, on a host the deployment allows (`SLACK_WEBHOOK_HOSTS`, by
+             *     default `hooks.slack.com`), at most 2048 characters; answers show `"…"` and its last 4
+             *     characters.
              */
             webhook_url: string;
         };
-        /** @description A tenant's Twilio account. */
+        /** @description A tenant's Slack incoming webhook. The rules apply to what a PUT sets (answers mask it). */
+        "director.integrations.v1.SlackSettings.Input": {
+            /**
+             * Format: uri
+             * @description The webhook URL, https, on a host the deployment allows (`SLACK_WEBHOOK_HOSTS`, by
+             *     default `hooks.slack.com`), at most 2048 characters; answers show `"…"` and its last 4
+             *     characters.
+             */
+            webhook_url: string;
+        };
+        /** @description A tenant's Twilio account. The rules apply to what a PUT sets (answers mask the token). */
         "director.integrations.v1.TwilioSettings": {
-            /** @description The account SID, `AC…`. */
+            /** @description The account SID, `AC` and 32 hexadecimal digits. */
             account_sid: string;
-            /** @description The auth token; answers show `"…"` and its last 4 characters. */
+            /**
+             * @description The auth token, 1 to 512 printable ASCII characters without spaces; answers show `"…"`
+             *     and its last 4 characters.
+             */
             auth_token: string;
-            /** @description The sender number in E.164 form. */
+            /**
+             * @description The sender number in E.164 form (`+` and 7 to 15 digits; spaces, dots, dashes and
+             *     parentheses between them are dropped).
+             */
+            from_number: string;
+        };
+        /** @description A tenant's Twilio account. The rules apply to what a PUT sets (answers mask the token). */
+        "director.integrations.v1.TwilioSettings.Input": {
+            /** @description The account SID, `AC` and 32 hexadecimal digits. */
+            account_sid: string;
+            /**
+             * @description The auth token, 1 to 512 printable ASCII characters without spaces; answers show `"…"`
+             *     and its last 4 characters.
+             */
+            auth_token: string;
+            /**
+             * @description The sender number in E.164 form (`+` and 7 to 15 digits; spaces, dots, dashes and
+             *     parentheses between them are dropped).
+             */
             from_number: string;
         };
         /** @description A driver as Vessey describes it. */
@@ -1217,11 +1249,33 @@ export interface components {
             /** @description Phone number, as Vessey has it. */
             phone: string | null;
         };
-        /** @description A tenant's Vessey API. */
+        /** @description A tenant's Vessey API. The rules apply to what a PUT sets (answers mask the key). */
         "director.integrations.v1.VesseySettings": {
-            /** @description The API key; answers show `"…"` and its last 4 characters. */
+            /**
+             * @description The API key, 1 to 512 printable ASCII characters without spaces; answers show `"…"` and
+             *     its last 4 characters.
+             */
             api_key: string;
-            /** @description Base URL, https (e.g. `https://api.vessey.example/v1`). */
+            /**
+             * @description Base URL, https (e.g. `https://api.vessey.example/v1`), at most 2048 characters. Where it
+             *     may point is the deployment's egress policy, checked when it is set: a public address
+             *     that resolves then (plain http and private addresses only in development).
+             */
+            api_url: string;
+        };
+        /** @description A tenant's Vessey API. The rules apply to what a PUT sets (answers mask the key). */
+        "director.integrations.v1.VesseySettings.Input": {
+            /**
+             * @description The API key, 1 to 512 printable ASCII characters without spaces; answers show `"…"` and
+             *     its last 4 characters.
+             */
+            api_key: string;
+            /**
+             * Format: uri
+             * @description Base URL, https (e.g. `https://api.vessey.example/v1`), at most 2048 characters. Where it
+             *     may point is the deployment's egress policy, checked when it is set: a public address
+             *     that resolves then (plain http and private addresses only in development).
+             */
             api_url: string;
         };
         /** @description The job's state after a change. */
@@ -2007,11 +2061,11 @@ export interface operations {
             content: {
                 "application/json": {
                     /** @description `{"webhook_url"}`, null, or absent. */
-                    slack?: unknown;
+                    slack?: components["schemas"]["director.integrations.v1.SlackSettings.Input"] | null;
                     /** @description `{"account_sid", "auth_token", "from_number"}`, null, or absent. */
-                    twilio?: unknown;
+                    twilio?: components["schemas"]["director.integrations.v1.TwilioSettings.Input"] | null;
                     /** @description `{"api_url", "api_key"}`, null, or absent. */
-                    vessey?: unknown;
+                    vessey?: components["schemas"]["director.integrations.v1.VesseySettings.Input"] | null;
                 } | null;
             };
         };

@@ -2,6 +2,7 @@
 //! checked by the API that routes here, with `access::admin`): the settings spend money and
 //! reach third parties in the tenant's name.
 
+use director_platform::contract_rules;
 use director_platform::identity::Caller;
 use director_proto::integrations::{
     GetIntegrationSettingsResponse, UpdateIntegrationSettingsRequest,
@@ -32,6 +33,7 @@ pub async fn update(
     caller: &Caller,
     request: UpdateIntegrationSettingsRequest,
 ) -> Result<Response<UpdateIntegrationSettingsResponse>, Status> {
+    contract_rules::check(&request)?;
     let changes = parse_update(request, egress).await?;
     let settings = settings.apply(caller, &changes).await?;
     Ok(Response::new(UpdateIntegrationSettingsResponse {

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use director_platform::contract_rules;
 use director_platform::validate::Violations;
 use director_proto::integrations as pb;
 use director_providers::egress::{EgressPolicy, Purpose};
@@ -11,8 +12,6 @@ use prost_types::value::Kind;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{AccountSid, ApiSecret, PhoneE164};
-/// Longest URL accepted, in characters.
-const URL_MAX: usize = 2048;
 /// Secrets shorter than this are shown as `"…"` alone: their last 4 characters would give
 /// away too much of them.
 const MASK_MIN_LEN: usize = 12;
@@ -184,7 +183,11 @@ pub enum Change {
     Set(Section),
 }
 
-/// A PUT, checked: one change per integration, or every problem found.
+/// A PUT, checked: one change per integration, or every problem found. The request has
+/// passed its contract's rules (`director_platform::contract_rules::check`): each section is
+/// absent, `null` or an object of its settings message with every field set and well formed;
+/// what is left are the checks that need the service (each URL through the egress guard) and
+/// the typed values.
 pub async fn parse_update(
     request: pb::UpdateIntegrationSettingsRequest,
     egress: &EgressPolicy,
@@ -200,17 +203,13 @@ pub async fn parse_update(
             None => Change::Keep,
             Some(Kind::NullValue(_)) => Change::Remove,
             Some(Kind::StructValue(object)) => {
-                let fields = Fields::new(integration, object, &mut violations);
-                match section(integration, fields, egress, &mut violations).await {
+                match section(integration, &object, egress, &mut violations).await? {
                     Some(section) => Change::Set(section),
                     None => continue,
                 }
             }
             Some(_) => {
-                violations.add(
-                    integration.as_str(),
-                    "must be an object with the section's settings, or null to remove it",
-                );
+                violations.add(integration.as_str(), "must be an object or null");
                 continue;
             }
         };
@@ -220,123 +219,82 @@ pub async fn parse_update(
     Ok(changes)
 }
 
-/// The string fields of one section's object, with unknown and non-string ones reported.
-struct Fields {
-    integration: Integration,
-    values: BTreeMap<String, String>,
-}
-
-impl Fields {
-    fn new(
-        integration: Integration,
-        object: prost_types::Struct,
-        violations: &mut Violations,
-    ) -> Self {
-        let known = fields(integration);
-        let mut values = BTreeMap::new();
-        for (key, value) in object.fields {
-            let path = format!("{}.{key}", integration.as_str());
-            if !known.contains(&path.as_str()) {
-                violations.add(&path, "is not a setting of this section");
-                continue;
-            }
-            match value.kind {
-                Some(Kind::StringValue(text)) => {
-                    values.insert(key, text);
-                }
-                _ => violations.add(&path, "must be a string"),
-            }
-        }
-        Self {
-            integration,
-            values,
-        }
-    }
-
-    /// The field's path (`vessey.api_key`) and its value, or a violation when it is missing.
-    fn take(&mut self, key: &str, violations: &mut Violations) -> (String, Option<String>) {
-        let path = format!("{}.{key}", self.integration.as_str());
-        let value = self.values.remove(key);
-        if value.is_none() {
-            violations.add(
-                &path,
-                "is required (a section is replaced whole; send every field)",
-            );
-        }
-        (path, value)
-    }
-}
-
+/// The section `object` sets for `integration`, or `None` with its problems in `violations`.
 async fn section(
     integration: Integration,
-    mut fields: Fields,
+    object: &prost_types::Struct,
     egress: &EgressPolicy,
     violations: &mut Violations,
-) -> Option<Section> {
-    match integration {
+) -> Result<Option<Section>, tonic::Status> {
+    let name = integration.as_str();
+    let path = |key: &str| format!("{name}.{key}");
+    Ok(match integration {
         Integration::Vessey => {
-            let url = tenant_url(&mut fields, "api_url", Purpose::Vessey, egress, violations).await;
-            let (path, key) = fields.take("api_key", violations);
-            let key = key.and_then(|key| violations.check(&path, ApiSecret::parse(&key)));
-            Some(Section::Vessey(VesseySection {
-                api_url: url?,
-                api_key: key?,
-            }))
-        }
-        Integration::Slack => {
+            let read: pb::VesseySettings = contract_rules::read_object(object, name)?;
             let url = tenant_url(
-                &mut fields,
-                "webhook_url",
-                Purpose::Slack,
+                &path("api_url"),
+                &read.api_url,
+                Purpose::Vessey,
                 egress,
                 violations,
             )
             .await;
-            Some(Section::Slack(SlackSection { webhook_url: url? }))
+            let key = violations.check(&path("api_key"), ApiSecret::parse(&read.api_key));
+            url.zip(key)
+                .map(|(api_url, api_key)| Section::Vessey(VesseySection { api_url, api_key }))
+        }
+        Integration::Slack => {
+            let read: pb::SlackSettings = contract_rules::read_object(object, name)?;
+            tenant_url(
+                &path("webhook_url"),
+                &read.webhook_url,
+                Purpose::Slack,
+                egress,
+                violations,
+            )
+            .await
+            .map(|webhook_url| Section::Slack(SlackSection { webhook_url }))
         }
         Integration::Twilio => {
-            let (path, sid) = fields.take("account_sid", violations);
-            let sid = sid.and_then(|sid| violations.check(&path, AccountSid::parse(&sid)));
-            let (path, token) = fields.take("auth_token", violations);
-            let token = token.and_then(|token| violations.check(&path, ApiSecret::parse(&token)));
-            let (path, from) = fields.take("from_number", violations);
-            let from = from.and_then(|from| violations.check(&path, PhoneE164::parse(&from)));
-            Some(Section::Twilio(TwilioSection {
-                account_sid: sid?,
-                auth_token: token?,
-                from_number: from?,
-            }))
+            let read: pb::TwilioSettings = contract_rules::read_object(object, name)?;
+            let sid = violations.check(&path("account_sid"), AccountSid::parse(&read.account_sid));
+            let token = violations.check(&path("auth_token"), ApiSecret::parse(&read.auth_token));
+            let from = violations.check(&path("from_number"), PhoneE164::parse(&read.from_number));
+            match (sid, token, from) {
+                (Some(account_sid), Some(auth_token), Some(from_number)) => {
+                    Some(Section::Twilio(TwilioSection {
+                        account_sid,
+                        auth_token,
+                        from_number,
+                    }))
+                }
+                _ => None,
+            }
         }
-    }
+    })
 }
 
-/// A URL a tenant supplies: through the egress guard, its addresses resolved now too (the
-/// guard checks them again at every connection).
+/// A URL a tenant supplies (`raw`, at `path`): through the egress guard, its addresses
+/// resolved now too (the guard checks them again at every connection).
 async fn tenant_url(
-    fields: &mut Fields,
-    key: &str,
+    path: &str,
+    raw: &str,
     purpose: Purpose,
     egress: &EgressPolicy,
     violations: &mut Violations,
 ) -> Option<String> {
-    let (path, raw) = fields.take(key, violations);
-    let raw = raw?;
-    if raw.chars().count() > URL_MAX {
-        violations.add(&path, format!("must be at most {URL_MAX} characters"));
-        return None;
-    }
     // The guard's refusal names the field; the violation names it already, so only the
     // rule is kept.
     let url = violations.check(
-        &path,
+        path,
         egress
-            .check_url(&path, &raw, purpose)
+            .check_url(path, raw, purpose)
             .map_err(|refused| refused.rule),
     )?;
     violations.check(
-        &path,
+        path,
         egress
-            .check_resolves(&path, &url)
+            .check_resolves(path, &url)
             .await
             .map_err(|refused| refused.rule),
     )?;
