@@ -124,7 +124,7 @@ impl RuleBook {
         if let Some(option) = pool.get_extension_by_name(OBJECT_OF_OPTION) {
             for message in pool.all_messages() {
                 for field in message.fields() {
-                    if let Some(object) = object_of(&pool, &field, &option)? {
+                    if let Some(object) = rules::object_of(&pool, &field, &option)? {
                         objects.insert(field.full_name().to_owned(), object);
                     }
                 }
@@ -182,9 +182,7 @@ impl RuleBook {
         if found.is_empty() {
             return Ok(());
         }
-        let fields: Vec<&str> = found.iter().map(|v| v.field.as_str()).collect();
-        let message = format!("Invalid {}", fields.join(", "));
-        Err(invalid_argument(&message, found))
+        Err(refusal(found))
     }
 }
 
@@ -220,44 +218,19 @@ where
     let mut found = Vec::new();
     let read = object::read(&json, &descriptor, path, &mut found);
     if !found.is_empty() {
-        let fields: Vec<&str> = found.iter().map(|v| v.field.as_str()).collect();
-        return Err(invalid_argument(
-            &format!("Invalid {}", fields.join(", ")),
-            found,
-        ));
+        return Err(refusal(found));
     }
     read.unwrap_or_else(|| DynamicMessage::new(descriptor))
         .transcode_to::<M>()
         .map_err(|error| unreadable(path, &error))
 }
 
-/// The message `field`'s `director.contract.v1.object_of` option names, if it has one;
-/// refused on a field that is not a `google.protobuf.Value` or for an unknown message.
-fn object_of(
-    pool: &DescriptorPool,
-    field: &FieldDescriptor,
-    option: &prost_reflect::ExtensionDescriptor,
-) -> Result<Option<MessageDescriptor>, RuleError> {
-    let options = field.options();
-    if !options.has_extension(option) {
-        return Ok(None);
-    }
-    let fail = |problem: RuleProblem| RuleError {
-        field: field.full_name().to_owned(),
-        problem,
-    };
-    let is_value =
-        matches!(field.kind(), Kind::Message(kind) if kind.full_name() == "google.protobuf.Value");
-    if !is_value || field.is_list() {
-        return Err(fail(RuleProblem::ObjectOfNotAValue));
-    }
-    let name = options.get_extension(option);
-    let name = name.as_str().unwrap_or_default();
-    pool.get_message_by_name(name).map(Some).ok_or_else(|| {
-        fail(RuleProblem::ObjectOfUnknown {
-            message: name.to_owned(),
-        })
-    })
+/// INVALID_ARGUMENT naming each field in `found` (`google.rpc.BadRequest`), as services
+/// answer a request that breaks its contract.
+fn refusal(found: Vec<FieldViolation>) -> tonic::Status {
+    let fields: Vec<&str> = found.iter().map(|v| v.field.as_str()).collect();
+    let message = format!("Invalid {}", fields.join(", "));
+    invalid_argument(&message, found)
 }
 
 /// Refuses rules declared on a field of another type (`string` rules on an `int32`, ...).

@@ -4,7 +4,10 @@
 //! A rule outside that subset is an error, never skipped: a contract must not declare a rule
 //! that nothing enforces (the rule book refuses to load, and its test fails).
 
-use prost_reflect::{DynamicMessage, ExtensionDescriptor, FieldDescriptor, Value};
+use prost_reflect::{
+    DescriptorPool, DynamicMessage, ExtensionDescriptor, FieldDescriptor, Kind, MessageDescriptor,
+    Value,
+};
 use regex::Regex;
 
 /// The full name of protovalidate's field option.
@@ -235,6 +238,35 @@ impl FieldRules {
         }
         Ok(Some(rules))
     }
+}
+
+/// The message `field`'s `director.contract.v1.object_of` option names, if it has one;
+/// refused on a field that is not a `google.protobuf.Value` or for an unknown message.
+pub fn object_of(
+    pool: &DescriptorPool,
+    field: &FieldDescriptor,
+    option: &ExtensionDescriptor,
+) -> Result<Option<MessageDescriptor>, RuleError> {
+    let options = field.options();
+    if !options.has_extension(option) {
+        return Ok(None);
+    }
+    let fail = |problem: RuleProblem| RuleError {
+        field: field.full_name().to_owned(),
+        problem,
+    };
+    let is_value =
+        matches!(field.kind(), Kind::Message(kind) if kind.full_name() == "google.protobuf.Value");
+    if !is_value || field.is_list() {
+        return Err(fail(RuleProblem::ObjectOfNotAValue));
+    }
+    let name = options.get_extension(option);
+    let name = name.as_str().unwrap_or_default();
+    pool.get_message_by_name(name).map(Some).ok_or_else(|| {
+        fail(RuleProblem::ObjectOfUnknown {
+            message: name.to_owned(),
+        })
+    })
 }
 
 fn unsupported(group: &'static str, rule: &str) -> RuleProblem {
