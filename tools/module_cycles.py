@@ -4,7 +4,8 @@
 A module is a top-level module of a crate's `src/` (`src/rest/` and everything below it is
 `rest`; `src/rest.rs` too), or, inside one, its direct children (`rest::sse`). It depends on
 another when its code names it through a `crate::` path (`use crate::state::AppState`,
-`crate::error::Problem::new(..)`). A circle is a strongly connected set of two or more
+`crate::error::Problem::new(..)`) or a relative one that resolves to it (`super::store::Row`
+in `jobs/grpc.rs` names `jobs::store`; `self::` likewise). A circle is a strongly connected set of two or more
 modules of one level: each reaches every other through such paths, so none can be read,
 tested or moved without the others. Code under `#[cfg(test)]` and comments (doc links) are
 ignored.
@@ -17,8 +18,10 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-CRATE_PATH = re.compile(r"\bcrate::((?:[a-z_][a-z0-9_]*::)*[a-z_][a-z0-9_]*)")
-USE_GROUP = re.compile(r"\buse\s+crate::\{([^;]*)\};", re.S)
+NAME = r"[a-z_][a-z0-9_]*"
+# `crate::a::b`, `super::super::a`, `self::a`: the anchor, then the names after it.
+ANCHORED_PATH = re.compile(rf"\b(crate::|(?:super::)+|self::)((?:{NAME}::)*{NAME})")
+USE_GROUP = re.compile(r"\buse\s+(crate::|(?:super::)+|self::)\{([^;]*)\};", re.S)
 
 
 def crates():
@@ -70,15 +73,40 @@ def module_of(src, path):
     return parts
 
 
-def referenced_paths(text):
-    """Every `crate::a::b` path the source names, groups (`use crate::{a, b::c}`) expanded."""
-    for match in CRATE_PATH.finditer(text):
-        yield match.group(1).split("::")
+def resolved(anchor, names, module):
+    """The crate-absolute path `anchor` + `names` stands for in a file of module `module`.
+
+    `super::` is the parent of the module the file is (for `rest/mod.rs`, module `rest`, the
+    crate root; for `rest/sse.rs`, `rest`); `self::` is that module. None when it climbs
+    above the crate root.
+    """
+    if anchor == "crate::":
+        return names
+    here = list(module)
+    if anchor == "self::":
+        return here + names
+    climbs = anchor.count("super::")
+    if climbs > len(here):
+        return None
+    return here[: len(here) - climbs] + names
+
+
+def referenced_paths(text, module):
+    """Every module path the source names (`crate::a::b`, `super::a`, `self::a`), as a
+    crate-absolute list, groups (`use crate::{a, b::c}`) expanded."""
+    found = []
+    for match in ANCHORED_PATH.finditer(text):
+        found.append((match.group(1), match.group(2).split("::")))
     for group in USE_GROUP.finditer(text):
-        for item in re.split(r",(?![^{]*\})", group.group(1)):
+        for item in re.split(r",(?![^{]*\})", group.group(2)):
             head = item.strip().split("::")[0].strip("{} \n")
-            if re.fullmatch(r"[a-z_][a-z0-9_]*", head or ""):
-                yield [head] + [p.strip("{} \n") for p in item.strip().split("::")[1:2] if p]
+            if re.fullmatch(NAME, head or "") and head not in ("self", "super", "crate"):
+                rest = [p.strip("{} \n") for p in item.strip().split("::")[1:2] if p]
+                found.append((group.group(1), [head] + rest))
+    for anchor, names in found:
+        path = resolved(anchor, names, module)
+        if path:
+            yield path
 
 
 def edges_at(src, parent):
@@ -91,7 +119,7 @@ def edges_at(src, parent):
             continue
         here = module[depth]
         text = without_comments(without_tests(path.read_text()))
-        for target in referenced_paths(text):
+        for target in referenced_paths(text, module):
             if len(target) <= depth or target[:depth] != parent:
                 continue
             there = target[depth]
