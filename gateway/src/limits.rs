@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use bytes::Bytes;
+use director_platform::identity::{TenantId, UserId};
 use futures::future::BoxFuture;
 use governor::clock::{Clock, DefaultClock};
 use governor::state::keyed::DefaultKeyedStateStore;
@@ -107,7 +108,7 @@ impl RateLimits {
     }
 
     /// Admits one request from this caller (`tenant:user`).
-    pub fn check_caller(&self, tenant_id: &str, user_id: &str) -> Result<(), RateLimited> {
+    pub fn check_caller(&self, tenant_id: &TenantId, user_id: &UserId) -> Result<(), RateLimited> {
         check(&self.per_caller, &format!("{tenant_id}:{user_id}"))
     }
 
@@ -289,13 +290,17 @@ impl StreamCaps {
     }
 
     /// Admits a stream of the caller `user_id` of `tenant_id`.
-    pub fn admit_caller(self: &Arc<Self>, tenant_id: &str, user_id: &str) -> Option<StreamPermit> {
+    pub fn admit_caller(
+        self: &Arc<Self>,
+        tenant_id: &TenantId,
+        user_id: &UserId,
+    ) -> Option<StreamPermit> {
         self.admit(vec![
             (
                 StreamKey::Caller(format!("{tenant_id}:{user_id}")),
                 self.per_caller,
             ),
-            (StreamKey::Tenant(tenant_id.to_owned()), self.per_tenant),
+            (StreamKey::Tenant(tenant_id.to_string()), self.per_tenant),
         ])
     }
 

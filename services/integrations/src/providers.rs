@@ -14,7 +14,7 @@
 use std::collections::HashSet;
 
 use director_platform::config::{ConfigError, Env, Environment};
-use director_platform::identity::Caller;
+use director_platform::identity::{Caller, TenantId};
 use director_proto::integrations::Integration as IntegrationMessage;
 use director_providers::{EgressPolicy, GuardedHttp};
 use director_providers::{
@@ -87,10 +87,10 @@ impl SharedTenants {
         Ok(Self::Listed(tenants))
     }
 
-    pub fn includes(&self, tenant_id: &str) -> bool {
+    pub fn includes(&self, tenant_id: &TenantId) -> bool {
         match self {
             Self::All => true,
-            Self::Listed(tenants) => tenants.contains(tenant_id),
+            Self::Listed(tenants) => tenants.contains(tenant_id.as_str()),
         }
     }
 }
@@ -243,7 +243,7 @@ impl Providers {
         Ok(self.resolve(&caller.tenant_id, &settings))
     }
 
-    fn resolve(&self, tenant_id: &str, settings: &TenantSettings) -> TenantProviders {
+    fn resolve(&self, tenant_id: &TenantId, settings: &TenantSettings) -> TenantProviders {
         let shared = self.shared_tenants.includes(tenant_id);
         let vessey = match settings.vessey() {
             Some(own) => VesseyConfig::new(&own.api_url, own.api_key.as_str())
@@ -334,7 +334,7 @@ mod tests {
             SharedTenants::All
         );
         let prod = SharedTenants::from_env(&Env::from_pairs([("ENVIRONMENT", "prod")])).unwrap();
-        assert!(!prod.includes("anyone"));
+        assert!(!prod.includes(&TenantId::parse("anyone").unwrap()));
     }
 
     #[test]
@@ -344,14 +344,21 @@ mod tests {
             (SHARED_TENANTS_VARIABLE, "acme, dairy-co"),
         ]))
         .unwrap();
-        assert!(listed.includes("acme") && listed.includes("dairy-co"));
-        assert!(!listed.includes("signup-123"));
+        assert!(
+            listed.includes(&TenantId::parse("acme").unwrap())
+                && listed.includes(&TenantId::parse("dairy-co").unwrap())
+        );
+        assert!(!listed.includes(&TenantId::parse("signup-123").unwrap()));
         let star = Env::from_pairs([("ENVIRONMENT", "staging"), (SHARED_TENANTS_VARIABLE, "*")]);
         assert_eq!(
             SharedTenants::from_env(&star).unwrap_err().variable,
             SHARED_TENANTS_VARIABLE
         );
         let dev = Env::from_pairs([(SHARED_TENANTS_VARIABLE, "acme")]);
-        assert!(!SharedTenants::from_env(&dev).unwrap().includes("other"));
+        assert!(
+            !SharedTenants::from_env(&dev)
+                .unwrap()
+                .includes(&TenantId::parse("other").unwrap())
+        );
     }
 }

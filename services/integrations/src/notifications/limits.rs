@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use director_platform::config::{ConfigError, Env};
+use director_platform::identity::TenantId;
 use sqlx::PgConnection;
 
 use crate::domain::{LimitReached, NotificationChannel, Window};
@@ -82,7 +83,7 @@ impl SpendingLimits {
     pub async fn charge(
         &self,
         connection: &mut PgConnection,
-        tenant_id: &str,
+        tenant_id: &TenantId,
         channel: NotificationChannel,
         persistent: bool,
     ) -> Result<Result<(), LimitReached>, sqlx::Error> {
@@ -113,7 +114,7 @@ impl SpendingLimits {
              WHERE notification_usage.used < $4
              RETURNING used",
         )
-        .bind(tenant_id)
+        .bind(tenant_id.as_str())
         .bind(channel)
         .bind(window_start)
         .bind(i32::try_from(limit.per_window).unwrap_or(i32::MAX))
@@ -128,7 +129,7 @@ impl SpendingLimits {
                     "DELETE FROM notification_usage
                      WHERE tenant_id = $1 AND channel = $2 AND window_start < $3",
                 )
-                .bind(tenant_id)
+                .bind(tenant_id.as_str())
                 .bind(channel)
                 .bind(window_start)
                 .persistent(persistent)

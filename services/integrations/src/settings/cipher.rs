@@ -18,6 +18,7 @@ use aes_gcm::{Aes256Gcm, Nonce};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use director_platform::config::{ConfigError, Env, Environment, Secret};
+use director_platform::identity::TenantId;
 use director_platform::secrets::{DEV_INTEGRATIONS_ENCRYPTION_KEY, PUBLISHED_SECRETS};
 use director_providers::Provider;
 use rand::RngCore as _;
@@ -129,7 +130,7 @@ impl SettingsCipher {
     }
 
     /// Seals `plaintext` for `tenant_id`'s `integration` row with the current key.
-    pub fn seal(&self, tenant_id: &str, integration: Provider, plaintext: &[u8]) -> Sealed {
+    pub fn seal(&self, tenant_id: &TenantId, integration: Provider, plaintext: &[u8]) -> Sealed {
         let mut nonce = [0u8; NONCE_LEN];
         rand::rng().fill_bytes(&mut nonce);
         let aad = associated_data(tenant_id, integration);
@@ -156,7 +157,7 @@ impl SettingsCipher {
     /// Opens what [`Self::seal`] sealed for the same tenant and integration.
     pub fn open(
         &self,
-        tenant_id: &str,
+        tenant_id: &TenantId,
         integration: Provider,
         sealed: &Sealed,
     ) -> Result<Vec<u8>, OpenError> {
@@ -183,7 +184,7 @@ impl SettingsCipher {
 }
 
 /// What binds a sealed value to its row.
-fn associated_data(tenant_id: &str, integration: Provider) -> Vec<u8> {
+fn associated_data(tenant_id: &TenantId, integration: Provider) -> Vec<u8> {
     let integration = integration.as_str();
     format!("director/integration_settings/v1\0{tenant_id}\0{integration}").into_bytes()
 }
@@ -218,6 +219,10 @@ mod tests {
 
     use super::*;
 
+    fn tenant(id: &str) -> TenantId {
+        TenantId::parse(id).unwrap()
+    }
+
     fn cipher() -> SettingsCipher {
         SettingsCipher::new([7; 32], Vec::new())
     }
@@ -225,18 +230,24 @@ mod tests {
     #[test]
     fn a_sealed_value_opens_for_its_own_row_only() {
         let cipher = cipher();
-        let sealed = cipher.seal("tenant-a", Provider::Slack, b"https://hooks.slack.com/x");
+        let sealed = cipher.seal(
+            &tenant("tenant-a"),
+            Provider::Slack,
+            b"https://hooks.slack.com/x",
+        );
         assert!(!sealed.bytes.windows(5).any(|w| w == b"hooks"));
         assert_eq!(
-            cipher.open("tenant-a", Provider::Slack, &sealed).unwrap(),
+            cipher
+                .open(&tenant("tenant-a"), Provider::Slack, &sealed)
+                .unwrap(),
             b"https://hooks.slack.com/x"
         );
         assert!(matches!(
-            cipher.open("tenant-b", Provider::Slack, &sealed),
+            cipher.open(&tenant("tenant-b"), Provider::Slack, &sealed),
             Err(OpenError::Tampered(_))
         ));
         assert!(matches!(
-            cipher.open("tenant-a", Provider::Twilio, &sealed),
+            cipher.open(&tenant("tenant-a"), Provider::Twilio, &sealed),
             Err(OpenError::Tampered(_))
         ));
     }
@@ -244,19 +255,19 @@ mod tests {
     #[test]
     fn each_seal_uses_a_fresh_nonce() {
         let cipher = cipher();
-        let one = cipher.seal("t", Provider::Vessey, b"same");
-        let two = cipher.seal("t", Provider::Vessey, b"same");
+        let one = cipher.seal(&tenant("t"), Provider::Vessey, b"same");
+        let two = cipher.seal(&tenant("t"), Provider::Vessey, b"same");
         assert_ne!(one.bytes, two.bytes);
     }
 
     #[test]
     fn an_altered_byte_is_refused() {
         let cipher = cipher();
-        let mut sealed = cipher.seal("t", Provider::Vessey, b"secret");
+        let mut sealed = cipher.seal(&tenant("t"), Provider::Vessey, b"secret");
         let last = sealed.bytes.len() - 1;
         sealed.bytes[last] ^= 1;
         assert!(matches!(
-            cipher.open("t", Provider::Vessey, &sealed),
+            cipher.open(&tenant("t"), Provider::Vessey, &sealed),
             Err(OpenError::Tampered(_))
         ));
     }
@@ -264,16 +275,18 @@ mod tests {
     #[test]
     fn rows_sealed_with_a_previous_key_still_open_after_rotation() {
         let old = SettingsCipher::new([1; 32], Vec::new());
-        let sealed = old.seal("t", Provider::Twilio, b"token");
+        let sealed = old.seal(&tenant("t"), Provider::Twilio, b"token");
         let rotated = SettingsCipher::new([2; 32], vec![[1; 32]]);
         assert_ne!(rotated.current_key_id(), sealed.key_id);
         assert_eq!(
-            rotated.open("t", Provider::Twilio, &sealed).unwrap(),
+            rotated
+                .open(&tenant("t"), Provider::Twilio, &sealed)
+                .unwrap(),
             b"token"
         );
         let forgotten = SettingsCipher::new([2; 32], Vec::new());
         assert_eq!(
-            forgotten.open("t", Provider::Twilio, &sealed),
+            forgotten.open(&tenant("t"), Provider::Twilio, &sealed),
             Err(OpenError::UnknownKey(sealed.key_id.clone()))
         );
     }
