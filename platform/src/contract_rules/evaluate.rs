@@ -64,8 +64,12 @@ fn held_object(
     let Value::Message(held) = &*message.get_field(field) else {
         return;
     };
-    // A Value's serde form is the JSON it holds.
-    let json = serde_json::to_value(held).unwrap_or(serde_json::Value::Null);
+    // A Value's serde form is the JSON it holds; one JSON cannot hold (a NaN number, sent
+    // over gRPC) is no object.
+    let Ok(json) = serde_json::to_value(held) else {
+        found.push(FieldViolation::new(path, super::object::NOT_AN_OBJECT));
+        return;
+    };
     let mut unreadable = Vec::new();
     let Some(read) = super::object::read(&json, object, path, &mut unreadable) else {
         found.extend(unreadable);

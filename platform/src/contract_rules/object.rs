@@ -12,6 +12,9 @@ use serde_json::Value as Json;
 
 use crate::error::FieldViolation;
 
+/// The sentence for a value that is neither an object nor `null`.
+pub const NOT_AN_OBJECT: &str = "must be an object or null";
+
 /// The message `object` (a `google.protobuf.Value`'s JSON) reads as, `descriptor`, with a
 /// violation in `found` for each key it cannot take. `None` for `null`, and for anything but
 /// an object or `null` (a violation at `path`).
@@ -25,7 +28,7 @@ pub fn read(
         Json::Null => return None,
         Json::Object(entries) => entries,
         _ => {
-            found.push(FieldViolation::new(path, "must be an object or null"));
+            found.push(FieldViolation::new(path, NOT_AN_OBJECT));
             return None;
         }
     };

@@ -399,6 +399,16 @@ fn an_object_in_a_value_keeps_the_rules_of_the_message_it_declares() {
         "must be an object or null"
     );
 
+    // Over gRPC a Value may hold what JSON cannot (NaN): no object either, nor a removal.
+    let nan = integrations::UpdateIntegrationSettingsRequest {
+        slack: Some(prost_types::Value {
+            kind: Some(prost_types::value::Kind::NumberValue(f64::NAN)),
+        }),
+        ..Default::default()
+    };
+    let status = check(&nan).expect_err("NaN is no object");
+    assert_eq!(fields(&status), ["slack"]);
+
     // A section is replaced whole: every field of it is required.
     let status = check(&settings_update(
         Some(serde_json::json!({"api_url": "https://api.vessey.example"})),
