@@ -48,8 +48,8 @@ pub const PHONE_PATTERN: &str = r"^\+([ .()-]*[0-9]){7,15}[ .()-]*$";
 pub const DATE_PATTERN: &str = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$";
 
 /// A URL Director may call: `http://` or `https://` (which of them the deployment's egress
-/// policy says), and no user name or password in it. With the `uri` rule beside it.
-pub const HTTP_URL_PATTERN: &str = r"^[hH][tT][tT][pP][sS]?://[^@/?#]*([/?#]|$)";
+/// policy says), a host, and no user name or password. With the `uri` rule beside it.
+pub const HTTP_URL_PATTERN: &str = r"^[hH][tT][tT][pP][sS]?://[^@/?#:][^@/?#]*([/?#]|$)";
 
 /// A credential (an API key, a token): printable ASCII characters without spaces.
 pub const CREDENTIAL_PATTERN: &str = r"^[!-~]+$";
@@ -79,7 +79,7 @@ pub fn describe_pattern(pattern: &str) -> String {
         OPTIONAL_UUID_PATTERN => "must be a UUID".to_owned(),
         CREDENTIAL_PATTERN => "must be printable ASCII characters without spaces".to_owned(),
         HTTP_URL_PATTERN => {
-            "must be an http:// or https:// URL without a user name or password".to_owned()
+            "must be an http:// or https:// URL with a host and no user name or password".to_owned()
         }
         other => format!("must match the pattern `{other}`"),
     }

@@ -392,7 +392,7 @@ fn an_object_in_a_value_keeps_the_rules_of_the_message_it_declares() {
     );
     assert_eq!(
         description_of(&status, "slack.webhook_url"),
-        "must be an http:// or https:// URL without a user name or password"
+        "must be an http:// or https:// URL with a host and no user name or password"
     );
     assert_eq!(
         description_of(&status, "twilio"),
@@ -408,6 +408,29 @@ fn an_object_in_a_value_keeps_the_rules_of_the_message_it_declares() {
     };
     let status = check(&nan).expect_err("NaN is no object");
     assert_eq!(fields(&status), ["slack"]);
+
+    // A URL is an absolute URI, http(s), with a host.
+    for bad in [
+        "/relative/path",
+        "https://",
+        "https://:443/x",
+        "ftp://files.example",
+    ] {
+        let status = check(&settings_update(
+            None,
+            Some(serde_json::json!({ "webhook_url": bad })),
+            None,
+        ))
+        .expect_err(bad);
+        assert_eq!(fields(&status), ["slack.webhook_url"], "{bad}");
+    }
+    for good in [
+        "https://hooks.slack.com/services/T/B/X",
+        "HTTP://[2001:db8::1]:8080/h?a=b#c",
+    ] {
+        let update = settings_update(None, Some(serde_json::json!({ "webhook_url": good })), None);
+        assert!(check(&update).is_ok(), "{good}");
+    }
 
     // A section is replaced whole: every field of it is required.
     let status = check(&settings_update(
