@@ -5,3 +5,4 @@
 
 mod durability;
 mod task_events;
+mod tenant_integrations;
