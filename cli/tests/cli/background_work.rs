@@ -16,9 +16,10 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::extract::Query;
 use axum::routing::get;
-use common::{TestStack, eventually, spawn_stack_with_fakes, token};
+use common::{TestStack, spawn_stack_with_fakes, token};
 use director_fakes::FakeThirdParties;
 use director_platform::identity::Role;
+use director_store::testing::eventually;
 use serde_json::{Value, json};
 
 /// What the scripted Vessey answers for `(date, page)`: the body, served after `delay`.

@@ -7,6 +7,8 @@ use crate::common;
 
 use std::net::SocketAddr;
 
+use director_store::testing::eventually;
+
 async fn health(process: &str, addr: SocketAddr) -> std::process::Output {
     tokio::process::Command::new(env!("CARGO_BIN_EXE_director"))
         .args([
@@ -27,7 +29,7 @@ async fn health_is_0_for_serving_processes_and_1_once_one_is_gone() {
     let test = common::spawn_stack().await;
     let gateway = test.stack.gateway_addr;
     // The gateway is ready once its upstreams have seen their databases.
-    common::eventually("the gateway to be ready", || async {
+    eventually("the gateway to be ready", || async {
         health("gateway", gateway)
             .await
             .status
@@ -47,7 +49,7 @@ async fn health_is_0_for_serving_processes_and_1_once_one_is_gone() {
 
     let companies = test.stack.service_addr("companies").unwrap();
     test.stack.stop_service("companies").unwrap();
-    let gone = common::eventually("companies to stop answering", || async {
+    let gone = eventually("companies to stop answering", || async {
         let output = health("companies", companies).await;
         (!output.status.success()).then_some(output)
     })
@@ -61,7 +63,7 @@ async fn health_is_0_for_serving_processes_and_1_once_one_is_gone() {
     for service in ["dispatch", "integrations"] {
         test.stack.stop_service(service).unwrap();
     }
-    let not_ready = common::eventually("the gateway to be not ready", || async {
+    let not_ready = eventually("the gateway to be not ready", || async {
         let output = health("gateway", gateway).await;
         (!output.status.success()).then_some(output)
     })

@@ -13,9 +13,10 @@ use crate::common;
 
 use std::time::Duration;
 
-use common::{PATIENCE, TestStack, eventually, spawn_stack_with_fakes, token};
+use common::{TestStack, spawn_stack_with_fakes, token};
 use director_fakes::FakeThirdParties;
 use director_platform::identity::Role;
+use director_store::testing::{PATIENCE, eventually};
 use serde_json::{Value, json};
 
 /// A day the sample data has collections for (it has them for any day).

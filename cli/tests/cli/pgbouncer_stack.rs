@@ -23,8 +23,9 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use common::sse::SseStream;
-use common::{TestStack, eventually, spawn_stack_with_fakes_behind_pgbouncer, token};
+use common::{TestStack, spawn_stack_with_fakes_behind_pgbouncer, token};
 use director_store::roles::{DEV_SERVICE_PASSWORD, SERVICE_ROLE};
+use director_store::testing::eventually;
 use director_store::testing::pgbouncer::{BouncerSettings, PgBouncer};
 use serde_json::{Value, json};
 use sqlx::postgres::PgConnectOptions;

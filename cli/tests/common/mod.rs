@@ -167,29 +167,6 @@ async fn start_stack_with_fakes(
     (start_stack(&env, bouncer).await, fakes)
 }
 
-/// How long [`eventually`] waits for background work (a job, a delivery) before failing.
-pub const PATIENCE: Duration = Duration::from_secs(60);
-
-/// Polls `check` every 100 ms until it answers `Some`, or fails the test after [`PATIENCE`]
-/// naming `what` it was waiting for.
-pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 /// A gateway token for a user of `tenant` (admin unless `role` says otherwise).
 pub fn token(tenant: &str, role: Option<Role>) -> String {
     token_for(&format!("user-of-{tenant}"), tenant, role)

@@ -27,6 +27,29 @@ use director_platform::identity::{Caller, InternalTokens};
 /// The internal token secret test services verify with.
 pub const INTERNAL_SECRET: &str = "test-internal-secret-0123456789abcdef-0123";
 
+/// How long [`eventually`] waits for background work (a job, a delivery) before failing.
+pub const PATIENCE: Duration = Duration::from_secs(60);
+
+/// Polls `check` every 100 ms until it answers `Some`, or fails the test after [`PATIENCE`]
+/// naming `what` it was waiting for.
+pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// The PostgreSQL server tests use: `DATABASE_URL`, default the local one.
 pub fn server_url() -> String {
     std::env::var("DATABASE_URL").unwrap_or_else(|_| crate::db::DEFAULT_DATABASE_URL.into())

@@ -10,7 +10,6 @@
 //! SMS calling codes).
 
 use std::fmt::Debug;
-use std::future::Future;
 use std::time::Duration;
 
 use director_fakes::{FakeAddrs, FakeThirdParties};
@@ -24,7 +23,7 @@ use director_proto::integrations::{
     Notification, NotificationStatus, SendSlackMessageRequest, SendSmsRequest,
     SyncVesseyDriversRequest, UpdateIntegrationSettingsRequest, VesseyDriver,
 };
-use director_store::testing::{TestService, spawn_service};
+use director_store::testing::{TestService, eventually, spawn_service};
 use prost_types::value::Kind;
 use tonic::transport::Channel;
 use tonic::{Code, Status};
@@ -36,9 +35,6 @@ mod refused_settings;
 
 /// The one tenant the deployment's credentials serve in these tests.
 const SHARED_TENANT: &str = "operator-co";
-
-/// How long [`eventually`] waits for background work (a job, a delivery) before failing.
-const PATIENCE: Duration = Duration::from_secs(60);
 
 /// The Integrations service of one test, and a channel to it.
 struct Integrations {
@@ -341,24 +337,4 @@ fn refusal_text(refusal: &Status) -> String {
         refusal.message(),
         refusal.get_error_details()
     )
-}
-
-/// Polls `check` every 100 ms until it answers `Some`, or fails the test after [`PATIENCE`]
-/// naming `what` it was waiting for.
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
