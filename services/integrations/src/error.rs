@@ -127,7 +127,7 @@ impl From<IntegrationsError> for Status {
             IntegrationsError::SettingsUnreadable { integration, .. } => {
                 Status::failed_precondition(format!(
                     "The tenant's {} settings cannot be read; an admin must set them again \
-                     (PUT /api/integrations/settings)",
+                     (UpdateIntegrationSettings, or PUT /api/integrations/settings)",
                     integration.as_str()
                 ))
             }

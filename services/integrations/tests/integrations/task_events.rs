@@ -12,7 +12,7 @@ use director_proto::integrations::ListNotificationsRequest;
 use director_proto::integrations::notifications_service_client::NotificationsServiceClient;
 use director_proto::internal::integrations::task_event_sink_service_client::TaskEventSinkServiceClient;
 use director_proto::internal::integrations::{DeliverTaskEventsRequest, TaskEventDelivery};
-use director_store::testing::{TestService, spawn_service};
+use director_store::testing::{TestService, eventually, spawn_service};
 
 fn assigned(event_id: &str, phone: Option<&str>) -> TaskEventDelivery {
     TaskEventDelivery {
@@ -85,12 +85,11 @@ async fn a_redelivered_event_is_acknowledged_and_sends_nothing_twice() {
     );
     assert_eq!(notifications(&service, &caller).await, 1);
 
-    for _ in 0..100 {
-        if !fakes.twilio.received().is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually("the SMS of event 7", || async {
+        (!fakes.twilio.received().is_empty()).then_some(())
+    })
+    .await;
+    // Time for a wrong second SMS to arrive too.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let texts = fakes.twilio.received();
     assert_eq!(texts.len(), 1, "one SMS for event 7, none for event 8");
