@@ -585,7 +585,6 @@ pub async fn enqueue_after(
         .get("tenant_id")
         .and_then(serde_json::Value::as_str)
         .unwrap_or_default();
-    let payload = traced_payload(&job.payload);
     // Prepared statements are not kept (`persistent(false)`): safe behind pgbouncer in
     // transaction mode, like the worker's own queries.
     let mut tx = pool.begin().await?;
@@ -594,15 +593,7 @@ pub async fn enqueue_after(
         .persistent(false)
         .execute(&mut *tx)
         .await?;
-    let (id,): (i64,) =
-        sqlx::query_as("SELECT director_enqueue_job($1, $2::json, $3::int, $4::text)")
-            .bind(job.identifier)
-            .bind(payload.as_ref())
-            .bind(job.max_attempts.map(i32::from))
-            .bind(job.job_key.as_deref())
-            .persistent(false)
-            .fetch_one(&mut *tx)
-            .await?;
+    let id = enqueue(&mut tx, job).await?;
     sqlx::query(
         "UPDATE graphile_worker._private_jobs
          SET run_at = now() + $2::bigint * interval '1 millisecond'
